@@ -1,0 +1,23 @@
+"""logdiag: tells an on-call engineer which statement broke a PostgreSQL transaction."""
+
+from __future__ import annotations
+
+from logdiag.errors import ConfigError, InputError, LogdiagError
+from logdiag.readers import LogFormat, LogReader, OnBadLine, open_log
+from logdiag.records import LogRecord, Severity, Source
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "LogFormat",
+    "LogReader",
+    "LogRecord",
+    "LogdiagError",
+    "OnBadLine",
+    "Severity",
+    "Source",
+    "__version__",
+    "open_log",
+]

@@ -1,0 +1,164 @@
+"""The ``logdiag`` command: options in, a library call, a renderer out. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from logdiag import __version__
+from logdiag.errors import LogdiagError
+from logdiag.exitcodes import ExitStatus
+from logdiag.readers import LogFormat, LogReader, OnBadLine
+from logdiag.readers.stats import InputStats
+from logdiag.report.records import write_jsonl, write_table
+from logdiag.report.safe import printable
+
+app = typer.Typer(
+    name="logdiag",
+    help="Find which statement broke a PostgreSQL transaction, from the server's log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class RecordsFormat(str, Enum):
+    """Output formats of ``logdiag records``."""
+
+    JSONL = "jsonl"
+    TABLE = "table"
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"logdiag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """logdiag reads PostgreSQL server logs (csvlog, jsonlog, stderr, syslog...)."""
+
+
+PathsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Log files, globs, log directories, or - for standard input (.gz .bz2 .xz .zst too).",
+        show_default=False,
+    ),
+]
+PrefixOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at runtime on Python 3.10
+    typer.Option(
+        "--log-line-prefix",
+        help="The server's log_line_prefix, for stderr/syslog logs (default: detected).",
+    ),
+]
+InputFormatOpt = Annotated[
+    Optional[LogFormat],  # noqa: UP045
+    typer.Option("--input-format", help="The input's format (default: detected).", case_sensitive=False),
+]
+OnBadLineOpt = Annotated[
+    OnBadLine,
+    typer.Option(
+        "--on-bad-line",
+        help="Lines that belong to no record: skip (count them), warn (show examples), fail.",
+        case_sensitive=False,
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
+
+
+@app.command()
+def records(
+    paths: PathsArg,
+    output_format: Annotated[
+        RecordsFormat,
+        typer.Option("--format", "-f", help="jsonl: one object per record; table: for people.", case_sensitive=False),
+    ] = RecordsFormat.JSONL,
+    log_line_prefix: PrefixOpt = None,
+    input_format: InputFormatOpt = None,
+    on_bad_line: OnBadLineOpt = OnBadLine.SKIP,
+    quiet: QuietOpt = False,
+) -> None:
+    """Print the records logdiag understood in a log: what did it make of my log?
+
+    Example: logdiag records sample_logs/postgresql.csv --format table
+    """
+    with _handled():
+        reader = LogReader(
+            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line
+        )
+        if output_format is RecordsFormat.JSONL:
+            write_jsonl(reader, sys.stdout)
+        else:
+            write_table(reader, Console(highlight=False))
+        sys.stdout.flush()
+        if not quiet:
+            _summarize(reader.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+
+
+def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
+    console = _stderr()
+    for stats in inputs:
+        what = stats.format or "empty"
+        if stats.log_line_prefix is not None:
+            what += f", log_line_prefix {stats.log_line_prefix!r}"
+        line = f"{stats.file}: {what}: {stats.records} records from {stats.lines} lines"
+        if stats.skipped_total:
+            reasons = "; ".join(f"{n} {reason}" for reason, n in stats.skipped.most_common())
+            line += f", {stats.skipped_total} skipped ({reasons})"
+        if stats.blank:
+            line += f", {stats.blank} blank"
+        if stats.recoded:
+            line += f", {stats.recoded} not UTF-8 (read as Latin-1)"
+        console.print(printable(line), markup=False)
+        if stats.error:
+            console.print(printable(f"{stats.file}: warning: {stats.error}"), markup=False)
+        if show_examples:
+            for example in stats.examples:
+                console.print(
+                    printable(f"  line {example.line}: {example.reason}: {example.text[:100]!r}"), markup=False
+                )
+            hidden = stats.skipped_total - len(stats.examples)
+            if hidden > 0:
+                console.print(f"  ... and {hidden} more", markup=False)
+
+
+@contextmanager
+def _handled() -> Iterator[None]:
+    """Map every way a run can end to an exit code and at most one line on stderr."""
+    try:
+        yield
+    except LogdiagError as exc:
+        _stderr().print(printable(f"logdiag: error: {exc}"), markup=False)
+        raise typer.Exit(ExitStatus.ERROR) from None
+    except KeyboardInterrupt:
+        _stderr().print("logdiag: interrupted", markup=False)
+        raise typer.Exit(ExitStatus.INTERRUPTED) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly; keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(ExitStatus.PIPE_CLOSED) from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

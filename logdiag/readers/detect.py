@@ -1,0 +1,162 @@
+"""Tell an input's format, and for stderr-style logs its ``log_line_prefix``, from its first lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from enum import Enum
+
+from logdiag.errors import InputError
+from logdiag.readers.prefix import KNOWN_PREFIXES, LinePrefix
+from logdiag.readers.stderr import LOGPLEX_HEADER, SYSLOG_HEADER
+
+SAMPLE_LINES = 200
+_CSV_START = re.compile(
+    r'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [^,"]{1,32}"?,(?:"(?:[^"]|"")*"|[^,]*),'
+    r'(?:"(?:[^"]|"")*"|[^,]*),\d*,'
+)
+
+
+class LogFormat(str, Enum):
+    """The inputs logdiag reads."""
+
+    CSVLOG = "csvlog"
+    JSONLOG = "jsonlog"
+    STDERR = "stderr"
+    SYSLOG = "syslog"
+    LOGPLEX = "logplex"
+    CLOUDSQL = "cloudsql"
+    CNPG = "cnpg"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def has_prefix(self) -> bool:
+        """Whether lines of this format carry a ``log_line_prefix``."""
+        return self in (LogFormat.STDERR, LogFormat.SYSLOG, LogFormat.LOGPLEX, LogFormat.CLOUDSQL)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What :func:`detect` found: the format and, for stderr-style logs, the prefix."""
+
+    format: LogFormat
+    prefix: LinePrefix | None = None
+
+
+def detect(
+    sample: Sequence[str], name: str, log_line_prefix: str | None = None, format: LogFormat | None = None
+) -> Detection | None:
+    """Detect the format of an input from its first lines.
+
+    Args:
+        sample: the first lines of the input, decoded.
+        name: the input's name, for error messages.
+        log_line_prefix: the user's prefix; used as is for stderr-style formats.
+        format: the user's format; skips format detection.
+
+    Returns:
+        The detection, or None for an input without a single non-empty line.
+
+    Raises:
+        InputError: the format or the prefix cannot be told, with what to pass instead.
+    """
+    lines = [line for line in sample if line.strip()]
+    if not lines:
+        return None
+    fmt = format or _detect_format(lines)
+    if fmt is None:
+        raise InputError(
+            f"{name}: cannot tell the log format from its first lines; pass --format "
+            "(csvlog, jsonlog, stderr, syslog, logplex, cloudsql, cnpg)"
+        )
+    if not fmt.has_prefix:
+        return Detection(fmt)
+    bodies = _bodies(fmt, lines)
+    if log_line_prefix is not None:
+        return Detection(fmt, LinePrefix(log_line_prefix))
+    prefix = detect_prefix(bodies)
+    if prefix is None:
+        raise InputError(
+            f"{name}: {fmt} log whose log_line_prefix logdiag does not recognise; pass "
+            "--log-line-prefix with the server's setting (psql: SHOW log_line_prefix;)"
+        )
+    return Detection(fmt, prefix)
+
+
+def _detect_format(lines: Sequence[str]) -> LogFormat | None:
+    first = lines[0].lstrip("\ufeff")
+    if first.startswith("{"):
+        return _detect_json(lines)
+    if _CSV_START.match(first):
+        return LogFormat.CSVLOG
+    if sum(1 for line in lines if LOGPLEX_HEADER.match(line)) * 2 >= len(lines):
+        return LogFormat.LOGPLEX
+    if sum(1 for line in lines if SYSLOG_HEADER.match(line)) * 2 >= len(lines):
+        return LogFormat.SYSLOG
+    return LogFormat.STDERR
+
+
+def _detect_json(lines: Sequence[str]) -> LogFormat | None:
+    for line in lines[:20]:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        if "textPayload" in obj:
+            return LogFormat.CLOUDSQL
+        if "logger" in obj and "msg" in obj:
+            return LogFormat.CNPG
+        if "error_severity" in obj:
+            return LogFormat.JSONLOG
+    return None
+
+
+def _bodies(fmt: LogFormat, lines: Sequence[str]) -> list[str]:
+    if fmt is LogFormat.STDERR:
+        return list(lines)
+    if fmt is LogFormat.CLOUDSQL:
+        bodies = []
+        for line in lines:
+            try:
+                payload = json.loads(line).get("textPayload")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(payload, str):
+                bodies.append(payload)
+        return bodies
+    header = SYSLOG_HEADER if fmt is LogFormat.SYSLOG else LOGPLEX_HEADER
+    return [line[m.end() :] for line in lines if (m := header.match(line))]
+
+
+def detect_prefix(lines: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> LinePrefix | None:
+    """The candidate prefix that fits most of ``lines`` (TAB continuations aside), or None.
+
+    Among candidates that fit equally many lines, the one that captures the most non-empty
+    values wins, then the earlier one: ``%m [%p] `` beats ``%m [%p] %q%u@%d `` on a log whose
+    lines have no user and database.
+    """
+    heads = [line for line in lines if not line.startswith("\t")][:SAMPLE_LINES]
+    if not heads:
+        return None
+    best: tuple[int, int, int] | None = None
+    best_prefix: LinePrefix | None = None
+    for position, candidate in enumerate(candidates):
+        prefix = LinePrefix(candidate, strict=True)
+        matched = values = 0
+        for line in heads:
+            found = prefix.match(line)
+            if found is not None:
+                matched += 1
+                values += sum(1 for v in astuple(found.fields) if v is not None)
+        score = (matched, values, -position)
+        if matched and (best is None or score > best):
+            best, best_prefix = score, prefix
+    if best is None or best_prefix is None or best[0] * 2 < len(heads):
+        return None
+    return LinePrefix(best_prefix.format)

@@ -1,0 +1,120 @@
+"""JSON inputs: PostgreSQL's jsonlog, and the wrappers of CloudNativePG and Google Cloud SQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from logdiag.readers.csvlog import record_from_columns
+from logdiag.readers.prefix import LinePrefix
+from logdiag.readers.stats import InputStats
+from logdiag.readers.stderr import RawLine, StderrAssembler
+from logdiag.records import SEVERITIES, LogRecord, Severity, Source
+from logdiag.timestamps import fromisoformat, parse_timestamp
+
+
+def _objects(
+    lines: Iterable[tuple[int, str]], stats: InputStats, what: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, text in lines:
+        if not text.strip():
+            stats.blank += 1
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            stats.skip(number, f"not a {what} object", text)
+            continue
+        if not isinstance(value, dict):
+            stats.skip(number, f"not a {what} object", text)
+            continue
+        yield number, value
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _client(obj: dict[str, Any]) -> str | None:
+    host = _text(obj.get("remote_host"))
+    port = obj.get("remote_port")
+    return f"{host}:{port}" if host and port is not None else host
+
+
+def read_jsonlog(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) -> Iterator[LogRecord]:
+    """PostgreSQL 15+ jsonlog: one object per line; keys whose value is NULL are absent."""
+    for number, obj in _objects(lines, stats, "jsonlog"):
+        severity = obj.get("error_severity")
+        if severity not in SEVERITIES:
+            stats.skip(number, "jsonlog object without error_severity", json.dumps(obj)[:200])
+            continue
+        stats.records += 1
+        yield LogRecord(
+            timestamp=parse_timestamp(_text(obj.get("timestamp"))),
+            pid=_int(obj.get("pid")),
+            session_id=_text(obj.get("session_id")),
+            session_line=_int(obj.get("line_num")),
+            vxid=_text(obj.get("vxid")),
+            xid=_int(obj.get("txid")),
+            user=_text(obj.get("user")),
+            database=_text(obj.get("dbname")),
+            application=_text(obj.get("application_name")),
+            client=_client(obj),
+            backend_type=_text(obj.get("backend_type")),
+            severity=Severity(severity),
+            sqlstate=_text(obj.get("state_code")),
+            message=_text(obj.get("message")),
+            detail=_text(obj.get("detail")),
+            hint=_text(obj.get("hint")),
+            context=_text(obj.get("context")),
+            statement=_text(obj.get("statement")),
+            query=_text(obj.get("internal_query")),
+            command_tag=_text(obj.get("ps")),
+            query_id=_int(obj.get("query_id")),
+            source=Source(file, number),
+        )
+
+
+#: What CloudNativePG's instance manager writes for lines the server printed before its logging
+#: collector took over (PostgreSQL's default prefix).
+CNPG_RAW_PREFIX = "%m [%p] "
+
+
+def read_cnpg(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) -> Iterator[LogRecord]:
+    """CloudNativePG: ``{"logger": "postgres", "msg": "record", "record": {csvlog columns}}``.
+
+    The operator's own messages in the same stream are counted as skipped, by reason.
+    """
+    raw = StderrAssembler(LinePrefix(CNPG_RAW_PREFIX), stats, file)
+    for number, obj in _objects(lines, stats, "CloudNativePG"):
+        record = obj.get("record")
+        if obj.get("logger") == "postgres" and isinstance(record, dict):
+            if record.get("error_severity") not in SEVERITIES:
+                stats.skip(number, "CloudNativePG record without error_severity", str(record)[:200])
+                continue
+            stats.records += 1
+            yield record_from_columns(record, Source(file, number))
+        elif obj.get("logger") == "postgres" and isinstance(obj.get("msg"), str):
+            yield from raw.feed(RawLine(number, obj["msg"].rstrip("\n")))
+        else:
+            stats.skip(number, "CloudNativePG operator message, not a PostgreSQL record")
+    yield from raw.flush()
+
+
+def cloudsql_lines(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterator[RawLine]:
+    """Google Cloud SQL's export: the server's line in ``textPayload``, the time in ``timestamp``."""
+    for number, obj in _objects(lines, stats, "Cloud SQL"):
+        payload = obj.get("textPayload")
+        if not isinstance(payload, str):
+            stats.skip(number, "Cloud SQL entry without textPayload", json.dumps(obj)[:200])
+            continue
+        timestamp = fromisoformat(obj["timestamp"]) if isinstance(obj.get("timestamp"), str) else None
+        yield RawLine(number, payload.rstrip("\n"), timestamp=timestamp)

@@ -1,0 +1,260 @@
+"""Compile a ``log_line_prefix`` format string into a parser for stderr and syslog lines.
+
+Every escape PostgreSQL documents is supported, with padding (``%-10u``) and ``%q``. Values are
+matched with bounded, lazy patterns (user, database and application names are at most 63 bytes in
+PostgreSQL) and only within the first :data:`PREFIX_WINDOW` characters of a line, so a 10 MB
+statement cannot make the regular expression backtrack through it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from logdiag.errors import ConfigError
+from logdiag.timestamps import parse_epoch, parse_timestamp
+
+PREFIX_WINDOW = 4096
+
+_NAME = r".{0,64}?"
+_ZONE = r"(?: [A-Za-z0-9+\-:/_]{1,32})?"
+_SECONDS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+
+#: The value pattern of each escape, as the server prints it.
+ESCAPE_PATTERNS: dict[str, str] = {
+    "a": _NAME,  # application_name
+    "u": _NAME,  # user name
+    "d": _NAME,  # database name
+    "r": r"(?:\[local\]|[^\s()]{1,255}\(\d{1,5}\)|[^\s()]{0,255}?)",  # host(port)
+    "h": r"[^\s]{0,255}?",  # remote host
+    "L": r"[^\s]{0,64}?",  # local address
+    "b": r".{0,48}?",  # backend type
+    "p": r"\d{1,10}",  # process id
+    "P": r"\d{0,10}",  # parallel group leader's pid
+    "t": _SECONDS + _ZONE,  # timestamp without milliseconds
+    "m": _SECONDS + r"\.\d{3}" + _ZONE,  # timestamp with milliseconds
+    "n": r"\d{1,11}\.\d{3}",  # epoch with milliseconds
+    "i": r".{0,64}?",  # command tag
+    "e": r"[0-9A-Z]{5}",  # SQLSTATE
+    "c": r"[0-9a-f]{1,16}\.[0-9a-f]{1,16}",  # session id
+    "l": r"\d{1,20}",  # session line number
+    "s": _SECONDS + _ZONE,  # session start
+    "v": r"(?:-?\d{1,10}/\d{1,10})?",  # virtual transaction id
+    "x": r"\d{1,10}",  # transaction id
+    "Q": r"-?\d{1,20}",  # query id
+}
+
+#: Keywords that start a new message, and those that add a field to the previous one.
+MESSAGE_SEVERITIES = (
+    "DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "DEBUG", "INFO", "NOTICE", "WARNING",
+    "LOG", "ERROR", "FATAL", "PANIC",
+)
+ATTACHMENTS = ("DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT")
+_KEYWORD = "|".join(MESSAGE_SEVERITIES + ATTACHMENTS)
+_SEVERITY_TAIL = rf"(?P<keyword>{_KEYWORD}):(?: {{1,2}}|$)"
+
+_ESCAPE = re.compile(r"%(-?\d+)?(.)?", re.DOTALL)
+_UNKNOWN_VALUES = frozenset({"", "[unknown]"})
+_REMOTE = re.compile(r"(?P<host>[^\s()]+)\((?P<port>\d+)\)$")
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixFields:
+    """The values a prefix carried on one line (None when absent, empty or ``[unknown]``)."""
+
+    timestamp: datetime | None = None
+    pid: int | None = None
+    session_id: str | None = None
+    session_line: int | None = None
+    vxid: str | None = None
+    xid: int | None = None
+    user: str | None = None
+    database: str | None = None
+    application: str | None = None
+    client: str | None = None
+    backend_type: str | None = None
+    sqlstate: str | None = None
+    command_tag: str | None = None
+    query_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixMatch:
+    """A line split into its prefix fields, its keyword (``LOG``, ``DETAIL``...) and the text after."""
+
+    fields: PrefixFields
+    keyword: str
+    text: str
+
+
+#: While guessing a prefix, names may not contain spaces; otherwise a short candidate such as
+#: ``%m [%p] %q%u@%d `` would swallow the rest of a richer prefix into ``%d``.
+STRICT_PATTERNS: dict[str, str] = {letter: r"\S{0,64}?" for letter in ("u", "d", "i", "b")}
+
+
+class LinePrefix:
+    """A compiled ``log_line_prefix``: ``LinePrefix("%m [%p] ").match(line)``.
+
+    Args:
+        format_string: the server's ``log_line_prefix``.
+        strict: use the narrower patterns of :data:`STRICT_PATTERNS` (for detection).
+
+    >>> m = LinePrefix("%m [%p] %q%u@%d ").match(
+    ...     "2026-11-21 06:52:48.092 UTC [2315] app@shop ERROR:  boom")
+    >>> (m.fields.pid, m.fields.user, m.fields.database, m.keyword, m.text)
+    (2315, 'app', 'shop', 'ERROR', 'boom')
+    """
+
+    def __init__(self, format_string: str, *, strict: bool = False) -> None:
+        self.format = format_string
+        self._patterns = {**ESCAPE_PATTERNS, **STRICT_PATTERNS} if strict else ESCAPE_PATTERNS
+        self._groups: dict[str, str] = {}  # regex group name -> escape letter
+        try:
+            self.regex = re.compile("^" + self._translate(format_string) + _SEVERITY_TAIL)
+        except re.error as exc:  # pragma: no cover - every escape maps to a valid pattern
+            raise ConfigError(f"cannot compile log_line_prefix {format_string!r}: {exc}") from exc
+        self.escapes = frozenset(self._groups.values())
+
+    def __repr__(self) -> str:
+        return f"LinePrefix({self.format!r})"
+
+    def _translate(self, format_string: str) -> str:
+        # %q ends the prefix for processes without a session: everything after it is optional.
+        head, _, tail = _split_q(format_string)
+        pattern = self._translate_part(head)
+        if tail is not None:
+            pattern += "(?:" + self._translate_part(tail) + ")?"
+        return pattern
+
+    def _translate_part(self, part: str) -> str:
+        out: list[str] = []
+        position = 0
+        for escape in _ESCAPE.finditer(part):
+            out.append(re.escape(part[position : escape.start()]))
+            position = escape.end()
+            padding, letter = escape.group(1), escape.group(2)
+            if letter is None:  # a lone % at the end prints nothing
+                continue
+            if letter == "%":
+                out.append("%")
+                continue
+            value = self._patterns.get(letter)
+            if value is None:  # PostgreSQL ignores unknown escapes
+                continue
+            name = f"v{len(self._groups)}"
+            self._groups[name] = letter
+            group = f"(?P<{name}>{value})"
+            if padding and int(padding) > 0:
+                group = " *" + group
+            elif padding and int(padding) < 0:
+                group = group + " *"
+            out.append(group)
+        out.append(re.escape(part[position:]))
+        return "".join(out)
+
+    def match(self, line: str) -> PrefixMatch | None:
+        """Split a line into prefix fields, keyword and text, or None if it does not fit."""
+        found = self.regex.match(line[:PREFIX_WINDOW])
+        if found is None:
+            return None
+        values: dict[str, str] = {}
+        for name, value in found.groupdict().items():
+            letter = self._groups.get(name)
+            if letter is not None and value is not None:
+                values.setdefault(letter, value.strip())
+        return PrefixMatch(_fields(values), found["keyword"], line[found.end() :])
+
+
+def _split_q(format_string: str) -> tuple[str, bool, str | None]:
+    for escape in _ESCAPE.finditer(format_string):
+        if escape.group(2) == "q" and not escape.group(1):
+            return format_string[: escape.start()], True, format_string[escape.end() :]
+    return format_string, False, None
+
+
+def _text(values: dict[str, str], letter: str) -> str | None:
+    value = values.get(letter)
+    return None if value is None or value in _UNKNOWN_VALUES else value
+
+
+def _int(values: dict[str, str], letter: str) -> int | None:
+    value = values.get(letter)
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _client(values: dict[str, str]) -> str | None:
+    remote = _text(values, "r")
+    if remote is not None:
+        port = _REMOTE.match(remote)
+        return f"{port['host']}:{port['port']}" if port else remote
+    return _text(values, "h")
+
+
+def _fields(values: dict[str, str]) -> PrefixFields:
+    timestamp = None
+    if values.get("m"):
+        timestamp = parse_timestamp(values["m"])
+    elif values.get("n"):
+        timestamp = parse_epoch(values["n"])
+    elif values.get("t"):
+        timestamp = parse_timestamp(values["t"])
+    return PrefixFields(
+        timestamp=timestamp,
+        pid=_int(values, "p"),
+        session_id=_text(values, "c"),
+        session_line=_int(values, "l"),
+        vxid=_text(values, "v"),
+        xid=_int(values, "x"),
+        user=_text(values, "u"),
+        database=_text(values, "d"),
+        application=_text(values, "a"),
+        client=_client(values),
+        backend_type=_text(values, "b"),
+        sqlstate=_text(values, "e"),
+        command_tag=_text(values, "i"),
+        query_id=_int(values, "Q"),
+    )
+
+
+#: Prefixes tried, in order, when the user gives none: PostgreSQL's default, Debian's, cloud
+#: providers', and those pgBadger's documentation recommends.
+KNOWN_PREFIXES: tuple[str, ...] = (
+    "%m [%p] ",
+    "%m [%p] %q%u@%d ",
+    "%t [%p] %q%u@%d ",
+    "%t [%p-%l] %q%u@%d ",
+    "%m [%p-%l] %q%u@%d ",
+    "%t:%r:%u@%d:[%p]:",
+    "%m:%r:%u@%d:[%p]:",
+    "%t:%h:%u@%d:[%p]:",
+    "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "%t [%p]: [%l-1] user=%u,db=%d,host=%h,app=%a ",
+    "%t [%p]: [%l-1] user=%u,db=%d ",
+    "%t [%p]: [%l-1] ",
+    "%m [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "%m [%p]: [%l-1] user=%u,db=%d ",
+    "%t [%p]: [%l-1] [%x] usr=%u,db=%d,appli=%a ",
+    "%t [%p]: db=%d,user=%u,app=%a,client=%h ",
+    "%m [%p]: db=%d,user=%u,app=%a,client=%h ",
+    "%m [%p] user=%u,db=%d ",
+    "%m [%p] user=%u,db=%d,app=%a,client=%h ",
+    "%m [%p] [queryid=%Q] %q%u@%d ",
+    "%m [%p] %q[user=%u,db=%d,app=%a] ",
+    "%m [%p] %q%u@%d/%a ",
+    "%m %u@%d[%p] ",
+    "%t [%p] ",
+    "%t [%p]: ",
+    "%m [%p]: ",
+    # Bodies behind a wrapper (syslog, Heroku logplex, Google Cloud SQL):
+    "db=%d,user=%u,app=%a,client=%h ",
+    "user=%u,db=%d,app=%a,client=%h ",
+    "[%l-1] user=%u,db=%d,app=%a,client=%h ",
+    " sql_error_code = %e ",
+    "sql_error_code = %e ",
+    "[%p]: [%l-1] db=%d,user=%u ",
+    "",
+)

@@ -1,0 +1,289 @@
+"""Assemble stderr-style lines (plain stderr, syslog, logplex, Cloud SQL) into log records.
+
+A message's DETAIL, HINT, QUERY, CONTEXT, LOCATION and STATEMENT lines carry the prefix again and
+belong to the preceding message *of the same process*; lines that start with a TAB continue the
+line before them. Other processes' lines may come in between (syslog, stderr without the logging
+collector), so messages are held per process until the next message of that process arrives or
+:attr:`StderrAssembler.window` lines have passed, and are released in the order they started.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from logdiag.readers.prefix import ATTACHMENTS, LinePrefix, PrefixFields
+from logdiag.readers.stats import InputStats
+from logdiag.records import LogRecord, Severity, Source
+from logdiag.timestamps import fromisoformat
+
+# Verbose mode (log_error_verbosity = verbose) puts the SQLSTATE before the message.
+_VERBOSE_CODE = re.compile(r"(?P<code>(?=[0-9A-Z]{0,4}\d)[0-9A-Z]{5}): ")
+_ATTACHMENT_FIELDS = {
+    "DETAIL": "detail",
+    "HINT": "hint",
+    "QUERY": "query",
+    "CONTEXT": "context",
+    "STATEMENT": "statement",
+    "LOCATION": "location",
+}
+assert set(_ATTACHMENT_FIELDS) == set(ATTACHMENTS)
+
+
+@dataclass(slots=True)
+class RawLine:
+    """One line of PostgreSQL output, with what a wrapper around it told us.
+
+    Attributes:
+        line: the physical line number in the input.
+        text: the server's line: prefix, keyword and message, or a TAB continuation.
+        timestamp: the wrapper's timestamp (syslog with RFC 3339 dates, logplex, Cloud SQL).
+        pid: the wrapper's process id (syslog ``postgres[pid]``, logplex ``postgres.pid``).
+        sequence: syslog's ``[N-M]``: N numbers the message, M the piece within it.
+    """
+
+    line: int
+    text: str
+    timestamp: datetime | None = None
+    pid: int | None = None
+    sequence: tuple[int, int] | None = None
+
+
+@dataclass(slots=True)
+class _Message:
+    """A record being assembled."""
+
+    key: object
+    line: int
+    last_line: int
+    fields: PrefixFields
+    severity: Severity
+    sqlstate: str | None
+    parts: dict[str, list[str]] = field(default_factory=dict)
+    current: str = "message"
+    wrapper_timestamp: datetime | None = None
+    wrapper_pid: int | None = None
+    sequence: int | None = None
+    superseded: bool = False
+
+    def add(self, name: str, text: str) -> None:
+        self.parts[name] = [text]
+        self.current = name
+
+    def continue_line(self, text: str, newline: bool) -> None:
+        pieces = self.parts.setdefault(self.current, [])
+        if newline or not pieces:
+            pieces.append(text)
+        else:
+            pieces[-1] += text
+
+    def text(self, name: str) -> str | None:
+        pieces = self.parts.get(name)
+        return None if pieces is None else "\n".join(pieces)
+
+    def build(self, file: str) -> LogRecord:
+        f = self.fields
+        return LogRecord(
+            timestamp=f.timestamp or self.wrapper_timestamp,
+            pid=f.pid if f.pid is not None else self.wrapper_pid,
+            session_id=f.session_id,
+            session_line=f.session_line,
+            vxid=f.vxid,
+            xid=f.xid,
+            user=f.user,
+            database=f.database,
+            application=f.application,
+            client=f.client,
+            backend_type=f.backend_type,
+            severity=self.severity,
+            sqlstate=f.sqlstate or self.sqlstate,
+            message=self.text("message"),
+            detail=self.text("detail"),
+            hint=self.text("hint"),
+            context=self.text("context"),
+            statement=self.text("statement"),
+            query=self.text("query"),
+            command_tag=f.command_tag,
+            query_id=f.query_id,
+            source=Source(file, self.line),
+        )
+
+
+class StderrAssembler:
+    """Feed :class:`RawLine` objects in, get :class:`LogRecord` objects out, in starting order.
+
+    Args:
+        prefix: the compiled ``log_line_prefix``.
+        stats: where skipped lines are counted.
+        file: the input's name, for each record's source.
+        window: how many lines a message waits for its DETAIL/STATEMENT lines before it is
+            released; this bounds memory whatever the input.
+    """
+
+    def __init__(self, prefix: LinePrefix, stats: InputStats, file: str, window: int = 2000) -> None:
+        self.prefix = prefix
+        self.stats = stats
+        self.file = file
+        self.window = window
+        self._pending: dict[object, _Message] = {}
+        self._queue: deque[_Message] = deque()
+        self._last: _Message | None = None
+
+    def feed(self, raw: RawLine) -> Iterator[LogRecord]:
+        """Take one line; yield the records that are now complete."""
+        self._take(raw)
+        yield from self._release(raw.line)
+
+    def feed_all(self, lines: Iterable[RawLine]) -> Iterator[LogRecord]:
+        """Take every line, then yield what is left at the end of the input."""
+        for raw in lines:
+            yield from self.feed(raw)
+        yield from self.flush()
+
+    def flush(self) -> Iterator[LogRecord]:
+        """Release every message still held (end of input, or a quiet period when following)."""
+        while self._queue:
+            yield self._emit(self._queue.popleft())
+        self._last = None
+
+    def _take(self, raw: RawLine) -> None:
+        text = raw.text
+        if text.startswith("\t"):
+            self._continuation(raw, text[1:], newline=True)
+            return
+        if not text.strip():
+            self.stats.blank += 1  # PostgreSQL never writes one; editors and shippers do
+            return
+        found = self.prefix.match(text)
+        if found is None:
+            if text[0] in " \t" and (self._last is not None or raw.sequence is not None):
+                # A continuation whose TAB became spaces (log shippers, hand-edited files).
+                self._continuation(raw, text, newline=True)
+            elif raw.sequence is not None and raw.sequence[1] > 1:
+                self._continuation(raw, text, newline=False)  # a long line split by syslog
+            else:
+                self._skip(raw, "line does not match the log_line_prefix")
+            return
+        pid = found.fields.pid if found.fields.pid is not None else raw.pid
+        key = found.fields.session_id or pid
+        sequence = raw.sequence[0] if raw.sequence else None
+        if found.keyword in _ATTACHMENT_FIELDS:
+            message = self._pending.get(key)
+            name = _ATTACHMENT_FIELDS[found.keyword]
+            if message is None or name in message.parts or message.sequence != sequence:
+                self._last = None
+                self._skip(raw, f"{found.keyword} line without its message")
+                return
+            message.add(name, found.text)
+            message.last_line = raw.line
+            self._last = message
+            return
+        body, sqlstate = found.text, None
+        code = _VERBOSE_CODE.match(body)
+        if code:
+            sqlstate, body = code["code"], body[code.end() :]
+        message = _Message(
+            key=key,
+            line=raw.line,
+            last_line=raw.line,
+            fields=found.fields,
+            severity=Severity(found.keyword),
+            sqlstate=sqlstate,
+            wrapper_timestamp=raw.timestamp,
+            wrapper_pid=raw.pid,
+            sequence=sequence,
+        )
+        message.add("message", body)
+        previous = self._pending.get(key)
+        if previous is not None:
+            previous.superseded = True
+        self._pending[key] = message
+        self._queue.append(message)
+        self._last = message
+
+    def _continuation(self, raw: RawLine, text: str, newline: bool) -> None:
+        target = self._last
+        if raw.sequence is not None:  # syslog says exactly which message a piece belongs to
+            target = next(
+                (
+                    m
+                    for m in reversed(self._queue)
+                    if m.sequence == raw.sequence[0] and (raw.pid is None or m.wrapper_pid == raw.pid)
+                ),
+                None,
+            )
+        if target is None:
+            self._skip(raw, "continuation line without its message")
+            return
+        target.continue_line(text, newline)
+        target.last_line = raw.line
+        self._last = target
+
+    def _skip(self, raw: RawLine, reason: str) -> None:
+        self.stats.skip(raw.line, reason, raw.text)
+
+    def _release(self, line: int) -> Iterator[LogRecord]:
+        queue = self._queue
+        while queue and (queue[0].superseded or line - queue[0].last_line > self.window):
+            yield self._emit(queue.popleft())
+
+    def _emit(self, message: _Message) -> LogRecord:
+        if self._pending.get(message.key) is message:
+            del self._pending[message.key]
+        if self._last is message:
+            self._last = None
+        self.stats.records += 1
+        return message.build(self.file)
+
+
+# --- wrappers -------------------------------------------------------------------------------
+
+_SYSLOG = re.compile(
+    r"(?P<date>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) "
+    r"(?P<host>\S{1,255}) (?P<ident>[^\s\[\]]{1,64})\[(?P<pid>\d{1,10})\]: "
+    r"\[(?P<seq>\d{1,20})-(?P<piece>\d{1,10})\] ?"
+)
+_LOGPLEX = re.compile(
+    r"(?P<date>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) (?:\S{1,255} )?app\[postgres\.(?P<pid>\d{1,10})\]:? "
+    r"(?:\[[A-Z0-9_]{1,64}\] )?\[(?P<seq>\d{1,20})-(?P<piece>\d{1,10})\] ?"
+)
+
+
+def _wrapped_lines(
+    lines: Iterable[tuple[int, str]], header: re.Pattern[str], stats: InputStats, what: str
+) -> Iterator[RawLine]:
+    for number, text in lines:
+        found = header.match(text)
+        if found is None:
+            stats.skip(number, f"not a {what} line from PostgreSQL", text)
+            continue
+        yield RawLine(
+            line=number,
+            text=text[found.end() :],
+            timestamp=fromisoformat(found["date"]) if "T" in found["date"] else None,
+            pid=int(found["pid"]),
+            sequence=(int(found["seq"]), int(found["piece"])),
+        )
+
+
+def syslog_lines(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterator[RawLine]:
+    """``Feb 11 13:15:39 host postgres[10808]: [3-2] ...`` lines, with the header taken off."""
+    return _wrapped_lines(lines, _SYSLOG, stats, "syslog")
+
+
+def logplex_lines(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterator[RawLine]:
+    """Heroku's ``2019-03-14T00:22:56+00:00 app[postgres.4882]: [GREEN] [15-1] ...`` lines."""
+    return _wrapped_lines(lines, _LOGPLEX, stats, "Heroku logplex")
+
+
+def stderr_lines(lines: Iterable[tuple[int, str]]) -> Iterator[RawLine]:
+    """Plain stderr lines as they are."""
+    for number, text in lines:
+        yield RawLine(number, text)
+
+
+SYSLOG_HEADER = _SYSLOG
+LOGPLEX_HEADER = _LOGPLEX

@@ -1,0 +1,1 @@
+"""Renderers: text for terminals, JSON/JSONL for programs, Markdown for tickets."""
