@@ -31,6 +31,8 @@ COLUMNS: dict[int, tuple[str, ...]] = {
     23: (*_BASE, "application_name"),
     24: (*_BASE, "application_name", "backend_type"),
     26: (*_BASE, "application_name", "backend_type", "leader_pid", "query_id"),
+    # Seen in pgBadger's fixtures: 14+'s layout without leader_pid.
+    25: (*_BASE, "application_name", "backend_type", "query_id"),
 }
 RECORD_START = re.compile(r'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
 # Give up on an unbalanced record after this many lines and re-read them one by one.

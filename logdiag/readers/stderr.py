@@ -21,6 +21,9 @@ from logdiag.records import LogRecord, Severity, Source
 from logdiag.timestamps import fromisoformat
 
 # Verbose mode (log_error_verbosity = verbose) puts the SQLSTATE before the message.
+# stderr appends the cursor position to the message; csvlog and jsonlog keep it in its own field,
+# so it is taken off to give the same message whatever the format.
+_CURSOR_POSITION = re.compile(r" at character \d{1,10}$")
 _VERBOSE_CODE = re.compile(r"(?P<code>(?=[0-9A-Z]{0,4}\d)[0-9A-Z]{5}): ")
 _ATTACHMENT_FIELDS = {
     "DETAIL": "detail",
@@ -100,7 +103,7 @@ class _Message:
             backend_type=f.backend_type,
             severity=self.severity,
             sqlstate=f.sqlstate or self.sqlstate,
-            message=self.text("message"),
+            message=_without_position(self.text("message")),
             detail=self.text("detail"),
             hint=self.text("hint"),
             context=self.text("context"),
@@ -237,6 +240,12 @@ class StderrAssembler:
             self._last = None
         self.stats.records += 1
         return message.build(self.file)
+
+
+def _without_position(message: str | None) -> str | None:
+    if message is None or not message.endswith(tuple("0123456789")):
+        return message
+    return _CURSOR_POSITION.sub("", message)
 
 
 # --- wrappers -------------------------------------------------------------------------------

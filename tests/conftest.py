@@ -1,0 +1,82 @@
+"""Fixtures: real PostgreSQL clusters (never simulated), the shared real-world logs, the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+
+from tests.pgcluster import PgCluster, ServerUnavailable, find_bindir, make_template, running_cluster
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_LOGS = REPO.parent / "shared" / "real-logs"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+ClusterFactory = Callable[..., AbstractContextManager[PgCluster]]
+
+
+def _unavailable(reason: str) -> None:
+    # In CI a test that needs PostgreSQL must fail loudly, never skip silently.
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[tuple[Path, Path]]:
+    """(bindir, template data directory): initdb once per test session."""
+    try:
+        bindir = find_bindir()
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    directory = Path(tempfile.mkdtemp(prefix="logdiag-template-"))
+    os.chmod(directory, 0o755)
+    try:
+        yield bindir, make_template(bindir, directory)
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(pg_template: tuple[Path, Path]) -> ClusterFactory:
+    """``with pg_cluster(log_line_prefix=..., log_statement=...) as cluster:`` a fresh cluster."""
+    bindir, template = pg_template
+
+    def factory(**settings: str) -> AbstractContextManager[PgCluster]:
+        return _started(bindir, template, settings)
+
+    return factory
+
+
+def _started(bindir: Path, template: Path, settings: dict[str, str]) -> AbstractContextManager[PgCluster]:
+    manager = running_cluster(bindir, template, settings)
+
+    class _Guard(AbstractContextManager[PgCluster]):
+        def __enter__(self) -> PgCluster:
+            try:
+                return manager.__enter__()
+            except ServerUnavailable as exc:
+                _unavailable(str(exc))
+                raise  # unreachable: _unavailable raises
+
+        def __exit__(self, *exc_info: object) -> None:
+            manager.__exit__(*exc_info)  # type: ignore[arg-type]
+
+    return _Guard()
+
+
+@pytest.fixture
+def real_logs() -> Path:
+    """../shared/real-logs, logs no one on this project wrote."""
+    if not REAL_LOGS.is_dir():
+        if IN_CI:
+            pytest.fail(f"{REAL_LOGS} is missing; CI runs with shared/ beside the clone", pytrace=False)
+        pytest.skip("../shared/real-logs is not present")
+    return REAL_LOGS

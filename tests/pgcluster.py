@@ -1,0 +1,186 @@
+"""Throwaway PostgreSQL clusters that log to stderr, csvlog and jsonlog at once.
+
+Used by the test suite and by ``scripts/make_sample_logs.py``. Every log line a test reads comes
+from a real server started here. As root, the server runs as the ``postgres`` account (PostgreSQL
+refuses to run as root); clients (psql, psycopg) connect over a unix socket in the cluster's
+directory, with trust authentication, and nothing listens on TCP.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOG_BASENAME = "postgresql"
+DEFAULT_SETTINGS: dict[str, str] = {
+    "log_line_prefix": "%m [%p] ",
+    "log_statement": "all",
+    "log_connections": "on",
+    "log_disconnections": "on",
+}
+
+
+class ServerUnavailable(RuntimeError):
+    """PostgreSQL's server binaries are missing or the server does not start."""
+
+
+def find_bindir() -> Path:
+    """Where initdb and pg_ctl are: $PG_BINDIR, Debian's newest /usr/lib/postgresql/N/bin, or PATH."""
+    if os.environ.get("PG_BINDIR"):
+        return Path(os.environ["PG_BINDIR"])
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if debian:
+        return Path(debian[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise ServerUnavailable(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql package "
+        "or set PG_BINDIR"
+    )
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        raise ServerUnavailable(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def _chown_to_server(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+def make_template(bindir: Path, directory: Path) -> Path:
+    """Run initdb once; clusters are copies of this data directory (copying is faster)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _chown_to_server(directory)
+    data = directory / "template"
+    _run(
+        _as_server_user(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
+        )
+    )
+    return data
+
+
+@dataclass
+class PgCluster:
+    """One running cluster. Use :func:`running_cluster` to get one.
+
+    Attributes:
+        base: the cluster's directory (data, logs and the unix socket live here).
+        settings: postgresql.conf settings on top of :data:`DEFAULT_SETTINGS`.
+    """
+
+    bindir: Path
+    base: Path
+    settings: dict[str, str] = field(default_factory=dict)
+    port: int = 5432
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.base / "log"
+
+    @property
+    def conninfo(self) -> str:
+        return f"host={self.base} port={self.port} user=postgres dbname=postgres"
+
+    def log_file(self, fmt: str) -> Path:
+        """The file this cluster writes for ``stderr``, ``csvlog`` or ``jsonlog``."""
+        suffix = {"stderr": ".log", "csvlog": ".csv", "jsonlog": ".json"}[fmt]
+        return self.log_dir / (LOG_BASENAME + suffix)
+
+    def configure(self) -> None:
+        settings = {
+            "listen_addresses": "''",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.base}'",
+            "logging_collector": "on",
+            "log_destination": "'stderr,csvlog,jsonlog'",
+            "log_directory": f"'{self.log_dir}'",
+            "log_filename": f"'{LOG_BASENAME}.log'",
+            "log_rotation_age": "0",
+            "log_rotation_size": "0",
+            "lc_messages": "'C'",
+            "fsync": "off",
+            "max_prepared_transactions": "5",
+        }
+        for name, value in {**DEFAULT_SETTINGS, **self.settings}.items():
+            settings[name] = value if _is_literal(value) else _quote(value)
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write("\n# logdiag test cluster\n")
+            for name, value in settings.items():
+                conf.write(f"{name} = {value}\n")
+
+    def start(self) -> None:
+        _run(_as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
+                              "-l", str(self.base / "startup.log"), "start"]))
+
+    def stop(self) -> None:
+        """Stop the server; the logging collector has written every line when this returns."""
+        if (self.data / "postmaster.pid").exists():
+            _run(_as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "stop"]))
+
+    def psql(self, sql: str, *, application: str = "psql", check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run SQL through psql (simple query protocol), one statement after another, like a script."""
+        psql = shutil.which("psql") or str(self.bindir / "psql")
+        env = {**os.environ, "PGAPPNAME": application, "PGOPTIONS": "", "PSQLRC": "/dev/null"}
+        result = subprocess.run(
+            [psql, "-X", "-q", "-h", str(self.base), "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-f", "-"],
+            input=sql, capture_output=True, text=True, env=env,
+        )
+        if check and (result.returncode != 0 or "ERROR" in result.stderr):
+            raise AssertionError(f"psql failed: {result.stderr}")
+        return result
+
+
+def _is_literal(value: str) -> bool:
+    return value.startswith("'") or value.replace(".", "", 1).lstrip("-").isdigit() or value in ("on", "off")
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@contextmanager
+def running_cluster(
+    bindir: Path, template: Path, settings: Mapping[str, str] | None = None, keep: bool = False
+) -> Iterator[PgCluster]:
+    """Start a cluster copied from ``template`` with ``settings``; stop and remove it afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="logdiag-pg-"))
+    os.chmod(base, 0o755)
+    _chown_to_server(base)
+    cluster = PgCluster(bindir=bindir, base=base, settings=dict(settings or {}))
+    _run(["cp", "-a", str(template), str(cluster.data)])
+    cluster.log_dir.mkdir()
+    _chown_to_server(cluster.log_dir)
+    cluster.configure()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            if not keep:
+                shutil.rmtree(base, ignore_errors=True)

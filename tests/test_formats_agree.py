@@ -1,0 +1,116 @@
+"""One server run, three log files (stderr, csvlog, jsonlog): logdiag must read the same records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from logdiag.readers import LogReader
+from tests.traffic import run_driver_traffic, run_psql_traffic
+
+PREFIXES = {
+    "default": "%m [%p] ",
+    "debian": "%m [%p] %q%u@%d ",
+    "rds": "%t:%r:%u@%d:[%p]:",
+    "pgbadger": "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "rich": "%m [%p] %q%u@%d app=%a c=%c l=%l v=%v x=%x e=%e ",
+}
+#: Detection only promises to recognise the well-known prefixes; a custom one is passed.
+DETECTED = {"default", "debian", "rds", "pgbadger"}
+
+
+def _read(path, prefix=None):
+    reader = LogReader([str(path)], log_line_prefix=prefix)
+    records = list(reader)
+    return records, reader.inputs[0]
+
+
+@pytest.fixture(scope="class")
+def logs(pg_cluster, name):
+    with pg_cluster(log_line_prefix=PREFIXES[name]) as cluster:
+        run_psql_traffic(cluster)
+        run_driver_traffic(cluster)
+        cluster.stop()
+        prefix = None if name in DETECTED else PREFIXES[name]
+        yield {
+            "stderr": _read(cluster.log_file("stderr"), prefix),
+            "csvlog": _read(cluster.log_file("csvlog")),
+            "jsonlog": _read(cluster.log_file("jsonlog")),
+        }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", PREFIXES, scope="class")
+class TestSameRunThreeFormats:
+    """The same server run, read from each of its three log files."""
+
+    def test_every_line_is_accounted_for(self, logs, name):
+        """No line of any of the three files is skipped."""
+        for fmt, (_, stats) in logs.items():
+            assert stats.format == fmt
+            assert stats.skipped_total == 0, (fmt, stats.skipped, stats.examples)
+
+    def test_detected_prefix(self, logs, name):
+        """A well-known prefix is detected exactly."""
+        assert logs["stderr"][1].log_line_prefix == PREFIXES[name]
+
+    def test_same_messages(self, logs, name):
+        """Same count, severities, messages, details, hints, contexts and statements."""
+        def view(records):
+            return [
+                (r.severity, r.message, r.detail, r.hint, r.context, r.statement, r.query) for r in records
+            ]
+
+        csv_view = view(logs["csvlog"][0])
+        assert view(logs["jsonlog"][0]) == csv_view
+        assert view(logs["stderr"][0]) == csv_view
+
+    def test_same_sqlstates_where_carried(self, logs, name):
+        """jsonlog leaves out 00000; stderr has a SQLSTATE only with %e; where present they agree."""
+        for fmt in ("jsonlog", "stderr"):
+            for theirs, ours in zip(logs[fmt][0], logs["csvlog"][0], strict=True):
+                if theirs.sqlstate is not None:
+                    assert theirs.sqlstate == ours.sqlstate
+        errors = [r.sqlstate for r in logs["jsonlog"][0] if r.severity == "ERROR"]
+        assert errors == ["23503", "23505", "42P01", "42601", "23503"]
+
+    def test_prefix_fields_match_csv(self, logs, name):
+        """Whatever the prefix carries equals what csvlog says of the same record."""
+        fields = {
+            "default": ("pid",),
+            "debian": ("pid", "user", "database"),
+            "rds": ("pid", "user", "database", "client"),
+            "pgbadger": ("pid", "user", "database", "application", "client"),
+            "rich": ("pid", "user", "database", "application", "session_id", "vxid", "xid", "sqlstate"),
+        }[name]
+        for theirs, ours in zip(logs["stderr"][0], logs["csvlog"][0], strict=True):
+            for field in fields:
+                expected = getattr(ours, field)
+                if field == "client" and expected and ":" in expected and "%h" in PREFIXES[name]:
+                    expected = expected.rsplit(":", 1)[0]  # %h has no port
+                value = getattr(theirs, field)
+                if ours.backend_type != "client backend" and "%q" in PREFIXES[name] and field != "pid":
+                    assert value in (None, expected), (field, theirs.source)  # %q cut the prefix short
+                else:
+                    assert value == expected, (field, theirs.source, ours.source)
+            # %t has whole seconds; %m has milliseconds, like csvlog.
+            if "%m" in PREFIXES[name]:
+                assert theirs.timestamp == ours.timestamp
+            else:
+                assert theirs.timestamp == ours.timestamp.replace(microsecond=0)
+
+    def test_line_numbers_point_at_the_record(self, logs, name):
+        """Each record's source line is the physical line where it starts in its own file."""
+        for fmt, (records, _) in logs.items():
+            lines = open(records[0].source.file, encoding="utf-8").read().split("\n")
+            for record in records:
+                line = lines[record.source.line - 1]
+                first = (record.message or "").split("\n")[0]
+                if fmt == "jsonlog":
+                    assert json.loads(line)["message"] == record.message
+                elif fmt == "csvlog":
+                    assert line.startswith(record.timestamp.strftime("%Y-%m-%d %H:%M:%S"))
+                    assert first.replace('"', '""') in line
+                else:
+                    assert f"{record.severity}:  {first}" in line
