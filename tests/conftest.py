@@ -80,3 +80,24 @@ def real_logs() -> Path:
             pytest.fail(f"{REAL_LOGS} is missing; CI runs with shared/ beside the clone", pytrace=False)
         pytest.skip("../shared/real-logs is not present")
     return REAL_LOGS
+
+
+@pytest.fixture(scope="session")
+def server_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One real run's three files (stderr with Debian's prefix, csvlog, jsonlog), copied out.
+
+    Tests may read these; a test that damages a log copies it first.
+    """
+    from tests.traffic import run_driver_traffic, run_psql_traffic
+
+    out = tmp_path_factory.mktemp("server-logs")
+    with pg_cluster(log_line_prefix="%m [%p] %q%u@%d ") as cluster:
+        run_psql_traffic(cluster)
+        run_driver_traffic(cluster)
+        cluster.stop()
+        copies = {}
+        for fmt in ("stderr", "csvlog", "jsonlog"):
+            source = cluster.log_file(fmt)
+            copies[fmt] = out / source.name
+            shutil.copyfile(source, copies[fmt])
+    return copies

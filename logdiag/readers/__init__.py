@@ -12,7 +12,7 @@ from itertools import chain, islice
 
 from logdiag.readers.csvlog import read_csvlog
 from logdiag.readers.detect import SAMPLE_LINES, Detection, LogFormat, detect
-from logdiag.readers.inputs import decode_lines, expand_paths, open_binary
+from logdiag.readers.inputs import OpenInput, decode_lines, expand_paths
 from logdiag.readers.jsonlog import cloudsql_lines, read_cnpg, read_jsonlog
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats, OnBadLine
@@ -56,9 +56,9 @@ class LogReader:
     def _read(self, path: str) -> Iterator[LogRecord]:
         stats = InputStats(file=path, on_bad_line=self.on_bad_line)
         self.inputs.append(stats)
-        stream = open_binary(path)
+        opened = OpenInput(path)
         try:
-            lines = decode_lines(stream, stats)
+            lines = decode_lines(opened.lines(), stats)
             head = list(islice(lines, SAMPLE_LINES))
             detection = detect([text for _, text in head], path, self.log_line_prefix, self.format)
             if detection is None:
@@ -68,8 +68,7 @@ class LogReader:
                 stats.log_line_prefix = detection.prefix.format
             yield from records_of(chain(head, lines), detection, stats, path)
         finally:
-            if stream is not getattr(__import__("sys").stdin, "buffer", None):
-                stream.close()
+            opened.close()
 
 
 def records_of(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bz2
 import glob
-import gzip
 import io
 import lzma
 import os
@@ -12,14 +11,14 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from logdiag.errors import InputError
 from logdiag.readers.stats import InputStats
 
 STDIN = "-"
 
-_MAGIC = {
+_MAGIC: dict[bytes, str] = {
     b"\x1f\x8b": "gzip",
     b"BZh": "bz2",
     b"\xfd7zXZ\x00": "xz",
@@ -93,39 +92,95 @@ def _directory_logs(directory: Path) -> list[str]:
     return sorted((str(p) for p in by_destination[chosen]), key=_age_key)
 
 
-def open_binary(name: str) -> BinaryIO:
-    """Open an input for reading bytes, decompressing gzip, bzip2, xz or zstd by their magic bytes.
+CHUNK_SIZE = 1 << 16
+
+
+class OpenInput:
+    """An input opened for reading bytes: ``.lines()`` yields its lines, decompressed if need be.
+
+    Compression (gzip, bzip2, xz, zstd) is told by magic bytes, not by the file name. Compressed
+    data is decompressed incrementally, so everything before a cut in a truncated file comes out
+    before the error that ends the iteration.
 
     Raises:
         InputError: the file cannot be opened.
     """
-    raw: BinaryIO
-    if name == STDIN:
-        raw = sys.stdin.buffer
-    else:
-        try:
-            raw = open(name, "rb")  # noqa: SIM115 - the caller closes the returned stream
-        except OSError as exc:
-            raise InputError(f"cannot open {name}: {exc.strerror or exc}") from exc
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
-    head = buffered.peek(8)[:8]
-    for magic, kind in _MAGIC.items():
-        if head.startswith(magic):
-            return _decompress(kind, buffered)
-    return buffered
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        raw: BinaryIO
+        if name == STDIN:
+            raw = sys.stdin.buffer
+        else:
+            try:
+                raw = open(name, "rb")  # noqa: SIM115 - closed by close()
+            except OSError as exc:
+                raise InputError(f"cannot open {name}: {exc.strerror or exc}") from exc
+        self._raw = raw
+        self._buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+        head = self._buffered.peek(8)[:8]
+        self.compression = next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+
+    def lines(self) -> Iterator[bytes]:
+        """The input's lines, each with its line ending."""
+        if self.compression is None:
+            return iter(self._buffered)
+        return _split_lines(_decompressed(self._buffered, self.compression))
+
+    def close(self) -> None:
+        if self.name != STDIN:
+            self._raw.close()
 
 
-def _decompress(kind: str, stream: BinaryIO) -> BinaryIO:
+def _decompressor(kind: str) -> Any:
     if kind == "gzip":
-        return io.BufferedReader(gzip.GzipFile(fileobj=stream))  # type: ignore[arg-type]
+        return zlib.decompressobj(wbits=31)
     if kind == "bz2":
-        return io.BufferedReader(bz2.BZ2File(stream))  # type: ignore[arg-type]
+        return bz2.BZ2Decompressor()
     if kind == "xz":
-        return io.BufferedReader(lzma.LZMAFile(stream))  # type: ignore[arg-type]
+        return lzma.LZMADecompressor()
     import zstandard
 
-    reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
-    return io.BufferedReader(reader)  # type: ignore[arg-type]
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+def _decompressed(stream: BinaryIO, kind: str) -> Iterator[bytes]:
+    decompressor = _decompressor(kind)
+    started = False
+    while True:
+        chunk = stream.read(CHUNK_SIZE)
+        if not chunk:
+            if started and not decompressor.eof:
+                raise EOFError("compressed data ends before its end-of-stream marker")
+            return
+        while chunk:
+            started = True
+            out = decompressor.decompress(chunk)
+            if out:
+                yield out
+            chunk = b""
+            if decompressor.eof:  # another gzip member or zstd frame may follow
+                chunk = decompressor.unused_data
+                if chunk:
+                    decompressor = _decompressor(kind)
+
+
+def _split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    pending: list[bytes] = []
+    for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            piece = chunk[start : end + 1]
+            if pending:
+                pending.append(piece)
+                piece = b"".join(pending)
+                pending = []
+            yield piece
+            start = end + 1
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending:
+        yield b"".join(pending)
 
 
 def decode_lines(chunks: Iterable[bytes], stats: InputStats) -> Iterator[tuple[int, str]]:

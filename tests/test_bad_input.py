@@ -1,0 +1,168 @@
+"""Damaged and unusual input: no traceback, a counted skip or a clear error, and every good record."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logdiag.errors import LogdiagError
+from logdiag.readers import LogReader
+
+FORMATS = ["stderr", "csvlog", "jsonlog"]
+
+
+def _read(path: Path):
+    reader = LogReader([str(path)])
+    return [(r.severity, r.message, r.detail, r.statement) for r in reader], reader.inputs[0]
+
+
+def _record_starts(path: Path) -> list[int]:
+    return [r.source.line for r in LogReader([str(path)])]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", FORMATS)
+class TestDamagedServerLogs:
+    """A real log, damaged the way logs get damaged."""
+
+    def test_garbage_lines_are_counted_and_skipped(self, server_logs, tmp_path, fmt):
+        """Lines from elsewhere between records: each one counted, every record still read."""
+        clean = server_logs[fmt]
+        lines = clean.read_bytes().split(b"\n")
+        starts = set(_record_starts(clean)[1::5])
+        garbage = [b"garbage line \x01 with \"an odd quote", b"}{ not json", b"\xff\xfe binary \x80"]
+        damaged, inserted = [], 0
+        for number, line in enumerate(lines, start=1):
+            if number in starts:
+                damaged.append(garbage[inserted % len(garbage)])
+                inserted += 1
+            damaged.append(line)
+        path = tmp_path / clean.name
+        path.write_bytes(b"\n".join(damaged))
+        records, stats = _read(path)
+        assert records == _read(clean)[0]
+        assert stats.skipped_total == inserted > 0
+
+    def test_truncated_last_record(self, server_logs, tmp_path, fmt):
+        """A log cut in the middle of its last record: every earlier record comes out."""
+        clean = server_logs[fmt]
+        data = clean.read_bytes()
+        last_start = _record_starts(clean)[-1]
+        lines = data.split(b"\n")
+        offset = sum(len(line) + 1 for line in lines[: last_start - 1])
+        path = tmp_path / clean.name
+        path.write_bytes(data[: offset + len(lines[last_start - 1]) * 2 // 3])
+        records, stats = _read(path)
+        expected = _read(clean)[0]
+        assert records[: len(expected) - 1] == expected[:-1]
+        # csvlog and jsonlog can tell the record is cut short; a stderr line cannot.
+        assert len(records) == len(expected) - (fmt != "stderr")
+        assert stats.skipped_total == (fmt != "stderr")
+
+    def test_nul_bytes(self, server_logs, tmp_path, fmt):
+        """A run of NUL bytes (what a crash can leave in a file) is skipped, counted."""
+        clean = server_logs[fmt]
+        lines = clean.read_bytes().split(b"\n")
+        middle = _record_starts(clean)[len(lines) // 3] - 1
+        path = tmp_path / clean.name
+        path.write_bytes(b"\n".join([*lines[:middle], b"\x00" * 4096, *lines[middle:]]))
+        records, stats = _read(path)
+        assert records == _read(clean)[0]
+        assert stats.skipped == {"NUL bytes": 1}
+
+    def test_crlf(self, server_logs, tmp_path, fmt):
+        """The same log with Windows line endings gives the same records."""
+        clean = server_logs[fmt]
+        path = tmp_path / clean.name
+        path.write_bytes(clean.read_bytes().replace(b"\n", b"\r\n"))
+        records, stats = _read(path)
+        assert records == _read(clean)[0]
+        assert stats.skipped_total == 0
+
+    def test_truncated_gzip(self, server_logs, tmp_path, fmt):
+        """A .gz cut short: the records before the cut come out and the reader says it stopped early."""
+        clean = server_logs[fmt]
+        packed = gzip.compress(clean.read_bytes())
+        path = tmp_path / (clean.name + ".gz")
+        path.write_bytes(packed[: len(packed) * 2 // 3])
+        records, stats = _read(path)
+        expected = _read(clean)[0]
+        assert 0 < len(records) < len(expected)
+        assert records[:-1] == expected[: len(records) - 1]
+        assert stats.error is not None and "ends early" in stats.error
+
+
+@pytest.mark.postgres
+class TestServerWrittenOddities:
+    """Unusual content that a real server writes."""
+
+    def test_latin1_database(self, pg_cluster):
+        """A LATIN1 database logs its statements in LATIN1: read them, counted, without loss."""
+        with pg_cluster(log_line_prefix="%m [%p] %q%u@%d ") as cluster:
+            cluster.psql("CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C';")
+            conninfo = cluster.conninfo.replace("dbname=postgres", "dbname=latin")
+            with psycopg.connect(conninfo, client_encoding="LATIN1", autocommit=True) as conn:
+                conn.execute("SELECT 'café crème' AS drink")
+                conn.execute("SELECT 'after'")
+            cluster.stop()
+            for fmt in FORMATS:
+                reader = LogReader([str(cluster.log_file(fmt))])
+                messages = [r.message for r in reader]
+                assert "statement: SELECT 'café crème' AS drink" in messages, fmt
+                assert "statement: SELECT 'after'" in messages
+                assert reader.inputs[0].skipped_total == 0
+
+    def test_ten_megabyte_statement(self, pg_cluster):
+        """A 10 MB statement (and the same text as an ERROR's STATEMENT) is read whole."""
+        big = "x" * (10 * 1024 * 1024)
+        with pg_cluster(log_line_prefix="%m [%p] %q%u@%d app=%a ") as cluster:
+            with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
+                try:
+                    conn.execute(f"SELECT '{big}'::int")
+                except psycopg.errors.InvalidTextRepresentation:
+                    pass
+                conn.execute("SELECT 'after'")
+            cluster.stop()
+            for fmt in FORMATS:
+                prefix = "%m [%p] %q%u@%d app=%a " if fmt == "stderr" else None
+                records = list(LogReader([str(cluster.log_file(fmt))], log_line_prefix=prefix))
+                error = next(r for r in records if r.severity == "ERROR")
+                assert error.statement == f"SELECT '{big}'::int", fmt
+                assert records[-1].message is not None
+                assert any(r.message == "statement: SELECT 'after'" for r in records)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=4000))
+def test_arbitrary_bytes_never_raise_anything_else(tmp_path_factory, data):
+    """Whatever the bytes, reading raises nothing but a LogdiagError."""
+    path = tmp_path_factory.mktemp("fuzz") / "input.log"
+    path.write_bytes(data)
+    try:
+        list(LogReader([str(path)]))
+    except LogdiagError:
+        pass
+
+
+@pytest.mark.postgres
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mangled_server_log_never_raises(server_logs, tmp_path_factory, data):
+    """Bytes of a real log flipped, cut or repeated: still nothing but LogdiagError."""
+    fmt = data.draw(st.sampled_from(FORMATS))
+    original = bytearray(server_logs[fmt].read_bytes())
+    for _ in range(data.draw(st.integers(1, 20))):
+        position = data.draw(st.integers(0, len(original) - 1))
+        original[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(original)))
+    path = tmp_path_factory.mktemp("mangled") / server_logs[fmt].name
+    path.write_bytes(bytes(original[:cut]))
+    try:
+        list(LogReader([str(path)]))
+    except LogdiagError:
+        pass

@@ -1,0 +1,115 @@
+"""Inputs: several files, globs, log directories in time order, compression, standard input."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from logdiag.errors import InputError
+from logdiag.readers import LogReader
+
+COMPRESSORS = {
+    ".gz": gzip.compress,
+    ".bz2": bz2.compress,
+    ".xz": lzma.compress,
+    ".zst": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+
+
+def _messages(paths: list[str], **options: object) -> list[tuple[str, str | None]]:
+    return [(r.severity.value, r.message) for r in LogReader(paths, **options)]  # type: ignore[arg-type]
+
+
+@pytest.mark.postgres
+class TestCompression:
+    """Compressed logs read exactly like the plain file."""
+
+    @pytest.mark.parametrize("suffix", COMPRESSORS)
+    @pytest.mark.parametrize("fmt", ["stderr", "csvlog", "jsonlog"])
+    def test_same_records_as_plain(self, server_logs, tmp_path, suffix, fmt):
+        """gzip, bzip2, xz and zstd, detected by their magic bytes."""
+        plain = server_logs[fmt]
+        packed = tmp_path / (plain.name + suffix)
+        packed.write_bytes(COMPRESSORS[suffix](plain.read_bytes()))
+        assert _messages([str(packed)]) == _messages([str(plain)])
+
+
+@pytest.mark.postgres
+class TestPaths:
+    """Several files, globs and directories."""
+
+    def test_several_files_in_the_order_given(self, server_logs):
+        """Records of each file come in turn, each with its own source."""
+        reader = LogReader([str(server_logs["csvlog"]), str(server_logs["jsonlog"])])
+        records = list(reader)
+        assert [s.format for s in reader.inputs] == ["csvlog", "jsonlog"]
+        half = len(records) // 2
+        assert {r.source.file for r in records[:half]} == {str(server_logs["csvlog"])}
+        assert [r.message for r in records[:half]] == [r.message for r in records[half:]]
+
+    def test_glob(self, server_logs):
+        """A glob expands to the files it matches."""
+        pattern = str(server_logs["csvlog"].parent / "*.csv")
+        assert _messages([pattern]) == _messages([str(server_logs["csvlog"])])
+
+    def test_glob_without_match_is_an_error(self, tmp_path):
+        """A glob that matches nothing says so."""
+        with pytest.raises(InputError, match="no file matches"):
+            LogReader([str(tmp_path / "*.csv")])
+
+    def test_missing_file_is_an_error(self, tmp_path):
+        """A missing path is a one-line error naming it."""
+        with pytest.raises(InputError, match="no such file or directory: .*nope.csv"):
+            LogReader([str(tmp_path / "nope.csv")])
+
+
+@pytest.mark.postgres
+def test_rotated_directory_in_time_order(pg_cluster, tmp_path):
+    """A log directory with rotated files is read oldest first, csvlog preferred over the rest."""
+    with pg_cluster(log_filename="postgresql-%Y%m%d_%H%M%S.log") as cluster:
+        for n in range(3):
+            cluster.psql(f"SELECT 'file {n}';")
+            time.sleep(1.1)  # log_filename has one-second resolution
+            cluster.psql("SELECT pg_rotate_logfile();")
+        cluster.stop()
+        logs = tmp_path / "logs"
+        shutil.copytree(cluster.log_dir, logs)
+    # Make the names disagree with the times, so the order must come from the times.
+    csvs = sorted(logs.glob("*.csv"))
+    for age, path in enumerate(csvs):
+        os.utime(path, (1_000_000 - age * 10, 1_000_000 - age * 10))
+    reader = LogReader([str(logs)])
+    messages = [r.message for r in reader if r.message and r.message.startswith("statement: SELECT 'file")]
+    assert {s.format for s in reader.inputs} == {"csvlog"}
+    assert messages == [f"statement: SELECT 'file {n}';" for n in (2, 1, 0)]
+
+
+@pytest.mark.postgres
+def test_stdin(server_logs):
+    """`-` reads standard input, compressed or not, with the format detected."""
+    data = gzip.compress(server_logs["jsonlog"].read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-m", "logdiag", "records", "-", "--format", "jsonl"],
+        input=data, capture_output=True, check=True,
+    )
+    assert len(result.stdout.splitlines()) == len(_messages([str(server_logs["jsonlog"])]))
+    assert b"-: jsonlog:" in result.stderr
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    """An empty file gives no record and no error."""
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    reader = LogReader([str(empty)])
+    assert list(reader) == []
+    assert reader.inputs[0].format is None
