@@ -54,7 +54,7 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
         raise ServerUnavailable(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}")
     return result
@@ -147,7 +147,7 @@ class PgCluster:
         env = {**os.environ, "PGAPPNAME": application, "PGOPTIONS": "", "PSQLRC": "/dev/null"}
         result = subprocess.run(
             [psql, "-X", "-q", "-h", str(self.base), "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-f", "-"],
-            input=sql, capture_output=True, text=True, env=env,
+            input=sql, capture_output=True, text=True, env=env, check=False,
         )
         if check and (result.returncode != 0 or "ERROR" in result.stderr):
             raise AssertionError(f"psql failed: {result.stderr}")

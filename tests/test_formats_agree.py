@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -107,7 +108,7 @@ class TestSameRunThreeFormats:
     def test_line_numbers_point_at_the_record(self, logs, name):
         """Each record's source line is the physical line where it starts in its own file."""
         for fmt, (records, _) in logs.items():
-            lines = open(records[0].source.file, encoding="utf-8").read().split("\n")
+            lines = Path(records[0].source.file).read_text(encoding="utf-8").split("\n")
             for record in records:
                 line = lines[record.source.line - 1]
                 first = (record.message or "").split("\n")[0]

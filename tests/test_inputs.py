@@ -69,7 +69,7 @@ class TestPaths:
 
     def test_missing_file_is_an_error(self, tmp_path):
         """A missing path is a one-line error naming it."""
-        with pytest.raises(InputError, match="no such file or directory: .*nope.csv"):
+        with pytest.raises(InputError, match=r"no such file or directory: .*nope\.csv"):
             LogReader([str(tmp_path / "nope.csv")])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg
 
 from tests.pgcluster import PgCluster
@@ -42,7 +44,5 @@ def run_driver_traffic(cluster: PgCluster) -> None:
         conn.execute("INSERT INTO customers VALUES (%s, %s)", (3, "Linus"))
         conn.commit()
         conn.execute("INSERT INTO orders VALUES (%s, %s, %s)", (20, 777, "no such customer"))
-        try:
+        with contextlib.suppress(psycopg.errors.ForeignKeyViolation):
             conn.commit()
-        except psycopg.errors.ForeignKeyViolation:
-            pass

@@ -17,7 +17,8 @@ from logdiag.timestamps import parse_epoch, parse_timestamp
 
 PREFIX_WINDOW = 4096
 
-_NAME = r".{0,64}?"
+# "[unknown]" (before authentication) is tried whole first, so a "]" after the value is no trap.
+_NAME = r"(?:\[unknown\]|.{0,64}?)"
 _ZONE = r"(?: [A-Za-z0-9+\-:/_]{1,32})?"
 _SECONDS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
@@ -27,7 +28,7 @@ ESCAPE_PATTERNS: dict[str, str] = {
     "u": _NAME,  # user name
     "d": _NAME,  # database name
     "r": r"(?:\[local\]|[^\s()]{1,255}\(\d{1,5}\)|[^\s()]{0,255}?)",  # host(port)
-    "h": r"[^\s]{0,255}?",  # remote host
+    "h": r"(?:\[local\]|[^\s]{0,255}?)",  # remote host
     "L": r"[^\s]{0,64}?",  # local address
     "b": r".{0,48}?",  # backend type
     "p": r"\d{1,10}",  # process id
@@ -90,7 +91,12 @@ class PrefixMatch:
 
 #: While guessing a prefix, names may not contain spaces; otherwise a short candidate such as
 #: ``%m [%p] %q%u@%d `` would swallow the rest of a richer prefix into ``%d``.
-STRICT_PATTERNS: dict[str, str] = {letter: r"\S{0,64}?" for letter in ("u", "d", "i", "b")}
+STRICT_PATTERNS: dict[str, str] = {
+    "u": r"(?:\[unknown\]|\S{0,64}?)",
+    "d": r"(?:\[unknown\]|\S{0,64}?)",
+    "i": r"\S{0,64}?",
+    "b": r"\S{0,64}?",
+}
 
 
 class LinePrefix:

@@ -1,0 +1,111 @@
+"""log_line_prefix: random prefixes built from every escape, checked against a real server's lines."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logdiag.readers import LogReader
+from logdiag.readers.prefix import ESCAPE_PATTERNS, KNOWN_PREFIXES, LinePrefix
+
+FREE_TEXT = {"a", "u", "d", "i", "b", "h", "r", "L"}  # values that may hold spaces or punctuation
+SAFE_AFTER_TEXT = ["|", "@", ",", ";", "#", "]", "%%"]
+ANY_SEPARATOR = [*SAFE_AFTER_TEXT, " ", ":", "-", "/", "=", "[", " ["]
+#: Record fields each escape carries, compared with csvlog's value for the same record.
+COMPARED = {
+    "p": "pid", "c": "session_id", "v": "vxid", "x": "xid", "u": "user", "d": "database",
+    "a": "application", "b": "backend_type", "e": "sqlstate", "i": "command_tag", "Q": "query_id",
+}
+
+
+@st.composite
+def prefixes(draw: st.DrawFn) -> str:
+    """A prefix of 1-7 escapes, each followed by a separator its values cannot contain."""
+    parts = []
+    letters = draw(st.lists(st.sampled_from(sorted(ESCAPE_PATTERNS)), min_size=1, max_size=7))
+    q_at = draw(st.integers(0, len(letters)))
+    for position, letter in enumerate(letters):
+        if position == q_at and position > 0:
+            parts.append("%q")
+        padding = draw(st.sampled_from(["", "", "", "-12", "9"]))
+        parts.append(f"%{padding}{letter}")
+        if letter in FREE_TEXT or padding:
+            parts.append(draw(st.sampled_from(SAFE_AFTER_TEXT)))
+        else:
+            parts.append(draw(st.sampled_from(ANY_SEPARATOR)))
+    parts.append(draw(st.sampled_from([" ", ": ", "| "])))
+    return "".join(parts)
+
+
+SCRIPT = """
+SELECT 1;
+BEGIN;
+CREATE TEMP TABLE t (id int PRIMARY KEY);
+INSERT INTO t VALUES (1);
+INSERT INTO t VALUES (1);
+ROLLBACK;
+SELECT 1/0;
+"""
+
+
+@pytest.mark.postgres
+@settings(max_examples=int(__import__("os").environ.get("PREFIX_EXAMPLES", "12")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prefix=prefixes())
+def test_random_prefix_against_real_server(pg_cluster, prefix):
+    """A server writes with a random prefix; parsed stderr fields equal csvlog's."""
+    with pg_cluster(log_line_prefix=prefix) as cluster:
+        cluster.psql(SCRIPT, application="prop_app")
+        cluster.stop()
+        ours = LogReader([str(cluster.log_file("stderr"))], log_line_prefix=prefix)
+        stderr_records = list(ours)
+        csv_records = list(LogReader([str(cluster.log_file("csvlog"))]))
+    assert ours.inputs[0].skipped_total == 0, (prefix, ours.inputs[0].examples)
+    assert len(stderr_records) == len(csv_records)
+    compiled = LinePrefix(prefix)
+    cut_by_q = "%q" in prefix
+    before_q = LinePrefix(prefix.split("%q", 1)[0]).escapes
+    after_q = (LinePrefix(prefix.split("%q", 1)[1]).escapes - before_q) if cut_by_q else set()
+    for theirs, expected in zip(stderr_records, csv_records, strict=True):
+        assert (theirs.severity, theirs.message, theirs.detail, theirs.statement) == (
+            expected.severity, expected.message, expected.detail, expected.statement,
+        )
+        session_process = expected.backend_type not in (None, "postmaster", "startup", "checkpointer",
+                                                        "background writer", "walwriter",
+                                                        "autovacuum launcher", "logical replication launcher")
+        for letter, field in COMPARED.items():
+            if letter not in compiled.escapes:
+                continue
+            value = getattr(theirs, field)
+            if letter in after_q and not session_process:
+                assert value is None, (prefix, field, theirs.source)
+                continue
+            want = getattr(expected, field)
+            if letter == "e" and value is None:
+                continue
+            if letter == "i" and want is None:
+                continue  # before authentication %i shows the process title; csvlog leaves it empty
+            assert value == want, (prefix, field, theirs.source)
+        if theirs.timestamp is not None and not (cut_by_q and "m" in after_q and not session_process):
+            slack = timedelta(0) if "m" in compiled.escapes else timedelta(seconds=1)
+            assert abs(theirs.timestamp - expected.timestamp) <= slack + timedelta(milliseconds=999), prefix
+
+
+@given(format_string=st.text(alphabet=st.sampled_from(list("%-0123456789 aquxdpmtQ[]:@")), max_size=40))
+def test_any_format_string_compiles(format_string):
+    """Any text compiles (PostgreSQL prints nothing for unknown escapes) and matching never raises."""
+    compiled = LinePrefix(format_string)
+    compiled.match("2026-11-21 06:52:48.092 UTC [2315] ERROR:  x")
+
+
+def test_long_line_is_matched_quickly():
+    """A 10 MB line that almost fits every known prefix is rejected in well under a second each."""
+    line = "2026-11-21 06:52:48 UTC [1]: " + "@user=,db=[" * 1_000_000
+    for candidate in KNOWN_PREFIXES:
+        started = time.perf_counter()
+        LinePrefix(candidate).match(line)
+        LinePrefix(candidate, strict=True).match(line)
+        assert time.perf_counter() - started < 5, candidate  # a guard against runaway backtracking
