@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from enum import Enum
@@ -13,6 +14,7 @@ from logdiag.readers.prefix import KNOWN_PREFIXES, LinePrefix
 from logdiag.readers.stderr import LOGPLEX_HEADER, SYSLOG_HEADER
 
 SAMPLE_LINES = 200
+_TIMESTAMP_START = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 _CSV_START = re.compile(
     r'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [^,"]{1,32}"?,(?:"(?:[^"]|"")*"|[^,]*),'
     r'(?:"(?:[^"]|"")*"|[^,]*),\d*,'
@@ -88,16 +90,26 @@ def detect(
 
 
 def _detect_format(lines: Sequence[str]) -> LogFormat | None:
-    first = lines[0].lstrip("\ufeff")
-    if first.startswith("{"):
-        return _detect_json(lines)
-    if _CSV_START.match(first):
-        return LogFormat.CSVLOG
-    if sum(1 for line in lines if LOGPLEX_HEADER.match(line)) * 2 >= len(lines):
-        return LogFormat.LOGPLEX
-    if sum(1 for line in lines if SYSLOG_HEADER.match(line)) * 2 >= len(lines):
-        return LogFormat.SYSLOG
-    return LogFormat.STDERR
+    """Each sample line votes for the format it looks like; a stray first line cannot decide."""
+    votes: Counter[LogFormat | str] = Counter()
+    for line in lines:
+        line = line.lstrip("\ufeff")
+        if line.startswith("{"):
+            votes["json"] += 1
+        elif _CSV_START.match(line):
+            votes[LogFormat.CSVLOG] += 1
+        elif LOGPLEX_HEADER.match(line):
+            votes[LogFormat.LOGPLEX] += 1
+        elif SYSLOG_HEADER.match(line):
+            votes[LogFormat.SYSLOG] += 1
+        elif _TIMESTAMP_START.match(line):
+            votes[LogFormat.STDERR] += 1
+    if not votes:
+        return LogFormat.STDERR
+    winner = votes.most_common(1)[0][0]
+    if winner == "json":
+        return _detect_json([line for line in lines if line.startswith("{")])
+    return LogFormat(winner)
 
 
 def _detect_json(lines: Sequence[str]) -> LogFormat | None:
