@@ -1,8 +1,6 @@
 """Read any PostgreSQL log as one stream of :class:`~logdiag.records.LogRecord`.
 
->>> reader = LogReader(["sample_logs/postgresql.csv"])   # doctest: +SKIP
->>> for record in reader: ...                            # doctest: +SKIP
->>> reader.inputs[0].records                             # doctest: +SKIP
+``LogReader(["postgresql.csv"])`` iterates over records; ``reader.inputs`` holds per-input counts.
 """
 
 from __future__ import annotations

@@ -1,0 +1,42 @@
+"""Project hygiene: lint, light imports, and the README's commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_ruff_is_clean():
+    """`ruff check` reports nothing."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", str(REPO)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_cli_does_not_import_heavy_libraries():
+    """Reading records needs neither polars nor pglast: they load only where they are used."""
+    code = "import sys, logdiag.cli; print(sorted(m for m in ('polars', 'pglast') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run runs exactly the test command the README gives a newcomer."""
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
+    assert command in readme
+
+
+def test_every_command_is_documented():
+    """Each CLI command has a README line and a docs/ page that mention it."""
+    from logdiag.cli import app
+
+    docs = " ".join(p.read_text() for p in (REPO / "docs").glob("*.md"))
+    readme = (REPO / "README.md").read_text()
+    for command in app.registered_commands:
+        name = command.name or command.callback.__name__
+        assert f"logdiag {name}" in readme, name
+        assert f"logdiag {name}" in docs, name
