@@ -30,6 +30,15 @@ app = typer.Typer(
 )
 
 
+class AnalyzeFormat(str, Enum):
+    """Output formats of ``logdiag analyze``."""
+
+    TEXT = "text"
+    JSON = "json"
+    JSONL = "jsonl"
+    MARKDOWN = "markdown"
+
+
 class RecordsFormat(str, Enum):
     """Output formats of ``logdiag records``."""
 
@@ -83,6 +92,59 @@ OnBadLineOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
+
+
+@app.command()
+def analyze(
+    paths: PathsArg,
+    output_format: Annotated[
+        AnalyzeFormat,
+        typer.Option(
+            "--format", "-f",
+            help="text: a report for people; json: the whole report; jsonl: one incident per line; markdown.",
+            case_sensitive=False,
+        ),
+    ] = AnalyzeFormat.TEXT,
+    log_line_prefix: PrefixOpt = None,
+    input_format: InputFormatOpt = None,
+    on_bad_line: OnBadLineOpt = OnBadLine.SKIP,
+    fail_on_incident: Annotated[
+        bool, typer.Option("--fail-on-incident", help="Exit with 1 when an incident is found (for CI and cron).")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find every constraint violation, above all those at COMMIT, and the statement behind it.
+
+    Example: logdiag analyze /var/log/postgresql/postgresql-15-main.csv
+    """
+    from logdiag.pipeline import analyze as run_analysis
+
+    with _handled():
+        analysis = run_analysis(
+            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line
+        )
+        incidents = analysis.incidents()
+        if output_format is AnalyzeFormat.JSON:
+            from logdiag.report.json import write_json
+
+            found = write_json(analysis, incidents, sys.stdout)
+        elif output_format is AnalyzeFormat.JSONL:
+            from logdiag.report.json import write_jsonl
+
+            found = write_jsonl(incidents, sys.stdout)
+        elif output_format is AnalyzeFormat.MARKDOWN:
+            from logdiag.report.markdown import write_markdown
+
+            found = write_markdown(analysis, incidents, sys.stdout)
+        else:
+            from logdiag.report.text import write_text
+
+            found = write_text(analysis, incidents, Console(highlight=False))
+        sys.stdout.flush()
+        if not quiet:
+            _summarize(analysis.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+    if fail_on_incident and found:
+        raise typer.Exit(ExitStatus.INCIDENTS)
 
 
 @app.command()

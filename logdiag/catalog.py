@@ -1,0 +1,45 @@
+"""Tables and constraints learned from DDL seen in the log, parsed only when a diagnosis asks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from logdiag.sql import ConstraintDefinition, analyze_sql
+from logdiag.statements import LoggedStatement
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """A constraint and the DDL statement that declared it."""
+
+    constraint: ConstraintDefinition
+    statement: LoggedStatement
+
+
+class Catalog:
+    """Column orders and constraint definitions from CREATE TABLE / ALTER TABLE in the log.
+
+    Only DDL that mentions one of ``names`` (a table or constraint of the incident) is parsed.
+    """
+
+    def __init__(self, ddl: Iterable[LoggedStatement], names: Iterable[str | None]) -> None:
+        wanted = [n.lower() for n in names if n]
+        self.columns: dict[str, tuple[str, ...]] = {}
+        self.declarations: list[Declaration] = []
+        for statement in ddl:
+            lowered = statement.text.lower()
+            if wanted and not any(name in lowered for name in wanted):
+                continue
+            analysis = analyze_sql(statement.text)
+            self.columns.update(analysis.tables)
+            self.declarations.extend(Declaration(c, statement) for c in analysis.constraints)
+
+    def constraint(self, name: str | None) -> Declaration | None:
+        """The latest declaration of the constraint called ``name``."""
+        if name is None:
+            return None
+        for declaration in reversed(self.declarations):
+            if declaration.constraint.name == name:
+                return declaration
+        return None

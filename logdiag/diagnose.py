@@ -1,0 +1,457 @@
+"""From a failure (an ERROR and its transaction) to an incident: key, culprits, evidence, advice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from logdiag.catalog import Catalog, Declaration
+from logdiag.incidents import Culprit, Incident, OtherError, Related, SessionInfo
+from logdiag.messages import ConstraintKind, KeyText, Violation, parse_violation
+from logdiag.sessions import Entry, Failure
+from logdiag.sql import UNKNOWN, Analysis, Cell, Write, WriteKind, analyze_sql, same_value
+from logdiag.statements import CHECKS_DEFERRED, Control, LoggedStatement, classify_control
+
+_COMMIT_TAGS = frozenset({"COMMIT", "END", "PREPARE TRANSACTION", "SET CONSTRAINTS"})
+_DEFERRABLE_KINDS = frozenset({ConstraintKind.FOREIGN_KEY, ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION})
+_CONFIDENCE = ("high", "medium", "low")
+_RANK = {"key": 0, "table": 1, "call": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    entry: Entry
+    write: Write
+    match: str
+    confidence: str
+    reason: str
+    key_values: tuple[str | None, ...] | None = None
+
+
+def diagnose(failure: Failure) -> Incident | OtherError:
+    """Explain one failure; errors that are not constraint violations come back as OtherError."""
+    record = failure.record
+    violation = parse_violation(record.message, record.detail, record.sqlstate)
+    if violation is None:
+        return OtherError(record.sqlstate, record.message, record.source, record.timestamp)
+    return _Diagnosis(failure, violation).incident()
+
+
+class _Diagnosis:
+    def __init__(self, failure: Failure, violation: Violation) -> None:
+        self.failure = failure
+        self.violation = violation
+        self.record = failure.record
+        names = [violation.table, violation.referenced_table, violation.constraint]
+        if violation.constraint:
+            parts = violation.constraint.split("_")
+            names.extend("_".join(parts[:n]) for n in range(1, len(parts)))
+        self.catalog = Catalog(failure.ddl, names)
+        self.declaration = self.catalog.constraint(violation.constraint)
+        self.table = violation.table or (self.declaration.constraint.table if self.declaration else None)
+        self._analyses: dict[int, Analysis] = {}
+        self.missing: list[str] = []
+
+    # --- what happened --------------------------------------------------------------------
+
+    def timing(self) -> tuple[str, str]:
+        """("commit" or "statement", the opening words of the explanation)."""
+        raising = self.record.statement
+        line = self.record.source.line
+        control = classify_control(raising)
+        if control is not None and control.kind in CHECKS_DEFERRED:
+            return "commit", f"{_first_words(raising)} at line {line} failed"
+        if self.record.command_tag in _COMMIT_TAGS:
+            return "commit", f"{self.record.command_tag} at line {line} failed"
+        if raising is None and self.violation.kind in (*_DEFERRABLE_KINDS, ConstraintKind.TRIGGER):
+            return "commit", (
+                f"The implicit commit at line {line} failed (no statement was running: an autocommit "
+                "statement sent with the extended protocol is committed at Sync)"
+            )
+        if (
+            self.violation.kind in _DEFERRABLE_KINDS
+            and not self.failure.explicit
+            and (self._initially_deferred() or self._deferred_by())
+        ):
+            return "commit", f"The autocommit statement at line {line} failed at its implicit commit"
+        return "statement", f"The statement at line {line} failed"
+
+    def _initially_deferred(self) -> bool:
+        return bool(self.declaration and self.declaration.constraint.initially_deferred)
+
+    def _deferred_by(self) -> list[Entry]:
+        found = []
+        for entry in self.failure.entries:
+            control = entry.statement.control
+            if control is None or control.kind is not Control.SET_CONSTRAINTS_DEFERRED:
+                continue
+            names = [n.strip().strip('"').split(".")[-1] for n in (control.argument or "").split(",")]
+            if "ALL" in [n.upper() for n in names] or self.violation.constraint in names:
+                found.append(entry)
+        return found
+
+    # --- statements -----------------------------------------------------------------------
+
+    def analysis(self, statement: LoggedStatement) -> Analysis:
+        cached = self._analyses.get(id(statement))
+        if cached is None:
+            cached = analyze_sql(statement.text, statement.parameters, self.catalog.columns)
+            executed = _sql_execute(statement, cached)
+            if executed is not None:
+                cached = executed
+            self._analyses[id(statement)] = cached
+        return cached
+
+    def writes(self, entries: Sequence[Entry]) -> Iterator[tuple[Entry, Write]]:
+        for entry in entries:
+            if entry.statement.may_write:
+                for write in self.analysis(entry.statement).writes:
+                    yield entry, write
+
+    # --- matching -------------------------------------------------------------------------
+
+    def match(self, entry: Entry, write: Write) -> _Candidate | None:
+        v = self.violation
+        key = v.key
+        if write.kind is WriteKind.CALL:
+            what = f"{write.function}()" if write.function and write.function != "DO block" else "a DO block"
+            return _Candidate(entry, write, "call", "low", f"calls {what}, whose writes the log does not show")
+        if v.kind is ConstraintKind.FOREIGN_KEY and v.parent_side:
+            return self._match_parent(entry, write)
+        table = self.table
+        if v.kind in (ConstraintKind.TRIGGER, ConstraintKind.OTHER):
+            if write.kind in (WriteKind.INSERT, WriteKind.UPDATE, WriteKind.DELETE, WriteKind.MERGE, WriteKind.COPY):
+                return _Candidate(entry, write, "table", "low", f"wrote {write.table} in this transaction")
+            return None
+        if table is not None and write.table != table:
+            return None
+        if write.kind in (WriteKind.DELETE,):
+            return None
+        if write.kind in (WriteKind.COPY, WriteKind.MERGE) or write.rows is None:
+            return _Candidate(entry, write, "table", "medium", f"{write.kind} into {write.table}: its rows are not in the log")
+        if key is None or not key.columns or write.columns is None:
+            return _Candidate(entry, write, "table", "medium", f"wrote {write.table}; the log does not show the key")
+        if write.kind is WriteKind.UPDATE and not set(key.columns) & set(write.columns):
+            return None
+        if not set(key.columns) <= set(write.columns):
+            if v.kind is ConstraintKind.UNIQUE and table is None:
+                return None
+            return _Candidate(entry, write, "table", "medium", f"wrote {write.table} without setting {', '.join(key.columns)}")
+        unknown = False
+        for values in write.values_of(key.columns):
+            matched = _key_match(key, values)
+            if matched is not None:
+                shown = ", ".join(f"{c} = {_show(x)}" for c, x in zip(key.columns, matched, strict=True))
+                verb = "set" if write.kind is WriteKind.UPDATE else "inserted"
+                return _Candidate(entry, write, "key", "high", f"{verb} {shown} into {write.table}", matched)
+            unknown = unknown or any(value is UNKNOWN for value in values)
+        if unknown:
+            return _Candidate(entry, write, "table", "medium", f"wrote {write.table}; the key's value is computed or not logged")
+        return None
+
+    def _match_parent(self, entry: Entry, write: Write) -> _Candidate | None:
+        parent = self.violation.referenced_table
+        key = self.violation.key
+        if write.table != parent or write.kind not in (WriteKind.DELETE, WriteKind.UPDATE, WriteKind.MERGE):
+            return None
+        if key is not None and key.columns and all(c in write.where for c in key.columns):
+            matched = _key_match(key, tuple(write.where[c] for c in key.columns))
+            if matched is not None:
+                shown = ", ".join(f"{c} = {_show(x)}" for c, x in zip(key.columns, matched, strict=True))
+                return _Candidate(
+                    entry, write, "key", "high",
+                    f"{write.kind}d the {parent} row with {shown} that {self.violation.table} still references", matched,
+                )
+        return _Candidate(entry, write, "table", "medium", f"{write.kind}d rows of {parent}")
+
+    # --- evidence -------------------------------------------------------------------------
+
+    def related(self, key_values: tuple[str | None, ...] | None) -> list[Related]:
+        v = self.violation
+        out: list[Related] = []
+        values = [x for x in (key_values or self._best_split() or ()) if x is not None]
+        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and v.referenced_table:
+            for entry, write in self.writes(self.failure.entries):
+                if write.table != v.referenced_table:
+                    continue
+                if write.kind is WriteKind.INSERT and entry.undone_by is not None and _row_has(write, values):
+                    undo = entry.undone_by
+                    out.append(_related(
+                        "rolled_back_parent", entry.statement,
+                        f"undone by {undo.text.strip()} at line {undo.record.source.line}",
+                    ))
+                elif write.kind in (WriteKind.DELETE, WriteKind.UPDATE) and entry.undone_by is None:
+                    hits = [x for x in write.where.values() if isinstance(x, str) and x in values]
+                    note = "removed the referenced key" if hits else "changed rows of the referenced table"
+                    out.append(_related("parent_change", entry.statement, note))
+        for entry in self._deferred_by():
+            out.append(_related("deferred_by", entry.statement, "made the constraint deferred in this transaction"))
+        if self.declaration is not None and (
+            self.declaration.constraint.deferrable or self.declaration.constraint.initially_deferred
+        ):
+            out.append(_declared(self.declaration))
+        return out
+
+    def _best_split(self) -> tuple[str, ...] | None:
+        key = self.violation.key
+        if key is None:
+            return None
+        return key.split() or next(iter(key.candidates()), None)
+
+    # --- the incident ---------------------------------------------------------------------
+
+    def incident(self) -> Incident:
+        failure, record, v = self.failure, self.record, self.violation
+        timing, timing_reason = self.timing()
+        entries = list(failure.entries)
+        candidates: list[_Candidate] = []
+        if timing == "commit":
+            pool = [e for e in entries if e.undone_by is None and not _is_control(e)]
+            for entry, write in self.writes(pool):
+                found = self.match(entry, write)
+                if found is not None:
+                    candidates.append(found)
+        else:
+            raising = self._raising_entry(entries)
+            if raising is not None:
+                for _, write in self.writes([raising]):
+                    found = self.match(raising, write)
+                    if found is not None:
+                        candidates.append(found)
+                if not candidates:
+                    candidates.append(_Candidate(raising, Write(WriteKind.CALL, self.table), "table", "high", "raised the error"))
+        candidates.sort(key=lambda c: _RANK[c.match])
+        key_values = next((c.key_values for c in candidates if c.key_values is not None), None)
+        weaker = self._weaker_reasons(timing)
+        culprits = tuple(_culprit(c, weaker) for c in _unique(candidates))
+        table = self.table or next((c.write.table for c in candidates if c.match == "key"), None)
+        related = self.related(key_values)
+        key = _key_dict(v.key, key_values)
+        session = failure.session
+        return Incident(
+            sqlstate=v.sqlstate,
+            condition=v.condition,
+            timing=timing,
+            at=record.timestamp,
+            constraint=v.constraint,
+            constraint_kind=v.kind.value,
+            table=table,
+            referenced_table=v.referenced_table,
+            key=key,
+            message=record.message or "",
+            detail=record.detail,
+            session=SessionInfo(session.session_id, session.pid, session.user, session.database,
+                                session.application, session.client),
+            vxid=record.vxid,
+            xid=record.xid,
+            raised_by_statement=record.statement,
+            raised_by_source=record.source,
+            culprits=culprits,
+            related=tuple(related),
+            explanation=self.explain(timing, timing_reason, culprits, related, key, table),
+            hints=tuple(self.hints(timing, culprits, related, key, table)),
+            missing=tuple(self.missing),
+        )
+
+    def _raising_entry(self, entries: list[Entry]) -> Entry | None:
+        raising = self.record.statement
+        if raising is None:
+            return None
+        for entry in reversed(entries):
+            if entry.statement.text == raising:
+                return entry
+        return Entry(LoggedStatement(raising, self.record))
+
+    def _weaker_reasons(self, timing: str) -> list[str]:
+        reasons = []
+        f = self.failure
+        if timing == "commit" and not f.by_vxid and not f.boundaries_seen:
+            reasons.append("the transaction's start is inferred (no BEGIN/COMMIT or %v in the log)")
+            self.missing.append("transaction boundaries")
+        if f.dropped:
+            reasons.append(f"{f.dropped} earlier statements of this transaction were dropped (memory cap)")
+            self.missing.append("dropped statements")
+        return reasons
+
+    # --- words ----------------------------------------------------------------------------
+
+    def explain(self, timing: str, why: str, culprits: tuple[Culprit, ...], related: list[Related],
+                key: dict[str, str | None], table: str | None) -> str:
+        v = self.violation
+        shown_key = ", ".join(f"{c} = {_show(x)}" for c, x in key.items()) or "a key the log does not show"
+        name = f'"{v.constraint}"' if v.constraint else "a constraint"
+        parts = []
+        kind = v.kind.value.replace("_", " ")
+        if timing == "commit":
+            parts.append(f"{why}: {kind} constraint {name} is checked at commit, and a row written earlier broke it.")
+        else:
+            parts.append(f"{why}: it broke {kind} constraint {name}.")
+        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
+            parts.append(f"{table or 'The table'} got {shown_key}, which has no row in {v.referenced_table}.")
+        elif v.kind is ConstraintKind.FOREIGN_KEY:
+            parts.append(f"{v.referenced_table} lost {shown_key}, which {v.table} still references.")
+        elif v.kind in (ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION):
+            parts.append(f"Two rows of {table or 'the table'} have {shown_key}.")
+        top = next(iter(culprits), None)
+        if top is not None and top.match == "key":
+            parts.append(f"The statement that wrote it is at line {top.source.line}: {top.reason}.")
+        elif top is not None:
+            parts.append(f"The log does not show the key being written; the likeliest statement is at line {top.source.line} ({top.reason}).")
+        elif timing == "commit":
+            parts.append("No statement of this transaction in the log wrote it.")
+            self.missing.append("statements")
+        for item in related:
+            if item.role == "rolled_back_parent":
+                parts.append(f"The {v.referenced_table} row was inserted at line {item.source.line} but {item.note}.")
+            elif item.role == "parent_change":
+                parts.append(f"The transaction also changed {v.referenced_table} at line {item.source.line}.")
+        if timing == "commit":
+            parts.append("The whole transaction was rolled back.")
+        return " ".join(parts)
+
+    def hints(self, timing: str, culprits: tuple[Culprit, ...], related: list[Related],
+              key: dict[str, str | None], table: str | None) -> Iterator[str]:
+        v = self.violation
+        shown_key = ", ".join(f"{c} = {_show(x)}" for c, x in key.items())
+        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
+            yield (
+                f"Insert the {v.referenced_table} row for {shown_key or 'the key'} first, or in the same transaction "
+                f"before COMMIT; or correct the value the culprit statement writes."
+            )
+        elif v.kind is ConstraintKind.FOREIGN_KEY:
+            yield f"Delete or repoint the {v.table} rows that reference {shown_key or 'the key'} before changing {v.referenced_table}."
+        elif v.kind in (ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION):
+            yield f"Make sure the transaction writes {shown_key or 'the key'} once (or use INSERT ... ON CONFLICT)."
+        if v.constraint and v.kind is not ConstraintKind.NOT_NULL:
+            yield (
+                "Check how the constraint is declared: SELECT conname, condeferrable, condeferred "
+                f"FROM pg_constraint WHERE conname = '{v.constraint.replace(chr(39), chr(39) * 2)}';"
+            )
+        if timing == "commit":
+            yield (
+                "A commit-time error rolls back the whole transaction: retry the whole transaction "
+                "(a savepoint cannot recover it)."
+            )
+        if any(r.role == "rolled_back_parent" for r in related):
+            yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
+        yield from self._setting_hints(timing, culprits)
+
+    def _setting_hints(self, timing: str, culprits: tuple[Culprit, ...]) -> Iterator[str]:
+        f = self.failure
+        if timing == "commit" and not f.entries:
+            yield "This log shows no statement of the transaction: set log_statement = 'mod' (or 'all') to log the writes."
+        if f.session.session_id is None:
+            yield "Sessions were told apart by pid: add %c to log_line_prefix (or use csvlog/jsonlog) to make it certain."
+        if not f.by_vxid and timing == "commit":
+            yield "Add %v %x to log_line_prefix (or use csvlog/jsonlog) so each statement's transaction is known."
+        if self.record.sqlstate is None:
+            yield "Add %e to log_line_prefix so errors carry their SQLSTATE."
+        if any(e.statement.parameters_truncated for e in f.entries):
+            yield "Bind parameters were cut short: set log_parameter_max_length = -1 to log them whole."
+
+
+def _sql_execute(statement: LoggedStatement, analysis: Analysis) -> Analysis | None:
+    """``EXECUTE p(42)`` logs ``DETAIL: prepare: PREPARE p AS ...``: analyse that with the arguments."""
+    detail = statement.record.detail
+    if analysis.writes or not detail or not detail.startswith("prepare: "):
+        return None
+    arguments = _execute_arguments(statement.text)
+    if arguments is None:
+        return None
+    return analyze_sql(detail[len("prepare: ") :], {f"${n}": v for n, v in enumerate(arguments, 1)})
+
+
+def _execute_arguments(text: str) -> list[str | None] | None:
+    from pglast import ast, parse_sql
+    from pglast.parser import ParseError
+
+    from logdiag.sql import _const_text, _strip_casts
+
+    try:
+        node = parse_sql(text)[0].stmt
+    except (ParseError, IndexError):
+        return None
+    if not isinstance(node, ast.ExecuteStmt):
+        return None
+    values: list[str | None] = []
+    for param in node.params or ():
+        value = _strip_casts(param)
+        values.append(_const_text(value.val) if isinstance(value, ast.A_Const) and not value.isnull else None)
+    return values
+
+
+def _key_match(key: KeyText, values: tuple[Cell, ...]) -> tuple[str | None, ...] | None:
+    """The split of ``key`` that equals ``values``, or None."""
+    if any(value is UNKNOWN for value in values):
+        return None
+    if key.matches(tuple(v if isinstance(v, str) or v is None else None for v in values)):  # type: ignore[misc]
+        return tuple(v for v in values)  # type: ignore[misc]
+    for split in key.candidates():
+        if all(same_value(value, printed) for value, printed in zip(values, split, strict=True)):
+            return split
+    return None
+
+
+def _row_has(write: Write, values: list[str]) -> bool:
+    if not values or write.rows is None:
+        return True
+    return any(all(any(same_value(cell, value) for cell in row) for value in values) for row in write.rows)
+
+
+def _key_dict(key: KeyText | None, values: tuple[str | None, ...] | None) -> dict[str, str | None]:
+    if key is None or not key.columns:
+        return {}
+    chosen = values or key.split() or next(iter(key.candidates()), None)
+    if chosen is None:
+        return {", ".join(key.columns): key.values}
+    return {c: (None if v == "null" else v) for c, v in zip(key.columns, chosen, strict=True)}
+
+
+def _first_words(statement: str | None) -> str:
+    words = (statement or "").strip().rstrip(";").split()
+    return " ".join(words[:4]) if words else "The commit"
+
+
+def _show(value: str | None) -> str:
+    return "NULL" if value is None else value
+
+
+def _is_control(entry: Entry) -> bool:
+    return entry.statement.control is not None
+
+
+def _unique(candidates: list[_Candidate]) -> Iterator[_Candidate]:
+    seen: set[int] = set()
+    for candidate in candidates:
+        if id(candidate.entry.statement) not in seen:
+            seen.add(id(candidate.entry.statement))
+            yield candidate
+
+
+def _weaken(confidence: str, steps: int) -> str:
+    return _CONFIDENCE[min(len(_CONFIDENCE) - 1, _CONFIDENCE.index(confidence) + steps)]
+
+
+def _culprit(candidate: _Candidate, weaker: list[str]) -> Culprit:
+    statement = candidate.entry.statement
+    reason = candidate.reason + "".join(f"; {w}" for w in weaker)
+    return Culprit(
+        statement=statement.text,
+        source=statement.record.source,
+        at=statement.record.timestamp,
+        parameters=statement.parameters,
+        match=candidate.match,
+        confidence=_weaken(candidate.confidence, len(weaker) and 1),
+        reason=reason,
+    )
+
+
+def _related(role: str, statement: LoggedStatement, note: str | None = None) -> Related:
+    return Related(role, statement.text, statement.record.source, statement.record.timestamp, note)
+
+
+def _declared(declaration: Declaration) -> Related:
+    c = declaration.constraint
+    note = "DEFERRABLE INITIALLY DEFERRED" if c.initially_deferred else "DEFERRABLE"
+    return _related("declared_by", declaration.statement, note)
+

@@ -1,0 +1,257 @@
+"""Constraint-violation messages and their DETAIL: which constraint, which table, which key.
+
+PostgreSQL prints key values unquoted and joined by ", ", so ``(a, b)=(1, x, y)`` cannot always be
+split by itself: :class:`KeyText` keeps the raw text and splits it only when the column count
+makes that certain; :meth:`KeyText.matches` compares it with values a statement actually wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from itertools import combinations
+
+
+class ConstraintKind(str, Enum):
+    """What kind of constraint was violated (the ``constraint_kind`` of an incident)."""
+
+    FOREIGN_KEY = "foreign_key"
+    UNIQUE = "unique"
+    EXCLUSION = "exclusion"
+    CHECK = "check"
+    NOT_NULL = "not_null"
+    TRIGGER = "trigger"
+    OTHER = "other"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: SQLSTATEs that make an incident, with their condition names (PostgreSQL's errcodes.txt).
+CONDITIONS: dict[str, str] = {
+    "23000": "integrity_constraint_violation",
+    "23001": "restrict_violation",
+    "23502": "not_null_violation",
+    "23503": "foreign_key_violation",
+    "23505": "unique_violation",
+    "23514": "check_violation",
+    "23P01": "exclusion_violation",
+    "40002": "transaction_integrity_constraint_violation",
+}
+
+#: Condition names of other errors the reports mention often.
+OTHER_CONDITIONS: dict[str, str] = {
+    "40001": "serialization_failure",
+    "40P01": "deadlock_detected",
+    "42601": "syntax_error",
+    "42P01": "undefined_table",
+    "25P02": "in_failed_sql_transaction",
+    "57014": "query_canceled",
+    "22P02": "invalid_text_representation",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyText:
+    """A key as DETAIL prints it: ``Key (a, b)=(1, x)``.
+
+    Attributes:
+        columns: the key's columns.
+        values: the raw values text, e.g. ``1, x``; None when DETAIL shows no values (no privilege).
+    """
+
+    columns: tuple[str, ...]
+    values: str | None
+
+    def split(self) -> tuple[str, ...] | None:
+        """The values, one per column, when the text can be split only one way; else None.
+
+        >>> KeyText(("a", "b"), "1, x").split()
+        ('1', 'x')
+        >>> KeyText(("a", "b"), "1, x, y").split() is None
+        True
+        """
+        if self.values is None:
+            return None
+        if len(self.columns) == 1:
+            return (self.values,)
+        pieces = self.values.split(", ")
+        if len(pieces) == len(self.columns):
+            return tuple(pieces)
+        return None
+
+    def candidates(self) -> list[tuple[str, ...]]:
+        """Every way to split the values into one value per column (text keys may hold ", ")."""
+        if self.values is None:
+            return []
+        pieces = self.values.split(", ")
+        n = len(self.columns)
+        if n > len(pieces):
+            return []
+        out = []
+        for cuts in combinations(range(1, len(pieces)), n - 1):
+            bounds = (0, *cuts, len(pieces))
+            out.append(tuple(", ".join(pieces[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)))
+            if len(out) > 64:
+                break
+        return out
+
+    def matches(self, values: tuple[str | None, ...]) -> bool:
+        """Whether a row's key values print as this key (NULL prints as ``null``)."""
+        if self.values is None or len(values) != len(self.columns):
+            return False
+        return ", ".join("null" if v is None else v for v in values) == self.values
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """What an error message and its DETAIL say about a constraint violation.
+
+    Attributes:
+        sqlstate: the record's SQLSTATE, or the one its message implies when the log has none.
+        kind: the constraint's kind.
+        constraint: the constraint's name, when the message names it.
+        table: the table whose row violated it (for a parent-side FK error, the referencing one).
+        referenced_table: for foreign keys, the referenced (parent) table.
+        key: the key from DETAIL.
+        parent_side: True for "update or delete on table P violates foreign key constraint".
+        conflicting_key: for exclusion constraints, the existing row's key.
+        detail_reason: a DETAIL that explains without a key (MATCH FULL, failing row).
+    """
+
+    sqlstate: str
+    kind: ConstraintKind
+    constraint: str | None = None
+    table: str | None = None
+    referenced_table: str | None = None
+    key: KeyText | None = None
+    parent_side: bool = False
+    conflicting_key: KeyText | None = None
+    detail_reason: str | None = None
+
+    @property
+    def condition(self) -> str:
+        return CONDITIONS.get(self.sqlstate, "integrity_constraint_violation")
+
+
+_FK_CHILD = re.compile(r'insert or update on table "(?P<table>.+?)" violates foreign key constraint "(?P<name>.+)"$')
+_FK_PARENT = re.compile(
+    r'update or delete on table "(?P<parent>.+?)" violates (?P<restrict>RESTRICT setting of )?'
+    r'foreign key constraint "(?P<name>.+?)" on table "(?P<table>.+)"$'
+)
+_UNIQUE = re.compile(r'duplicate key value violates unique constraint "(?P<name>.+)"$')
+_EXCLUSION = re.compile(r'conflicting key value violates exclusion constraint "(?P<name>.+)"$')
+_CHECK = re.compile(r'new row for relation "(?P<table>.+?)" violates check constraint "(?P<name>.+)"$')
+_NOT_NULL = re.compile(
+    r'null value in column "(?P<column>.+?)"(?: of relation "(?P<table>.+?)")? violates not-null constraint$'
+)
+_KEY_ENDINGS = (
+    (") is not present in table ", "child"),
+    (") is still referenced from table ", "parent"),
+    (") is referenced from table ", "parent"),
+    (") already exists.", "unique"),
+    (") conflicts with existing key (", "exclusion"),
+)
+
+
+def parse_key(detail: str | None) -> KeyText | None:
+    """The key of a DETAIL such as ``Key (customer_id)=(42) is not present in table "customers".``
+
+    >>> parse_key('Key (a, b)=(1, x (y)) already exists.')
+    KeyText(columns=('a', 'b'), values='1, x (y)')
+    >>> parse_key('Key is not present in table "customers".')
+    KeyText(columns=(), values=None)
+    """
+    if detail is None or not detail.startswith("Key "):
+        return None
+    if not detail.startswith("Key ("):
+        return KeyText((), None)  # no SELECT privilege on the table, or row security hid it
+    middle = detail.find(")=(")
+    if middle < 0:
+        return None
+    columns = tuple(_split_columns(detail[5:middle]))
+    rest = detail[middle + 3 :]
+    for ending, _ in _KEY_ENDINGS:
+        end = rest.rfind(ending)
+        if end >= 0:
+            return KeyText(columns, rest[:end])
+    return None
+
+
+def _split_columns(text: str) -> list[str]:
+    columns, current, quoted = [], [], False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            columns.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    columns.append("".join(current).strip())
+    return [c[1:-1].replace('""', '"') if c.startswith('"') and c.endswith('"') else c for c in columns]
+
+
+def _conflicting_key(detail: str | None) -> KeyText | None:
+    if not detail:
+        return None
+    start = detail.find(") conflicts with existing key (")
+    if start < 0:
+        return None
+    existing = detail[start + len(") conflicts with existing key (") :]
+    if not existing.endswith(")."):
+        return None
+    return parse_key("Key (" + existing[:-2] + ") already exists.")
+
+
+def parse_violation(message: str | None, detail: str | None, sqlstate: str | None) -> Violation | None:
+    """Recognise a constraint violation by its SQLSTATE or, without one, by its message.
+
+    Returns None for every other error.
+    """
+    if message is None:
+        return None
+    if found := _FK_CHILD.match(message):
+        return Violation(
+            sqlstate or "23503", ConstraintKind.FOREIGN_KEY, found["name"], found["table"],
+            _referenced_table(detail), parse_key(detail), detail_reason=_reason(detail),
+        )
+    if found := _FK_PARENT.match(message):
+        return Violation(
+            sqlstate or ("23001" if found["restrict"] else "23503"), ConstraintKind.FOREIGN_KEY,
+            found["name"], found["table"], found["parent"], parse_key(detail), parent_side=True,
+        )
+    if found := _UNIQUE.match(message):
+        return Violation(sqlstate or "23505", ConstraintKind.UNIQUE, found["name"], key=parse_key(detail))
+    if found := _EXCLUSION.match(message):
+        return Violation(
+            sqlstate or "23P01", ConstraintKind.EXCLUSION, found["name"], key=parse_key(detail),
+            conflicting_key=_conflicting_key(detail),
+        )
+    if found := _CHECK.match(message):
+        return Violation(sqlstate or "23514", ConstraintKind.CHECK, found["name"], found["table"], detail_reason=detail)
+    if found := _NOT_NULL.match(message):
+        return Violation(
+            sqlstate or "23502", ConstraintKind.NOT_NULL, None, found["table"],
+            key=KeyText((found["column"],), "null"), detail_reason=detail,
+        )
+    if sqlstate in ("40002", "23000") or (sqlstate or "").startswith("23"):
+        kind = ConstraintKind.TRIGGER if sqlstate == "40002" else ConstraintKind.OTHER
+        return Violation(sqlstate or "23000", kind, detail_reason=detail)
+    return None
+
+
+def _referenced_table(detail: str | None) -> str | None:
+    if not detail:
+        return None
+    marker = ' is not present in table "'
+    start = detail.rfind(marker)
+    if start < 0:
+        return None
+    end = detail.rfind('"')
+    return detail[start + len(marker) : end] if end > start + len(marker) else None
+
+
+def _reason(detail: str | None) -> str | None:
+    return detail if detail and not detail.startswith("Key (") else None

@@ -1,0 +1,80 @@
+"""analyze(): readers → session tracker → diagnosis. The one entry point of the library."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from logdiag.diagnose import diagnose
+from logdiag.incidents import Incident, OtherError
+from logdiag.readers import LogFormat, LogReader, OnBadLine
+from logdiag.readers.stats import InputStats
+from logdiag.sessions import SessionTracker
+
+
+@dataclass
+class Analysis:
+    """A run of logdiag over some inputs. Iterate :meth:`incidents` first; the rest fills up as it goes.
+
+    Attributes:
+        inputs: per-input counts (format, prefix, records, skipped lines).
+        other_errors: ERRORs that are not constraint violations.
+        seconds: wall time spent.
+    """
+
+    reader: LogReader
+    tracker: SessionTracker = field(default_factory=SessionTracker)
+    other_errors: list[OtherError] = field(default_factory=list)
+    incident_count: int = 0
+    seconds: float = 0.0
+
+    @property
+    def inputs(self) -> list[InputStats]:
+        return self.reader.inputs
+
+    def incidents(self) -> Iterator[Incident]:
+        """Yield each incident as soon as its ERROR record has been read."""
+        started = time.perf_counter()
+        try:
+            for record in self.reader:
+                for failure in self.tracker.feed(record):
+                    result = diagnose(failure)
+                    if isinstance(result, Incident):
+                        self.incident_count += 1
+                        yield result
+                    else:
+                        self.other_errors.append(result)
+        finally:
+            self.seconds = time.perf_counter() - started
+
+    def stats(self) -> dict[str, Any]:
+        """The ``stats`` object of the JSON report."""
+        t = self.tracker.stats
+        return {
+            "records": t.records,
+            "sessions": t.sessions,
+            "transactions": t.transactions,
+            "incidents": self.incident_count,
+            "skipped": sum(s.skipped_total for s in self.inputs),
+            "evicted_sessions": t.evicted_sessions,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def analyze(
+    paths: Sequence[str],
+    *,
+    log_line_prefix: str | None = None,
+    format: LogFormat | None = None,
+    on_bad_line: OnBadLine = OnBadLine.SKIP,
+) -> Analysis:
+    """Set up an analysis of the logs at ``paths``.
+
+    >>> run = analyze(["sample_logs/postgresql.csv"])
+    >>> [(i.constraint, i.key, i.culprits[0].source.line) for i in run.incidents()]
+    [('orders_customer_id_fkey', {'customer_id': '42'}, 25)]
+    """
+    reader = LogReader(paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line)
+    return Analysis(reader)

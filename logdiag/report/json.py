@@ -1,0 +1,53 @@
+"""The JSON report (the contract in docs/output-schema.md) and JSON lines, one incident each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import IO, Any
+
+from logdiag import __version__
+from logdiag.incidents import Incident
+from logdiag.pipeline import Analysis
+
+
+def inputs_of(analysis: Analysis) -> list[dict[str, Any]]:
+    return [
+        {
+            "file": s.file,
+            "format": s.format,
+            "log_line_prefix": s.log_line_prefix,
+            "records": s.records,
+            "skipped": s.skipped_total,
+        }
+        for s in analysis.inputs
+    ]
+
+
+def report(analysis: Analysis, incidents: Iterable[Incident]) -> dict[str, Any]:
+    """The whole report; consumes ``incidents`` (so the stats are complete when it returns)."""
+    found = [i.to_dict() for i in incidents]
+    return {
+        "logdiag": {"version": __version__},
+        "inputs": inputs_of(analysis),
+        "incidents": found,
+        "other_errors": [e.to_dict() for e in analysis.other_errors],
+        "stats": analysis.stats(),
+    }
+
+
+def write_json(analysis: Analysis, incidents: Iterable[Incident], out: IO[str]) -> int:
+    data = report(analysis, incidents)
+    json.dump(data, out, ensure_ascii=False, indent=2)
+    out.write("\n")
+    return len(data["incidents"])
+
+
+def write_jsonl(incidents: Iterable[Incident], out: IO[str]) -> int:
+    """One incident object per line, flushed as soon as it is known."""
+    count = 0
+    for incident in incidents:
+        out.write(json.dumps(incident.to_dict(), ensure_ascii=False) + "\n")
+        out.flush()
+        count += 1
+    return count

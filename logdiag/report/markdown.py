@@ -1,0 +1,63 @@
+"""Markdown, for pasting into an incident ticket."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import IO
+
+from logdiag.incidents import Incident
+from logdiag.pipeline import Analysis
+
+
+def _fence(code: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}sql\n{code.rstrip()}\n{fence}"
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]<>|#])", r"\\\1", text.replace("\n", " "))
+
+
+def incident_markdown(number: int, incident: Incident) -> str:
+    s = incident.session
+    key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items()) or "not in the log"
+    lines = [
+        f"## {number}. {incident.sqlstate} {incident.condition} at {incident.timing}: {_inline(incident.constraint or '(unnamed)')}",
+        "",
+        f"- **When**: {incident.at.isoformat() if incident.at else 'unknown'}",
+        f"- **Table**: {_inline(incident.table or '?')}"
+        + (f" → {_inline(incident.referenced_table)}" if incident.referenced_table else ""),
+        f"- **Key**: {_inline(key)}",
+        f"- **Session**: {_inline(s.application or '?')} · {_inline(s.user or '?')}@{_inline(s.database or '?')}"
+        f" · pid {s.pid} · session {s.session_id or '?'} · vxid {incident.vxid or '?'}",
+        f"- **Raised by** (line {incident.raised_by_source.line}):",
+        "",
+        _fence(incident.raised_by_statement or "-- no statement: the implicit commit"),
+        "",
+    ]
+    for culprit in incident.culprits:
+        lines += [f"**Culprit** (line {culprit.source.line}, {culprit.confidence}): {_inline(culprit.reason)}", ""]
+        lines += [_fence(culprit.statement), ""]
+        if culprit.parameters:
+            lines += ["Parameters: " + _inline(", ".join(f"{k} = {v!r}" for k, v in culprit.parameters.items())), ""]
+    for item in incident.related:
+        lines += [f"**{item.role}** (line {item.source.line}){': ' + _inline(item.note) if item.note else ''}", ""]
+        lines += [_fence(item.statement), ""]
+    lines += [f"**Why**: {_inline(incident.explanation)}", "", "**What to do**:", ""]
+    lines += [f"- {_inline(h)}" for h in incident.hints]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(analysis: Analysis, incidents: Iterable[Incident], out: IO[str]) -> int:
+    count = 0
+    out.write("# logdiag report\n\n")
+    for incident in incidents:
+        count += 1
+        out.write(incident_markdown(count, incident) + "\n")
+    if not count:
+        out.write("No constraint violation in this log.\n\n")
+    files = ", ".join(f"{_inline(s.file)} ({s.format}, {s.records} records)" for s in analysis.inputs)
+    out.write(f"Read: {files}. Other errors: {len(analysis.other_errors)}.\n")
+    return count

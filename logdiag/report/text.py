@@ -1,0 +1,126 @@
+"""The terminal report: one panel per incident, then a summary table. Log text is never markup."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from logdiag.incidents import Incident
+from logdiag.pipeline import Analysis
+from logdiag.records import Source
+from logdiag.report.safe import plain, printable
+
+MAX_SQL_CHARS = 2000
+
+
+def sql(statement: str, emphasise: Iterable[str | None] = ()) -> Text:
+    """A statement with SQL highlighting and the offending values emphasised; never parsed as markup."""
+    code = printable(statement)
+    if len(code) > MAX_SQL_CHARS:
+        code = code[:MAX_SQL_CHARS] + f" … ({len(statement) - MAX_SQL_CHARS} more characters)"
+    text = Syntax(code, "sql", theme="ansi_dark", background_color="default", word_wrap=True).highlight(code)
+    text.rstrip()
+    for value in emphasise:
+        if value:
+            text.highlight_regex(rf"(?<![\w.]){re.escape(printable(value))}(?![\w.])", "bold reverse")
+    return text
+
+
+def _distance(source: Source, at: object, incident: Incident) -> str:
+    parts = []
+    if incident.at is not None and at is not None:
+        seconds = (incident.at - at).total_seconds()  # type: ignore[operator]
+        parts.append(f"{seconds:.3g} s")
+    if source.file == incident.raised_by_source.file:
+        parts.append(f"{incident.raised_by_source.line - source.line} lines")
+    return " and ".join(parts) + " earlier" if parts else ""
+
+
+def incident_panel(number: int, incident: Incident) -> Panel:
+    """One incident, readable at 80 columns."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(ratio=1)
+    s = incident.session
+    constraint = plain(incident.constraint or "(unnamed)", "bold")
+    constraint.append_text(plain(f" ({incident.constraint_kind.replace('_', ' ')})"))
+    if incident.table:
+        constraint.append_text(plain(f" on {incident.table}"))
+    if incident.referenced_table:
+        constraint.append_text(plain(f" → {incident.referenced_table}"))
+    grid.add_row("constraint", constraint)
+    who = " · ".join(
+        x for x in (
+            s.application and f"app {s.application}",
+            (s.user or s.database) and f"{s.user or '?'}@{s.database or '?'}",
+            s.pid and f"pid {s.pid}",
+            s.session_id and f"session {s.session_id}",
+            incident.vxid and f"vxid {incident.vxid}",
+        ) if x
+    )
+    grid.add_row("session", plain(who))
+    key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items()) or "(not in the log)"
+    grid.add_row("key", plain(key, "bold yellow"))
+    raised = plain(f"line {incident.raised_by_source.line}: ")
+    raised.append_text(sql(incident.raised_by_statement or "(no statement: the implicit commit)"))
+    grid.add_row("raised by", raised)
+    values = list(incident.key.values())
+    for index, culprit in enumerate(incident.culprits):
+        head = plain(f"line {culprit.source.line} · {culprit.confidence} · {culprit.reason}", "cyan")
+        body: list[RenderableType] = [head, sql(culprit.statement, values)]
+        if culprit.parameters:
+            body.append(plain("parameters: " + ", ".join(f"{k} = {v!r}" for k, v in culprit.parameters.items()), "dim"))
+        grid.add_row("culprit" if index == 0 else "", Group(*body))
+    if not incident.culprits:
+        grid.add_row("culprit", plain("none found in the log (see hints)", "dim"))
+    for item in incident.related:
+        label = plain(f"{item.role} · line {item.source.line} · {_distance(item.source, item.at, incident)}", "magenta")
+        if item.note:
+            label.append_text(plain(f" · {item.note}"))
+        grid.add_row("related", Group(label, sql(item.statement)))
+    grid.add_row("why", plain(incident.explanation))
+    for index, hint in enumerate(incident.hints):
+        grid.add_row("what to do" if index == 0 else "", plain(f"• {hint}"))
+    when = incident.at.isoformat(sep=" ", timespec="milliseconds") if incident.at else "time unknown"
+    title = plain(f"#{number} {when} · {incident.sqlstate} {incident.condition} · at {incident.timing}", "bold red")
+    return Panel(grid, title=title, title_align="left", box=box.ROUNDED, expand=True)
+
+
+def summary_table(incidents: list[Incident]) -> Table:
+    """Incidents grouped by constraint and application."""
+    counts = Counter((i.constraint or "(unnamed)", i.session.application or "", i.timing) for i in incidents)
+    table = Table(title="Summary", box=box.SIMPLE_HEAD, expand=False)
+    table.add_column("constraint")
+    table.add_column("application")
+    table.add_column("timing")
+    table.add_column("incidents", justify="right")
+    for (constraint, application, timing), count in counts.most_common():
+        table.add_row(plain(constraint), plain(application), plain(timing), str(count))
+    return table
+
+
+def write_text(analysis: Analysis, incidents: Iterable[Incident], console: Console) -> int:
+    """Print each incident as it arrives, then the summary and what was read."""
+    found: list[Incident] = []
+    for incident in incidents:
+        found.append(incident)
+        console.print(incident_panel(len(found), incident))
+    if found:
+        console.print(summary_table(found))
+    else:
+        console.print(plain("No constraint violation in this log.", "green"))
+    if analysis.other_errors:
+        codes = Counter(e.sqlstate or "?" for e in analysis.other_errors)
+        console.print(plain(
+            f"{len(analysis.other_errors)} other errors: " + ", ".join(f"{c} × {n}" for c, n in codes.most_common()),
+            "dim",
+        ))
+    return len(found)

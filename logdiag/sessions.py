@@ -1,0 +1,279 @@
+"""Sessions and transactions: which earlier statements belong with an error.
+
+:class:`SessionTracker` takes records in log order. It keeps, per session, the statements of the
+open transaction (capped in count and bytes, with what was dropped counted), follows savepoints,
+and yields a :class:`Failure` for every ERROR: the error with the statements of its transaction.
+
+Sessions are keyed by session id when the log has one (csvlog, jsonlog, ``%c``), else by pid,
+split at connection and disconnection lines. Transactions are keyed by virtual transaction id when
+logged, else inferred from BEGIN/COMMIT/ROLLBACK statements; with ``log_statement = 'mod'`` those
+are not logged, and a transaction becomes "the statements since the previous error or COMMIT".
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from logdiag.records import LogRecord, Severity
+from logdiag.statements import (
+    CHECKS_DEFERRED,
+    ENDS_TRANSACTION,
+    Control,
+    LoggedStatement,
+    statement_of,
+)
+
+MAX_STATEMENTS = 5_000  # per transaction
+MAX_BYTES = 16 * 1024 * 1024  # of statement text per transaction
+MAX_SESSIONS = 10_000
+MAX_DDL = 2_000
+
+
+@dataclass(slots=True)
+class Entry:
+    """A statement of a transaction, and what later happened to it.
+
+    Attributes:
+        statement: the logged statement.
+        undone_by: the ROLLBACK TO SAVEPOINT that undid it, if any.
+        failed: the statement itself raised an error (so it wrote nothing).
+    """
+
+    statement: LoggedStatement
+    undone_by: LoggedStatement | None = None
+    failed: bool = False
+
+
+@dataclass(slots=True)
+class Transaction:
+    """The statements of one transaction, as far as the log shows them."""
+
+    vxid: str | None = None
+    explicit: bool = False  # began with BEGIN (or a chained COMMIT)
+    ending: bool = False  # its COMMIT/ROLLBACK/PREPARE was logged
+    entries: deque[Entry] = field(default_factory=deque)
+    savepoints: list[tuple[str | None, int]] = field(default_factory=list)  # (name, len(entries))
+    dropped: int = 0
+    size: int = 0
+    xid: int | None = None
+
+    def add(self, statement: LoggedStatement) -> None:
+        self.entries.append(Entry(statement))
+        self.size += len(statement.text)
+        while len(self.entries) > MAX_STATEMENTS or (self.size > MAX_BYTES and len(self.entries) > 1):
+            removed = self.entries.popleft()
+            self.size -= len(removed.statement.text)
+            self.dropped += 1
+            self.savepoints = [(name, max(0, at - 1)) for name, at in self.savepoints]
+
+    def savepoint(self, name: str | None) -> None:
+        self.savepoints.append((name, len(self.entries)))
+
+    def release(self, name: str | None) -> None:
+        for position in range(len(self.savepoints) - 1, -1, -1):
+            if self.savepoints[position][0] == name:
+                del self.savepoints[position:]
+                return
+
+    def rollback_to(self, name: str | None, statement: LoggedStatement) -> None:
+        for position in range(len(self.savepoints) - 1, -1, -1):
+            if self.savepoints[position][0] == name:
+                start = self.savepoints[position][1]
+                del self.savepoints[position + 1 :]
+                for index in range(start, len(self.entries)):
+                    entry = self.entries[index]
+                    if entry.undone_by is None:
+                        entry.undone_by = statement
+                return
+
+
+@dataclass(slots=True)
+class Session:
+    """One database session and its open transaction."""
+
+    key: object
+    pid: int | None
+    session_id: str | None
+    user: str | None = None
+    database: str | None = None
+    application: str | None = None
+    client: str | None = None
+    transaction: Transaction = field(default_factory=Transaction)
+    chained: bool = False
+
+    def learn(self, record: LogRecord) -> None:
+        self.user = record.user or self.user
+        self.database = record.database or self.database
+        self.application = record.application or self.application
+        self.client = record.client or self.client
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An ERROR with what the log says of its session and transaction.
+
+    Attributes:
+        record: the ERROR record.
+        session: the session (a snapshot of its identity).
+        entries: the transaction's statements before the error, oldest first.
+        dropped: statements of the transaction dropped by the memory cap.
+        by_vxid: the transaction was told by its virtual transaction id.
+        boundaries_seen: BEGIN/COMMIT statements appear in this log (``log_statement = 'all'``).
+        explicit: the transaction began with BEGIN.
+        session_evicted: sessions were evicted before this one's error (memory cap).
+    """
+
+    record: LogRecord
+    session: Session
+    entries: tuple[Entry, ...]
+    dropped: int
+    by_vxid: bool
+    boundaries_seen: bool
+    explicit: bool
+    ddl: tuple[LoggedStatement, ...] = ()
+
+
+@dataclass(slots=True)
+class TrackerStats:
+    """Counts the report shows."""
+
+    records: int = 0
+    sessions: int = 0
+    transactions: int = 0
+    evicted_sessions: int = 0
+    dropped_statements: int = 0
+
+
+class SessionTracker:
+    """Follow sessions and transactions through a stream of records.
+
+    >>> tracker = SessionTracker()
+    >>> failures = [f for r in [] for f in tracker.feed(r)]
+    """
+
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self.max_sessions = max_sessions
+        self.sessions: OrderedDict[object, Session] = OrderedDict()
+        self.stats = TrackerStats()
+        self.boundaries_seen = False
+        self.ddl: deque[LoggedStatement] = deque(maxlen=MAX_DDL)
+
+    def feed(self, record: LogRecord) -> Iterator[Failure]:
+        """Take one record; yield a :class:`Failure` if it is an ERROR."""
+        self.stats.records += 1
+        if record.pid is None and record.session_id is None:
+            return
+        message = record.message or ""
+        if record.severity is Severity.LOG and message.startswith("connection received:"):
+            self._end_session(record)
+        session = self._session(record)
+        session.learn(record)
+        if record.severity is Severity.ERROR:
+            yield self._failure(session, record)
+        elif record.severity is Severity.LOG:
+            statement = statement_of(record)
+            if statement is not None:
+                self._statement(session, statement)
+            elif message.startswith("disconnection:"):
+                self._end_session(record)
+        elif record.severity in (Severity.FATAL, Severity.PANIC):
+            self._end_session(record)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(record: LogRecord) -> object:
+        return record.session_id if record.session_id is not None else ("pid", record.pid)
+
+    def _session(self, record: LogRecord) -> Session:
+        key = self._key(record)
+        session = self.sessions.get(key)
+        if session is None:
+            session = Session(key, record.pid, record.session_id)
+            self.sessions[key] = session
+            self.stats.sessions += 1
+            self.stats.transactions += 1
+            if len(self.sessions) > self.max_sessions:
+                self.sessions.popitem(last=False)
+                self.stats.evicted_sessions += 1
+        else:
+            self.sessions.move_to_end(key)
+        return session
+
+    def _end_session(self, record: LogRecord) -> None:
+        self.sessions.pop(self._key(record), None)
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def _new_transaction(self, session: Session, vxid: str | None, explicit: bool) -> Transaction:
+        self.stats.dropped_statements += session.transaction.dropped
+        session.transaction = Transaction(vxid=vxid, explicit=explicit)
+        self.stats.transactions += 1
+        return session.transaction
+
+    def _statement(self, session: Session, statement: LoggedStatement) -> None:
+        record = statement.record
+        control = statement.control.kind if statement.control else None
+        if control in (Control.BEGIN, Control.COMMIT, Control.ROLLBACK, Control.COMMIT_AND_CHAIN):
+            self.boundaries_seen = True
+        if statement.is_ddl:
+            self.ddl.append(statement)
+        current = session.transaction
+        vxid = record.vxid
+        if vxid is not None:
+            if current.vxid != vxid:
+                current = self._new_transaction(session, vxid, explicit=control is Control.BEGIN or session.chained)
+                session.chained = False
+        else:
+            if current.ending:
+                current = self._new_transaction(session, None, explicit=session.chained)
+                session.chained = False
+            if control is Control.BEGIN:
+                if current.entries or current.explicit:
+                    current = self._new_transaction(session, None, explicit=True)
+                current.explicit = True
+            elif not current.explicit and self.boundaries_seen and current.entries:
+                # Outside a transaction block each statement commits on its own.
+                current = self._new_transaction(session, None, explicit=False)
+        if record.xid:
+            current.xid = record.xid
+        current.add(statement)
+        if control is Control.SAVEPOINT:
+            current.savepoint(statement.control.argument if statement.control else None)
+        elif control is Control.RELEASE:
+            current.release(statement.control.argument if statement.control else None)
+        elif control is Control.ROLLBACK_TO:
+            current.rollback_to(statement.control.argument if statement.control else None, statement)
+        elif control in ENDS_TRANSACTION:
+            current.ending = True
+            session.chained = control in (Control.COMMIT_AND_CHAIN, Control.ROLLBACK_AND_CHAIN)
+
+    def _failure(self, session: Session, record: LogRecord) -> Failure:
+        current = session.transaction
+        if record.vxid is not None and current.vxid not in (None, record.vxid):
+            current = self._new_transaction(session, record.vxid, explicit=False)
+        entries = list(current.entries)
+        raising = record.statement
+        # The statement that raised the error is usually the last one logged: it wrote nothing.
+        if entries and raising is not None and entries[-1].statement.text == raising:
+            entries[-1].failed = True
+        failure = Failure(
+            record=record,
+            session=Session(session.key, session.pid, session.session_id, session.user, session.database,
+                            session.application, session.client),
+            entries=tuple(Entry(e.statement, e.undone_by, e.failed) for e in entries),
+            dropped=current.dropped,
+            by_vxid=record.vxid is not None,
+            boundaries_seen=self.boundaries_seen,
+            explicit=current.explicit,
+            ddl=tuple(self.ddl),
+        )
+        control_checks = bool(entries) and entries[-1].statement.control is not None and (
+            entries[-1].statement.control.kind in CHECKS_DEFERRED
+        )
+        if not current.explicit or control_checks or current.ending:
+            # The transaction is over: an error outside a block, or at COMMIT, rolls it back.
+            current.ending = True
+        return failure

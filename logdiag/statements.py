@@ -1,0 +1,207 @@
+"""Statements as the log shows them, found with cheap string tests (no SQL parser on this path).
+
+Every record of a big log passes through here, so nothing is parsed with pglast: a record's
+message is matched against the few shapes PostgreSQL uses to log a statement, and transaction
+control (BEGIN, COMMIT, SAVEPOINT...) is recognised by its leading keywords.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from logdiag.records import LogRecord, Severity
+
+# "statement: X", "duration: 1.2 ms  statement: X", "execute S_1: X", "execute <unnamed>: X",
+# "duration: 1.2 ms  execute S_1/C_1: X". parse and bind records (log_min_duration_statement = 0)
+# are left out: the execute record of the same statement carries its text and parameters.
+_LOGGED = re.compile(
+    r"(?:duration: \d{1,12}(?:\.\d{1,6})? ms  )?"
+    r"(?:(?P<simple>statement)|execute (?P<fetch>fetch from )?(?P<name>[^\s:]{1,200}?)): ",
+)
+_PARAMETERS = re.compile(r"\$(?P<n>\d{1,5}) = (?:(?P<null>NULL)|'(?P<value>(?:[^']|'')*)')")
+_LEADING_NOISE = re.compile(r"(?:\s+|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|--[^\n]*\n)*")
+_CONTROL = re.compile(
+    r"(?P<keyword>BEGIN|START\s+TRANSACTION|COMMIT\s+PREPARED|ROLLBACK\s+PREPARED|COMMIT|END|ROLLBACK|ABORT"
+    r"|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION|SET\s+CONSTRAINTS)\b(?P<rest>[^;]{0,500})\s*;?\s*$",
+    re.IGNORECASE,
+)
+_CHAIN = re.compile(r"\bAND\s+CHAIN\b", re.IGNORECASE)
+_NO_CHAIN = re.compile(r"\bAND\s+NO\s+CHAIN\b", re.IGNORECASE)
+_SAVEPOINT_NAME = re.compile(r"^(?:\s+(?:WORK|TRANSACTION))?(?:\s+TO)?(?:\s+SAVEPOINT)?\s+(?P<name>\S+?)\s*$", re.I)
+_WRITE_KEYWORDS = ("insert", "update", "delete", "merge", "copy", "with", "select", "call", "do", "execute")
+_DDL = re.compile(r"(?:CREATE|ALTER)\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?TABLE\b", re.I)
+
+
+class Control(str, Enum):
+    """Transaction-control statements."""
+
+    BEGIN = "begin"
+    COMMIT = "commit"  # COMMIT, END
+    COMMIT_AND_CHAIN = "commit_and_chain"
+    ROLLBACK = "rollback"  # ROLLBACK, ABORT
+    ROLLBACK_AND_CHAIN = "rollback_and_chain"
+    SAVEPOINT = "savepoint"
+    RELEASE = "release"
+    ROLLBACK_TO = "rollback_to"
+    PREPARE_TRANSACTION = "prepare_transaction"
+    COMMIT_PREPARED = "commit_prepared"
+    ROLLBACK_PREPARED = "rollback_prepared"
+    SET_CONSTRAINTS_IMMEDIATE = "set_constraints_immediate"
+    SET_CONSTRAINTS_DEFERRED = "set_constraints_deferred"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Statements at which deferred constraints are checked.
+CHECKS_DEFERRED = frozenset({
+    Control.COMMIT, Control.COMMIT_AND_CHAIN, Control.PREPARE_TRANSACTION, Control.SET_CONSTRAINTS_IMMEDIATE,
+})
+#: Statements after which the transaction is over.
+ENDS_TRANSACTION = frozenset({
+    Control.COMMIT, Control.COMMIT_AND_CHAIN, Control.ROLLBACK, Control.ROLLBACK_AND_CHAIN,
+    Control.PREPARE_TRANSACTION,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class ControlStatement:
+    """A transaction-control statement: its kind and its argument (savepoint or constraint names)."""
+
+    kind: Control
+    argument: str | None = None
+
+
+def classify_control(text: str | None) -> ControlStatement | None:
+    """Recognise a transaction-control statement by its keywords; None for anything else.
+
+    >>> classify_control("COMMIT AND CHAIN;").kind
+    <Control.COMMIT_AND_CHAIN: 'commit_and_chain'>
+    >>> classify_control("rollback to savepoint sp1")
+    ControlStatement(kind=<Control.ROLLBACK_TO: 'rollback_to'>, argument='sp1')
+    >>> classify_control("INSERT INTO t VALUES (1)") is None
+    True
+    """
+    if not text:
+        return None
+    head = text[:1200]
+    noise = _LEADING_NOISE.match(head)
+    start = noise.end() if noise else 0
+    found = _CONTROL.match(head, start)
+    if found is None or len(text) > 1200:
+        return None
+    keyword = " ".join(found["keyword"].upper().split())
+    rest = found["rest"]
+    if keyword in ("BEGIN", "START TRANSACTION"):
+        return ControlStatement(Control.BEGIN)
+    if keyword in ("COMMIT", "END"):
+        chain = _CHAIN.search(rest) and not _NO_CHAIN.search(rest)
+        return ControlStatement(Control.COMMIT_AND_CHAIN if chain else Control.COMMIT)
+    if keyword in ("ROLLBACK", "ABORT"):
+        if re.search(r"\bTO\b", rest, re.I):
+            return ControlStatement(Control.ROLLBACK_TO, _savepoint(rest))
+        chain = _CHAIN.search(rest) and not _NO_CHAIN.search(rest)
+        return ControlStatement(Control.ROLLBACK_AND_CHAIN if chain else Control.ROLLBACK)
+    if keyword == "SAVEPOINT":
+        return ControlStatement(Control.SAVEPOINT, _savepoint(rest))
+    if keyword == "RELEASE":
+        return ControlStatement(Control.RELEASE, _savepoint(rest))
+    if keyword == "PREPARE TRANSACTION":
+        return ControlStatement(Control.PREPARE_TRANSACTION, rest.strip() or None)
+    if keyword == "COMMIT PREPARED":
+        return ControlStatement(Control.COMMIT_PREPARED, rest.strip() or None)
+    if keyword == "ROLLBACK PREPARED":
+        return ControlStatement(Control.ROLLBACK_PREPARED, rest.strip() or None)
+    words = rest.split()
+    if words and words[-1].upper() == "IMMEDIATE":
+        return ControlStatement(Control.SET_CONSTRAINTS_IMMEDIATE, " ".join(words[:-1]))
+    if words and words[-1].upper() == "DEFERRED":
+        return ControlStatement(Control.SET_CONSTRAINTS_DEFERRED, " ".join(words[:-1]))
+    return None
+
+
+def _savepoint(rest: str) -> str | None:
+    found = _SAVEPOINT_NAME.match(rest)
+    if found is None:
+        return None
+    name = found["name"]
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedStatement:
+    """A statement the log shows a session running.
+
+    Attributes:
+        text: the SQL text.
+        record: the record that logged it (its source and time).
+        prepared_name: the protocol-level prepared statement name (``S_1``, ``<unnamed>``).
+        parameters: bind parameters from ``DETAIL: parameters:``; None when there are none.
+        parameters_truncated: a value ends in ``...`` (``log_parameter_max_length``).
+        control: the transaction-control kind, if it is one.
+    """
+
+    text: str
+    record: LogRecord
+    prepared_name: str | None = None
+    parameters: dict[str, str | None] | None = None
+    parameters_truncated: bool = False
+    control: ControlStatement | None = None
+
+    @property
+    def may_write(self) -> bool:
+        """Cheap test: could this statement write rows (so that SQL analysis is worth it)?"""
+        if self.control is not None:
+            return False
+        head = _LEADING_NOISE.sub("", self.text[:200], count=1).lstrip("(").lower()
+        return head.startswith(_WRITE_KEYWORDS)
+
+    @property
+    def is_ddl(self) -> bool:
+        """CREATE TABLE or ALTER TABLE: what the catalog keeps."""
+        head = _LEADING_NOISE.sub("", self.text[:200], count=1)
+        return bool(_DDL.match(head))
+
+
+def statement_of(record: LogRecord) -> LoggedStatement | None:
+    """The statement a LOG record shows being run, with its parameters; None for other records.
+
+    Args:
+        record: a record; only ``LOG`` records that log a statement give one.
+    """
+    message = record.message
+    if record.severity is not Severity.LOG or message is None:
+        return None
+    if not (message.startswith(("statement: ", "execute ", "duration: "))):
+        return None
+    found = _LOGGED.match(message)
+    if found is None or found["fetch"]:
+        return None
+    text = message[found.end() :]
+    parameters, truncated = parse_parameters(record.detail)
+    name = None if found["simple"] else found["name"].split("/", 1)[0]
+    return LoggedStatement(text, record, name, parameters, truncated, classify_control(text))
+
+
+def parse_parameters(detail: str | None) -> tuple[dict[str, str | None] | None, bool]:
+    """``parameters: $1 = '42', $2 = NULL`` → ({"$1": "42", "$2": None}, truncated?).
+
+    PostgreSQL 17 writes ``Parameters:``; values cut by ``log_parameter_max_length`` end in ``...``.
+
+    >>> parse_parameters("parameters: $1 = 'O''Brien', $2 = NULL")
+    ({'$1': "O'Brien", '$2': None}, False)
+    """
+    if not detail or not detail[:11].lower().startswith("parameters:"):
+        return None, False
+    parameters: dict[str, str | None] = {}
+    truncated = False
+    for found in _PARAMETERS.finditer(detail, 11):
+        if found["null"]:
+            parameters[f"${found['n']}"] = None
+        else:
+            value = found["value"].replace("''", "'")
+            truncated = truncated or value.endswith("...")
+            parameters[f"${found['n']}"] = value
+    return parameters, truncated
