@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from itertools import combinations
+from itertools import combinations, pairwise
 
 
 class ConstraintKind(str, Enum):
@@ -92,7 +92,7 @@ class KeyText:
         out = []
         for cuts in combinations(range(1, len(pieces)), n - 1):
             bounds = (0, *cuts, len(pieces))
-            out.append(tuple(", ".join(pieces[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)))
+            out.append(tuple(", ".join(pieces[a:b]) for a, b in pairwise(bounds)))
             if len(out) > 64:
                 break
         return out

@@ -158,6 +158,7 @@ class _Builder:
     def statement(self, node: Any) -> None:
         from pglast import ast
 
+        inside_writes = _nodes_inside_writes(node)
         for found in _walk(node):
             if isinstance(found, ast.InsertStmt):
                 self.writes.append(self.insert(found))
@@ -174,7 +175,7 @@ class _Builder:
                 self.writes.append(Write(WriteKind.COPY, *_relation(found.relation), columns=columns))
             elif isinstance(found, ast.CallStmt):
                 self.writes.append(Write(WriteKind.CALL, None, function=_funcname(found.funccall)))
-            elif isinstance(found, ast.SelectStmt) and not _inside_write(found, node):
+            elif isinstance(found, ast.SelectStmt) and id(found) not in inside_writes:
                 self.calls_in_select(found)
             elif isinstance(found, ast.CreateStmt):
                 self.create_table(found)
@@ -287,7 +288,7 @@ class _Builder:
             return _const_text(node.val)
         if isinstance(node, ast.ParamRef):
             key = f"${node.number}"
-            return self.parameters[key] if key in self.parameters else UNKNOWN
+            return self.parameters.get(key, UNKNOWN)
         if isinstance(node, ast.A_Expr) and _op(node) == "-" and node.lexpr is None:
             inner = self.value(node.rexpr)
             return f"-{inner}" if isinstance(inner, str) else UNKNOWN
@@ -409,15 +410,17 @@ def _walk(node: Any) -> Iterator[Any]:
             stack.extend(reversed(current))
 
 
-def _inside_write(select: Any, root: Any) -> bool:
-    """A SELECT that is part of an INSERT/UPDATE/DELETE (its rows are analysed there)."""
+def _nodes_inside_writes(root: Any) -> set[int]:
+    """Ids of the nodes that are part of an INSERT/UPDATE/DELETE/MERGE (analysed there)."""
     from pglast import ast
 
+    inside: set[int] = set()
     for found in _walk(root):
-        if isinstance(found, (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)):
-            if any(inner is select for inner in _walk(found)):
-                return True
-    return False
+        if id(found) not in inside and isinstance(
+            found, (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+        ):
+            inside.update(id(inner) for inner in _walk(found))
+    return inside
 
 
 def _relation(node: Any) -> tuple[str | None, str | None]:

@@ -29,9 +29,9 @@ _CONTROL = re.compile(
 )
 _CHAIN = re.compile(r"\bAND\s+CHAIN\b", re.IGNORECASE)
 _NO_CHAIN = re.compile(r"\bAND\s+NO\s+CHAIN\b", re.IGNORECASE)
-_SAVEPOINT_NAME = re.compile(r"^(?:\s+(?:WORK|TRANSACTION))?(?:\s+TO)?(?:\s+SAVEPOINT)?\s+(?P<name>\S+?)\s*$", re.I)
+_SAVEPOINT_NAME = re.compile(r"^(?:\s+(?:WORK|TRANSACTION))?(?:\s+TO)?(?:\s+SAVEPOINT)?\s+(?P<name>\S+?)\s*$", re.IGNORECASE)
 _WRITE_KEYWORDS = ("insert", "update", "delete", "merge", "copy", "with", "select", "call", "do", "execute")
-_DDL = re.compile(r"(?:CREATE|ALTER)\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?TABLE\b", re.I)
+_DDL = re.compile(r"(?:CREATE|ALTER)\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?TABLE\b", re.IGNORECASE)
 
 
 class Control(str, Enum):
@@ -100,7 +100,7 @@ def classify_control(text: str | None) -> ControlStatement | None:
         chain = _CHAIN.search(rest) and not _NO_CHAIN.search(rest)
         return ControlStatement(Control.COMMIT_AND_CHAIN if chain else Control.COMMIT)
     if keyword in ("ROLLBACK", "ABORT"):
-        if re.search(r"\bTO\b", rest, re.I):
+        if re.search(r"\bTO\b", rest, re.IGNORECASE):
             return ControlStatement(Control.ROLLBACK_TO, _savepoint(rest))
         chain = _CHAIN.search(rest) and not _NO_CHAIN.search(rest)
         return ControlStatement(Control.ROLLBACK_AND_CHAIN if chain else Control.ROLLBACK)

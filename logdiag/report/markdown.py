@@ -30,8 +30,8 @@ def incident_markdown(number: int, incident: Incident) -> str:
         f"- **Table**: {_inline(incident.table or '?')}"
         + (f" → {_inline(incident.referenced_table)}" if incident.referenced_table else ""),
         f"- **Key**: {_inline(key)}",
-        f"- **Session**: {_inline(s.application or '?')} · {_inline(s.user or '?')}@{_inline(s.database or '?')}"
-        f" · pid {s.pid} · session {s.session_id or '?'} · vxid {incident.vxid or '?'}",
+        (f"- **Session**: {_inline(s.application or '?')} · {_inline(s.user or '?')}@{_inline(s.database or '?')}"
+        f" · pid {s.pid} · session {s.session_id or '?'} · vxid {incident.vxid or '?'}"),
         f"- **Raised by** (line {incident.raised_by_source.line}):",
         "",
         _fence(incident.raised_by_statement or "-- no statement: the implicit commit"),
