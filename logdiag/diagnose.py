@@ -49,6 +49,9 @@ class _Diagnosis:
         self.catalog = Catalog(failure.ddl, names)
         self.declaration = self.catalog.constraint(violation.constraint)
         self.table = violation.table or (self.declaration.constraint.table if self.declaration else None)
+        self.referenced_table = violation.referenced_table or (
+            self.declaration.constraint.referenced_table if self.declaration else None
+        )
         self._analyses: dict[int, Analysis] = {}
         self.missing: list[str] = []
 
@@ -170,9 +173,9 @@ class _Diagnosis:
         v = self.violation
         out: list[Related] = []
         values = [x for x in (key_values or self._best_split() or ()) if x is not None]
-        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and v.referenced_table:
+        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and self.referenced_table:
             for entry, write in self.writes(self.failure.entries):
-                if write.table != v.referenced_table:
+                if write.table != self.referenced_table:
                     continue
                 if write.kind is WriteKind.INSERT and entry.undone_by is not None and _row_has(write, values):
                     undo = entry.undone_by
@@ -207,6 +210,15 @@ class _Diagnosis:
         candidates: list[_Candidate] = []
         if timing == "commit":
             pool = [e for e in entries if e.undone_by is None and not _is_control(e)]
+            raising_text = record.statement
+            if (
+                raising_text is not None
+                and classify_control(raising_text) is None
+                and not any(e.statement.text == raising_text for e in pool)
+            ):
+                # An autocommit statement that failed at its own commit, and that the log did not
+                # show before (log_min_duration_statement logs a statement only once it succeeded).
+                pool.append(Entry(LoggedStatement(raising_text, record)))
             for entry, write in self.writes(pool):
                 found = self.match(entry, write)
                 if found is not None:
@@ -236,7 +248,7 @@ class _Diagnosis:
             constraint=v.constraint,
             constraint_kind=v.kind.value,
             table=table,
-            referenced_table=v.referenced_table,
+            referenced_table=self.referenced_table,
             key=key,
             message=record.message or "",
             detail=record.detail,
@@ -286,12 +298,21 @@ class _Diagnosis:
             parts.append(f"{why}: {kind} constraint {name} is checked at commit, and a row written earlier broke it.")
         else:
             parts.append(f"{why}: it broke {kind} constraint {name}.")
-        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
-            parts.append(f"{table or 'The table'} got {shown_key}, which has no row in {v.referenced_table}.")
+        referenced = self.referenced_table
+        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and v.detail_reason:
+            parts.append(f"{table or 'The table'} got a row that breaks it: {v.detail_reason}")
+        elif v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
+            parts.append(f"{table or 'The table'} got {shown_key}, which has no row in {referenced or 'the referenced table'}.")
         elif v.kind is ConstraintKind.FOREIGN_KEY:
-            parts.append(f"{v.referenced_table} lost {shown_key}, which {v.table} still references.")
-        elif v.kind in (ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION):
+            parts.append(f"{referenced} lost {shown_key}, which {v.table} still references.")
+        elif v.kind is ConstraintKind.UNIQUE:
             parts.append(f"Two rows of {table or 'the table'} have {shown_key}.")
+        elif v.kind is ConstraintKind.EXCLUSION:
+            existing = v.conflicting_key.values if v.conflicting_key else None
+            parts.append(
+                f"The row of {table or 'the table'} with {shown_key} conflicts with an existing row"
+                + (f" ({', '.join(v.conflicting_key.columns)} = {existing})." if v.conflicting_key else ".")
+            )
         top = next(iter(culprits), None)
         if top is not None and top.match == "key":
             parts.append(f"The statement that wrote it is at line {top.source.line}: {top.reason}.")
@@ -338,8 +359,11 @@ class _Diagnosis:
 
     def _setting_hints(self, timing: str, culprits: tuple[Culprit, ...]) -> Iterator[str]:
         f = self.failure
-        if timing == "commit" and not f.entries:
-            yield "This log shows no statement of the transaction: set log_statement = 'mod' (or 'all') to log the writes."
+        if timing == "commit" and not culprits:
+            yield (
+                "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
+                "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."
+            )
         if f.session.session_id is None:
             yield "Sessions were told apart by pid: add %c to log_line_prefix (or use csvlog/jsonlog) to make it certain."
         if not f.by_vxid and timing == "commit":

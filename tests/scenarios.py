@@ -1,0 +1,449 @@
+"""Commit-time (and other) constraint violations, played on a real server.
+
+Each scenario says what it executes and, from that alone, what logdiag must report: the
+constraint, the key, when it surfaced, and the exact statement text that wrote the key. Tables are
+prefixed with the scenario's name so that scenarios can share one cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import ClientCursor
+
+from tests.pgcluster import PgCluster
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What logdiag must report for a scenario (absent when no incident is expected)."""
+
+    sqlstate: str
+    constraint: str | None
+    timing: str
+    key: dict[str, str | None]
+    culprit: str | None  # exact text the scenario executed, as the server logs it
+    match: str = "key"
+    table: str | None = None
+    related: frozenset[str] = frozenset()
+    parameters: dict[str, str | None] | None = None
+    raised_by: str | None = "COMMIT"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    setup: str
+    run: Callable[[PgCluster], None]
+    expected: Expected | None
+    needs_sqlstate: bool = False  # recognisable only by SQLSTATE (user-raised 40002)
+    notes: str = ""
+    decoy_values: tuple[str, ...] = field(default=())
+
+
+def simple(cluster: PgCluster, *statements: str, application: str = "app", autocommit: bool = True) -> None:
+    """Run statements one by one with the simple query protocol (like psql), ignoring errors."""
+    with psycopg.connect(cluster.conninfo, application_name=application, autocommit=True,
+                         cursor_factory=ClientCursor) as conn:
+        for statement in statements:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(statement)
+
+
+def fk_tables(name: str, deferrable: str = "DEFERRABLE INITIALLY DEFERRED", extra: str = "") -> str:
+    return (
+        f"CREATE TABLE {name}_parent (id int PRIMARY KEY, label text);\n"
+        f"CREATE TABLE {name}_child (id int PRIMARY KEY, parent_id int REFERENCES {name}_parent (id) "
+        f"{deferrable}{extra});\n"
+        f"INSERT INTO {name}_parent VALUES (1, 'one'), (2, 'two'), (7, 'seven');\n"
+    )
+
+
+def fk_name(name: str) -> str:
+    return f"{name}_child_parent_id_fkey"
+
+
+def _simple_txn(name: str, *statements: str, end: str = "COMMIT;") -> Callable[[PgCluster], None]:
+    def run(cluster: PgCluster) -> None:
+        simple(cluster, "BEGIN;", *statements, end, application=name)
+    return run
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def scenario(s: Scenario) -> Scenario:
+    SCENARIOS.append(s)
+    return s
+
+
+# 1. The classic: a child row whose parent never arrives.
+scenario(Scenario(
+    "never", fk_tables("never"),
+    _simple_txn("never", "INSERT INTO never_child VALUES (10, 1);", "INSERT INTO never_child VALUES (11, 42);"),
+    Expected("23503", fk_name("never"), "commit", {"parent_id": "42"}, "INSERT INTO never_child VALUES (11, 42);",
+             table="never_child", related=frozenset({"declared_by"})),
+    decoy_values=("42",),
+))
+
+# 2. The parent was inserted, then undone by ROLLBACK TO SAVEPOINT.
+scenario(Scenario(
+    "undone", fk_tables("undone"),
+    _simple_txn("undone", "SAVEPOINT before_parent;", "INSERT INTO undone_parent VALUES (42, 'forty-two');",
+                "ROLLBACK TO SAVEPOINT before_parent;", "INSERT INTO undone_child VALUES (20, 42);"),
+    Expected("23503", fk_name("undone"), "commit", {"parent_id": "42"}, "INSERT INTO undone_child VALUES (20, 42);",
+             related=frozenset({"rolled_back_parent", "declared_by"})),
+))
+
+# 3. RELEASE SAVEPOINT keeps the parent: no error at all.
+scenario(Scenario(
+    "released", fk_tables("released"),
+    _simple_txn("released", "SAVEPOINT sp;", "INSERT INTO released_parent VALUES (42, 'kept');", "RELEASE SAVEPOINT sp;",
+                "INSERT INTO released_child VALUES (30, 42);"),
+    None,
+))
+
+# 4. A multi-row INSERT with one bad row.
+scenario(Scenario(
+    "multirow", fk_tables("multirow"),
+    _simple_txn("multirow", "INSERT INTO multirow_child VALUES (40, 1), (41, 42), (42, 2);"),
+    Expected("23503", fk_name("multirow"), "commit", {"parent_id": "42"},
+             "INSERT INTO multirow_child VALUES (40, 1), (41, 42), (42, 2);"),
+))
+
+# 5. A composite key.
+scenario(Scenario(
+    "composite",
+    "CREATE TABLE composite_parent (a int, b text, PRIMARY KEY (a, b));\n"
+    "CREATE TABLE composite_child (id int PRIMARY KEY, a int, b text, CONSTRAINT composite_fk FOREIGN KEY (a, b) "
+    "REFERENCES composite_parent (a, b) DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO composite_parent VALUES (1, 'x');\n",
+    _simple_txn("composite", "INSERT INTO composite_child VALUES (1, 1, 'x');", "INSERT INTO composite_child VALUES (2, 1, 'y');"),
+    Expected("23503", "composite_fk", "commit", {"a": "1", "b": "y"}, "INSERT INTO composite_child VALUES (2, 1, 'y');"),
+))
+
+# 6. Text keys with commas, quotes and parentheses (a composite one, so the split is ambiguous).
+scenario(Scenario(
+    "textkey",
+    "CREATE TABLE textkey_parent (city text, street text, PRIMARY KEY (city, street));\n"
+    "CREATE TABLE textkey_child (id int PRIMARY KEY, city text, street text, CONSTRAINT textkey_fk FOREIGN KEY "
+    "(city, street) REFERENCES textkey_parent DEFERRABLE INITIALLY DEFERRED);\n",
+    _simple_txn("textkey", "INSERT INTO textkey_child VALUES (1, 'Paris, France', 'rue d''Alésia (14e), 2');"),
+    Expected("23503", "textkey_fk", "commit", {"city": "Paris, France", "street": "rue d'Alésia (14e), 2"},
+             "INSERT INTO textkey_child VALUES (1, 'Paris, France', 'rue d''Alésia (14e), 2');"),
+))
+
+# 7. SET CONSTRAINTS ALL DEFERRED on a DEFERRABLE INITIALLY IMMEDIATE key.
+scenario(Scenario(
+    "setdeferred", fk_tables("setdeferred", "DEFERRABLE INITIALLY IMMEDIATE"),
+    _simple_txn("setdeferred", "SET CONSTRAINTS ALL DEFERRED;", "INSERT INTO setdeferred_child VALUES (70, 42);"),
+    Expected("23503", fk_name("setdeferred"), "commit", {"parent_id": "42"},
+             "INSERT INTO setdeferred_child VALUES (70, 42);", related=frozenset({"deferred_by", "declared_by"})),
+))
+
+# 8. SET CONSTRAINTS ... IMMEDIATE checks the deferred key right there.
+scenario(Scenario(
+    "setimmediate", fk_tables("setimmediate"),
+    _simple_txn("setimmediate", "INSERT INTO setimmediate_child VALUES (80, 42);",
+                "SET CONSTRAINTS setimmediate_child_parent_id_fkey IMMEDIATE;", end="ROLLBACK;"),
+    Expected("23503", fk_name("setimmediate"), "commit", {"parent_id": "42"},
+             "INSERT INTO setimmediate_child VALUES (80, 42);",
+             raised_by="SET CONSTRAINTS setimmediate_child_parent_id_fkey IMMEDIATE"),
+))
+
+# 9. A deferred unique constraint.
+scenario(Scenario(
+    "dupe",
+    "CREATE TABLE dupe_users (id int, email text, CONSTRAINT dupe_email UNIQUE (email) DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO dupe_users VALUES (1, 'ada@example.com');\n",
+    _simple_txn("dupe", "UPDATE dupe_users SET email = 'old@example.com' WHERE id = 1;",
+                "INSERT INTO dupe_users VALUES (2, 'grace@example.com');",
+                "INSERT INTO dupe_users VALUES (3, 'grace@example.com');"),
+    Expected("23505", "dupe_email", "commit", {"email": "grace@example.com"},
+             "INSERT INTO dupe_users VALUES (2, 'grace@example.com');", table="dupe_users"),
+))
+
+# 10. The parent is deleted while a child still references it.
+scenario(Scenario(
+    "parentdel", fk_tables("parentdel") + "INSERT INTO parentdel_child VALUES (100, 7);\n",
+    _simple_txn("parentdel", "DELETE FROM parentdel_parent WHERE id = 7;"),
+    Expected("23503", fk_name("parentdel"), "commit", {"id": "7"}, "DELETE FROM parentdel_parent WHERE id = 7;",
+             table="parentdel_child"),
+))
+
+# 11. An UPDATE of the foreign-key column.
+scenario(Scenario(
+    "updfk", fk_tables("updfk") + "INSERT INTO updfk_child VALUES (110, 1);\n",
+    _simple_txn("updfk", "UPDATE updfk_child SET parent_id = 42 WHERE id = 110;"),
+    Expected("23503", fk_name("updfk"), "commit", {"parent_id": "42"}, "UPDATE updfk_child SET parent_id = 42 WHERE id = 110;"),
+))
+
+
+# 12. psycopg 3 with server-side parameters.
+def _server_side(cluster: PgCluster) -> None:
+    with psycopg.connect(cluster.conninfo, application_name="serverside") as conn:
+        conn.execute("INSERT INTO serverside_child VALUES (%s, %s)", (120, 1))
+        conn.execute("INSERT INTO serverside_child VALUES (%s, %s)", (121, 42))
+        with contextlib.suppress(psycopg.Error):
+            conn.commit()
+
+
+scenario(Scenario(
+    "serverside", fk_tables("serverside"), _server_side,
+    Expected("23503", fk_name("serverside"), "commit", {"parent_id": "42"}, "INSERT INTO serverside_child VALUES ($1, $2)",
+             parameters={"$1": "121", "$2": "42"}),
+    decoy_values=("42",),
+))
+
+
+# 13. A named prepared statement executed many times, one execution bad.
+def _prepared_many(cluster: PgCluster) -> None:
+    with psycopg.connect(cluster.conninfo, application_name="prepared", prepare_threshold=0) as conn:
+        for n in range(10):
+            parent = 42 if n == 6 else 1 + n % 2
+            conn.execute("INSERT INTO prepared_child VALUES (%s, %s)", (130 + n, parent))
+        with contextlib.suppress(psycopg.Error):
+            conn.commit()
+
+
+scenario(Scenario(
+    "prepared", fk_tables("prepared"), _prepared_many,
+    Expected("23503", fk_name("prepared"), "commit", {"parent_id": "42"}, "INSERT INTO prepared_child VALUES ($1, $2)",
+             parameters={"$1": "136", "$2": "42"}),
+))
+
+
+# 14. COPY: the rows are not in the log, the table is.
+def _copy(cluster: PgCluster) -> None:
+    with psycopg.connect(cluster.conninfo, application_name="copy") as conn:
+        with conn.cursor().copy("COPY copy_child FROM STDIN") as copy:  # noqa: SIM117
+            for row in ((140, 1), (141, 42)):
+                copy.write_row(row)
+        with contextlib.suppress(psycopg.Error):
+            conn.commit()
+
+
+scenario(Scenario(
+    "copy", fk_tables("copy"), _copy,
+    Expected("23503", fk_name("copy"), "commit", {"parent_id": "42"}, "COPY copy_child FROM STDIN", match="table"),
+))
+
+# 15. Autocommit, simple protocol: the INSERT itself commits and fails.
+scenario(Scenario(
+    "autosimple", fk_tables("autosimple"),
+    lambda cluster: simple(cluster, "INSERT INTO autosimple_child VALUES (150, 42);", application="autosimple"),
+    Expected("23503", fk_name("autosimple"), "commit", {"parent_id": "42"}, "INSERT INTO autosimple_child VALUES (150, 42);",
+             raised_by="INSERT INTO autosimple_child VALUES (150, 42);"),
+))
+
+
+# 16. Autocommit, extended protocol: the check fires at Sync, the ERROR has no STATEMENT.
+def _auto_extended(cluster: PgCluster) -> None:
+    with psycopg.connect(cluster.conninfo, application_name="autoext", autocommit=True) as conn:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("INSERT INTO autoext_child VALUES (%s, %s)", (160, 42))
+
+
+scenario(Scenario(
+    "autoext", fk_tables("autoext"), _auto_extended,
+    Expected("23503", fk_name("autoext"), "commit", {"parent_id": "42"}, "INSERT INTO autoext_child VALUES ($1, $2)",
+             parameters={"$1": "160", "$2": "42"}, raised_by=None),
+))
+
+# 17. A deferred constraint trigger that raises SQLSTATE 40002.
+scenario(Scenario(
+    "trig",
+    "CREATE TABLE trig_accounts (id int PRIMARY KEY, balance int);\n"
+    "CREATE FUNCTION trig_check() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF NEW.balance < 0 THEN RAISE EXCEPTION 'balance of account % is negative', NEW.id USING ERRCODE = '40002'; "
+    "END IF; RETURN NULL; END $$;\n"
+    "CREATE CONSTRAINT TRIGGER trig_balance AFTER INSERT OR UPDATE ON trig_accounts DEFERRABLE INITIALLY DEFERRED "
+    "FOR EACH ROW EXECUTE FUNCTION trig_check();\n",
+    _simple_txn("trig", "INSERT INTO trig_accounts VALUES (1, 100);", "UPDATE trig_accounts SET balance = -5 WHERE id = 1;"),
+    Expected("40002", None, "commit", {}, "INSERT INTO trig_accounts VALUES (1, 100);", match="table"),
+    needs_sqlstate=True,
+))
+
+# 18. An ordinary immediate violation.
+scenario(Scenario(
+    "immediate", fk_tables("immediate", "NOT DEFERRABLE"),
+    lambda cluster: simple(cluster, "INSERT INTO immediate_child VALUES (180, 42);", application="immediate"),
+    Expected("23503", fk_name("immediate"), "statement", {"parent_id": "42"}, "INSERT INTO immediate_child VALUES (180, 42);",
+             raised_by="INSERT INTO immediate_child VALUES (180, 42);"),
+))
+
+# 19. The culprit thousands of lines before the COMMIT.
+scenario(Scenario(
+    "far", fk_tables("far"),
+    _simple_txn("far", "INSERT INTO far_child VALUES (190, 42);", *[f"SELECT {n} AS filler;" for n in range(3000)]),
+    Expected("23503", fk_name("far"), "commit", {"parent_id": "42"}, "INSERT INTO far_child VALUES (190, 42);"),
+))
+
+# 20. An exclusion constraint, deferred.
+scenario(Scenario(
+    "excl",
+    "CREATE TABLE excl_booking (id int PRIMARY KEY, during int4range, "
+    "CONSTRAINT excl_no_overlap EXCLUDE USING gist (during WITH &&) DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO excl_booking VALUES (1, '[1,10)');\n",
+    _simple_txn("excl", "INSERT INTO excl_booking VALUES (2, '[5,15)');"),
+    Expected("23P01", "excl_no_overlap", "commit", {"during": "[5,15)"}, "INSERT INTO excl_booking VALUES (2, '[5,15)');",
+             table="excl_booking"),
+))
+
+# 21. PREPARE TRANSACTION runs the deferred checks.
+scenario(Scenario(
+    "twophase", fk_tables("twophase"),
+    _simple_txn("twophase", "INSERT INTO twophase_child VALUES (210, 42);", end="PREPARE TRANSACTION 'twophase_gid';"),
+    Expected("23503", fk_name("twophase"), "commit", {"parent_id": "42"}, "INSERT INTO twophase_child VALUES (210, 42);",
+             raised_by="PREPARE TRANSACTION 'twophase_gid'"),
+))
+
+# 22. COMMIT AND CHAIN.
+scenario(Scenario(
+    "chain", fk_tables("chain"),
+    _simple_txn("chain", "INSERT INTO chain_child VALUES (220, 42);", end="COMMIT AND CHAIN;"),
+    Expected("23503", fk_name("chain"), "commit", {"parent_id": "42"}, "INSERT INTO chain_child VALUES (220, 42);",
+             raised_by="COMMIT AND CHAIN"),
+))
+
+# 23. Quoted, mixed-case, schema-qualified names.
+scenario(Scenario(
+    "quoted",
+    'CREATE SCHEMA "Sales";\n'
+    'CREATE TABLE "Sales"."Customers" ("Id" int PRIMARY KEY);\n'
+    'CREATE TABLE "Sales"."Orders" ("Id" int PRIMARY KEY, "CustomerId" int CONSTRAINT "Orders_Customer_FK" '
+    'REFERENCES "Sales"."Customers" DEFERRABLE INITIALLY DEFERRED);\n',
+    _simple_txn("quoted", 'INSERT INTO "Sales"."Orders" ("Id", "CustomerId") VALUES (230, 42);'),
+    Expected("23503", "Orders_Customer_FK", "commit", {"CustomerId": "42"},
+             'INSERT INTO "Sales"."Orders" ("Id", "CustomerId") VALUES (230, 42);', table="Orders"),
+))
+
+# 24. The insert happens inside a function.
+scenario(Scenario(
+    "func", fk_tables("func") +
+    "CREATE FUNCTION func_add_child(cid int, pid int) RETURNS void LANGUAGE sql AS "
+    "$$ INSERT INTO func_child VALUES (cid, pid) $$;\n",
+    _simple_txn("func", "SELECT func_add_child(240, 42);"),
+    Expected("23503", fk_name("func"), "commit", {"parent_id": "42"}, "SELECT func_add_child(240, 42);", match="call"),
+))
+
+# 25. INSERT ... SELECT from a table: the rows are not in the log.
+scenario(Scenario(
+    "inssel", fk_tables("inssel") + "CREATE TABLE inssel_staging (id int, parent_id int);\n"
+    "INSERT INTO inssel_staging VALUES (250, 42);\n",
+    _simple_txn("inssel", "INSERT INTO inssel_child SELECT id, parent_id FROM inssel_staging;"),
+    Expected("23503", fk_name("inssel"), "commit", {"parent_id": "42"},
+             "INSERT INTO inssel_child SELECT id, parent_id FROM inssel_staging;", match="table"),
+))
+
+# 26. MERGE.
+scenario(Scenario(
+    "merge", fk_tables("merge"),
+    _simple_txn("merge", "MERGE INTO merge_child c USING (VALUES (260, 42)) AS v(id, pid) ON c.id = v.id "
+                "WHEN NOT MATCHED THEN INSERT VALUES (v.id, v.pid);"),
+    Expected("23503", fk_name("merge"), "commit", {"parent_id": "42"},
+             "MERGE INTO merge_child c USING (VALUES (260, 42)) AS v(id, pid) ON c.id = v.id "
+             "WHEN NOT MATCHED THEN INSERT VALUES (v.id, v.pid);", match="table"),
+))
+
+# 27. MATCH FULL with a NULL in the key.
+scenario(Scenario(
+    "matchfull",
+    "CREATE TABLE matchfull_parent (a int, b int, PRIMARY KEY (a, b));\n"
+    "CREATE TABLE matchfull_child (id int PRIMARY KEY, a int, b int, CONSTRAINT matchfull_fk FOREIGN KEY (a, b) "
+    "REFERENCES matchfull_parent MATCH FULL DEFERRABLE INITIALLY DEFERRED);\n",
+    _simple_txn("matchfull", "INSERT INTO matchfull_child VALUES (270, 1, NULL);"),
+    Expected("23503", "matchfull_fk", "commit", {}, "INSERT INTO matchfull_child VALUES (270, 1, NULL);", match="table"),
+))
+
+
+# 28. Two sessions fail at the same moment, with different keys.
+def _two_sessions(cluster: PgCluster) -> None:
+    first = psycopg.connect(cluster.conninfo, application_name="twins-a", cursor_factory=ClientCursor)
+    second = psycopg.connect(cluster.conninfo, application_name="twins-b", cursor_factory=ClientCursor)
+    with first, second:
+        first.execute("INSERT INTO twins_child VALUES (280, 42)")
+        second.execute("INSERT INTO twins_child VALUES (281, 43)")
+        first.execute("INSERT INTO twins_child VALUES (282, 43)")  # decoy: the other session's bad key
+        for conn in (second, first):
+            with contextlib.suppress(psycopg.Error):
+                conn.commit()
+
+
+scenario(Scenario(
+    "twins", fk_tables("twins"), _two_sessions,
+    Expected("23503", fk_name("twins"), "commit", {"parent_id": "43"}, "INSERT INTO twins_child VALUES (281, 43)"),
+    notes="the first of two incidents on the same constraint: session twins-b",
+))
+
+
+# 29. Django-style: every FK deferrable, bulk_create through UNNEST with array parameters.
+def _django(cluster: PgCluster) -> None:
+    with psycopg.connect(cluster.conninfo, application_name="django") as conn:
+        conn.execute(
+            'INSERT INTO "django_child" ("id", "parent_id") SELECT * FROM UNNEST((%s)::integer[], (%s)::integer[])',
+            ([290, 291, 292], [1, 2, 42]),
+        )
+        with contextlib.suppress(psycopg.Error):
+            conn.commit()
+
+
+scenario(Scenario(
+    "django", fk_tables("django"), _django,
+    Expected("23503", fk_name("django"), "commit", {"parent_id": "42"},
+             'INSERT INTO "django_child" ("id", "parent_id") SELECT * FROM UNNEST(($1)::integer[], ($2)::integer[])',
+             parameters={"$1": "{290,291,292}", "$2": "{1,2,42}"}),
+))
+
+
+# 30. SQLAlchemy 2 insertmanyvalues.
+def _sqlalchemy(cluster: PgCluster) -> None:
+    with psycopg.connect(cluster.conninfo, application_name="sqlalchemy") as conn:
+        conn.execute(
+            "INSERT INTO sqla_child (id, parent_id) SELECT p0::INTEGER, p1::INTEGER FROM "
+            "(VALUES (%s, %s, 0), (%s, %s, 1)) AS imp_sen(p0, p1, sen_counter) ORDER BY sen_counter",
+            (42, 1, 301, 42),
+        )
+        with contextlib.suppress(psycopg.Error):
+            conn.commit()
+
+
+scenario(Scenario(
+    "sqla", fk_tables("sqla"), _sqlalchemy,
+    Expected("23503", fk_name("sqla"), "commit", {"parent_id": "42"},
+             "INSERT INTO sqla_child (id, parent_id) SELECT p0::INTEGER, p1::INTEGER FROM "
+             "(VALUES ($1, $2, 0), ($3, $4, 1)) AS imp_sen(p0, p1, sen_counter) ORDER BY sen_counter",
+             parameters={"$1": "42", "$2": "1", "$3": "301", "$4": "42"}),
+))
+
+# 31. psycopg2's execute_batch: several INSERTs in one simple query.
+scenario(Scenario(
+    "batch", fk_tables("batch"),
+    _simple_txn("batch", "INSERT INTO batch_child VALUES (310, 1);INSERT INTO batch_child VALUES (311, 42)"),
+    Expected("23503", fk_name("batch"), "commit", {"parent_id": "42"},
+             "INSERT INTO batch_child VALUES (310, 1);INSERT INTO batch_child VALUES (311, 42)"),
+))
+
+
+def run_decoys(cluster: PgCluster) -> None:
+    """Other sessions writing the same key values, committed or rolled back: never culprits."""
+    with psycopg.connect(cluster.conninfo, application_name="decoy") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS decoy_rows (id serial, parent_id int)")
+        conn.execute("INSERT INTO decoy_rows (parent_id) VALUES (%s)", (42,))
+        conn.execute("INSERT INTO never_child VALUES (%s, %s)", (9042, 1))
+        conn.commit()
+
+
+def play(cluster: PgCluster) -> None:
+    """Run every scenario's setup (psql), then the scenarios, with a decoy session interleaved."""
+    cluster.psql("".join(s.setup for s in SCENARIOS), application="migrate", check=True)
+    decoy = psycopg.connect(cluster.conninfo, application_name="decoy", cursor_factory=ClientCursor)
+    with decoy:
+        decoy.execute("INSERT INTO never_child VALUES (9001, 42)")  # same key, another session, rolled back
+        for s in SCENARIOS:
+            s.run(cluster)
+        decoy.rollback()
+    run_decoys(cluster)
