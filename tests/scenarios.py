@@ -219,7 +219,7 @@ scenario(Scenario(
 # 14. COPY: the rows are not in the log, the table is.
 def _copy(cluster: PgCluster) -> None:
     with psycopg.connect(cluster.conninfo, application_name="copy") as conn:
-        with conn.cursor().copy("COPY copy_child FROM STDIN") as copy:  # noqa: SIM117
+        with conn.cursor().copy("COPY copy_child FROM STDIN") as copy:
             for row in ((140, 1), (141, 42)):
                 copy.write_row(row)
         with contextlib.suppress(psycopg.Error):
@@ -242,9 +242,11 @@ scenario(Scenario(
 
 # 16. Autocommit, extended protocol: the check fires at Sync, the ERROR has no STATEMENT.
 def _auto_extended(cluster: PgCluster) -> None:
-    with psycopg.connect(cluster.conninfo, application_name="autoext", autocommit=True) as conn:
-        with contextlib.suppress(psycopg.Error):
-            conn.execute("INSERT INTO autoext_child VALUES (%s, %s)", (160, 42))
+    with (
+        psycopg.connect(cluster.conninfo, application_name="autoext", autocommit=True) as conn,
+        contextlib.suppress(psycopg.Error),
+    ):
+        conn.execute("INSERT INTO autoext_child VALUES (%s, %s)", (160, 42))
 
 
 scenario(Scenario(
