@@ -19,6 +19,7 @@ from logdiag.readers import LogFormat, LogReader, OnBadLine
 from logdiag.readers.stats import InputStats
 from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
+from logdiag.sessions import MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
 
 app = typer.Typer(
     name="logdiag",
@@ -111,6 +112,13 @@ def analyze(
     fail_on_incident: Annotated[
         bool, typer.Option("--fail-on-incident", help="Exit with 1 when an incident is found (for CI and cron).")
     ] = False,
+    max_statements: Annotated[
+        int,
+        typer.Option("--max-statements", min=1, help="Statements kept per open transaction (bounds memory)."),
+    ] = MAX_STATEMENTS,
+    max_sessions: Annotated[
+        int, typer.Option("--max-sessions", min=1, help="Open sessions kept at once (bounds memory).")
+    ] = MAX_SESSIONS,
     quiet: QuietOpt = False,
 ) -> None:
     """Find every constraint violation, above all those at COMMIT, and the statement behind it.
@@ -121,7 +129,8 @@ def analyze(
 
     with _handled():
         analysis = run_analysis(
-            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line
+            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line,
+            tracker=SessionTracker(max_sessions=max_sessions, max_statements=max_statements),
         )
         incidents = analysis.incidents()
         if output_format is AnalyzeFormat.JSON:

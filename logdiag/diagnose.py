@@ -318,6 +318,11 @@ class _Diagnosis:
             parts.append(f"The statement that wrote it is at line {top.source.line}: {top.reason}.")
         elif top is not None:
             parts.append(f"The log does not show the key being written; the likeliest statement is at line {top.source.line} ({top.reason}).")
+        elif timing == "commit" and self.failure.dropped:
+            parts.append(
+                f"logdiag dropped the {self.failure.dropped} oldest statements of this transaction (its memory "
+                "cap): the one that wrote the key may be among them."
+            )
         elif timing == "commit":
             parts.append("No statement of this transaction in the log wrote it.")
             self.missing.append("statements")
@@ -359,7 +364,12 @@ class _Diagnosis:
 
     def _setting_hints(self, timing: str, culprits: tuple[Culprit, ...]) -> Iterator[str]:
         f = self.failure
-        if timing == "commit" and not culprits:
+        if f.dropped:
+            yield (
+                f"{f.dropped} statements of this transaction were dropped to bound memory: run again with a "
+                "larger --max-statements to keep them."
+            )
+        if timing == "commit" and not culprits and not f.dropped:
             yield (
                 "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
                 "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."

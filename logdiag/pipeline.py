@@ -69,12 +69,15 @@ def analyze(
     log_line_prefix: str | None = None,
     format: LogFormat | None = None,
     on_bad_line: OnBadLine = OnBadLine.SKIP,
+    tracker: SessionTracker | None = None,
 ) -> Analysis:
-    """Set up an analysis of the logs at ``paths``.
+    """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
+
+    ``tracker`` lets the caller set the memory caps (see :class:`SessionTracker`).
 
     >>> run = analyze(["sample_logs/postgresql.csv"])
     >>> [(i.constraint, i.key, i.culprits[0].source.line) for i in run.incidents()]
     [('orders_customer_id_fkey', {'customer_id': '42'}, 25)]
     """
     reader = LogReader(paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line)
-    return Analysis(reader)
+    return Analysis(reader, tracker or SessionTracker())

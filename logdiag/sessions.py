@@ -58,15 +58,21 @@ class Transaction:
     dropped: int = 0
     size: int = 0
     xid: int | None = None
+    max_statements: int = MAX_STATEMENTS
+    max_bytes: int = MAX_BYTES
 
-    def add(self, statement: LoggedStatement) -> None:
+    def add(self, statement: LoggedStatement) -> int:
+        """Append a statement; return how many old ones the caps made it drop."""
         self.entries.append(Entry(statement))
         self.size += len(statement.text)
-        while len(self.entries) > MAX_STATEMENTS or (self.size > MAX_BYTES and len(self.entries) > 1):
+        dropped = 0
+        while len(self.entries) > self.max_statements or (self.size > self.max_bytes and len(self.entries) > 1):
             removed = self.entries.popleft()
             self.size -= len(removed.statement.text)
-            self.dropped += 1
+            dropped += 1
             self.savepoints = [(name, max(0, at - 1)) for name, at in self.savepoints]
+        self.dropped += dropped
+        return dropped
 
     def savepoint(self, name: str | None) -> None:
         self.savepoints.append((name, len(self.entries)))
@@ -149,12 +155,18 @@ class TrackerStats:
 class SessionTracker:
     """Follow sessions and transactions through a stream of records.
 
-    >>> tracker = SessionTracker()
-    >>> failures = [f for r in [] for f in tracker.feed(r)]
+    Args:
+        max_sessions: open sessions kept; the least recently active is evicted (and counted).
+        max_statements: statements kept per transaction; the oldest are dropped (and counted).
+        max_bytes: statement text kept per transaction.
     """
 
-    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(
+        self, max_sessions: int = MAX_SESSIONS, max_statements: int = MAX_STATEMENTS, max_bytes: int = MAX_BYTES
+    ) -> None:
         self.max_sessions = max_sessions
+        self.max_statements = max_statements
+        self.max_bytes = max_bytes
         self.sessions: OrderedDict[object, Session] = OrderedDict()
         self.stats = TrackerStats()
         self.boundaries_seen = False
@@ -192,6 +204,7 @@ class SessionTracker:
         session = self.sessions.get(key)
         if session is None:
             session = Session(key, record.pid, record.session_id)
+            session.transaction = Transaction(max_statements=self.max_statements, max_bytes=self.max_bytes)
             self.sessions[key] = session
             self.stats.sessions += 1
             self.stats.transactions += 1
@@ -208,8 +221,9 @@ class SessionTracker:
     # --- transactions ---------------------------------------------------------------------
 
     def _new_transaction(self, session: Session, vxid: str | None, explicit: bool) -> Transaction:
-        self.stats.dropped_statements += session.transaction.dropped
-        session.transaction = Transaction(vxid=vxid, explicit=explicit)
+        session.transaction = Transaction(
+            vxid=vxid, explicit=explicit, max_statements=self.max_statements, max_bytes=self.max_bytes
+        )
         self.stats.transactions += 1
         return session.transaction
 
@@ -239,7 +253,7 @@ class SessionTracker:
                 current = self._new_transaction(session, None, explicit=False)
         if record.xid:
             current.xid = record.xid
-        current.add(statement)
+        self.stats.dropped_statements += current.add(statement)
         if control is Control.SAVEPOINT:
             current.savepoint(statement.control.argument if statement.control else None)
         elif control is Control.RELEASE:

@@ -149,3 +149,31 @@ def test_two_sessions_each_get_their_own_culprit(played, fmt):
         ({"parent_id": "42"}, "INSERT INTO twins_child VALUES (280, 42)"),
     ]
     assert [i["session"]["application"] for i in twins] == ["twins-b", "twins-a"]
+
+
+@pytest.mark.postgres
+def test_capped_history_says_what_it_dropped(played):
+    """With a 100-statement cap, the 'far' culprit (3000 statements before COMMIT) is dropped, and said so."""
+    from logdiag.sessions import SessionTracker
+
+    _, _, path = played("all-rich")["csvlog"]
+    tracker = SessionTracker(max_statements=100)
+    run = analyze([str(path)], tracker=tracker)
+    far = next(i for i in run.incidents() if i.constraint == "far_child_parent_id_fkey")
+    assert "INSERT INTO far_child VALUES (190, 42);" not in [c.statement for c in far.culprits]
+    assert any("dropped" in hint for hint in far.hints) or "dropped" in far.explanation
+    assert tracker.stats.dropped_statements >= 2900
+    assert all(len(s.transaction.entries) <= 100 for s in tracker.sessions.values())
+
+
+@pytest.mark.postgres
+def test_session_cap_evicts_and_counts(played):
+    """With room for two open sessions, sessions are evicted and counted, and reading goes on."""
+    from logdiag.sessions import SessionTracker
+
+    _, _, path = played("all-rich")["csvlog"]
+    tracker = SessionTracker(max_sessions=2)
+    run = analyze([str(path)], tracker=tracker)
+    assert list(run.incidents())
+    assert len(tracker.sessions) <= 2
+    assert tracker.stats.evicted_sessions > 0

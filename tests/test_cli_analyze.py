@@ -1,0 +1,93 @@
+"""`logdiag analyze` as a user runs it: output contract, streams, exit codes, safe rendering."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from logdiag.exitcodes import ExitStatus
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_logs"
+CONTRACT_KEYS = [
+    "sqlstate", "condition", "timing", "at", "constraint", "constraint_kind", "table", "referenced_table", "key",
+    "message", "detail", "session", "transaction", "raised_by", "culprits", "related", "explanation", "hints",
+]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "logdiag", *args], capture_output=True, text=True, check=False, env=env,
+    )
+
+
+class TestSampleLogs:
+    """The bundled sample logs (written by a real PostgreSQL 15; see sample_logs/README.md)."""
+
+    @pytest.mark.parametrize("name", ["postgresql.csv", "postgresql.json", "postgresql.log"])
+    def test_json_contract(self, name):
+        """The JSON report has the contract's keys and the scenario's answer: key 42, the INSERT of 1002."""
+        result = _run("analyze", "--format", "json", str(SAMPLE / name))
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert list(report) == ["logdiag", "inputs", "incidents", "other_errors", "stats"]
+        (incident,) = report["incidents"]
+        assert list(incident) == CONTRACT_KEYS
+        assert incident["key"] == {"customer_id": "42"}
+        assert incident["timing"] == "commit"
+        assert incident["culprits"][0]["statement"] == (
+            "INSERT INTO orders (id, customer_id, total_cents) VALUES (1002, 42, 4999);"
+        )
+
+    def test_jsonl_is_one_incident_per_line_and_nothing_else(self):
+        """jsonl: every stdout line is an incident object; the input summary goes to stderr."""
+        result = _run("analyze", "--format", "jsonl", str(SAMPLE / "postgresql.csv"))
+        lines = result.stdout.splitlines()
+        assert len(lines) == 1 and list(json.loads(lines[0])) == CONTRACT_KEYS
+        assert "csvlog" in result.stderr
+
+    def test_markdown(self):
+        """Markdown names the constraint and fences the culprit's SQL."""
+        result = _run("analyze", "--format", "markdown", str(SAMPLE / "postgresql.json"))
+        assert "orders\\_customer\\_id\\_fkey" in result.stdout
+        assert "```sql\nINSERT INTO orders (id, customer_id, total_cents) VALUES (1002, 42, 4999);\n```" in result.stdout
+
+    def test_fail_on_incident(self):
+        """--fail-on-incident exits 1 when there is an incident."""
+        assert _run("analyze", "-q", "--fail-on-incident", str(SAMPLE / "postgresql.csv")).returncode == ExitStatus.INCIDENTS
+
+    def test_text_without_a_terminal_has_no_colour(self):
+        """Piped text output carries no ANSI escapes."""
+        result = _run("analyze", str(SAMPLE / "postgresql.csv"))
+        assert result.returncode == 0 and "\x1b[" not in result.stdout
+        assert "customer_id = 42" in result.stdout
+
+
+@pytest.mark.postgres
+def test_markup_and_escapes_in_the_log_print_as_text(pg_cluster, tmp_path):
+    """A statement holding [bold] and an ANSI escape is shown literally, even with colours forced on."""
+    with pg_cluster(log_statement="all") as cluster:
+        cluster.psql(
+            "CREATE TABLE p (id text PRIMARY KEY);"
+            "CREATE TABLE c (id int, p text REFERENCES p DEFERRABLE INITIALLY DEFERRED);"
+        )
+        with psycopg.connect(cluster.conninfo, application_name="[red]evil[/red]") as conn:
+            conn.execute("INSERT INTO c VALUES (1, '[bold]x[/bold]' || chr(27) || '[31m')")
+            conn.execute("INSERT INTO c VALUES (1, %s)", ("[bold]x[/bold]\x1b[31m",))
+            with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                conn.commit()
+        cluster.stop()
+        log = tmp_path / "postgresql.csv"
+        log.write_bytes(cluster.log_file("csvlog").read_bytes())
+    env = {"FORCE_COLOR": "1", "COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    result = _run("analyze", str(log), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "[bold]x[/bold]" in result.stdout
+    assert "[red]evil[/red]" in result.stdout
+    assert "\\x1b[31m" in result.stdout  # the escape from the log, made visible
+    assert "[/bold]\x1b[31m" not in result.stdout  # and never passed through raw
