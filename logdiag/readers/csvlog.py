@@ -13,9 +13,9 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 
+from logdiag.readers.mapping import CSVLOG_KEYS, record_from_mapping
 from logdiag.readers.stats import InputStats
-from logdiag.records import SEVERITIES, LogRecord, Severity, Source
-from logdiag.timestamps import parse_timestamp
+from logdiag.records import SEVERITIES, LogRecord, Source
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -100,43 +100,6 @@ def read_csvlog(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) 
         yield record_from_columns(dict(zip(names, row, strict=True)), Source(file, first_line))
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    value = str(value)
-    return value if value else None
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None  # type: ignore[call-overload]
-    except ValueError:
-        return None
-
-
 def record_from_columns(row: Mapping[str, object], source: Source) -> LogRecord:
     """A record from csvlog column names (also what CloudNativePG's JSON uses)."""
-    return LogRecord(
-        timestamp=parse_timestamp(_text(row.get("log_time"))),
-        pid=_int(row.get("process_id")),
-        session_id=_text(row.get("session_id")),
-        session_line=_int(row.get("session_line_num")),
-        vxid=_text(row.get("virtual_transaction_id")),
-        xid=_int(row.get("transaction_id")),
-        user=_text(row.get("user_name")),
-        database=_text(row.get("database_name")),
-        application=_text(row.get("application_name")),
-        client=_text(row.get("connection_from")),
-        backend_type=_text(row.get("backend_type")),
-        severity=Severity(str(row.get("error_severity"))),
-        sqlstate=_text(row.get("sql_state_code")),
-        message=_text(row.get("message")),
-        detail=_text(row.get("detail")),
-        hint=_text(row.get("hint")),
-        context=_text(row.get("context")),
-        statement=_text(row.get("query")),
-        query=_text(row.get("internal_query")),
-        command_tag=_text(row.get("command_tag")),
-        query_id=_int(row.get("query_id")),
-        source=source,
-    )
+    return record_from_mapping(row, CSVLOG_KEYS, source)

@@ -7,11 +7,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from logdiag.readers.csvlog import record_from_columns
+from logdiag.readers.mapping import JSONLOG_KEYS, record_from_mapping, text_or_none
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats
 from logdiag.readers.stderr import RawLine, StderrAssembler
-from logdiag.records import SEVERITIES, LogRecord, Severity, Source
-from logdiag.timestamps import fromisoformat, parse_timestamp
+from logdiag.records import SEVERITIES, LogRecord, Source
+from logdiag.timestamps import fromisoformat
 
 
 def _objects(
@@ -32,19 +33,8 @@ def _objects(
         yield number, value
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return None if value is None or value == "" else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _client(obj: dict[str, Any]) -> str | None:
-    host = _text(obj.get("remote_host"))
+    host = text_or_none(obj.get("remote_host"))
     port = obj.get("remote_port")
     return f"{host}:{port}" if host and port is not None else host
 
@@ -52,35 +42,11 @@ def _client(obj: dict[str, Any]) -> str | None:
 def read_jsonlog(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) -> Iterator[LogRecord]:
     """PostgreSQL 15+ jsonlog: one object per line; keys whose value is NULL are absent."""
     for number, obj in _objects(lines, stats, "jsonlog"):
-        severity = obj.get("error_severity")
-        if severity not in SEVERITIES:
+        if obj.get("error_severity") not in SEVERITIES:
             stats.skip(number, "jsonlog object without error_severity", json.dumps(obj)[:200])
             continue
         stats.records += 1
-        yield LogRecord(
-            timestamp=parse_timestamp(_text(obj.get("timestamp"))),
-            pid=_int(obj.get("pid")),
-            session_id=_text(obj.get("session_id")),
-            session_line=_int(obj.get("line_num")),
-            vxid=_text(obj.get("vxid")),
-            xid=_int(obj.get("txid")),
-            user=_text(obj.get("user")),
-            database=_text(obj.get("dbname")),
-            application=_text(obj.get("application_name")),
-            client=_client(obj),
-            backend_type=_text(obj.get("backend_type")),
-            severity=Severity(severity),
-            sqlstate=_text(obj.get("state_code")),
-            message=_text(obj.get("message")),
-            detail=_text(obj.get("detail")),
-            hint=_text(obj.get("hint")),
-            context=_text(obj.get("context")),
-            statement=_text(obj.get("statement")),
-            query=_text(obj.get("internal_query")),
-            command_tag=_text(obj.get("ps")),
-            query_id=_int(obj.get("query_id")),
-            source=Source(file, number),
-        )
+        yield record_from_mapping(obj, JSONLOG_KEYS, Source(file, number), client=_client(obj))
 
 
 #: What CloudNativePG's instance manager writes for lines the server printed before its logging
