@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -15,11 +16,14 @@ from rich.console import Console
 from logdiag import __version__
 from logdiag.errors import LogdiagError
 from logdiag.exitcodes import ExitStatus
+from logdiag.incidents import Incident
+from logdiag.pipeline import Analysis
 from logdiag.readers import LogFormat, LogReader, OnBadLine
 from logdiag.readers.stats import InputStats
 from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
-from logdiag.sessions import MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
+from logdiag.report.status import StatusLine
+from logdiag.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
 
 app = typer.Typer(
     name="logdiag",
@@ -109,6 +113,20 @@ def analyze(
     log_line_prefix: PrefixOpt = None,
     input_format: InputFormatOpt = None,
     on_bad_line: OnBadLineOpt = OnBadLine.SKIP,
+    follow_log: Annotated[
+        bool,
+        typer.Option("--follow", "-F", help="Follow one log file or log directory as it is written, like tail -F."),
+    ] = False,
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="With --follow: read what is already there first.")
+    ] = False,
+    quiet_period: Annotated[
+        float,
+        typer.Option(
+            "--quiet-period", min=0.05,
+            help="Live input: seconds of silence after which a stderr record is complete.",
+        ),
+    ] = 1.0,
     fail_on_incident: Annotated[
         bool, typer.Option("--fail-on-incident", help="Exit with 1 when an incident is found (for CI and cron).")
     ] = False,
@@ -119,41 +137,70 @@ def analyze(
     max_sessions: Annotated[
         int, typer.Option("--max-sessions", min=1, help="Open sessions kept at once (bounds memory).")
     ] = MAX_SESSIONS,
+    idle_timeout: Annotated[
+        float,
+        typer.Option("--idle-timeout", min=1, help="Drop a session after this many seconds (log time) of silence."),
+    ] = IDLE_TIMEOUT,
     quiet: QuietOpt = False,
 ) -> None:
     """Find every constraint violation, above all those at COMMIT, and the statement behind it.
 
     Example: logdiag analyze /var/log/postgresql/postgresql-15-main.csv
+
+    Live: tail -F postgresql.csv | logdiag analyze - --format jsonl, or logdiag analyze --follow /var/log/postgresql
     """
     from logdiag.pipeline import analyze as run_analysis
 
+    found = 0
     with _handled():
         analysis = run_analysis(
             paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line,
-            tracker=SessionTracker(max_sessions=max_sessions, max_statements=max_statements),
+            tracker=SessionTracker(max_sessions=max_sessions, max_statements=max_statements, idle_timeout=idle_timeout),
+            follow=follow_log, from_start=from_start,
+            quiet=quiet_period if follow_log or list(paths) == ["-"] else None,
         )
-        incidents = analysis.incidents()
-        if output_format is AnalyzeFormat.JSON:
-            from logdiag.report.json import write_json
-
-            found = write_json(analysis, incidents, sys.stdout)
-        elif output_format is AnalyzeFormat.JSONL:
-            from logdiag.report.json import write_jsonl
-
-            found = write_jsonl(incidents, sys.stdout)
-        elif output_format is AnalyzeFormat.MARKDOWN:
-            from logdiag.report.markdown import write_markdown
-
-            found = write_markdown(analysis, incidents, sys.stdout)
-        else:
-            from logdiag.report.text import write_text
-
-            found = write_text(analysis, incidents, Console(highlight=False))
+        live = follow_log or list(paths) == ["-"]
+        status = StatusLine(analysis) if live and not quiet and StatusLine.wanted() else None
+        incidents = status.around(analysis.incidents()) if status else analysis.incidents()
+        try:
+            with status or nullcontext():
+                found = _render(output_format, analysis, incidents)
+        except KeyboardInterrupt:
+            if not quiet:
+                _stderr().print(_stopped(analysis), markup=False)
+            raise
         sys.stdout.flush()
         if not quiet:
             _summarize(analysis.inputs, show_examples=on_bad_line is OnBadLine.WARN)
     if fail_on_incident and found:
         raise typer.Exit(ExitStatus.INCIDENTS)
+
+
+def _render(output_format: AnalyzeFormat, analysis: Analysis, incidents: Iterator[Incident]) -> int:
+    if output_format is AnalyzeFormat.JSON:
+        from logdiag.report.json import write_json
+
+        return write_json(analysis, incidents, sys.stdout)
+    if output_format is AnalyzeFormat.JSONL:
+        from logdiag.report.json import write_jsonl
+
+        return write_jsonl(incidents, sys.stdout)
+    if output_format is AnalyzeFormat.MARKDOWN:
+        from logdiag.report.markdown import write_markdown
+
+        return write_markdown(analysis, incidents, sys.stdout)
+    from logdiag.report.text import write_text
+
+    return write_text(analysis, incidents, Console(highlight=False))
+
+
+def _stopped(analysis: Analysis) -> str:
+    stats = analysis.tracker.stats
+    return printable(
+        f"logdiag: stopped after {stats.records} records: {analysis.incident_count} incidents, "
+        f"{len(analysis.tracker.sessions)} sessions open, "
+        f"{stats.evicted_sessions + stats.idle_sessions} evicted"
+    )
 
 
 @app.command()
@@ -230,6 +277,15 @@ def _handled() -> Iterator[None]:
         raise typer.Exit(ExitStatus.PIPE_CLOSED) from None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ends logdiag the way Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     app()

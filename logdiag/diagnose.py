@@ -283,6 +283,9 @@ class _Diagnosis:
         if f.dropped:
             reasons.append(f"{f.dropped} earlier statements of this transaction were dropped (memory cap)")
             self.missing.append("dropped statements")
+        if f.history_lost:
+            reasons.append("this session's earlier records were dropped (session cap or idle timeout)")
+            self.missing.append("session history")
         return reasons
 
     # --- words ----------------------------------------------------------------------------
@@ -318,6 +321,11 @@ class _Diagnosis:
             parts.append(f"The statement that wrote it is at line {top.source.line}: {top.reason}.")
         elif top is not None:
             parts.append(f"The log does not show the key being written; the likeliest statement is at line {top.source.line} ({top.reason}).")
+        elif timing == "commit" and self.failure.history_lost:
+            parts.append(
+                "logdiag had dropped this session's earlier records (its cap on open sessions, or the idle "
+                "timeout): the statement that wrote the key may be among them."
+            )
         elif timing == "commit" and self.failure.dropped:
             parts.append(
                 f"logdiag dropped the {self.failure.dropped} oldest statements of this transaction (its memory "
@@ -369,7 +377,9 @@ class _Diagnosis:
                 f"{f.dropped} statements of this transaction were dropped to bound memory: run again with a "
                 "larger --max-statements to keep them."
             )
-        if timing == "commit" and not culprits and not f.dropped:
+        if f.history_lost:
+            yield "This session's earlier records were dropped: raise --max-sessions or --idle-timeout."
+        if timing == "commit" and not culprits and not f.dropped and not f.history_lost:
             yield (
                 "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
                 "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."

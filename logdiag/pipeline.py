@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class Analysis:
             "incidents": self.incident_count,
             "skipped": sum(s.skipped_total for s in self.inputs),
             "evicted_sessions": t.evicted_sessions,
+            "idle_sessions": t.idle_sessions,
+            "dropped_statements": t.dropped_statements,
             "seconds": round(self.seconds, 3),
         }
 
@@ -70,14 +73,25 @@ def analyze(
     format: LogFormat | None = None,
     on_bad_line: OnBadLine = OnBadLine.SKIP,
     tracker: SessionTracker | None = None,
+    follow: bool = False,
+    from_start: bool = False,
+    quiet: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Analysis:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
-    ``tracker`` lets the caller set the memory caps (see :class:`SessionTracker`).
+    ``tracker`` lets the caller set the memory caps (see :class:`SessionTracker`). ``follow``,
+    ``from_start``, ``quiet`` and ``stop`` are for live use (see :class:`LogReader`); standard
+    input is always read live, so incidents come out as soon as they are complete.
 
     >>> run = analyze(["sample_logs/postgresql.csv"])
     >>> [(i.constraint, i.key, i.culprits[0].source.line) for i in run.incidents()]
     [('orders_customer_id_fkey', {'customer_id': '42'}, 25)]
     """
-    reader = LogReader(paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line)
+    if quiet is None and (follow or list(paths) == ["-"]):
+        quiet = 1.0
+    reader = LogReader(
+        paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
+        follow=follow, from_start=from_start, quiet=quiet, stop=stop,
+    )
     return Analysis(reader, tracker or SessionTracker())

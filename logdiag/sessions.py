@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from logdiag.records import LogRecord, Severity
 from logdiag.statements import (
@@ -29,6 +30,9 @@ MAX_STATEMENTS = 5_000  # per transaction
 MAX_BYTES = 16 * 1024 * 1024  # of statement text per transaction
 MAX_SESSIONS = 10_000
 MAX_DDL = 2_000
+IDLE_TIMEOUT = 3600.0  # seconds of log time without a record before a session is dropped
+_SWEEP_EVERY = 10_000  # records between idle sweeps
+_REMEMBERED_EVICTIONS = 100_000
 
 
 @dataclass(slots=True)
@@ -108,6 +112,8 @@ class Session:
     client: str | None = None
     transaction: Transaction = field(default_factory=Transaction)
     chained: bool = False
+    last_seen: datetime | None = None
+    history_lost: bool = False  # an earlier session with this key was evicted
 
     def learn(self, record: LogRecord) -> None:
         self.user = record.user or self.user
@@ -128,7 +134,8 @@ class Failure:
         by_vxid: the transaction was told by its virtual transaction id.
         boundaries_seen: BEGIN/COMMIT statements appear in this log (``log_statement = 'all'``).
         explicit: the transaction began with BEGIN.
-        session_evicted: sessions were evicted before this one's error (memory cap).
+        ddl: CREATE/ALTER TABLE statements seen so far in the log.
+        history_lost: this session's earlier records were dropped (session cap or idle timeout).
     """
 
     record: LogRecord
@@ -139,6 +146,7 @@ class Failure:
     boundaries_seen: bool
     explicit: bool
     ddl: tuple[LoggedStatement, ...] = ()
+    history_lost: bool = False
 
 
 @dataclass(slots=True)
@@ -148,7 +156,8 @@ class TrackerStats:
     records: int = 0
     sessions: int = 0
     transactions: int = 0
-    evicted_sessions: int = 0
+    evicted_sessions: int = 0  # by the cap on open sessions
+    idle_sessions: int = 0  # by the idle timeout
     dropped_statements: int = 0
 
 
@@ -159,14 +168,22 @@ class SessionTracker:
         max_sessions: open sessions kept; the least recently active is evicted (and counted).
         max_statements: statements kept per transaction; the oldest are dropped (and counted).
         max_bytes: statement text kept per transaction.
+        idle_timeout: seconds (of log time) without a record after which a session is dropped.
     """
 
     def __init__(
-        self, max_sessions: int = MAX_SESSIONS, max_statements: int = MAX_STATEMENTS, max_bytes: int = MAX_BYTES
+        self,
+        max_sessions: int = MAX_SESSIONS,
+        max_statements: int = MAX_STATEMENTS,
+        max_bytes: int = MAX_BYTES,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.max_sessions = max_sessions
         self.max_statements = max_statements
         self.max_bytes = max_bytes
+        self.idle_timeout = timedelta(seconds=idle_timeout)
+        self._evicted: OrderedDict[object, None] = OrderedDict()
+        self._latest: datetime | None = None
         self.sessions: OrderedDict[object, Session] = OrderedDict()
         self.stats = TrackerStats()
         self.boundaries_seen = False
@@ -175,6 +192,10 @@ class SessionTracker:
     def feed(self, record: LogRecord) -> Iterator[Failure]:
         """Take one record; yield a :class:`Failure` if it is an ERROR."""
         self.stats.records += 1
+        if record.timestamp is not None and (self._latest is None or record.timestamp > self._latest):
+            self._latest = record.timestamp
+        if self.stats.records % _SWEEP_EVERY == 0:
+            self._sweep_idle()
         if record.pid is None and record.session_id is None:
             return
         message = record.message or ""
@@ -205,15 +226,37 @@ class SessionTracker:
         if session is None:
             session = Session(key, record.pid, record.session_id)
             session.transaction = Transaction(max_statements=self.max_statements, max_bytes=self.max_bytes)
+            session.history_lost = self._evicted.pop(key, 0) is None
             self.sessions[key] = session
             self.stats.sessions += 1
             self.stats.transactions += 1
             if len(self.sessions) > self.max_sessions:
-                self.sessions.popitem(last=False)
+                self._forget(*self.sessions.popitem(last=False))
                 self.stats.evicted_sessions += 1
         else:
             self.sessions.move_to_end(key)
+        session.last_seen = record.timestamp or session.last_seen
         return session
+
+    def _forget(self, key: object, session: Session) -> None:
+        """Drop a session that did not end, remembering its key so that a later error can say so."""
+        self.stats.dropped_statements += len(session.transaction.entries)
+        self._evicted[key] = None
+        if len(self._evicted) > _REMEMBERED_EVICTIONS:
+            self._evicted.popitem(last=False)
+
+    def _sweep_idle(self) -> None:
+        """Drop sessions that have been silent for ``idle_timeout`` of log time (oldest first)."""
+        if self._latest is None:
+            return
+        cutoff = self._latest - self.idle_timeout
+        while self.sessions:
+            key, session = next(iter(self.sessions.items()))
+            if session.last_seen is None or session.last_seen >= cutoff:
+                return
+            del self.sessions[key]
+            self._forget(key, session)
+            self.stats.idle_sessions += 1
 
     def _end_session(self, record: LogRecord) -> None:
         self.sessions.pop(self._key(record), None)
@@ -283,6 +326,7 @@ class SessionTracker:
             boundaries_seen=self.boundaries_seen,
             explicit=current.explicit,
             ddl=tuple(self.ddl),
+            history_lost=session.history_lost,
         )
         control_checks = bool(entries) and entries[-1].statement.control is not None and (
             entries[-1].statement.control.kind in CHECKS_DEFERRED

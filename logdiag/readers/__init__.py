@@ -5,13 +5,17 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator, Sequence
-from itertools import chain, islice
+from itertools import chain
 
+from logdiag.errors import InputError
 from logdiag.readers.csvlog import read_csvlog
 from logdiag.readers.detect import SAMPLE_LINES, Detection, LogFormat, detect
 from logdiag.readers.inputs import OpenInput, decode_lines, expand_paths
 from logdiag.readers.jsonlog import cloudsql_lines, read_cnpg, read_jsonlog
+from logdiag.readers.live import TICK, FileSwitch, _Tick, follow
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats, OnBadLine
 from logdiag.readers.stderr import StderrAssembler, logplex_lines, stderr_lines, syslog_lines
@@ -28,6 +32,11 @@ class LogReader:
         log_line_prefix: the server's ``log_line_prefix`` for stderr-style logs (else detected).
         format: force a format instead of detecting it.
         on_bad_line: what to do with lines that belong to no record.
+        follow: follow the one path given (a file or a log directory) like ``tail -F``.
+        from_start: with ``follow``, read what is there first instead of starting at the end.
+        quiet: for live input (stdin, ``follow``), seconds of silence after which records still
+            waiting for DETAIL/STATEMENT lines are complete. None reads stdin as a batch.
+        stop: with ``follow``, set this event to end the iteration.
 
     Raises:
         InputError: (when iterated, or at once for missing paths) an input cannot be read.
@@ -40,37 +49,93 @@ class LogReader:
         log_line_prefix: str | None = None,
         format: LogFormat | None = None,
         on_bad_line: OnBadLine = OnBadLine.SKIP,
+        follow: bool = False,
+        from_start: bool = False,
+        quiet: float | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
-        self.paths = expand_paths(paths)
+        if follow and (len(paths) != 1 or paths[0] == "-"):
+            raise InputError("--follow takes one log file or log directory")
+        self.paths = list(paths) if follow else expand_paths(paths)
+        if follow and not os.path.exists(self.paths[0]):
+            raise InputError(f"no such file or directory: {self.paths[0]}")
         self.log_line_prefix = log_line_prefix
         self.format = format
         self.on_bad_line = on_bad_line
+        self.follow = follow
+        self.from_start = from_start
+        self.quiet = quiet if quiet is not None or not follow else 1.0
+        self.stop = stop
         self.inputs: list[InputStats] = []
 
     def __iter__(self) -> Iterator[LogRecord]:
+        if self.follow:
+            for name, lines in _segments(
+                follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or 1.0, stop=self.stop)
+            ):
+                yield from self._records(name, lines)
+            return
         for path in self.paths:
-            yield from self._read(path)
+            opened = OpenInput(path)
+            try:
+                yield from self._records(path, opened.lines(self.quiet))
+            finally:
+                opened.close()
 
-    def _read(self, path: str) -> Iterator[LogRecord]:
-        stats = InputStats(file=path, on_bad_line=self.on_bad_line)
+    def _records(self, name: str, raw_lines: Iterator[bytes | _Tick]) -> Iterator[LogRecord]:
+        stats = InputStats(file=name, on_bad_line=self.on_bad_line)
         self.inputs.append(stats)
-        opened = OpenInput(path)
-        try:
-            lines = decode_lines(opened.lines(), stats)
-            head = list(islice(lines, SAMPLE_LINES))
-            detection = detect([text for _, text in head], path, self.log_line_prefix, self.format)
-            if detection is None:
-                return
-            stats.format = detection.format.value
-            if detection.prefix is not None:
-                stats.log_line_prefix = detection.prefix.format
-            yield from records_of(chain(head, lines), detection, stats, path)
-        finally:
-            opened.close()
+        lines = decode_lines(raw_lines, stats)
+        head = _sample(lines)
+        detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
+        if detection is None:
+            return
+        stats.format = detection.format.value
+        if detection.prefix is not None:
+            stats.log_line_prefix = detection.prefix.format
+        yield from records_of(chain(head, lines), detection, stats, name, quiet=self.quiet)
+
+
+def _sample(lines: Iterator[tuple[int, str] | _Tick]) -> list[tuple[int, str]]:
+    """The first lines, for detection: up to SAMPLE_LINES, or fewer if live input goes quiet."""
+    head: list[tuple[int, str]] = []
+    for item in lines:
+        if item is TICK:
+            if any(text.strip() for _, text in head):
+                break
+            continue
+        head.append(item)  # type: ignore[arg-type]
+        if len(head) >= SAMPLE_LINES:
+            break
+    return head
+
+
+def _segments(stream: Iterator[bytes | _Tick | FileSwitch]) -> Iterator[tuple[str, Iterator[bytes | _Tick]]]:
+    """Split a followed stream at file switches: (file name, its lines) for each file in turn."""
+    switch = next(stream, None)
+    while isinstance(switch, FileSwitch):
+        following: list[FileSwitch] = []
+
+        def lines(following: list[FileSwitch] = following) -> Iterator[bytes | _Tick]:
+            for item in stream:
+                if isinstance(item, FileSwitch):
+                    following.append(item)
+                    return
+                yield item
+
+        segment = lines()
+        yield switch.path, segment
+        for _ in segment:  # whatever the reader left unread of this file
+            pass
+        switch = following[0] if following else None
 
 
 def records_of(
-    lines: Iterator[tuple[int, str]], detection: Detection, stats: InputStats, name: str
+    lines: Iterator[tuple[int, str] | _Tick],
+    detection: Detection,
+    stats: InputStats,
+    name: str,
+    quiet: float | None = None,
 ) -> Iterator[LogRecord]:
     """The records of decoded ``(line_number, text)`` lines in a detected format."""
     fmt = detection.format
@@ -81,7 +146,7 @@ def records_of(
     if fmt is LogFormat.CNPG:
         return read_cnpg(lines, stats, name)
     assert detection.prefix is not None
-    assembler = StderrAssembler(detection.prefix, stats, name)
+    assembler = StderrAssembler(detection.prefix, stats, name, quiet=quiet)
     if fmt is LogFormat.SYSLOG:
         return assembler.feed_all(syslog_lines(lines, stats))
     if fmt is LogFormat.LOGPLEX:

@@ -13,6 +13,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 
+from logdiag.readers.live import TICK
 from logdiag.readers.mapping import CSVLOG_KEYS, record_from_mapping
 from logdiag.readers.stats import InputStats
 from logdiag.records import SEVERITIES, LogRecord, Source
@@ -52,6 +53,8 @@ def split_records(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterat
             item = next(source, None)
             if item is None:
                 break
+        if item is TICK:
+            continue
         number, text = item
         if not pending and not RECORD_START.match(text):
             if text.strip():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from logdiag.errors import InputError
+from logdiag.readers.live import TICK, _Tick, split_lines, stdin_chunks
 from logdiag.readers.stats import InputStats
 
 STDIN = "-"
@@ -121,8 +122,14 @@ class OpenInput:
         head = self._buffered.peek(8)[:8]
         self.compression = next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
 
-    def lines(self) -> Iterator[bytes]:
-        """The input's lines, each with its line ending."""
+    def lines(self, quiet: float | None = None) -> Iterator[bytes | _Tick]:
+        """The input's lines, each with its line ending.
+
+        Args:
+            quiet: for standard input, yield TICK after this many idle seconds (live use).
+        """
+        if self.name == STDIN and quiet is not None and self.compression is None:
+            return split_lines(stdin_chunks(self._buffered, quiet))
         if self.compression is None:
             return iter(self._buffered)
         return _split_lines(_decompressed(self._buffered, self.compression))
@@ -183,12 +190,13 @@ def _split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-def decode_lines(chunks: Iterable[bytes], stats: InputStats) -> Iterator[tuple[int, str]]:
+def decode_lines(chunks: Iterable[bytes | _Tick], stats: InputStats) -> Iterator[tuple[int, str] | _Tick]:
     """Yield ``(line_number, text)`` for each physical line, without its line ending.
 
     Lines that are not UTF-8 (a LATIN1 database's data) are read as Latin-1 and counted in
     ``stats.recoded``. NUL bytes, which PostgreSQL never writes, are removed. A compressed input
-    that ends early stops the iteration and sets ``stats.error`` instead of raising.
+    that ends early stops the iteration and sets ``stats.error`` instead of raising. TICKs (live
+    input went quiet) pass through.
     """
     number = 0
     iterator = iter(chunks)
@@ -200,6 +208,10 @@ def decode_lines(chunks: Iterable[bytes], stats: InputStats) -> Iterator[tuple[i
         except DECOMPRESSION_ERRORS as exc:
             stats.error = f"input ends early or is corrupt after line {number}: {exc}"
             return
+        if raw is TICK:
+            yield TICK
+            continue
+        assert isinstance(raw, bytes)
         number += 1
         stats.lines = number
         if b"\x00" in raw:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from logdiag.readers.csvlog import record_from_columns
+from logdiag.readers.live import TICK
 from logdiag.readers.mapping import JSONLOG_KEYS, record_from_mapping, text_or_none
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats
@@ -18,7 +19,10 @@ from logdiag.timestamps import fromisoformat
 def _objects(
     lines: Iterable[tuple[int, str]], stats: InputStats, what: str
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, text in lines:
+    for item in lines:
+        if item is TICK:
+            continue
+        number, text = item
         if not text.strip():
             stats.blank += 1
             continue

@@ -10,11 +10,13 @@ collector), so messages are held per process until the next message of that proc
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from logdiag.readers.live import TICK, _Tick
 from logdiag.readers.prefix import ATTACHMENTS, LinePrefix, PrefixFields
 from logdiag.readers.stats import InputStats
 from logdiag.records import LogRecord, Severity, Source
@@ -71,6 +73,8 @@ class _Message:
     wrapper_pid: int | None = None
     sequence: int | None = None
     superseded: bool = False
+    complete: bool = False  # its STATEMENT line, always the last one PostgreSQL writes, has come
+    touched: float = 0.0  # monotonic time of its last line (live input only)
 
     def add(self, name: str, text: str) -> None:
         self.parts[name] = [text]
@@ -124,13 +128,17 @@ class StderrAssembler:
         file: the input's name, for each record's source.
         window: how many lines a message waits for its DETAIL/STATEMENT lines before it is
             released; this bounds memory whatever the input.
+        quiet: for live input, also release a message this many seconds after its last line.
     """
 
-    def __init__(self, prefix: LinePrefix, stats: InputStats, file: str, window: int = 2000) -> None:
+    def __init__(
+        self, prefix: LinePrefix, stats: InputStats, file: str, window: int = 2000, quiet: float | None = None
+    ) -> None:
         self.prefix = prefix
         self.stats = stats
         self.file = file
         self.window = window
+        self.quiet = quiet
         self._pending: dict[object, _Message] = {}
         self._queue: deque[_Message] = deque()
         self._last: _Message | None = None
@@ -140,10 +148,16 @@ class StderrAssembler:
         self._take(raw)
         yield from self._release(raw.line)
 
-    def feed_all(self, lines: Iterable[RawLine]) -> Iterator[LogRecord]:
-        """Take every line, then yield what is left at the end of the input."""
+    def feed_all(self, lines: Iterable[RawLine | _Tick]) -> Iterator[LogRecord]:
+        """Take every line, then yield what is left at the end of the input.
+
+        A TICK (live input went quiet) releases every message held: none is waiting for more.
+        """
         for raw in lines:
-            yield from self.feed(raw)
+            if raw is TICK:
+                yield from self.flush()
+            else:
+                yield from self.feed(raw)  # type: ignore[arg-type]
         yield from self.flush()
 
     def flush(self) -> Iterator[LogRecord]:
@@ -182,6 +196,9 @@ class StderrAssembler:
                 return
             message.add(name, found.text)
             message.last_line = raw.line
+            message.complete = name == "statement"
+            if self.quiet is not None:
+                message.touched = time.monotonic()
             self._last = message
             return
         body, sqlstate = found.text, None
@@ -200,6 +217,8 @@ class StderrAssembler:
             sequence=sequence,
         )
         message.add("message", body)
+        if self.quiet is not None:
+            message.touched = time.monotonic()
         previous = self._pending.get(key)
         if previous is not None:
             previous.superseded = True
@@ -223,6 +242,8 @@ class StderrAssembler:
             return
         target.continue_line(text, newline)
         target.last_line = raw.line
+        if self.quiet is not None:
+            target.touched = time.monotonic()
         self._last = target
 
     def _skip(self, raw: RawLine, reason: str) -> None:
@@ -230,7 +251,17 @@ class StderrAssembler:
 
     def _release(self, line: int) -> Iterator[LogRecord]:
         queue = self._queue
-        while queue and (queue[0].superseded or line - queue[0].last_line > self.window):
+        now = time.monotonic() if self.quiet is not None else 0.0
+        while queue:
+            head = queue[0]
+            done = (
+                head.superseded
+                or (head.complete and head is not self._last)
+                or line - head.last_line > self.window
+                or (self.quiet is not None and now - head.touched > self.quiet)
+            )
+            if not done:
+                return
             yield self._emit(queue.popleft())
 
     def _emit(self, message: _Message) -> LogRecord:
@@ -262,9 +293,13 @@ _LOGPLEX = re.compile(
 
 
 def _wrapped_lines(
-    lines: Iterable[tuple[int, str]], header: re.Pattern[str], stats: InputStats, what: str
-) -> Iterator[RawLine]:
-    for number, text in lines:
+    lines: Iterable[tuple[int, str] | _Tick], header: re.Pattern[str], stats: InputStats, what: str
+) -> Iterator[RawLine | _Tick]:
+    for item in lines:
+        if item is TICK:
+            yield TICK
+            continue
+        number, text = item  # type: ignore[misc]
         found = header.match(text)
         if found is None:
             stats.skip(number, f"not a {what} line from PostgreSQL", text)
@@ -278,20 +313,24 @@ def _wrapped_lines(
         )
 
 
-def syslog_lines(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterator[RawLine]:
+def syslog_lines(lines: Iterable[tuple[int, str] | _Tick], stats: InputStats) -> Iterator[RawLine | _Tick]:
     """``Feb 11 13:15:39 host postgres[10808]: [3-2] ...`` lines, with the header taken off."""
     return _wrapped_lines(lines, _SYSLOG, stats, "syslog")
 
 
-def logplex_lines(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterator[RawLine]:
+def logplex_lines(lines: Iterable[tuple[int, str] | _Tick], stats: InputStats) -> Iterator[RawLine | _Tick]:
     """Heroku's ``2019-03-14T00:22:56+00:00 app[postgres.4882]: [GREEN] [15-1] ...`` lines."""
     return _wrapped_lines(lines, _LOGPLEX, stats, "Heroku logplex")
 
 
-def stderr_lines(lines: Iterable[tuple[int, str]]) -> Iterator[RawLine]:
-    """Plain stderr lines as they are."""
-    for number, text in lines:
-        yield RawLine(number, text)
+def stderr_lines(lines: Iterable[tuple[int, str] | _Tick]) -> Iterator[RawLine | _Tick]:
+    """Plain stderr lines as they are (TICKs pass through)."""
+    for item in lines:
+        if item is TICK:
+            yield TICK
+        else:
+            number, text = item  # type: ignore[misc]
+            yield RawLine(number, text)
 
 
 SYSLOG_HEADER = _SYSLOG

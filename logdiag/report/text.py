@@ -113,6 +113,7 @@ def write_text(analysis: Analysis, incidents: Iterable[Incident], console: Conso
     for incident in incidents:
         found.append(incident)
         console.print(incident_panel(len(found), incident))
+        console.file.flush()
     if found:
         console.print(summary_table(found))
     else:

@@ -1,0 +1,196 @@
+"""Live input: standard input read as it arrives, and files followed like ``tail -F``.
+
+Both yield raw lines and, whenever nothing new has arrived for a while, :data:`TICK`: a beat that
+lets the readers finish records still waiting for DETAIL or STATEMENT lines (stderr), lets format
+detection go ahead with fewer lines, and lets an incident out within about a second.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final
+
+
+class _Tick:
+    def __repr__(self) -> str:
+        return "TICK"
+
+
+#: "Nothing new for a while": passed down the reading pipeline in place of a line.
+TICK: Final = _Tick()
+
+CHUNK = 1 << 16
+
+
+def stdin_chunks(stream: BinaryIO, quiet: float) -> Iterator[bytes | _Tick]:
+    """Bytes of a pipe as they arrive (a thread reads them), and TICK after ``quiet`` idle seconds."""
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+
+    def pump() -> None:
+        try:
+            while chunk := stream.read1(CHUNK):  # type: ignore[attr-defined]
+                chunks.put(chunk)
+        except (OSError, ValueError):
+            pass
+        chunks.put(None)
+
+    threading.Thread(target=pump, name="logdiag-stdin", daemon=True).start()
+    while True:
+        try:
+            chunk = chunks.get(timeout=quiet)
+        except queue.Empty:
+            yield TICK
+            continue
+        if chunk is None:
+            return
+        yield chunk
+
+
+def split_lines(chunks: Iterator[bytes | _Tick]) -> Iterator[bytes | _Tick]:
+    """Lines (with their ending) from chunks; TICKs pass through, a partial line waits for its end."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        if chunk is TICK:
+            yield TICK
+            continue
+        assert isinstance(chunk, bytes)
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            piece = chunk[start : end + 1]
+            if pending:
+                pending.append(piece)
+                piece = b"".join(pending)
+                pending = []
+            yield piece
+            start = end + 1
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending:
+        yield b"".join(pending)
+
+
+@dataclass
+class _Followed:
+    path: Path
+    handle: BinaryIO
+    inode: int
+    position: int = 0
+    partial: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class FileSwitch:
+    """Following moved on to another file (rotation): its name, for the records' source."""
+
+    path: str
+
+
+def _newest(directory: Path, preferred: str | None) -> Path | None:
+    from logdiag.readers.inputs import _destination
+
+    files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if preferred is not None:
+        files = [p for p in files if _destination(p) == preferred]
+    if not files:
+        return None
+    return max(files, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def follow(
+    path: str, *, from_start: bool = False, poll: float = 0.2, quiet: float = 1.0,
+    stop: threading.Event | None = None,
+) -> Iterator[bytes | _Tick | FileSwitch]:
+    """Follow a file or a log directory like ``tail -F``.
+
+    A file is reopened when it is renamed or replaced (rotation) and read again from its start
+    when it is truncated. In a directory, the newest file of the preferred destination (csvlog,
+    then jsonlog, then the rest) is followed, and a newer one that appears takes over once the
+    current one has been read to its end.
+
+    Args:
+        path: a log file or a log directory.
+        from_start: read what is there first; by default, start at the end.
+        poll: seconds between looks at the file system when there is nothing new.
+        quiet: seconds without new data after which TICK is yielded.
+        stop: set it to end the iteration.
+    """
+    target = Path(path)
+    directory = target if target.is_dir() else None
+    preferred = None
+    if directory is not None:
+        from logdiag.readers.inputs import _destination
+
+        first = _newest(directory, None)
+        names = {_destination(p) for p in directory.iterdir() if p.is_file()}
+        preferred = next((d for d in ("csvlog", "jsonlog", "other") if d in names), None)
+        first = _newest(directory, preferred)
+        if first is None:
+            from logdiag.errors import InputError
+
+            raise InputError(f"no log file in directory {directory}")
+        target = first
+    current = _open(target, at_end=not from_start)
+    yield FileSwitch(str(current.path))
+    idle_since = time.monotonic()
+    ticked = False
+    while stop is None or not stop.is_set():
+        data = current.handle.read(CHUNK)
+        if data:
+            current.position += len(data)
+            lines = (current.partial + data).split(b"\n")
+            current.partial = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+            idle_since, ticked = time.monotonic(), False
+            continue
+        # Nothing new in the current file: rotation, truncation, or a newer file?
+        replacement = _replacement(current, directory, preferred)
+        if replacement is not None:
+            if current.partial:
+                yield current.partial
+            current.handle.close()
+            current = _open(replacement, at_end=False)
+            yield FileSwitch(str(current.path))
+            continue
+        if not ticked and time.monotonic() - idle_since >= quiet:
+            ticked = True
+            yield TICK
+        time.sleep(poll)
+    current.handle.close()
+
+
+def _open(path: Path, at_end: bool) -> _Followed:
+    handle = open(path, "rb")  # noqa: SIM115 - closed by follow()
+    inode = os.fstat(handle.fileno()).st_ino
+    followed = _Followed(path, handle, inode)
+    if at_end:
+        followed.position = handle.seek(0, os.SEEK_END)
+    return followed
+
+
+def _replacement(current: _Followed, directory: Path | None, preferred: str | None) -> Path | None:
+    try:
+        stat = os.stat(current.path)
+    except FileNotFoundError:
+        stat = None
+    if stat is not None and stat.st_ino == current.inode and stat.st_size < current.position:
+        current.handle.seek(0)  # truncated: read it again from the start
+        current.position = 0
+        current.partial = b""
+        return None
+    if directory is not None:
+        newest = _newest(directory, preferred)
+        if newest is not None and newest != current.path and (
+            stat is None or newest.stat().st_mtime >= stat.st_mtime
+        ):
+            return newest
+        return None
+    if stat is None or stat.st_ino != current.inode:  # renamed or replaced: follow the name
+        return current.path if current.path.exists() else None
+    return None
