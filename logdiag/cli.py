@@ -259,6 +259,10 @@ def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
                 console.print(f"  ... and {hidden} more", markup=False)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ends logdiag the way Ctrl-C does."""
+
+
 @contextmanager
 def _handled() -> Iterator[None]:
     """Map every way a run can end to an exit code and at most one line on stderr."""
@@ -267,18 +271,15 @@ def _handled() -> Iterator[None]:
     except LogdiagError as exc:
         _stderr().print(printable(f"logdiag: error: {exc}"), markup=False)
         raise typer.Exit(ExitStatus.ERROR) from None
+    except Terminated:
+        raise typer.Exit(ExitStatus.TERMINATED) from None
     except KeyboardInterrupt:
-        _stderr().print("logdiag: interrupted", markup=False)
         raise typer.Exit(ExitStatus.INTERRUPTED) from None
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly; keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(ExitStatus.PIPE_CLOSED) from None
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM: ends logdiag the way Ctrl-C does."""
 
 
 def _terminate(signum: int, frame: object) -> None:

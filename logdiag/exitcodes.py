@@ -11,5 +11,6 @@ class ExitStatus(IntEnum):
     OK = 0  # done; skipped lines, if any, were counted and reported on stderr
     INCIDENTS = 1  # `analyze --fail-on-incident` found at least one incident
     ERROR = 2  # bad usage or unreadable input: a one-line message on stderr says what to fix
-    INTERRUPTED = 130  # Ctrl-C or SIGTERM
+    INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM (e.g. systemd or kubernetes stopping a --follow)
     PIPE_CLOSED = 141  # the reader of stdout went away (e.g. `| head`), as for other Unix tools

@@ -1,0 +1,140 @@
+"""On-call mode: incidents come out while the log is still being written."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import timedelta
+from itertools import cycle, islice
+
+import psycopg
+import pytest
+
+from logdiag.exitcodes import ExitStatus
+from logdiag.readers import LogReader
+from logdiag.sessions import SessionTracker
+
+DEFAULT_PREFIX = "%m [%p] "
+
+
+def _read_line(stream, timeout: float) -> str | None:
+    """One line from a pipe, or None if none arrives within ``timeout`` seconds."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline() if ready else None
+
+
+def _fail_at_commit(cluster, parent_id: int) -> str:
+    """Commit a child row whose parent does not exist; return the culprit's text as executed."""
+    statement = f"INSERT INTO live_child VALUES ({parent_id}, {parent_id})"
+    with psycopg.connect(cluster.conninfo, application_name="live", autocommit=False,
+                         cursor_factory=psycopg.ClientCursor) as conn:
+        conn.execute(statement)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.commit()
+    return statement
+
+
+@pytest.mark.postgres
+def test_follow_a_log_directory_across_rotation(pg_cluster):
+    """--follow LOGDIR reports an incident within seconds, and again after pg_rotate_logfile()."""
+    settings = {"log_line_prefix": DEFAULT_PREFIX, "log_filename": "postgresql-%Y%m%d_%H%M%S.log"}
+    with pg_cluster(**settings) as cluster:
+        cluster.psql(
+            "CREATE TABLE live_parent (id int PRIMARY KEY);"
+            "CREATE TABLE live_child (id int, parent_id int REFERENCES live_parent DEFERRABLE INITIALLY DEFERRED);",
+            check=True,
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "logdiag", "analyze", "--follow", str(cluster.log_dir), "--format", "jsonl"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            time.sleep(1.5)  # let it open the current file and go to its end
+            culprit = _fail_at_commit(cluster, 42)
+            line = _read_line(process.stdout, timeout=10)
+            assert line is not None, "no incident within 10 s"
+            first = json.loads(line)
+            assert first["key"] == {"parent_id": "42"} and first["culprits"][0]["statement"] == culprit
+            time.sleep(1.1)  # log_filename has one-second resolution
+            cluster.psql("SELECT pg_rotate_logfile();", check=True)
+            time.sleep(0.5)
+            culprit = _fail_at_commit(cluster, 43)
+            line = _read_line(process.stdout, timeout=10)
+            assert line is not None, "no incident after rotation"
+            second = json.loads(line)
+            assert second["key"] == {"parent_id": "43"} and second["culprits"][0]["statement"] == culprit
+            assert second["raised_by"]["source"]["file"] != first["raised_by"]["source"]["file"]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=10)
+        assert process.returncode == ExitStatus.TERMINATED
+        assert "Traceback" not in stderr and "2 incidents" in stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_incident_arrives_while_the_pipe_is_open(server_logs, fmt):
+    """A writer feeds a real log through a pipe and keeps it open: the incident comes out anyway."""
+    lines = server_logs[fmt].read_bytes().splitlines(keepends=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logdiag", "analyze", "-", "--format", "jsonl"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        for line in lines:
+            process.stdin.write(line)
+            process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 10)
+        assert ready, "no incident while the pipe was open"
+        incident = json.loads(process.stdout.readline())
+        assert incident["key"] == {"customer_id": "42"}
+        assert process.poll() is None  # still running: the pipe is open
+    finally:
+        process.stdin.close()
+        process.wait(timeout=10)
+    assert process.returncode == 0
+
+
+@pytest.mark.postgres
+def test_memory_stays_under_the_caps(server_logs):
+    """Two million records (real records, replayed as ever new sessions that never disconnect,
+    and one transaction that never ends) keep retained sessions and statements under the caps."""
+    records = [r for r in LogReader([str(server_logs["csvlog"])]) if not (r.message or "").startswith("disconnection")]
+    statements = [r for r in records if (r.message or "").startswith("statement: INSERT")]
+    long_running = statements[0]
+    tracker = SessionTracker(max_sessions=500, max_statements=200, idle_timeout=60)
+    # 4,000 sessions' worth of replayed records, log time moving on by a second every thousand.
+    pool = [
+        replace(base, session_id=f"{base.session_id}.{n // 50}", timestamp=base.timestamp + timedelta(seconds=n // 1000))
+        for n, base in zip(range(200_000), cycle(records), strict=False)
+    ]
+    total = 2_000_000
+    replayed = cycle(pool)
+    for n in range(total):
+        record = long_running if n % 3 == 0 else next(replayed)  # one transaction that never ends
+        for _ in tracker.feed(record):
+            pass
+        if n % 100_000 == 0:
+            assert len(tracker.sessions) <= 500
+            assert all(len(s.transaction.entries) <= 200 for s in tracker.sessions.values())
+    assert tracker.stats.records == total
+    assert tracker.stats.evicted_sessions + tracker.stats.idle_sessions > 0
+    assert tracker.stats.dropped_statements > 0
+
+
+def test_follow_needs_one_path(tmp_path):
+    """--follow with two paths, or with stdin, is a one-line error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "logdiag", "analyze", "--follow", str(tmp_path), str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == ExitStatus.ERROR
+    assert result.stderr == "logdiag: error: --follow takes one log file or log directory\n"
+    assert list(islice(os.scandir(tmp_path), 1)) == []
