@@ -203,6 +203,79 @@ def _stopped(analysis: Analysis) -> str:
     )
 
 
+class SummaryFormat(str, Enum):
+    """Output formats of ``logdiag summary``."""
+
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+@app.command()
+def export(
+    paths: PathsArg,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="The export directory (created if need be).", show_default=False)
+    ],
+    host: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--host", help="Name of the server, stored in every row (to combine exports of many hosts)."),
+    ] = None,
+    partition_by: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--partition-by", help="'day': hive-style date=YYYY-MM-DD/ folders."),
+    ] = None,
+    log_line_prefix: PrefixOpt = None,
+    input_format: InputFormatOpt = None,
+    on_bad_line: OnBadLineOpt = OnBadLine.SKIP,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write incidents, records and other errors as Parquet (zstd), incrementally.
+
+    Example: logdiag export /var/log/postgresql/ -o exports/ --host db1 --partition-by day
+    """
+    from logdiag.export import export as run_export
+
+    with _handled():
+        result = run_export(
+            paths, output, host=host, partition_by=partition_by, log_line_prefix=log_line_prefix,
+            format=input_format, on_bad_line=on_bad_line,
+        )
+        if not quiet:
+            console = _stderr()
+            if result.analysis is not None:
+                _summarize(result.analysis.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+            for skipped in result.files_skipped:
+                console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
+            rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
+            console.print(printable(f"exported {rows} to {result.output} ({len(result.parts)} files)"), markup=False)
+
+
+@app.command()
+def summary(
+    path: Annotated[str, typer.Argument(help="An export directory, or a Parquet file or dataset of incidents.")],
+    output_format: Annotated[
+        SummaryFormat, typer.Option("--format", "-f", help="text, json or markdown.", case_sensitive=False)
+    ] = SummaryFormat.TEXT,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many culprit statement shapes to show.")] = 10,
+) -> None:
+    """Summarise exported incidents: by constraint, table, client, host and hour, and top culprit shapes.
+
+    Example: logdiag summary exports/
+    """
+    from logdiag.report.summary import write_summary_json, write_summary_markdown, write_summary_text
+    from logdiag.summary import summarize
+
+    with _handled():
+        result = summarize(path, top=top)
+        if output_format is SummaryFormat.JSON:
+            write_summary_json(result, sys.stdout)
+        elif output_format is SummaryFormat.MARKDOWN:
+            write_summary_markdown(result, sys.stdout)
+        else:
+            write_summary_text(result, Console(highlight=False))
+
+
 @app.command()
 def records(
     paths: PathsArg,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,7 @@ from logdiag.diagnose import diagnose
 from logdiag.incidents import Incident, OtherError
 from logdiag.readers import LogFormat, LogReader, OnBadLine
 from logdiag.readers.stats import InputStats
+from logdiag.records import LogRecord
 from logdiag.sessions import SessionTracker
 
 
@@ -20,6 +21,7 @@ class Analysis:
     """A run of logdiag over some inputs. Iterate :meth:`incidents` first; the rest fills up as it goes.
 
     Attributes:
+        record_sink: called with every record read (the Parquet export keeps them).
         inputs: per-input counts (format, prefix, records, skipped lines).
         other_errors: ERRORs that are not constraint violations.
         seconds: wall time spent.
@@ -27,6 +29,7 @@ class Analysis:
 
     reader: LogReader
     tracker: SessionTracker = field(default_factory=SessionTracker)
+    record_sink: Callable[[LogRecord], None] | None = None
     other_errors: list[OtherError] = field(default_factory=list)
     incident_count: int = 0
     seconds: float = 0.0
@@ -38,8 +41,11 @@ class Analysis:
     def incidents(self) -> Iterator[Incident]:
         """Yield each incident as soon as its ERROR record has been read."""
         started = time.perf_counter()
+        sink = self.record_sink
         try:
             for record in self.reader:
+                if sink is not None:
+                    sink(record)
                 for failure in self.tracker.feed(record):
                     result = diagnose(failure)
                     if isinstance(result, Incident):

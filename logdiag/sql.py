@@ -521,6 +521,21 @@ def _array_item(text: str, was_quoted: bool) -> Cell:
     return text if was_quoted else text.strip()
 
 
+def fingerprint(text: str) -> str | None:
+    """pglast's fingerprint of a statement: the same for statements that differ only in constants.
+
+    >>> fingerprint("INSERT INTO t VALUES (1)") == fingerprint("INSERT INTO t VALUES (42)")
+    True
+    """
+    from pglast import fingerprint as pg_fingerprint
+    from pglast.parser import ParseError
+
+    try:
+        return str(pg_fingerprint(text))
+    except (ParseError, ValueError):
+        return None
+
+
 def same_value(written: Cell, printed: str | None) -> bool:
     """Whether a written value is the key value PostgreSQL printed (42 = '42' = 42.0 for numbers).
 

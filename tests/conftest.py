@@ -46,17 +46,22 @@ def pg_template() -> Iterator[tuple[Path, Path]]:
 
 @pytest.fixture(scope="session")
 def pg_cluster(pg_template: tuple[Path, Path]) -> ClusterFactory:
-    """``with pg_cluster(log_line_prefix=..., log_statement=...) as cluster:`` a fresh cluster."""
+    """``with pg_cluster(log_line_prefix=..., log_statement=...) as cluster:`` a fresh cluster.
+
+    ``fake_time="2026-03-01 10:00:00"`` starts the server with its clock there (libfaketime).
+    """
     bindir, template = pg_template
 
-    def factory(**settings: str) -> AbstractContextManager[PgCluster]:
-        return _started(bindir, template, settings)
+    def factory(fake_time: str | None = None, **settings: str) -> AbstractContextManager[PgCluster]:
+        return _started(bindir, template, settings, fake_time)
 
     return factory
 
 
-def _started(bindir: Path, template: Path, settings: dict[str, str]) -> AbstractContextManager[PgCluster]:
-    manager = running_cluster(bindir, template, settings)
+def _started(
+    bindir: Path, template: Path, settings: dict[str, str], fake_time: str | None = None
+) -> AbstractContextManager[PgCluster]:
+    manager = running_cluster(bindir, template, settings, fake_time=fake_time)
 
     class _Guard(AbstractContextManager[PgCluster]):
         def __enter__(self) -> PgCluster:
@@ -92,6 +97,23 @@ def server_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFac
     with pg_cluster(log_line_prefix="%m [%p] %q%u@%d ") as cluster:
         run_psql_traffic(cluster)
         run_driver_traffic(cluster)
+        cluster.stop()
+        copies = {}
+        for fmt in ("stderr", "csvlog", "jsonlog"):
+            source = cluster.log_file(fmt)
+            copies[fmt] = out / source.name
+            shutil.copyfile(source, copies[fmt])
+    return copies
+
+
+@pytest.fixture(scope="session")
+def scenario_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The scenarios of tests/scenarios.py played once with a rich prefix: the three files."""
+    from tests.scenarios import play
+
+    out = tmp_path_factory.mktemp("scenario-logs")
+    with pg_cluster(log_line_prefix="%m [%p] %q%u@%d app=%a c=%c v=%v x=%x e=%e ", log_statement="all") as cluster:
+        play(cluster)
         cluster.stop()
         copies = {}
         for fmt in ("stderr", "csvlog", "jsonlog"):

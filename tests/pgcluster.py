@@ -47,6 +47,14 @@ def find_bindir() -> Path:
     )
 
 
+def find_libfaketime() -> str:
+    """Debian's libfaketime (package faketime), which tests use to date a server's log lines."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1") + glob.glob("/usr/lib/faketime/libfaketimeMT.so.1"))
+    if not found:
+        raise ServerUnavailable("libfaketime not found: install Debian's faketime package")
+    return found[0]
+
+
 def _as_server_user(command: list[str]) -> list[str]:
     if os.geteuid() == 0:
         return ["runuser", "-u", "postgres", "--", *command]
@@ -92,6 +100,7 @@ class PgCluster:
     base: Path
     settings: dict[str, str] = field(default_factory=dict)
     port: int = 5432
+    fake_time: str | None = None  # e.g. "2026-03-01 10:00:00": the server's clock starts there
 
     @property
     def data(self) -> Path:
@@ -133,8 +142,12 @@ class PgCluster:
                 conf.write(f"{name} = {value}\n")
 
     def start(self) -> None:
-        _run(_as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-                              "-l", str(self.base / "startup.log"), "start"]))
+        command = [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
+                   "-l", str(self.base / "startup.log"), "start"]
+        if self.fake_time is not None:
+            # libfaketime makes a real server write lines dated when a test needs them to be.
+            command = ["env", f"LD_PRELOAD={find_libfaketime()}", f"FAKETIME=@{self.fake_time}", *command]
+        _run(_as_server_user(command))
 
     def stop(self) -> None:
         """Stop the server; the logging collector has written every line when this returns."""
@@ -164,13 +177,17 @@ def _quote(value: str) -> str:
 
 @contextmanager
 def running_cluster(
-    bindir: Path, template: Path, settings: Mapping[str, str] | None = None, keep: bool = False
+    bindir: Path,
+    template: Path,
+    settings: Mapping[str, str] | None = None,
+    keep: bool = False,
+    fake_time: str | None = None,
 ) -> Iterator[PgCluster]:
     """Start a cluster copied from ``template`` with ``settings``; stop and remove it afterwards."""
     base = Path(tempfile.mkdtemp(prefix="logdiag-pg-"))
     os.chmod(base, 0o755)
     _chown_to_server(base)
-    cluster = PgCluster(bindir=bindir, base=base, settings=dict(settings or {}))
+    cluster = PgCluster(bindir=bindir, base=base, settings=dict(settings or {}), fake_time=fake_time)
     _run(["cp", "-a", str(template), str(cluster.data)])
     cluster.log_dir.mkdir()
     _chown_to_server(cluster.log_dir)

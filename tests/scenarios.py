@@ -449,3 +449,5 @@ def play(cluster: PgCluster) -> None:
             s.run(cluster)
         decoy.rollback()
     run_decoys(cluster)
+    # Ordinary errors, which are not incidents but other_errors.
+    cluster.psql("SELEC 1;\nSELECT 1/0;\nSELECT * FROM no_such_table;", application="noise")

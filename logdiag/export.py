@@ -1,0 +1,317 @@
+"""Parquet export: incidents, records and other errors, in batches, incrementally (polars, zstd).
+
+Each table is a dataset directory (``incidents.parquet/``, ``records.parquet/``,
+``errors.parquet/``) of part files, hive-partitioned by day with ``partition_by="day"``
+(``date=YYYY-MM-DD/``). A new export adds part files and never rewrites old ones; the state file
+``_logdiag_export.json`` next to them says how far each input was read, so that exporting the
+same logs again processes only new or grown files and never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from logdiag.incidents import Incident, OtherError
+from logdiag.pipeline import Analysis, analyze
+from logdiag.readers import LogFormat, OnBadLine
+from logdiag.readers.inputs import STDIN, expand_paths
+from logdiag.records import RECORD_FIELDS, LogRecord
+from logdiag.sessions import SessionTracker
+
+STATE_FILE = "_logdiag_export.json"
+SCHEMA_VERSION = 1
+BATCH_ROWS = 100_000
+NO_DATE = "__HIVE_DEFAULT_PARTITION__"  # the hive convention for a NULL partition value
+
+
+def _schemas() -> dict[str, dict[str, Any]]:
+    """The tables' columns and types (documented in docs/parquet.md; never renamed silently)."""
+    import polars as pl
+
+    utc = pl.Datetime("us", "UTC")
+    pairs = pl.List(pl.Struct({"name": pl.Utf8, "value": pl.Utf8}))
+    text, integer = pl.Utf8, pl.Int64
+    records = {
+        "host": text,
+        "timestamp": utc, "pid": integer, "session_id": text, "session_line": integer, "vxid": text,
+        "xid": integer, "user": text, "database": text, "application": text, "client": text,
+        "backend_type": text, "severity": text, "sqlstate": text, "message": text, "detail": text,
+        "hint": text, "context": text, "statement": text, "query": text, "command_tag": text,
+        "query_id": integer, "file": text, "line": integer,
+    }
+    incidents = {
+        "incident_id": text, "host": text, "at": utc, "sqlstate": text, "condition": text, "timing": text,
+        "constraint": text, "constraint_kind": text, "table": text, "referenced_table": text,
+        "key": pairs, "key_text": text, "message": text, "detail": text,
+        "session_id": text, "pid": integer, "user": text, "database": text, "application": text,
+        "client": text, "vxid": text, "xid": integer,
+        "raised_by_statement": text, "file": text, "line": integer,
+        "culprit_statement": text, "culprit_fingerprint": text, "culprit_file": text, "culprit_line": integer,
+        "culprit_at": utc, "culprit_parameters": pairs, "culprit_match": text, "culprit_confidence": text,
+        "culprit_reason": text, "culprit_count": integer, "related_count": integer,
+        "related_roles": pl.List(pl.Utf8), "explanation": text, "hints": pl.List(pl.Utf8),
+    }
+    errors = {"host": text, "at": utc, "sqlstate": text, "message": text, "file": text, "line": integer}
+    return {"records": records, "incidents": incidents, "errors": errors}
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    output: Path
+    files_read: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=lambda: {"records": 0, "incidents": 0, "errors": 0})
+    parts: list[Path] = field(default_factory=list)
+    analysis: Analysis | None = None
+
+
+class _TableWriter:
+    """Buffers rows per partition and writes a zstd Parquet part file every ``batch_rows`` rows."""
+
+    def __init__(self, root: Path, name: str, schema: dict[str, Any], partition: bool, run: str,
+                 batch_rows: int, result: ExportResult) -> None:
+        self.directory = root / f"{name}.parquet"
+        self.name = name
+        self.schema = schema
+        self.partition = partition
+        self.run = run
+        self.batch_rows = batch_rows
+        self.result = result
+        self.buffers: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {c: [] for c in schema})
+        self.buffered = 0
+        self.parts = 0
+
+    def add(self, row: Mapping[str, Any], when: datetime | None) -> None:
+        day = (when.astimezone(timezone.utc).strftime("%Y-%m-%d") if when else NO_DATE) if self.partition else ""
+        columns = self.buffers[day]
+        for name, values in columns.items():
+            values.append(row.get(name))
+        self.buffered += 1
+        self.result.rows[self.name] += 1
+        if self.buffered >= self.batch_rows:
+            self.flush()
+
+    def close(self) -> None:
+        """Flush; a table that has never had a row gets one empty, typed part so it can be read."""
+        self.flush()
+        if not self.directory.exists():
+            import polars as pl
+
+            folder = self.directory / f"date={NO_DATE}" if self.partition else self.directory
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"part-{self.run}-empty.parquet"
+            pl.DataFrame(schema=self.schema).write_parquet(path, compression="zstd")
+            self.result.parts.append(path)
+
+    def flush(self) -> None:
+        import polars as pl
+
+        for day, columns in self.buffers.items():
+            if not columns or not next(iter(columns.values())):
+                continue
+            folder = self.directory / f"date={day}" if self.partition else self.directory
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"part-{self.run}-{self.parts:05d}.parquet"
+            self.parts += 1
+            pl.DataFrame(columns, schema=self.schema, strict=False).write_parquet(path, compression="zstd")
+            self.result.parts.append(path)
+        self.buffers.clear()
+        self.buffered = 0
+
+
+def _pairs(mapping: Mapping[str, str | None] | None) -> list[dict[str, str | None]] | None:
+    return None if mapping is None else [{"name": k, "value": v} for k, v in mapping.items()]
+
+
+def key_text(key: Mapping[str, str | None]) -> str:
+    """The canonical text of a key: ``a=1, b=NULL`` (for grouping and joining)."""
+    return ", ".join(f"{c}={'NULL' if v is None else v}" for c, v in key.items())
+
+
+def incident_row(incident: Incident, host: str | None) -> dict[str, Any]:
+    """One incident, flattened into the columns of ``incidents.parquet``."""
+    from logdiag.sql import fingerprint
+
+    s, top = incident.session, (incident.culprits[0] if incident.culprits else None)
+    source = incident.raised_by_source
+    identity = f"{host}\0{source.file}\0{source.line}\0{incident.at}"
+    return {
+        "incident_id": hashlib.sha1(identity.encode()).hexdigest()[:16],
+        "host": host, "at": incident.at, "sqlstate": incident.sqlstate, "condition": incident.condition,
+        "timing": incident.timing, "constraint": incident.constraint, "constraint_kind": incident.constraint_kind,
+        "table": incident.table, "referenced_table": incident.referenced_table,
+        "key": _pairs(incident.key), "key_text": key_text(incident.key),
+        "message": incident.message, "detail": incident.detail,
+        "session_id": s.session_id, "pid": s.pid, "user": s.user, "database": s.database,
+        "application": s.application, "client": s.client, "vxid": incident.vxid, "xid": incident.xid,
+        "raised_by_statement": incident.raised_by_statement, "file": source.file, "line": source.line,
+        "culprit_statement": top.statement if top else None,
+        "culprit_fingerprint": fingerprint(top.statement) if top else None,
+        "culprit_file": top.source.file if top else None, "culprit_line": top.source.line if top else None,
+        "culprit_at": top.at if top else None, "culprit_parameters": _pairs(top.parameters) if top else None,
+        "culprit_match": top.match if top else None, "culprit_confidence": top.confidence if top else None,
+        "culprit_reason": top.reason if top else None,
+        "culprit_count": len(incident.culprits), "related_count": len(incident.related),
+        "related_roles": [r.role for r in incident.related], "explanation": incident.explanation,
+        "hints": list(incident.hints),
+    }
+
+
+def record_row(record: LogRecord, host: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {name: getattr(record, name) for name in RECORD_FIELDS if name != "source"}
+    row["severity"] = record.severity.value
+    row["file"], row["line"] = record.source.file, record.source.line
+    row["host"] = host
+    return row
+
+
+def error_row(error: OtherError, host: str | None) -> dict[str, Any]:
+    return {"host": host, "at": error.at, "sqlstate": error.sqlstate, "message": error.message,
+            "file": error.source.file, "line": error.source.line}
+
+
+# --- incremental state --------------------------------------------------------------------
+
+def _load_state(output: Path) -> dict[str, Any]:
+    path = output / STATE_FILE
+    if not path.exists():
+        return {"version": SCHEMA_VERSION, "files": {}}
+    try:
+        state = json.loads(path.read_text())
+    except ValueError:
+        from logdiag.errors import InputError
+
+        raise InputError(f"{path} is not an export state file; remove it to export everything again") from None
+    return state if isinstance(state.get("files"), dict) else {"version": SCHEMA_VERSION, "files": {}}
+
+
+def _save_state(output: Path, state: dict[str, Any]) -> None:
+    temporary = output / (STATE_FILE + ".tmp")
+    temporary.write_text(json.dumps(state, indent=1, sort_keys=True))
+    temporary.replace(output / STATE_FILE)
+
+
+def _identity(path: str) -> dict[str, Any]:
+    stat = os.stat(path)
+    return {"inode": stat.st_ino, "size": stat.st_size, "mtime": stat.st_mtime}
+
+
+def _plan(paths: Sequence[str], state: dict[str, Any], host: str | None) -> tuple[list[str], list[str], dict[str, int]]:
+    """Which inputs to read, which to skip (unchanged), and from which line to keep rows."""
+    read, skipped, watermarks = [], [], {}
+    for path in expand_paths(paths):
+        if path == STDIN:
+            read.append(path)
+            watermarks[path] = 0
+            continue
+        key = f"{host or ''}\0{os.path.abspath(path)}"
+        seen = state["files"].get(key)
+        now = _identity(path)
+        if seen and seen["inode"] == now["inode"] and seen["size"] == now["size"] and seen["mtime"] == now["mtime"]:
+            skipped.append(path)
+            continue
+        grown = bool(seen) and seen["inode"] == now["inode"] and now["size"] >= seen["size"]
+        read.append(path)
+        watermarks[path] = seen["lines"] if grown else 0
+    return read, skipped, watermarks
+
+
+# --- the export -----------------------------------------------------------------------------
+
+def export(
+    paths: Sequence[str],
+    output: str | os.PathLike[str],
+    *,
+    host: str | None = None,
+    partition_by: str | None = None,
+    log_line_prefix: str | None = None,
+    format: LogFormat | None = None,
+    on_bad_line: OnBadLine = OnBadLine.SKIP,
+    tracker: SessionTracker | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> ExportResult:
+    """Export the logs at ``paths`` to Parquet under ``output``.
+
+    Args:
+        paths: as for :func:`logdiag.pipeline.analyze`.
+        output: the export's directory (created if need be).
+        host: a name for the server, stored in every row's ``host`` column.
+        partition_by: ``"day"`` for hive-style ``date=YYYY-MM-DD/`` folders, or None.
+        batch_rows: rows buffered before a part file is written (bounds memory).
+
+    Returns:
+        What was written; the analysis of the files read is in ``result.analysis``.
+    """
+    if partition_by not in (None, "day"):
+        from logdiag.errors import ConfigError
+
+        raise ConfigError(f"--partition-by takes 'day', not {partition_by!r}")
+    root = Path(output)
+    root.mkdir(parents=True, exist_ok=True)
+    state = _load_state(root)
+    read, skipped, watermarks = _plan(paths, state, host)
+    result = ExportResult(root, read, skipped)
+    if not read:
+        return result
+    run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
+    schemas = _schemas()
+    tables = {
+        name: _TableWriter(root, name, schemas[name], partition_by == "day", run, batch_rows, result)
+        for name in schemas
+    }
+
+    def keep(file: str, line: int) -> bool:
+        return line > watermarks.get(file, 0)
+
+    def sink(record: LogRecord) -> None:
+        if keep(record.source.file, record.source.line):
+            tables["records"].add(record_row(record, host), record.timestamp)
+
+    analysis = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
+                       tracker=tracker)
+    analysis.record_sink = sink
+    for incident in analysis.incidents():
+        if keep(incident.raised_by_source.file, incident.raised_by_source.line):
+            tables["incidents"].add(incident_row(incident, host), incident.at)
+        _drain_errors(analysis, tables["errors"], host, keep)
+    _drain_errors(analysis, tables["errors"], host, keep)
+    for table in tables.values():
+        table.close()
+    for stats in analysis.inputs:
+        if stats.file != STDIN:
+            key = f"{host or ''}\0{os.path.abspath(stats.file)}"
+            state["files"][key] = {**_identity(stats.file), "lines": stats.lines, "host": host}
+    _save_state(root, state)
+    result.analysis = analysis
+    return result
+
+
+def _drain_errors(analysis: Analysis, table: _TableWriter, host: str | None, keep: Any) -> None:
+    """Move the other errors found so far into the table (memory stays flat)."""
+    for error in analysis.other_errors:
+        if keep(error.source.file, error.source.line):
+            table.add(error_row(error, host), error.at)
+    analysis.other_errors.clear()
+
+
+def dataset_glob(path: str | os.PathLike[str], table: str = "incidents") -> str:
+    """The glob that reads a table of an export directory, or a Parquet file or dataset itself."""
+    location = Path(path)
+    if (location / f"{table}.parquet").is_dir():
+        return str(location / f"{table}.parquet" / "**" / "*.parquet")
+    if location.is_dir():
+        return str(location / "**" / "*.parquet")
+    return str(location)
+

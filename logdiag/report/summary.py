@@ -1,0 +1,70 @@
+"""Render a Summary: rich tables, JSON, or Markdown."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from logdiag.report.safe import plain
+from logdiag.summary import Summary
+
+TITLES = {
+    "by_constraint": "Incidents by constraint",
+    "by_table": "By table",
+    "by_client": "By application, user and database",
+    "by_host": "By host",
+    "by_hour": "By hour (UTC)",
+    "culprit_shapes": "Top culprit statement shapes (pglast fingerprint)",
+}
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    return list(rows[0]) if rows else []
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def write_summary_text(summary: Summary, console: Console) -> None:
+    console.print(plain(f"{summary.total} incidents", "bold"))
+    for name, rows in [*summary.groups.items(), ("culprit_shapes", summary.shapes)]:
+        if not rows:
+            continue
+        table = Table(title=TITLES[name], box=box.SIMPLE_HEAD, title_justify="left")
+        columns = [c for c in _columns(rows) if c != "culprit_fingerprint"]
+        for column in columns:
+            table.add_column(column, justify="right" if column == "incidents" else "left",
+                             overflow="fold", no_wrap=column in ("first", "last", "hour"),
+                             max_width=60 if column == "example" else None)
+        for row in rows:
+            table.add_row(*(plain(_cell(row[c])) for c in columns))
+        console.print(table)
+
+
+def write_summary_json(summary: Summary, out: IO[str]) -> None:
+    json.dump(summary.to_dict(), out, ensure_ascii=False, indent=2)
+    out.write("\n")
+
+
+def write_summary_markdown(summary: Summary, out: IO[str]) -> None:
+    out.write(f"# logdiag summary\n\n{summary.total} incidents.\n")
+    for name, rows in [*summary.groups.items(), ("culprit_shapes", summary.shapes)]:
+        if not rows:
+            continue
+        columns = [c for c in _columns(rows) if c != "culprit_fingerprint"]
+        out.write(f"\n## {TITLES[name]}\n\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+        for row in rows:
+            cells = [_cell(row[c]).replace("|", "\\|").replace("\n", " ") for c in columns]
+            out.write("| " + " | ".join(cells) + " |\n")
