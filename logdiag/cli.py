@@ -141,6 +141,10 @@ def analyze(
         float,
         typer.Option("--idle-timeout", min=1, help="Drop a session after this many seconds (log time) of silence."),
     ] = IDLE_TIMEOUT,
+    fast_path: Annotated[
+        bool,
+        typer.Option("--fast-path/--no-fast-path", help="Pre-filter big plain files with vectorised scans (polars)."),
+    ] = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Find every constraint violation, above all those at COMMIT, and the statement behind it.
@@ -157,7 +161,7 @@ def analyze(
             paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line,
             tracker=SessionTracker(max_sessions=max_sessions, max_statements=max_statements, idle_timeout=idle_timeout),
             follow=follow_log, from_start=from_start,
-            quiet=quiet_period if follow_log or list(paths) == ["-"] else None,
+            quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(analysis) if live and not quiet and StatusLine.wanted() else None

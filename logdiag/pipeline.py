@@ -60,7 +60,7 @@ class Analysis:
         """The ``stats`` object of the JSON report."""
         t = self.tracker.stats
         return {
-            "records": t.records,
+            "records": sum(s.records for s in self.inputs),
             "sessions": t.sessions,
             "transactions": t.transactions,
             "incidents": self.incident_count,
@@ -83,10 +83,13 @@ def analyze(
     from_start: bool = False,
     quiet: float | None = None,
     stop: threading.Event | None = None,
+    fast: bool = True,
 ) -> Analysis:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
-    ``tracker`` lets the caller set the memory caps (see :class:`SessionTracker`). ``follow``,
+    ``fast`` reads big plain files through the vectorised pre-filter (:mod:`logdiag.scan`), which
+    finds the same incidents much faster. ``tracker`` lets the caller set the memory caps (see
+    :class:`SessionTracker`). ``follow``,
     ``from_start``, ``quiet`` and ``stop`` are for live use (see :class:`LogReader`); standard
     input is always read live, so incidents come out as soon as they are complete.
 
@@ -98,6 +101,6 @@ def analyze(
         quiet = 1.0
     reader = LogReader(
         paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
-        follow=follow, from_start=from_start, quiet=quiet, stop=stop,
+        follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast,
     )
     return Analysis(reader, tracker or SessionTracker())

@@ -42,6 +42,11 @@ def zone_for(name: str) -> tzinfo | None:
         return None
 
 
+@lru_cache(maxsize=64)
+def _zone_or_none(name: str) -> tzinfo | None:
+    return zone_for(name)
+
+
 def parse_timestamp(text: str | None) -> datetime | None:
     """Parse ``2026-11-21 06:52:48.092 UTC`` (or ISO-8601 with an offset) into an aware datetime.
 
@@ -55,6 +60,16 @@ def parse_timestamp(text: str | None) -> datetime | None:
     """
     if not text:
         return None
+    # The common shape, "2026-11-21 06:52:48.092 UTC", without a regular expression: every
+    # record of a big log has one.
+    head, _, zone_name = text.rpartition(" ")
+    if len(head) in (19, 23) and head[4] == "-" and head[10] == " " and zone_name[:1].isalpha():
+        zone = _zone_or_none(zone_name)
+        if zone is not None:
+            try:
+                return datetime.fromisoformat(head).replace(tzinfo=zone)
+            except ValueError:
+                pass
     match = _TIMESTAMP.match(text.strip())
     if not match or not match["zone"]:
         return fromisoformat(text)

@@ -37,6 +37,9 @@ class LogReader:
         quiet: for live input (stdin, ``follow``), seconds of silence after which records still
             waiting for DETAIL/STATEMENT lines are complete. None reads stdin as a batch.
         stop: with ``follow``, set this event to end the iteration.
+        fast: read big plain csvlog/jsonlog/stderr files through the vectorised pre-filter
+            (:mod:`logdiag.scan`), which yields only the records a diagnosis needs.
+        fast_min_bytes: the size from which the pre-filter is used.
 
     Raises:
         InputError: (when iterated, or at once for missing paths) an input cannot be read.
@@ -53,6 +56,8 @@ class LogReader:
         from_start: bool = False,
         quiet: float | None = None,
         stop: threading.Event | None = None,
+        fast: bool = False,
+        fast_min_bytes: int | None = None,
     ) -> None:
         if follow and (len(paths) != 1 or paths[0] == "-"):
             raise InputError("--follow takes one log file or log directory")
@@ -66,6 +71,8 @@ class LogReader:
         self.from_start = from_start
         self.quiet = quiet if quiet is not None or not follow else 1.0
         self.stop = stop
+        self.fast = fast
+        self.fast_min_bytes = fast_min_bytes
         self.inputs: list[InputStats] = []
 
     def __iter__(self) -> Iterator[LogRecord]:
@@ -78,9 +85,35 @@ class LogReader:
         for path in self.paths:
             opened = OpenInput(path)
             try:
+                if self.fast and self.quiet is None:
+                    fast = self._fast_records(path, opened)
+                    if fast is not None:
+                        yield from fast
+                        continue
                 yield from self._records(path, opened.lines(self.quiet))
             finally:
                 opened.close()
+
+    def _fast_records(self, path: str, opened: OpenInput) -> Iterator[LogRecord] | None:
+        """The records the pre-filter keeps, or None when it does not apply to this input."""
+        from logdiag import scan
+
+        if opened.compression is not None or path == "-":
+            return None
+        scratch = InputStats(file=path)
+        head = _sample(decode_lines(OpenInput(path).lines(), scratch))
+        detection = detect([item[1] for item in head], path, self.log_line_prefix, self.format)
+        minimum = scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
+        if detection is None or not scan.eligible(path, detection.format, None, minimum):
+            return None
+        stats = InputStats(file=path, on_bad_line=self.on_bad_line, fast_path=True)
+        stats.format = detection.format.value
+        stats.log_line_prefix = detection.prefix.format if detection.prefix else None
+        self.inputs.append(stats)
+        selection = scan.select(path, detection.format, detection.prefix)
+        lines = scan.selected_lines(path, detection.format, detection.prefix, selection, stats)
+        # The readers count into a scratch copy: the scan has counted the whole file.
+        return records_of(lines, detection, InputStats(file=path), path)
 
     def _records(self, name: str, raw_lines: Iterator[bytes | _Tick]) -> Iterator[LogRecord]:
         stats = InputStats(file=name, on_bad_line=self.on_bad_line)

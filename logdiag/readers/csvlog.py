@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from logdiag.readers.live import TICK
 from logdiag.readers.mapping import CSVLOG_KEYS, record_from_mapping
 from logdiag.readers.stats import InputStats
-from logdiag.records import SEVERITIES, LogRecord, Source
+from logdiag.records import SEVERITIES, LogRecord, Severity, Source
+from logdiag.timestamps import parse_timestamp
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -89,18 +90,75 @@ def split_records(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterat
 
 def read_csvlog(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) -> Iterator[LogRecord]:
     """Yield a record per csvlog row; rows that are not PostgreSQL's are counted and skipped."""
-    for first_line, text in split_records(lines, stats):
+    current = [0, ""]
+
+    def texts() -> Iterator[str]:
+        for first_line, text in split_records(lines, stats):
+            current[0], current[1] = first_line, text
+            yield text
+
+    # One reader for the whole input: split_records hands it complete records, one per row.
+    rows = csv.reader(texts())
+    while True:
         try:
-            row = next(csv.reader([text]))
-        except (csv.Error, StopIteration):
-            stats.skip(first_line, "malformed csvlog record", text)
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error:
+            stats.skip(current[0], "malformed csvlog record", current[1])
+            rows = csv.reader(texts())
             continue
-        names = COLUMNS.get(len(row))
-        if names is None or row[11] not in SEVERITIES:
-            stats.skip(first_line, f"csvlog record with {len(row)} columns", text)
+        layout = LAYOUTS.get(len(row))
+        if layout is None or row[11] not in SEVERITIES:
+            stats.skip(current[0], f"csvlog record with {len(row)} columns", current[1])
             continue
         stats.records += 1
-        yield record_from_columns(dict(zip(names, row, strict=True)), Source(file, first_line))
+        yield record_from_row(row, layout, Source(file, current[0]))
+
+
+#: For each column count, the position of each record field's column (None: not in this layout).
+LAYOUTS: dict[int, dict[str, int | None]] = {
+    count: {f: (names.index(c) if c in names else None) for f, c in CSVLOG_KEYS.items()}
+    for count, names in COLUMNS.items()
+}
+
+
+def record_from_row(row: list[str], layout: Mapping[str, int | None], source: Source) -> LogRecord:
+    """A record from a csvlog row, by position (the hot path of csvlog reading)."""
+
+    def text(field: str) -> str | None:
+        position = layout[field]
+        return (row[position] or None) if position is not None else None
+
+    def number(field: str) -> int | None:
+        position = layout[field]
+        value = row[position] if position is not None else ""
+        return int(value) if value.isdigit() else (int(value) if value[1:].isdigit() and value[0] == "-" else None)
+
+    return LogRecord(
+        timestamp=parse_timestamp(row[0]),
+        pid=number("pid"),
+        session_id=row[5] or None,
+        session_line=number("session_line"),
+        vxid=row[9] or None,
+        xid=number("xid"),
+        user=row[1] or None,
+        database=row[2] or None,
+        application=text("application"),
+        client=row[4] or None,
+        backend_type=text("backend_type"),
+        severity=Severity(row[11]),
+        sqlstate=row[12] or None,
+        message=row[13] or None,
+        detail=row[14] or None,
+        hint=row[15] or None,
+        context=row[18] or None,
+        statement=row[19] or None,
+        query=row[16] or None,
+        command_tag=row[7] or None,
+        query_id=number("query_id"),
+        source=source,
+    )
 
 
 def record_from_columns(row: Mapping[str, object], source: Source) -> LogRecord:

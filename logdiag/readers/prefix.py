@@ -122,6 +122,11 @@ class LinePrefix:
             raise ConfigError(f"cannot compile log_line_prefix {format_string!r}: {exc}") from exc
         self.escapes = frozenset(self._groups.values())
 
+    @property
+    def groups(self) -> dict[str, str]:
+        """Regex group name → the escape letter it captures (for vectorised use of :attr:`regex`)."""
+        return dict(self._groups)
+
     def __repr__(self) -> str:
         return f"LinePrefix({self.format!r})"
 

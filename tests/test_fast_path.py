@@ -1,0 +1,58 @@
+"""The vectorised pre-filter (logdiag.scan) must change nothing but speed."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from logdiag.pipeline import Analysis
+from logdiag.readers import LogReader
+from logdiag.sessions import SessionTracker
+
+pytestmark = pytest.mark.postgres
+RICH = "%m [%p] %q%u@%d app=%a c=%c v=%v x=%x e=%e "
+
+
+def _run(path, fast: bool, prefix: str | None = None):
+    reader = LogReader([str(path)], fast=fast, fast_min_bytes=0, log_line_prefix=prefix)
+    analysis = Analysis(reader, SessionTracker())
+    incidents = [i.to_dict() for i in analysis.incidents()]
+    errors = [e.to_dict() for e in analysis.other_errors]
+    stats = analysis.inputs[0]
+    return incidents, errors, (stats.records, stats.skipped_total, stats.lines), stats.fast_path
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_fast_and_streaming_paths_agree(scenario_logs, fmt):
+    """Same incidents (every field), same other errors, same counts, on the 31 scenarios."""
+    prefix = RICH if fmt == "stderr" else None
+    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    fast = _run(scenario_logs[fmt], fast=True, prefix=prefix)
+    assert fast[3] and not slow[3]
+    assert len(slow[0]) > 25 and len(slow[1]) >= 3
+    assert fast[0] == slow[0]
+    assert fast[1] == slow[1]
+    assert fast[2] == slow[2]
+
+
+def test_pid_keyed_stderr(pg_cluster, tmp_path):
+    """With the default prefix (no %c, no %v), sessions are kept by pid: still the same answers."""
+    from tests.scenarios import play
+
+    with pg_cluster(log_line_prefix="%m [%p] ", log_statement="all") as cluster:
+        play(cluster)
+        cluster.stop()
+        log = tmp_path / "postgresql.log"
+        shutil.copyfile(cluster.log_file("stderr"), log)
+    slow, fast = _run(log, fast=False), _run(log, fast=True)
+    assert fast[3] and len(slow[0]) > 25
+    assert fast[:3] == slow[:3]
+
+
+def test_crlf_and_multiline_records_keep_their_line_numbers(scenario_logs, tmp_path):
+    """CRLF line endings and quoted newlines: the kept records keep their exact physical lines."""
+    log = tmp_path / "postgresql.csv"
+    log.write_bytes(scenario_logs["csvlog"].read_bytes().replace(b"\n", b"\r\n"))
+    slow, fast = _run(log, fast=False), _run(log, fast=True)
+    assert fast[:3] == slow[:3]
