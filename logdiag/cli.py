@@ -357,6 +357,16 @@ def _handled() -> Iterator[None]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(ExitStatus.PIPE_CLOSED) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # a bug in logdiag: one line, and the traceback only when asked for
+        if os.environ.get("LOGDIAG_DEBUG"):
+            raise
+        _stderr().print(
+            printable(f"logdiag: internal error: {type(exc).__name__}: {exc} (LOGDIAG_DEBUG=1 shows where; please report it)"),
+            markup=False,
+        )
+        raise typer.Exit(ExitStatus.INTERNAL) from None
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from logdiag.messages import parse_violation
 from logdiag.readers.detect import LogFormat
-from logdiag.readers.prefix import LinePrefix
+from logdiag.readers.prefix import MESSAGE_SEVERITIES, LinePrefix
 from logdiag.readers.stats import InputStats
 
 #: Files smaller than this are read the ordinary way: the fast path would not pay for itself.
@@ -62,24 +62,23 @@ def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int 
 
 # --- pass 1: markers ----------------------------------------------------------------------
 
-def _chunks(path: str, size: int | None = None) -> Iterator[tuple[int, bytes]]:
-    """(lines before the chunk, the chunk) for newline-aligned chunks of the file.
+def _chunks(path: str, size: int | None = None) -> Iterator[bytes]:
+    """Newline-aligned chunks of the file.
 
     Reading in chunks rather than mapping the file keeps the resident memory flat whatever the
     size of the log (mapped file pages count as resident once touched).
     """
-    lines = 0
     with open(path, "rb") as handle:
         while chunk := handle.read(size or CHUNK_BYTES):
             if not chunk.endswith(b"\n"):
                 chunk += handle.readline()
-            yield lines, chunk
-            lines += chunk.count(b"\n")
+            yield chunk
 
 
 def _lines_with(path: str, marker: bytes) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, the line) for every line that contains ``marker``."""
-    for before, chunk in _chunks(path):
+    before = 0
+    for chunk in _chunks(path):
         position, line, counted = 0, before + 1, 0
         while (hit := chunk.find(marker, position)) >= 0:
             start = chunk.rfind(b"\n", 0, hit) + 1
@@ -89,6 +88,7 @@ def _lines_with(path: str, marker: bytes) -> Iterator[tuple[int, bytes]]:
             counted = start
             yield line, chunk[start:end]
             position = end + 1
+        before = line - 1 + chunk.count(b"\n", counted)
 
 
 def select(path: str, fmt: LogFormat, prefix: LinePrefix | None) -> Selection:
@@ -170,16 +170,26 @@ def selected_lines(
 
     carry = _Carry()
     keys = pl.Series("keys", sorted(selection.sessions), dtype=pl.Utf8)
-    for _, chunk in _chunks(path, chunk_bytes):
+    for chunk in _chunks(path, chunk_bytes):
         yield from _chunk(pl, chunk, fmt, prefix, keys, selection.records, carry, stats)
     stats.lines = carry.line
 
 
-def _markers(fmt: LogFormat, keys: list[str]) -> list[str]:
-    """Literal text that appears in a record of a kept session (Aho-Corasick, no regex captures)."""
+_CSV_HEAD_FIELDS = r'^(?:"[^"]*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),[^,]*,(?:"[^"]*"|[^,]*),'
+
+
+def _in_kept_session(pl, fmt: LogFormat, keys: list[str]):
+    """Whether a record's first line belongs to a kept session, without regex captures.
+
+    csvlog: the session id is the sixth field, so an anchored pattern with the ids as a literal
+    alternation stops after a few dozen bytes a line. jsonlog: Aho-Corasick on the key and value.
+    """
+    text = pl.col("text")
+    if not keys:
+        return pl.lit(False)
     if fmt is LogFormat.CSVLOG:
-        return [f",{key}," for key in keys]
-    return [f'"session_id":"{key}"' for key in keys]
+        return text.str.contains(_CSV_HEAD_FIELDS + "(?:" + "|".join(re.escape(k) for k in keys) + "),")
+    return text.str.contains_any([f'"session_id":"{key}"' for key in keys])
 
 
 def _chunk(pl, chunk: bytes, fmt: LogFormat, prefix: LinePrefix | None, keys, kept_records: set[int],
@@ -195,52 +205,46 @@ def _chunk(pl, chunk: bytes, fmt: LogFormat, prefix: LinePrefix | None, keys, ke
     elif fmt is LogFormat.JSONLOG:
         frame = frame.with_columns(is_start=pl.lit(True))
     if fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG):
-        markers = _markers(fmt, keys.to_list())
-        in_session = text.str.contains_any(markers) if markers else pl.lit(False)
+        in_session = _in_kept_session(pl, fmt, keys.to_list())
     else:
         assert prefix is not None
-        name = _key_group(prefix)
-        groups = text.str.extract_groups(prefix.regex.pattern)
+        letter = "c" if "c" in prefix.escapes else "p"
+        kept_keys = keys.to_list()
         frame = frame.with_columns(
-            key=groups.struct.field(name) if name else pl.lit(None, pl.Utf8),
-            keyword=groups.struct.field("keyword"),
-        ).with_columns(is_start=pl.col("keyword").is_not_null())
-        in_session = pl.col("key").is_in(keys.implode())
-    boundary = text.str.contains(_BOUNDARY) if not carry.boundary_kept else pl.lit(False)
+            is_start=text.str.contains(prefix.regex.pattern),
+            is_message=text.str.contains(LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern),
+        )
+        if kept_keys:
+            alternation = "(?:" + "|".join(re.escape(k) for k in kept_keys) + ")"
+            in_session = text.str.contains(LinePrefix(prefix.format, overrides={letter: alternation}).regex.pattern)
+        else:
+            in_session = pl.lit(False)
+    # Cheap literal tests first; the regular expressions run only on the few lines they leave.
     frame = frame.with_columns(
-        start=pl.when("is_start").then(pl.col("line")),
         kept=pl.when("is_start").then(in_session),
-        ddl=pl.when("is_start").then(text.str.contains(_DDL)),
-        boundary=pl.when("is_start").then(boundary),
+        maybe_ddl=pl.col("is_start") & text.str.contains_any(["table"], ascii_case_insensitive=True),
+        short=text.str.len_bytes() < 16,
     ).collect()
     if fmt is LogFormat.CSVLOG:
         carry.parity = int((frame["quotes"].sum() + carry.parity) % 2)
-    first_boundary = frame.filter(pl.col("boundary"))["line"].head(1)
-    if len(first_boundary):
-        carry.boundary_kept = True
-    special = pl.concat([
-        frame.filter(pl.col("ddl"))["line"],
-        pl.Series("line", sorted(kept_records), dtype=pl.Int64),
-        first_boundary,
-    ])
+    special = [frame.filter(pl.col("maybe_ddl")).filter(text.str.contains(_DDL))["line"]]
+    if fmt is LogFormat.STDERR and not carry.boundary_kept:
+        # Only stderr without %v needs it: the first BEGIN/COMMIT says the log shows boundaries.
+        first = frame.filter(pl.col("is_start") & text.str.contains(_BOUNDARY))["line"].head(1)
+        carry.boundary_kept = bool(len(first))
+        special.append(first)
+    special.append(pl.Series("line", sorted(kept_records), dtype=pl.Int64))
     # A record's continuation lines (quoted newlines, TAB lines) follow the decision of its start.
     frame = frame.with_columns(
-        pl.col("start").forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
-        pl.col("kept").forward_fill().fill_null(carry.keep),
-    ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(special.implode()))
+        start=pl.when("is_start").then(pl.col("line")).forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
+        kept=pl.col("kept").forward_fill().fill_null(carry.keep),
+    ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode()))
     chosen = frame.filter("keep")
     _count(frame, fmt, stats)
-    last = frame.tail(1)
-    carry.start = last["start"][0]
-    carry.keep = bool(last["keep"][0])
+    carry.start = frame["start"][-1]
+    carry.keep = bool(frame["keep"][-1])
     carry.line += frame.height
     yield from zip(chosen["line"], chosen["text"], strict=True)
-
-
-def _key_group(prefix: LinePrefix) -> str | None:
-    """The name of the regex group of the session key (%c, else %p) in the compiled prefix."""
-    wanted = "c" if "c" in prefix.escapes else "p"
-    return next((name for name, letter in prefix.groups.items() if letter == wanted), None)
 
 
 def _count(frame, fmt: LogFormat, stats: InputStats) -> None:
@@ -248,24 +252,32 @@ def _count(frame, fmt: LogFormat, stats: InputStats) -> None:
     import polars as pl
 
     text = pl.col("text")
-    is_blank = text.str.contains(r"^\s*$")
-    blank = frame.filter(is_blank).height
-    stats.blank += blank
+    # Blank lines are short: look for them only among short lines.
+    short = frame.filter(pl.col("short"))
+    blank = short.filter(text.str.contains(r"^\s*$") & ~text.str.starts_with("\t"))
     if fmt is LogFormat.CSVLOG:
-        starts = frame.filter(pl.col("is_start") & ~is_blank)
-        good = starts.filter(text.str.contains(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')).height
+        stats.blank += blank.filter(pl.col("is_start")).height
+        starts, good = frame.select(
+            starts=pl.col("is_start").sum()
+            - (pl.col("is_start") & pl.col("short") & text.str.contains(r"^\s*$")).sum(),
+            good=(pl.col("is_start") & text.str.contains(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')).sum(),
+        ).row(0)
         stats.records += good
-        if starts.height - good:
-            stats.skipped["not a csvlog record"] += starts.height - good
+        if starts - good:
+            stats.skipped["not a csvlog record"] += starts - good
     elif fmt is LogFormat.JSONLOG:
-        lines = frame.height - blank
-        good = frame.filter(text.str.contains('"error_severity":', literal=True)).height
+        stats.blank += blank.height
+        good = frame.select(text.str.contains('"error_severity":', literal=True).sum()).item()
         stats.records += good
-        if lines - good:
-            stats.skipped["not a jsonlog object"] += lines - good
+        if frame.height - blank.height - good:
+            stats.skipped["not a jsonlog object"] += frame.height - blank.height - good
     else:
-        attachments = ("DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT")
-        stats.records += frame.filter(pl.col("is_start") & ~pl.col("keyword").is_in(attachments)).height
-        unmatched = frame.filter(~pl.col("is_start") & ~is_blank & ~text.str.contains(r"^\s")).height
+        stats.blank += blank.height
+        records, unmatched = frame.select(
+            records=pl.col("is_message").sum(),
+            unmatched=(~pl.col("is_start") & ~text.str.contains(r"^\s")).sum(),
+        ).row(0)
+        stats.records += records
+        unmatched -= blank.filter(~text.str.contains(r"^\s")).height
         if unmatched:
             stats.skipped["line does not match the log_line_prefix"] += unmatched

@@ -105,6 +105,9 @@ class LinePrefix:
     Args:
         format_string: the server's ``log_line_prefix``.
         strict: use the narrower patterns of :data:`STRICT_PATTERNS` (for detection).
+        overrides: escape letter → pattern, replacing the usual one (the fast path matches only
+            the lines of given pids or sessions this way).
+        keywords: the keywords to accept instead of every severity and attachment.
 
     >>> m = LinePrefix("%m [%p] %q%u@%d ").match(
     ...     "2026-11-21 06:52:48.092 UTC [2315] app@shop ERROR:  boom")
@@ -112,12 +115,21 @@ class LinePrefix:
     (2315, 'app', 'shop', 'ERROR', 'boom')
     """
 
-    def __init__(self, format_string: str, *, strict: bool = False) -> None:
+    def __init__(
+        self,
+        format_string: str,
+        *,
+        strict: bool = False,
+        overrides: dict[str, str] | None = None,
+        keywords: tuple[str, ...] | None = None,
+    ) -> None:
         self.format = format_string
-        self._patterns = {**ESCAPE_PATTERNS, **STRICT_PATTERNS} if strict else ESCAPE_PATTERNS
+        self._patterns = {**ESCAPE_PATTERNS, **STRICT_PATTERNS} if strict else dict(ESCAPE_PATTERNS)
+        self._patterns.update(overrides or {})
+        tail = _SEVERITY_TAIL if keywords is None else rf"(?P<keyword>{'|'.join(keywords)}):(?: {{1,2}}|$)"
         self._groups: dict[str, str] = {}  # regex group name -> escape letter
         try:
-            self.regex = re.compile("^" + self._translate(format_string) + _SEVERITY_TAIL)
+            self.regex = re.compile("^" + self._translate(format_string) + tail)
         except re.error as exc:  # pragma: no cover - every escape maps to a valid pattern
             raise ConfigError(f"cannot compile log_line_prefix {format_string!r}: {exc}") from exc
         self.escapes = frozenset(self._groups.values())
