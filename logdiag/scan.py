@@ -19,11 +19,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import IO
 
+from logdiag.errors import InputError
 from logdiag.messages import parse_violation
 from logdiag.readers.detect import LogFormat
+from logdiag.readers.inputs import DECOMPRESSION_ERRORS, OpenInput
 from logdiag.readers.prefix import MESSAGE_SEVERITIES, LinePrefix
 from logdiag.readers.stats import InputStats
 
@@ -58,6 +62,23 @@ def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int 
     except OSError:
         return False
     return os.path.isfile(path) and stat.st_size >= min_bytes
+
+
+def decompress_to_temporary(opened: OpenInput) -> IO[bytes]:
+    """Decompress an input into an anonymous temporary file (in $TMPDIR), deleted on close.
+
+    Raises:
+        InputError: the temporary directory has no room, or the input is corrupt.
+    """
+    spool = tempfile.NamedTemporaryFile(prefix="logdiag-", suffix=".log")  # noqa: SIM115 - caller closes
+    try:
+        for chunk in opened.chunks():
+            spool.write(chunk)
+        spool.flush()
+    except DECOMPRESSION_ERRORS as exc:
+        spool.close()
+        raise InputError(f"{opened.name}: cannot decompress it whole ({exc}); try --no-fast-path") from exc
+    return spool
 
 
 # --- pass 1: markers ----------------------------------------------------------------------

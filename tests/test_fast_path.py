@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -56,3 +57,16 @@ def test_crlf_and_multiline_records_keep_their_line_numbers(scenario_logs, tmp_p
     log.write_bytes(scenario_logs["csvlog"].read_bytes().replace(b"\n", b"\r\n"))
     slow, fast = _run(log, fast=False), _run(log, fast=True)
     assert fast[:3] == slow[:3]
+
+
+def test_compressed_input_goes_through_the_fast_path(scenario_logs, tmp_path):
+    """A .gz is decompressed once and pre-filtered: same answers, sources naming the .gz."""
+    import gzip
+
+    packed = tmp_path / "postgresql.csv.gz"
+    packed.write_bytes(gzip.compress(scenario_logs["csvlog"].read_bytes()))
+    slow, fast = _run(scenario_logs["csvlog"], fast=False), _run(packed, fast=True)
+    assert fast[3]
+    assert fast[2] == slow[2]
+    rename = str(scenario_logs["csvlog"])
+    assert json.loads(json.dumps(fast[0]).replace(str(packed), rename)) == slow[0]

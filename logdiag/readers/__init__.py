@@ -94,27 +94,6 @@ class LogReader:
             finally:
                 opened.close()
 
-    def _fast_records(self, path: str, opened: OpenInput) -> Iterator[LogRecord] | None:
-        """The records the pre-filter keeps, or None when it does not apply to this input."""
-        from logdiag import scan
-
-        if opened.compression is not None or path == "-":
-            return None
-        scratch = InputStats(file=path)
-        head = _sample(decode_lines(OpenInput(path).lines(), scratch))
-        detection = detect([item[1] for item in head], path, self.log_line_prefix, self.format)
-        minimum = scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
-        if detection is None or not scan.eligible(path, detection.format, None, minimum):
-            return None
-        stats = InputStats(file=path, on_bad_line=self.on_bad_line, fast_path=True)
-        stats.format = detection.format.value
-        stats.log_line_prefix = detection.prefix.format if detection.prefix else None
-        self.inputs.append(stats)
-        selection = scan.select(path, detection.format, detection.prefix)
-        lines = scan.selected_lines(path, detection.format, detection.prefix, selection, stats)
-        # The readers count into a scratch copy: the scan has counted the whole file.
-        return records_of(lines, detection, InputStats(file=path), path)
-
     def _records(self, name: str, raw_lines: Iterator[bytes | _Tick]) -> Iterator[LogRecord]:
         stats = InputStats(file=name, on_bad_line=self.on_bad_line)
         self.inputs.append(stats)
@@ -127,6 +106,46 @@ class LogReader:
         if detection.prefix is not None:
             stats.log_line_prefix = detection.prefix.format
         yield from records_of(chain(head, lines), detection, stats, name, quiet=self.quiet)
+
+    def _fast_records(self, path: str, opened: OpenInput) -> Iterator[LogRecord] | None:
+        """The records the pre-filter keeps, or None when it does not apply to this input."""
+        from logdiag import scan
+
+        if path == "-":
+            return None
+        scratch = InputStats(file=path)
+        head = _sample(decode_lines(OpenInput(path).lines(), scratch))
+        detection = detect([item[1] for item in head], path, self.log_line_prefix, self.format)
+        minimum = scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
+        if opened.compression is not None:
+            minimum //= 10  # compressed files are about ten times smaller than the log
+        if detection is None or not scan.eligible(path, detection.format, None, minimum):
+            return None
+        stats = InputStats(file=path, on_bad_line=self.on_bad_line, fast_path=True)
+        stats.format = detection.format.value
+        stats.log_line_prefix = detection.prefix.format if detection.prefix else None
+        return self._scanned(path, opened, detection, stats)
+
+    def _scanned(
+        self, path: str, opened: OpenInput, detection: Detection, stats: InputStats
+    ) -> Iterator[LogRecord]:
+        from logdiag import scan
+
+        plain = path
+        spool = None
+        if opened.compression is not None:
+            # Both passes need the plain text: decompress once, at decompression speed.
+            spool = scan.decompress_to_temporary(opened)
+            plain = spool.name
+        try:
+            self.inputs.append(stats)
+            selection = scan.select(plain, detection.format, detection.prefix)
+            lines = scan.selected_lines(plain, detection.format, detection.prefix, selection, stats)
+            # The readers count into a scratch copy: the scan has counted the whole file.
+            yield from records_of(lines, detection, InputStats(file=path), path)
+        finally:
+            if spool is not None:
+                spool.close()
 
 
 def _sample(lines: Iterator[tuple[int, str] | _Tick]) -> list[tuple[int, str]]:

@@ -134,6 +134,12 @@ class OpenInput:
             return iter(self._buffered)
         return _split_lines(_decompressed(self._buffered, self.compression))
 
+    def chunks(self) -> Iterator[bytes]:
+        """The input's bytes, decompressed, in large chunks (no line splitting)."""
+        if self.compression is None:
+            return iter(lambda: self._buffered.read(CHUNK_SIZE), b"")
+        return _decompressed(self._buffered, self.compression)
+
     def close(self) -> None:
         if self.name != STDIN:
             self._raw.close()
