@@ -279,8 +279,9 @@ def export(
         if keep(record.source.file, record.source.line):
             tables["records"].add(record_row(record, host), record.timestamp)
 
+    # records.parquet needs every record: the pre-filter, which keeps only failing sessions, is off.
     analysis = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
-                       tracker=tracker)
+                       tracker=tracker, fast=False)
     analysis.record_sink = sink
     for incident in analysis.incidents():
         if keep(incident.raised_by_source.file, incident.raised_by_source.line):

@@ -27,6 +27,8 @@ _CONTROL = re.compile(
     r"|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION|SET\s+CONSTRAINTS)\b(?P<rest>[^;]{0,500})\s*;?\s*$",
     re.IGNORECASE,
 )
+# First letters of BEGIN START SAVEPOINT SET COMMIT END ROLLBACK RELEASE ABORT PREPARE, and comments.
+_CONTROL_INITIALS = frozenset("BSCERAP/-")
 _CHAIN = re.compile(r"\bAND\s+CHAIN\b", re.IGNORECASE)
 _NO_CHAIN = re.compile(r"\bAND\s+NO\s+CHAIN\b", re.IGNORECASE)
 _SAVEPOINT_NAME = re.compile(r"^(?:\s+(?:WORK|TRANSACTION))?(?:\s+TO)?(?:\s+SAVEPOINT)?\s+(?P<name>\S+?)\s*$", re.IGNORECASE)
@@ -85,6 +87,9 @@ def classify_control(text: str | None) -> ControlStatement | None:
     True
     """
     if not text:
+        return None
+    first = text.lstrip()[:1].upper()
+    if first not in _CONTROL_INITIALS:  # most statements: SELECT, INSERT, UPDATE... are not control
         return None
     head = text[:1200]
     noise = _LEADING_NOISE.match(head)
@@ -161,6 +166,8 @@ class LoggedStatement:
     @property
     def is_ddl(self) -> bool:
         """CREATE TABLE or ALTER TABLE: what the catalog keeps."""
+        if "table" not in self.text[:300].lower():
+            return False
         head = _LEADING_NOISE.sub("", self.text[:200], count=1)
         return bool(_DDL.match(head))
 

@@ -61,6 +61,15 @@ class TestExportMatchesAnalyze:
         assert errors.height == len(_analyze_json(log)["other_errors"]) >= 3
         assert {"42601", "22012", "42P01"} <= set(errors["sqlstate"])
 
+    def test_every_record_of_a_big_log(self, scenario_logs, tmp_path, monkeypatch):
+        """Logs big enough for analyze's pre-filter still export every record, not only failing sessions."""
+        import logdiag.scan
+
+        monkeypatch.setattr(logdiag.scan, "FAST_PATH_MIN_BYTES", 0)
+        log = scenario_logs["jsonlog"]
+        result = export([str(log)], tmp_path / "out")
+        assert result.rows["records"] == len(log.read_text().splitlines())
+
     def test_other_engines_read_it(self, scenario_logs, tmp_path):
         """pyarrow and DuckDB read the partitioned export, partitions included."""
         export([str(scenario_logs["csvlog"])], tmp_path / "out", partition_by="day")
