@@ -175,7 +175,6 @@ class _Carry:
     """State that crosses chunk boundaries."""
 
     line: int = 0  # physical lines before this chunk
-    offset: int = 0  # bytes before this chunk
     parity: int = 0  # csvlog: double quotes before this chunk, modulo 2
     start: int | None = None  # the line the record the chunk starts in started at
     keep: bool = False  # whether that record is kept

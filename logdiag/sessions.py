@@ -226,7 +226,8 @@ class SessionTracker:
         if session is None:
             session = Session(key, record.pid, record.session_id)
             session.transaction = Transaction(max_statements=self.max_statements, max_bytes=self.max_bytes)
-            session.history_lost = self._evicted.pop(key, 0) is None
+            session.history_lost = key in self._evicted
+            self._evicted.pop(key, None)
             self.sessions[key] = session
             self.stats.sessions += 1
             self.stats.transactions += 1

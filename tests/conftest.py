@@ -85,6 +85,16 @@ def real_logs() -> Path:
     return REAL_LOGS
 
 
+def copy_logs(cluster: PgCluster, out: Path) -> dict[str, Path]:
+    """Copy a stopped cluster's three log files out of its directory: format -> copy."""
+    copies = {}
+    for fmt in ("stderr", "csvlog", "jsonlog"):
+        source = cluster.log_file(fmt)
+        copies[fmt] = out / source.name
+        shutil.copyfile(source, copies[fmt])
+    return copies
+
+
 @pytest.fixture(scope="session")
 def server_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One real run's three files (stderr with Debian's prefix, csvlog, jsonlog), copied out.
@@ -98,12 +108,7 @@ def server_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFac
         run_psql_traffic(cluster)
         run_driver_traffic(cluster)
         cluster.stop()
-        copies = {}
-        for fmt in ("stderr", "csvlog", "jsonlog"):
-            source = cluster.log_file(fmt)
-            copies[fmt] = out / source.name
-            shutil.copyfile(source, copies[fmt])
-    return copies
+        return copy_logs(cluster, out)
 
 
 @pytest.fixture(scope="session")
@@ -115,9 +120,4 @@ def scenario_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathF
     with pg_cluster(log_line_prefix="%m [%p] %q%u@%d app=%a c=%c v=%v x=%x e=%e ", log_statement="all") as cluster:
         play(cluster)
         cluster.stop()
-        copies = {}
-        for fmt in ("stderr", "csvlog", "jsonlog"):
-            source = cluster.log_file(fmt)
-            copies[fmt] = out / source.name
-            shutil.copyfile(source, copies[fmt])
-    return copies
+        return copy_logs(cluster, out)

@@ -114,7 +114,11 @@ class LogReader:
         if path == "-":
             return None
         scratch = InputStats(file=path)
-        head = _sample(decode_lines(OpenInput(path).lines(), scratch))
+        peek = OpenInput(path)
+        try:
+            head = _sample(decode_lines(peek.lines(), scratch))
+        finally:
+            peek.close()
         detection = detect([item[1] for item in head], path, self.log_line_prefix, self.format)
         minimum = scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
         if opened.compression is not None:

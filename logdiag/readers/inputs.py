@@ -132,7 +132,7 @@ class OpenInput:
             return split_lines(stdin_chunks(self._buffered, quiet))
         if self.compression is None:
             return iter(self._buffered)
-        return _split_lines(_decompressed(self._buffered, self.compression))
+        return split_lines(_decompressed(self._buffered, self.compression))
 
     def chunks(self) -> Iterator[bytes]:
         """The input's bytes, decompressed, in large chunks (no line splitting)."""
@@ -176,24 +176,6 @@ def _decompressed(stream: BinaryIO, kind: str) -> Iterator[bytes]:
                 chunk = decompressor.unused_data
                 if chunk:
                     decompressor = _decompressor(kind)
-
-
-def _split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    pending: list[bytes] = []
-    for chunk in chunks:
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            piece = chunk[start : end + 1]
-            if pending:
-                pending.append(piece)
-                piece = b"".join(pending)
-                pending = []
-            yield piece
-            start = end + 1
-        if start < len(chunk):
-            pending.append(chunk[start:])
-    if pending:
-        yield b"".join(pending)
 
 
 def decode_lines(chunks: Iterable[bytes | _Tick], stats: InputStats) -> Iterator[tuple[int, str] | _Tick]:

@@ -11,7 +11,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -52,7 +52,7 @@ def stdin_chunks(stream: BinaryIO, quiet: float) -> Iterator[bytes | _Tick]:
         yield chunk
 
 
-def split_lines(chunks: Iterator[bytes | _Tick]) -> Iterator[bytes | _Tick]:
+def split_lines(chunks: Iterable[bytes | _Tick]) -> Iterator[bytes | _Tick]:
     """Lines (with their ending) from chunks; TICKs pass through, a partial line waits for its end."""
     pending: list[bytes] = []
     for chunk in chunks:
