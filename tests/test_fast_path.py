@@ -70,3 +70,15 @@ def test_compressed_input_goes_through_the_fast_path(scenario_logs, tmp_path):
     assert fast[2] == slow[2]
     rename = str(scenario_logs["csvlog"])
     assert json.loads(json.dumps(fast[0]).replace(str(packed), rename)) == slow[0]
+
+
+def test_bad_line_policies_read_every_line(scenario_logs, tmp_path):
+    """--on-bad-line fail must stop at a bad line even in a file big enough for the pre-filter."""
+    from logdiag.errors import BadLineError
+    from logdiag.readers import OnBadLine
+
+    log = tmp_path / "postgresql.csv"
+    log.write_bytes(scenario_logs["csvlog"].read_bytes() + b"not a csvlog line\n")
+    reader = LogReader([str(log)], fast=True, fast_min_bytes=0, on_bad_line=OnBadLine.FAIL)
+    with pytest.raises(BadLineError, match="not a csvlog record"):
+        list(reader)

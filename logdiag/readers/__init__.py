@@ -85,7 +85,8 @@ class LogReader:
         for path in self.paths:
             opened = OpenInput(path)
             try:
-                if self.fast and self.quiet is None:
+                # --on-bad-line warn/fail need every line read: only the default mode is pre-filtered.
+                if self.fast and self.quiet is None and self.on_bad_line is OnBadLine.SKIP:
                     fast = self._fast_records(path, opened)
                     if fast is not None:
                         yield from fast
