@@ -4,23 +4,24 @@ Most of a big log is traffic that ends in no error. Two passes over an uncompres
 lines that matter, and only those go through the same readers, session tracker and diagnosis as
 every other input, so the fast path and the streaming path give the same incidents:
 
-1. **Markers** (C-speed substring search over newline-aligned chunks): every ERROR record is found; those
-   that are constraint violations name the sessions to keep whole (by session id, or by pid when
-   the log has none); the other errors are kept alone, for ``other_errors``.
-2. **Lines** (polars, in chunks so that memory stays flat): each physical line gets its record's
-   session key (for csvlog, record boundaries come from the parity of double quotes, so quoted
-   newlines are exact); the lines of kept sessions, of kept records, of CREATE/ALTER TABLE
-   statements (the catalog) and of the first BEGIN/COMMIT (which tells the tracker that the log
-   shows transaction boundaries) are handed on with their exact line numbers.
+1. **Markers** (C-speed substring search over blocks of whole lines): every ERROR record is found;
+   those that are constraint violations name the sessions to keep whole (by session id, or by pid
+   when the log has none); the other errors are kept alone (by byte offset), for ``other_errors``.
+2. **Lines** (:class:`LineClassifier`: polars, a 16 MB block at a time so that memory stays
+   flat): for csvlog, record boundaries come from the parity of double quotes, so quoted newlines
+   are exact; the lines of kept sessions, of kept records, of CREATE/ALTER TABLE statements (the
+   catalog) and of the first BEGIN/COMMIT (which tells the tracker that the log shows transaction
+   boundaries) are handed on with their exact line numbers, and every line is counted.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -50,7 +51,7 @@ class Selection:
     """What the marker pass decided to keep."""
 
     sessions: set[str] = field(default_factory=set)  # keys (session id or pid) of failing sessions
-    records: set[int] = field(default_factory=set)  # start lines of other errors, kept alone
+    records: set[int] = field(default_factory=set)  # byte offsets of other errors, kept alone
 
 
 def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int = FAST_PATH_MIN_BYTES) -> bool:
@@ -81,79 +82,118 @@ def decompress_to_temporary(opened: OpenInput) -> IO[bytes]:
     return spool
 
 
-# --- pass 1: markers ----------------------------------------------------------------------
+# --- reading ------------------------------------------------------------------------------
 
-def _chunks(path: str, size: int | None = None) -> Iterator[bytes]:
-    """Newline-aligned chunks of the file.
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A piece of the file read at once: ``data[:end]`` is whole lines (``end <= len(data)``).
 
-    Reading in chunks rather than mapping the file keeps the resident memory flat whatever the
+    The bytes after ``end`` (the start of a line the next block begins with) are read again by
+    the next block: seeking back is cheaper than copying 16 MB to cut them off.
+    """
+
+    offset: int  # of data[0] in the file
+    data: bytes
+    end: int
+
+    @property
+    def partial(self) -> bool:
+        return self.end < len(self.data)
+
+
+def blocks(path: str, size: int | None = None) -> Iterator[Block]:
+    """The file in blocks of whole lines.
+
+    Reading in blocks rather than mapping the file keeps the resident memory flat whatever the
     size of the log (mapped file pages count as resident once touched).
     """
-    with open(path, "rb") as handle:
-        while chunk := handle.read(size or CHUNK_BYTES):
-            if not chunk.endswith(b"\n"):
-                chunk += handle.readline()
-            yield chunk
+    size = size or CHUNK_BYTES
+    with open(path, "rb", buffering=0) as raw:
+        offset = 0
+        while data := raw.read(size):
+            end = data.rfind(b"\n") + 1
+            if len(data) < size:
+                end = len(data)  # the end of the file
+            elif end == 0:
+                # A line longer than the block: read on to its end.
+                while more := raw.read(size):
+                    data += more
+                    if (end := data.rfind(b"\n") + 1) > 0:
+                        break
+                else:
+                    end = len(data)
+            if end < len(data):
+                raw.seek(offset + end)
+            yield Block(offset, data, end)
+            offset += end
 
+
+# --- pass 1: markers ----------------------------------------------------------------------
 
 def _lines_with(path: str, marker: bytes) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, the line) for every line that contains ``marker``."""
-    before = 0
-    for chunk in _chunks(path):
-        position, line, counted = 0, before + 1, 0
-        while (hit := chunk.find(marker, position)) >= 0:
-            start = chunk.rfind(b"\n", 0, hit) + 1
-            end = chunk.find(b"\n", hit)
-            end = len(chunk) if end < 0 else end
-            line += chunk.count(b"\n", counted, start)
-            counted = start
-            yield line, chunk[start:end]
+    """(byte offset, the line) for every line that contains ``marker``."""
+    for block in blocks(path):
+        data, position = block.data, 0
+        while (hit := data.find(marker, position, block.end)) >= 0:
+            start = data.rfind(b"\n", 0, hit) + 1
+            end = data.find(b"\n", hit, block.end)
+            end = block.end if end < 0 else end
+            yield block.offset + start, data[start:end]
             position = end + 1
-        before = line - 1 + chunk.count(b"\n", counted)
 
 
 def select(path: str, fmt: LogFormat, prefix: LinePrefix | None) -> Selection:
-    """Pass 1: the sessions to keep whole, and the other errors' lines to keep alone."""
+    """Pass 1: the sessions to keep whole, and the other errors' lines (byte offsets) to keep alone."""
     selection = Selection()
-    if fmt is LogFormat.CSVLOG:
-        found = _csv_errors(path)
-    elif fmt is LogFormat.JSONLOG:
-        found = _json_errors(path)
-    else:
-        assert prefix is not None
-        found = _stderr_errors(path, prefix)
-    for line, key, is_violation in found:
+    for offset, key, is_violation in errors_in(_lines_with(path, MARKERS[fmt]), fmt, prefix):
         if is_violation:
             selection.sessions.add(key)
         else:
-            selection.records.add(line)
+            selection.records.add(offset)
     return selection
 
 
-def _csv_errors(path: str) -> Iterator[tuple[int, str, bool]]:
-    for number, line in _lines_with(path, b",ERROR,"):
+#: The bytes every line that starts an ERROR record contains.
+MARKERS = {LogFormat.CSVLOG: b",ERROR,", LogFormat.JSONLOG: b'"error_severity":"ERROR"', LogFormat.STDERR: b"ERROR:"}
+
+
+def errors_in(
+    lines: Iterable[tuple[int, bytes]], fmt: LogFormat, prefix: LinePrefix | None
+) -> Iterator[tuple[int, str, bool]]:
+    """(position, session key, whether it is a constraint violation) of the ERROR records among
+    ``lines`` (which contain the format's marker); the position is passed through."""
+    if fmt is LogFormat.CSVLOG:
+        return _csv_errors(lines)
+    if fmt is LogFormat.JSONLOG:
+        return _json_errors(lines)
+    assert prefix is not None
+    return _stderr_errors(lines, prefix)
+
+
+def _csv_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str, bool]]:
+    for position, line in lines:
         head = _CSV_HEAD.match(line)
         if head is None:
             continue
         state = head["state"].decode()
         violation = state.startswith("23") or state == "40002"
-        yield number, head["sid"].decode(), violation
+        yield position, head["sid"].decode(), violation
 
 
-def _json_errors(path: str) -> Iterator[tuple[int, str, bool]]:
-    for number, line in _lines_with(path, b'"error_severity":"ERROR"'):
+def _json_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str, bool]]:
+    for position, line in lines:
         try:
             obj = json.loads(line)
         except ValueError:
             continue
         state = obj.get("state_code") or ""
         violation = parse_violation(obj.get("message"), obj.get("detail"), state or None) is not None
-        yield number, str(obj.get("session_id")), violation
+        yield position, str(obj.get("session_id")), violation
 
 
-def _stderr_errors(path: str, prefix: LinePrefix) -> Iterator[tuple[int, str, bool]]:
+def _stderr_errors(lines: Iterable[tuple[int, bytes]], prefix: LinePrefix) -> Iterator[tuple[int, str, bool]]:
     use_session = "c" in prefix.escapes
-    for number, line in _lines_with(path, b"ERROR:"):
+    for position, line in lines:
         found = prefix.match(line.decode("utf-8", "replace"))
         if found is None or found.keyword != "ERROR":
             continue
@@ -165,18 +205,18 @@ def _stderr_errors(path: str, prefix: LinePrefix) -> Iterator[tuple[int, str, bo
         key = found.fields.session_id if use_session else found.fields.pid
         if key is None:
             continue
-        yield number, str(key), parse_violation(text, None, state) is not None
+        yield position, str(key), parse_violation(text, None, state) is not None
 
 
 # --- pass 2: lines --------------------------------------------------------------------------
 
 @dataclass
 class _Carry:
-    """State that crosses chunk boundaries."""
+    """State that crosses block boundaries."""
 
-    line: int = 0  # physical lines before this chunk
-    parity: int = 0  # csvlog: double quotes before this chunk, modulo 2
-    start: int | None = None  # the line the record the chunk starts in started at
+    line: int = 0  # physical lines before this block
+    parity: int = 0  # csvlog: double quotes before this block, modulo 2
+    start: int | None = None  # the line the record the block starts in started at
     keep: bool = False  # whether that record is kept
     boundary_kept: bool = False
 
@@ -186,118 +226,162 @@ def selected_lines(
     stats: InputStats, chunk_bytes: int | None = None,
 ) -> Iterator[tuple[int, str]]:
     """Pass 2: the kept lines, with their 1-based physical line numbers, in file order."""
-    import polars as pl
-
-    carry = _Carry()
-    keys = pl.Series("keys", sorted(selection.sessions), dtype=pl.Utf8)
-    for chunk in _chunks(path, chunk_bytes):
-        yield from _chunk(pl, chunk, fmt, prefix, keys, selection.records, carry, stats)
-    stats.lines = carry.line
+    classifier = LineClassifier(fmt, prefix, stats)
+    classifier.keep_sessions(selection.sessions)
+    offsets = sorted(selection.records)
+    for block in blocks(path, chunk_bytes):
+        upto = bisect.bisect_left(offsets, block.offset + block.end)
+        here, offsets = offsets[:upto], offsets[upto:]
+        chosen = classifier.classify(block, here)
+        yield from zip(chosen["line"], chosen["text"], strict=True)
+    stats.lines = classifier.carry.line
 
 
 _CSV_HEAD_FIELDS = r'^(?:"[^"]*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),[^,]*,(?:"[^"]*"|[^,]*),'
 
 
-def _in_kept_session(pl, fmt: LogFormat, keys: list[str]):
-    """Whether a record's first line belongs to a kept session, without regex captures.
+class LineClassifier:
+    """Decide, a block at a time, which physical lines go on to the readers; count the rest.
 
-    csvlog: the session id is the sixth field, so an anchored pattern with the ids as a literal
-    alternation stops after a few dozen bytes a line. jsonlog: Aho-Corasick on the key and value.
+    Kept: every line of the records of kept sessions, of the records that start at kept byte
+    offsets (other errors), of CREATE/ALTER TABLE statements (the catalog) and of the first
+    BEGIN/COMMIT of a stderr log (which tells the tracker that the log shows transaction
+    boundaries). Records, blank and unusable lines are counted the vectorised way, exactly as the
+    readers would count them.
     """
-    text = pl.col("text")
-    if not keys:
-        return pl.lit(False)
-    if fmt is LogFormat.CSVLOG:
-        return text.str.contains(_CSV_HEAD_FIELDS + "(?:" + "|".join(re.escape(k) for k in keys) + "),")
-    return text.str.contains_any([f'"session_id":"{key}"' for key in keys])
 
+    def __init__(self, fmt: LogFormat, prefix: LinePrefix | None, stats: InputStats) -> None:
+        import polars as pl
 
-def _chunk(pl, chunk: bytes, fmt: LogFormat, prefix: LinePrefix | None, keys, kept_records: set[int],
-           carry: _Carry, stats: InputStats) -> Iterator[tuple[int, str]]:
-    text = pl.col("text")
-    frame = pl.scan_lines(chunk, name="text").with_row_index("n").with_columns(
-        (pl.col("n").cast(pl.Int64) + carry.line + 1).alias("line"),
-    )
-    if fmt is LogFormat.CSVLOG:
-        quotes = text.str.count_matches('"', literal=True).cast(pl.Int64)
-        before = (quotes.cum_sum() - quotes + carry.parity) % 2
-        frame = frame.with_columns(is_start=before == 0, quotes=quotes)
-    elif fmt is LogFormat.JSONLOG:
-        frame = frame.with_columns(is_start=pl.lit(True))
-    if fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG):
-        in_session = _in_kept_session(pl, fmt, keys.to_list())
-    else:
-        assert prefix is not None
-        letter = "c" if "c" in prefix.escapes else "p"
-        kept_keys = keys.to_list()
-        frame = frame.with_columns(
-            is_start=text.str.contains(prefix.regex.pattern),
-            is_message=text.str.contains(LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern),
-        )
-        if kept_keys:
-            alternation = "(?:" + "|".join(re.escape(k) for k in kept_keys) + ")"
-            in_session = text.str.contains(LinePrefix(prefix.format, overrides={letter: alternation}).regex.pattern)
+        self.pl = pl
+        self.fmt = fmt
+        self.prefix = prefix
+        self.stats = stats
+        self.carry = _Carry()
+        self.keys: set[str] = set()
+        self.in_kept_session = pl.lit(False)
+        text = pl.col("text")
+        if fmt is LogFormat.STDERR:
+            assert prefix is not None
+            self.session_letter = "c" if "c" in prefix.escapes else "p"
+            self.is_start = text.str.contains(prefix.regex.pattern)
+            self.is_record = text.str.contains(LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern)
+        elif fmt is LogFormat.CSVLOG:
+            self.is_record = text.str.contains(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
         else:
-            in_session = pl.lit(False)
-    # Cheap literal tests first; the regular expressions run only on the few lines they leave.
-    frame = frame.with_columns(
-        kept=pl.when("is_start").then(in_session),
-        maybe_ddl=pl.col("is_start") & text.str.contains_any(["table"], ascii_case_insensitive=True),
-        short=text.str.len_bytes() < 16,
-    ).collect()
-    if fmt is LogFormat.CSVLOG:
-        carry.parity = int((frame["quotes"].sum() + carry.parity) % 2)
-    special = [frame.filter(pl.col("maybe_ddl")).filter(text.str.contains(_DDL))["line"]]
-    if fmt is LogFormat.STDERR and not carry.boundary_kept:
-        # Only stderr without %v needs it: the first BEGIN/COMMIT says the log shows boundaries.
-        first = frame.filter(pl.col("is_start") & text.str.contains(_BOUNDARY))["line"].head(1)
-        carry.boundary_kept = bool(len(first))
-        special.append(first)
-    special.append(pl.Series("line", sorted(kept_records), dtype=pl.Int64))
-    # A record's continuation lines (quoted newlines, TAB lines) follow the decision of its start.
-    frame = frame.with_columns(
-        start=pl.when("is_start").then(pl.col("line")).forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
-        kept=pl.col("kept").forward_fill().fill_null(carry.keep),
-    ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode()))
-    chosen = frame.filter("keep")
-    _count(frame, fmt, stats)
-    carry.start = frame["start"][-1]
-    carry.keep = bool(frame["keep"][-1])
-    carry.line += frame.height
-    yield from zip(chosen["line"], chosen["text"], strict=True)
+            self.is_record = text.str.contains('"error_severity":', literal=True)
 
+    def keep_sessions(self, keys: Iterable[str]) -> None:
+        """Keep every record of these sessions (session ids, or pids for stderr without %c)."""
+        self.keys.update(keys)
+        if not self.keys:
+            return
+        alternation = "(?:" + "|".join(re.escape(k) for k in sorted(self.keys)) + ")"
+        text = self.pl.col("text")
+        if self.fmt is LogFormat.CSVLOG:
+            # The session id is the sixth field: anchored, the pattern stops a few dozen bytes in.
+            self.in_kept_session = text.str.contains(_CSV_HEAD_FIELDS + alternation + ",")
+        elif self.fmt is LogFormat.JSONLOG:
+            self.in_kept_session = text.str.contains('"session_id":"' + alternation + '"')
+        else:
+            assert self.prefix is not None
+            overrides = {self.session_letter: alternation}
+            self.in_kept_session = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
 
-def _count(frame, fmt: LogFormat, stats: InputStats) -> None:
-    """Records and unusable lines, counted the vectorised way (the fast path reads no other)."""
-    import polars as pl
+    def frame(self, block: Block):
+        """The block's lines with their numbers and what the vectorised tests say of them."""
+        pl = self.pl
+        text = pl.col("text")
+        lines = pl.scan_lines(block.data, name="text")
+        columns = {
+            "short": text.str.len_bytes() < 16,
+            "is_record": self.is_record,
+            "in_session": self.in_kept_session,
+            "maybe_ddl": text.str.contains("(?i)table"),
+        }
+        if self.fmt is LogFormat.CSVLOG:
+            columns["quotes"] = text.str.count_matches('"', literal=True).cast(pl.Int64)
+        elif self.fmt is LogFormat.STDERR:
+            columns["is_start"] = self.is_start
+        frame = lines.with_columns(**columns).collect()
+        if block.partial:
+            frame = frame.head(-1)  # the next block starts with that line
+        return frame
 
-    text = pl.col("text")
-    # Blank lines are short: look for them only among short lines.
-    short = frame.filter(pl.col("short"))
-    blank = short.filter(text.str.contains(r"^\s*$") & ~text.str.starts_with("\t"))
-    if fmt is LogFormat.CSVLOG:
-        stats.blank += blank.filter(pl.col("is_start")).height
-        starts, good = frame.select(
-            starts=pl.col("is_start").sum()
-            - (pl.col("is_start") & pl.col("short") & text.str.contains(r"^\s*$")).sum(),
-            good=(pl.col("is_start") & text.str.contains(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')).sum(),
-        ).row(0)
-        stats.records += good
-        if starts - good:
-            stats.skipped["not a csvlog record"] += starts - good
-    elif fmt is LogFormat.JSONLOG:
+    def classify(self, block: Block, kept_offsets: Sequence[int] = ()):
+        """The kept lines of a block, as a frame of ``line`` and ``text``; counts go to the stats."""
+        pl = self.pl
+        text = pl.col("text")
+        carry = self.carry
+        frame = self.frame(block)
+        line = pl.int_range(pl.len(), dtype=pl.Int64) + carry.line + 1
+        if self.fmt is LogFormat.CSVLOG:
+            quotes = pl.col("quotes")
+            is_start = (quotes.cum_sum() - quotes + carry.parity) % 2 == 0
+        elif self.fmt is LogFormat.JSONLOG:
+            is_start = pl.lit(True)
+        else:
+            is_start = pl.col("is_start")
+        frame = frame.with_columns(line=line, is_start=is_start)
+        if self.fmt is LogFormat.CSVLOG:
+            carry.parity = int((frame["quotes"].sum() + carry.parity) % 2)
+        special = [frame.filter(pl.col("is_start") & pl.col("maybe_ddl")).filter(text.str.contains(_DDL))["line"]]
+        if self.fmt is LogFormat.STDERR and not carry.boundary_kept:
+            # Only stderr without %v needs it: the first BEGIN/COMMIT says the log shows boundaries.
+            first = frame.filter(pl.col("is_start") & text.str.contains(_BOUNDARY))["line"].head(1)
+            carry.boundary_kept = bool(len(first))
+            special.append(first)
+        if kept_offsets:
+            special.append(pl.Series("line", _line_numbers(block, kept_offsets, carry.line), dtype=pl.Int64))
+        # A record's continuation lines (quoted newlines, TAB lines) follow the decision of its start.
+        frame = frame.with_columns(
+            start=pl.when("is_start").then("line").forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
+            kept=pl.when("is_start").then("in_session").forward_fill().fill_null(carry.keep),
+        ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode()))
+        self._count(frame)
+        if frame.height:
+            carry.start = frame["start"][-1]
+            carry.keep = bool(frame["keep"][-1])
+            carry.line += frame.height
+        return frame.filter("keep").select("line", "text")
+
+    def _count(self, frame) -> None:
+        """Records and unusable lines, counted the vectorised way (the fast path reads no other)."""
+        pl = self.pl
+        stats = self.stats
+        text = pl.col("text")
+        # Blank lines are short, and lines that are not record starts are few: the regular
+        # expressions run on those alone.
+        blank = frame.filter(pl.col("short")).filter(text.str.contains(r"^\s*$"))
+        if self.fmt is LogFormat.CSVLOG:
+            blank_starts = blank.filter(pl.col("is_start")).height
+            stats.blank += blank.filter(pl.col("is_start") & ~text.str.starts_with("\t")).height
+            starts, good = frame.select(
+                starts=pl.col("is_start").sum(), good=(pl.col("is_start") & pl.col("is_record")).sum()
+            ).row(0)
+            stats.records += good
+            if starts - blank_starts - good:
+                stats.skipped["not a csvlog record"] += starts - blank_starts - good
+            return
+        blank = blank.filter(~text.str.starts_with("\t"))
         stats.blank += blank.height
-        good = frame.select(text.str.contains('"error_severity":', literal=True).sum()).item()
+        good = int(frame["is_record"].sum())
         stats.records += good
-        if frame.height - blank.height - good:
-            stats.skipped["not a jsonlog object"] += frame.height - blank.height - good
-    else:
-        stats.blank += blank.height
-        records, unmatched = frame.select(
-            records=pl.col("is_message").sum(),
-            unmatched=(~pl.col("is_start") & ~text.str.contains(r"^\s")).sum(),
-        ).row(0)
-        stats.records += records
+        if self.fmt is LogFormat.JSONLOG:
+            if frame.height - blank.height - good:
+                stats.skipped["not a jsonlog object"] += frame.height - blank.height - good
+            return
+        unmatched = frame.filter(~pl.col("is_start")).filter(~text.str.contains(r"^\s")).height
         unmatched -= blank.filter(~text.str.contains(r"^\s")).height
         if unmatched:
             stats.skipped["line does not match the log_line_prefix"] += unmatched
+
+def _line_numbers(block: Block, offsets: Sequence[int], lines_before: int) -> list[int]:
+    """The 1-based line numbers of lines that start at these (sorted) byte offsets of the file."""
+    numbers, line, counted = [], lines_before + 1, 0
+    for offset in offsets:
+        position = offset - block.offset
+        line += block.data.count(b"\n", counted, position)
+        counted = position
+        numbers.append(line)
+    return numbers

@@ -37,6 +37,22 @@ def test_fast_and_streaming_paths_agree(scenario_logs, fmt):
     assert fast[2] == slow[2]
 
 
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+@pytest.mark.parametrize("block_bytes", [300, 4096])
+def test_block_boundaries_change_nothing(scenario_logs, fmt, block_bytes, monkeypatch):
+    """Tiny blocks: records, quoted newlines and lines longer than a block cross block boundaries."""
+    from logdiag import scan
+
+    prefix = RICH if fmt == "stderr" else None
+    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    monkeypatch.setattr(scan, "CHUNK_BYTES", block_bytes)
+    longest = max(len(line) for line in scenario_logs[fmt].read_bytes().splitlines())
+    assert longest > 300  # lines longer than the smaller block
+    fast = _run(scenario_logs[fmt], fast=True, prefix=prefix)
+    assert fast[3]
+    assert fast[:3] == slow[:3]
+
+
 def test_pid_keyed_stderr(pg_cluster, tmp_path):
     """With the default prefix (no %c, no %v), sessions are kept by pid: still the same answers."""
     from tests.scenarios import play
