@@ -23,13 +23,13 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from logdiag.errors import InputError
 from logdiag.messages import parse_violation
 from logdiag.readers.detect import LogFormat
 from logdiag.readers.inputs import DECOMPRESSION_ERRORS, OpenInput
-from logdiag.readers.prefix import MESSAGE_SEVERITIES, LinePrefix
+from logdiag.readers.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
 from logdiag.readers.stats import InputStats
 
 #: Files smaller than this are read the ordinary way: the fast path would not pay for itself.
@@ -259,13 +259,17 @@ class LineClassifier:
         self.stats = stats
         self.carry = _Carry()
         self.keys: set[str] = set()
-        self.in_kept_session = pl.lit(False)
+        # Each test is a cheap one every line gets and, where that is not exact, the exact one
+        # that only the lines it lets through get: (candidate, exact or None).
+        self.in_kept_session: tuple[Any, Any] = (pl.lit(False), None)
         text = pl.col("text")
         if fmt is LogFormat.STDERR:
             assert prefix is not None
             self.session_letter = "c" if "c" in prefix.escapes else "p"
-            self.is_start = text.str.contains(prefix.regex.pattern)
             self.is_record = text.str.contains(LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern)
+            # DETAIL, STATEMENT... lines start with the prefix too, but they are no new record.
+            attachments = "|".join(ATTACHMENTS)
+            self.is_attachment = (text.str.contains(f"(?:{attachments}):"), text.str.contains(prefix.regex.pattern))
         elif fmt is LogFormat.CSVLOG:
             self.is_record = text.str.contains(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
         else:
@@ -279,33 +283,39 @@ class LineClassifier:
         alternation = "(?:" + "|".join(re.escape(k) for k in sorted(self.keys)) + ")"
         text = self.pl.col("text")
         if self.fmt is LogFormat.CSVLOG:
-            # The session id is the sixth field: anchored, the pattern stops a few dozen bytes in.
-            self.in_kept_session = text.str.contains(_CSV_HEAD_FIELDS + alternation + ",")
+            # The session id is the sixth field.
+            exact = text.str.contains(_CSV_HEAD_FIELDS + alternation + ",")
+            self.in_kept_session = (text.str.contains("," + alternation + ","), exact)
         elif self.fmt is LogFormat.JSONLOG:
-            self.in_kept_session = text.str.contains('"session_id":"' + alternation + '"')
+            self.in_kept_session = (text.str.contains('"session_id":"' + alternation + '"'), None)
         else:
             assert self.prefix is not None
             overrides = {self.session_letter: alternation}
-            self.in_kept_session = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
+            exact = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
+            self.in_kept_session = (text.str.contains(alternation), exact)
 
     def frame(self, block: Block):
         """The block's lines with their numbers and what the vectorised tests say of them."""
         pl = self.pl
         text = pl.col("text")
-        lines = pl.scan_lines(block.data, name="text")
         columns = {
             "short": text.str.len_bytes() < 16,
             "is_record": self.is_record,
-            "in_session": self.in_kept_session,
+            "in_session": self.in_kept_session[0],
             "maybe_ddl": text.str.contains("(?i)table"),
         }
         if self.fmt is LogFormat.CSVLOG:
             columns["quotes"] = text.str.count_matches('"', literal=True).cast(pl.Int64)
         elif self.fmt is LogFormat.STDERR:
-            columns["is_start"] = self.is_start
-        frame = lines.with_columns(**columns).collect()
+            columns["is_attachment"] = self.is_attachment[0]
+        frame = pl.scan_lines(block.data, name="text").with_columns(**columns).collect()
         if block.partial:
             frame = frame.head(-1)  # the next block starts with that line
+        frame = frame.with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + self.carry.line + 1)
+        frame = _confirm(frame, "in_session", self.in_kept_session[1])
+        if self.fmt is LogFormat.STDERR:
+            frame = _confirm(frame.with_columns(is_attachment=pl.col("is_attachment") & ~pl.col("is_record")),
+                             "is_attachment", self.is_attachment[1])
         return frame
 
     def classify(self, block: Block, kept_offsets: Sequence[int] = ()):
@@ -314,15 +324,14 @@ class LineClassifier:
         text = pl.col("text")
         carry = self.carry
         frame = self.frame(block)
-        line = pl.int_range(pl.len(), dtype=pl.Int64) + carry.line + 1
         if self.fmt is LogFormat.CSVLOG:
             quotes = pl.col("quotes")
             is_start = (quotes.cum_sum() - quotes + carry.parity) % 2 == 0
         elif self.fmt is LogFormat.JSONLOG:
             is_start = pl.lit(True)
         else:
-            is_start = pl.col("is_start")
-        frame = frame.with_columns(line=line, is_start=is_start)
+            is_start = pl.col("is_record") | pl.col("is_attachment")
+        frame = frame.with_columns(is_start=is_start)
         if self.fmt is LogFormat.CSVLOG:
             carry.parity = int((frame["quotes"].sum() + carry.parity) % 2)
         special = [frame.filter(pl.col("is_start") & pl.col("maybe_ddl")).filter(text.str.contains(_DDL))["line"]]
@@ -375,6 +384,16 @@ class LineClassifier:
         unmatched -= blank.filter(~text.str.contains(r"^\s")).height
         if unmatched:
             stats.skipped["line does not match the log_line_prefix"] += unmatched
+
+def _confirm(frame, column: str, exact):
+    """Run the ``exact`` test on the lines whose ``column`` (a cheap candidate test) is true."""
+    if exact is None:
+        return frame
+    import polars as pl
+
+    confirmed = frame.filter(pl.col(column)).filter(exact)["line"]
+    return frame.with_columns(pl.col("line").is_in(confirmed.implode()).alias(column))
+
 
 def _line_numbers(block: Block, offsets: Sequence[int], lines_before: int) -> list[int]:
     """The 1-based line numbers of lines that start at these (sorted) byte offsets of the file."""
