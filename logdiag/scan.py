@@ -183,7 +183,7 @@ def _csv_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str, 
 def _json_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str, bool]]:
     for position, line in lines:
         try:
-            obj = json.loads(line)
+            obj = json.loads(_decoded(line))
         except ValueError:
             continue
         state = obj.get("state_code") or ""
@@ -194,7 +194,7 @@ def _json_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str,
 def _stderr_errors(lines: Iterable[tuple[int, bytes]], prefix: LinePrefix) -> Iterator[tuple[int, str, bool]]:
     use_session = "c" in prefix.escapes
     for position, line in lines:
-        found = prefix.match(line.decode("utf-8", "replace"))
+        found = prefix.match(_decoded(line))
         if found is None or found.keyword != "ERROR":
             continue
         text = found.text
@@ -206,6 +206,14 @@ def _stderr_errors(lines: Iterable[tuple[int, bytes]], prefix: LinePrefix) -> It
         if key is None:
             continue
         yield position, str(key), parse_violation(text, None, state) is not None
+
+
+def _decoded(line: bytes) -> str:
+    """A line as the readers decode it: UTF-8, else Latin-1 (a LATIN1 database's text)."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("latin-1")
 
 
 # --- pass 2: lines --------------------------------------------------------------------------
@@ -259,6 +267,7 @@ class LineClassifier:
         self.stats = stats
         self.carry = _Carry()
         self.keys: set[str] = set()
+        self.nul_lines = 0  # in the block being classified
         # Each test is a cheap one every line gets and, where that is not exact, the exact one
         # that only the lines it lets through get: (candidate, exact or None).
         self.in_kept_session: tuple[Any, Any] = (pl.lit(False), None)
@@ -308,7 +317,10 @@ class LineClassifier:
             columns["quotes"] = text.str.count_matches('"', literal=True).cast(pl.Int64)
         elif self.fmt is LogFormat.STDERR:
             columns["is_attachment"] = self.is_attachment[0]
-        frame = pl.scan_lines(block.data, name="text").with_columns(**columns).collect()
+        data = block.data
+        if not data.isascii() or b"\x00" in data:
+            data = self._recoded(data, block.end)
+        frame = pl.scan_lines(data, name="text").with_columns(**columns).collect()
         if block.partial:
             frame = frame.head(-1)  # the next block starts with that line
         frame = frame.with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + self.carry.line + 1)
@@ -317,6 +329,35 @@ class LineClassifier:
             frame = _confirm(frame.with_columns(is_attachment=pl.col("is_attachment") & ~pl.col("is_record")),
                              "is_attachment", self.is_attachment[1])
         return frame
+
+    def _recoded(self, data: bytes, end: int) -> bytes:
+        """The block as valid UTF-8 without NUL bytes, line for line, as the readers decode it.
+
+        Lines that are not UTF-8 (a LATIN1 database's statements) are read as Latin-1 and counted;
+        NUL bytes are removed, and a line of nothing else becomes blank and is counted as skipped.
+        """
+        try:
+            if b"\x00" not in data:
+                data.decode("utf-8")
+                return data
+        except UnicodeDecodeError:
+            pass
+        lines = data.split(b"\n")
+        partial = lines.pop() if end < len(data) else None  # the next block reads it again
+        for index, line in enumerate(lines):
+            if b"\x00" in line:
+                line = line.replace(b"\x00", b"")
+                if not line.strip():
+                    self.nul_lines += 1
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                line = line.decode("latin-1").encode("utf-8")
+                self.stats.recoded += 1
+            lines[index] = line
+        if partial is not None:
+            lines.append(partial.replace(b"\x00", b"").decode("utf-8", "replace").encode("utf-8"))
+        return b"\n".join(lines)
 
     def classify(self, block: Block, kept_offsets: Sequence[int] = ()):
         """The kept lines of a block, as a frame of ``line`` and ``text``; counts go to the stats."""
@@ -348,6 +389,10 @@ class LineClassifier:
             kept=pl.when("is_start").then("in_session").forward_fill().fill_null(carry.keep),
         ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode()))
         self._count(frame)
+        if self.nul_lines:  # counted as blank, they are lines of NUL bytes
+            self.stats.blank -= self.nul_lines
+            self.stats.skipped["NUL bytes"] += self.nul_lines
+            self.nul_lines = 0
         if frame.height:
             carry.start = frame["start"][-1]
             carry.keep = bool(frame["keep"][-1])

@@ -98,3 +98,32 @@ def test_bad_line_policies_read_every_line(scenario_logs, tmp_path):
     reader = LogReader([str(log)], fast=True, fast_min_bytes=0, on_bad_line=OnBadLine.FAIL)
     with pytest.raises(BadLineError, match="not a csvlog record"):
         list(reader)
+
+
+def test_latin1_and_nul_bytes(pg_cluster, tmp_path):
+    """A LATIN1 database's statements and a run of NUL bytes: decoded and counted as the readers do."""
+    import psycopg
+
+    with pg_cluster(log_line_prefix=RICH, log_statement="all") as cluster:
+        cluster.psql("CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C';")
+        conninfo = cluster.conninfo.replace("dbname=postgres", "dbname=latin")
+        with psycopg.connect(conninfo, client_encoding="LATIN1", autocommit=True) as conn:
+            conn.execute("CREATE TABLE parent (name text PRIMARY KEY)")
+            conn.execute(
+                "CREATE TABLE child (id int, parent_name text REFERENCES parent DEFERRABLE INITIALLY DEFERRED)"
+            )
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO child VALUES (1, 'café')")
+            with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                conn.execute("COMMIT")
+        cluster.stop()
+        logs = {fmt: cluster.log_file(fmt) for fmt in ("csvlog", "jsonlog", "stderr")}
+        for fmt, source in logs.items():
+            lines = source.read_bytes().split(b"\n")
+            log = tmp_path / source.name
+            log.write_bytes(b"\n".join([*lines[:5], b"\x00" * 4096, *lines[5:]]))
+            prefix = RICH if fmt == "stderr" else None
+            slow, fast = _run(log, fast=False, prefix=prefix), _run(log, fast=True, prefix=prefix)
+            assert fast[3], fmt
+            assert [i["key"] for i in slow[0]] == [{"parent_name": "café"}], fmt
+            assert fast[:3] == slow[:3], fmt
