@@ -83,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir", type=Path)
     parser.add_argument("--prefix", default=DEFAULT_PREFIX)
-    parser.add_argument("--skip-slow", action="store_true", help="skip the streaming path, export and pgBadger")
+    parser.add_argument("--skip-slow", action="store_true", help="skip the unfiltered stream, export and pgBadger")
     options = parser.parse_args()
     d = options.logdir
     prefix = ["--log-line-prefix", options.prefix]
@@ -97,8 +97,12 @@ def main() -> None:
     seconds, rss, _ = timed(f"zcat {gz} > /dev/null", shell=True)
     runs.append(Run("zcat alone", gz, seconds, rss))
     runs.append(logdiag_json("analyze (csvlog.gz)", gz, []))
+    for fmt, path in files.items():
+        args = prefix if fmt == "stderr" else []
+        runs.append(logdiag_json(f"analyze - ({fmt} on stdin, look-back)", path, args, via_stdin=True))
     if not options.skip_slow:
-        runs.append(logdiag_json("analyze - (stdin, streaming path)", files["csvlog"], [], via_stdin=True))
+        runs.append(logdiag_json("analyze - --no-fast-path (stdin, every record)", files["csvlog"], ["--no-fast-path"],
+                                 via_stdin=True))
         out = Path(tempfile.mkdtemp(prefix="logdiag-bench-export-"))
         seconds, rss, _ = timed([*LOGDIAG, "export", "-q", str(files["csvlog"]), "-o", str(out)])
         runs.append(Run("export (csvlog)", files["csvlog"], seconds, rss, runs[0].records))

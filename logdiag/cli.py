@@ -17,6 +17,7 @@ from logdiag import __version__
 from logdiag.errors import LogdiagError
 from logdiag.exitcodes import ExitStatus
 from logdiag.incidents import Incident
+from logdiag.lookback import LOOKBACK_BYTES
 from logdiag.pipeline import Analysis
 from logdiag.readers import LogFormat, LogReader, OnBadLine
 from logdiag.readers.stats import InputStats
@@ -143,8 +144,18 @@ def analyze(
     ] = IDLE_TIMEOUT,
     fast_path: Annotated[
         bool,
-        typer.Option("--fast-path/--no-fast-path", help="Pre-filter big plain files with vectorised scans (polars)."),
+        typer.Option(
+            "--fast-path/--no-fast-path",
+            help="Pre-filter big plain files, pipes, followed and compressed logs with vectorised scans (polars).",
+        ),
     ] = True,
+    lookback_mb: Annotated[
+        int,
+        typer.Option(
+            "--lookback-mb", min=1,
+            help="Streams: MB of lines held for sessions that have not failed yet (bounds memory).",
+        ),
+    ] = LOOKBACK_BYTES >> 20,
     quiet: QuietOpt = False,
 ) -> None:
     """Find every constraint violation, above all those at COMMIT, and the statement behind it.
@@ -162,6 +173,7 @@ def analyze(
             tracker=SessionTracker(max_sessions=max_sessions, max_statements=max_statements, idle_timeout=idle_timeout),
             follow=follow_log, from_start=from_start,
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
+            lookback_bytes=lookback_mb << 20,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(analysis) if live and not quiet and StatusLine.wanted() else None

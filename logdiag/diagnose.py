@@ -284,7 +284,7 @@ class _Diagnosis:
             reasons.append(f"{f.dropped} earlier statements of this transaction were dropped (memory cap)")
             self.missing.append("dropped statements")
         if f.history_lost:
-            reasons.append("this session's earlier records were dropped (session cap or idle timeout)")
+            reasons.append("this session's earlier records were dropped (session cap, idle timeout or look-back)")
             self.missing.append("session history")
         return reasons
 
@@ -323,8 +323,8 @@ class _Diagnosis:
             parts.append(f"The log does not show the key being written; the likeliest statement is at line {top.source.line} ({top.reason}).")
         elif timing == "commit" and self.failure.history_lost:
             parts.append(
-                "logdiag had dropped this session's earlier records (its cap on open sessions, or the idle "
-                "timeout): the statement that wrote the key may be among them."
+                "logdiag had dropped this session's earlier records (its cap on open sessions, the idle "
+                "timeout, or the look-back of a streamed log): the statement that wrote the key may be among them."
             )
         elif timing == "commit" and self.failure.dropped:
             parts.append(
@@ -378,7 +378,10 @@ class _Diagnosis:
                 "larger --max-statements to keep them."
             )
         if f.history_lost:
-            yield "This session's earlier records were dropped: raise --max-sessions or --idle-timeout."
+            yield (
+                "This session's earlier records were dropped: raise --max-sessions or --idle-timeout, or, for "
+                "a streamed log, --lookback-mb (or read the file itself rather than a pipe)."
+            )
         if timing == "commit" and not culprits and not f.dropped and not f.history_lost:
             yield (
                 "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "

@@ -34,6 +34,10 @@ class Analysis:
     incident_count: int = 0
     seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.reader.on_forgotten is None:
+            self.reader.on_forgotten = self.tracker.forget  # the pre-filter's look-back drops history too
+
     @property
     def inputs(self) -> list[InputStats]:
         return self.reader.inputs
@@ -84,14 +88,17 @@ def analyze(
     quiet: float | None = None,
     stop: threading.Event | None = None,
     fast: bool = True,
+    lookback_bytes: int | None = None,
 ) -> Analysis:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
-    ``fast`` reads big plain files through the vectorised pre-filter (:mod:`logdiag.scan`), which
-    finds the same incidents much faster. ``tracker`` lets the caller set the memory caps (see
-    :class:`SessionTracker`). ``follow``,
-    ``from_start``, ``quiet`` and ``stop`` are for live use (see :class:`LogReader`); standard
-    input is always read live, so incidents come out as soon as they are complete.
+    ``fast`` reads big plain files (:mod:`logdiag.scan`) and streams (:mod:`logdiag.lookback`:
+    standard input, followed and compressed files, holding ``lookback_bytes`` of lines for
+    sessions that may fail later) through the vectorised pre-filter, which finds the same
+    incidents much faster. ``tracker`` lets the caller set the memory caps (see
+    :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet`` and ``stop`` are for live use
+    (see :class:`LogReader`); standard input is always read live, so incidents come out as soon as
+    they are complete.
 
     >>> run = analyze(["sample_logs/postgresql.csv"])
     >>> [(i.constraint, i.key, i.culprits[0].source.line) for i in run.incidents()]
@@ -101,6 +108,6 @@ def analyze(
         quiet = 1.0
     reader = LogReader(
         paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
-        follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast,
+        follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast, lookback_bytes=lookback_bytes,
     )
     return Analysis(reader, tracker or SessionTracker())

@@ -20,15 +20,12 @@ import bisect
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
-from logdiag.errors import InputError
 from logdiag.messages import parse_violation
 from logdiag.readers.detect import LogFormat
-from logdiag.readers.inputs import DECOMPRESSION_ERRORS, OpenInput
 from logdiag.readers.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
 from logdiag.readers.stats import InputStats
 
@@ -63,23 +60,6 @@ def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int 
     except OSError:
         return False
     return os.path.isfile(path) and stat.st_size >= min_bytes
-
-
-def decompress_to_temporary(opened: OpenInput) -> IO[bytes]:
-    """Decompress an input into an anonymous temporary file (in $TMPDIR), deleted on close.
-
-    Raises:
-        InputError: the temporary directory has no room, or the input is corrupt.
-    """
-    spool = tempfile.NamedTemporaryFile(prefix="logdiag-", suffix=".log")  # noqa: SIM115 - caller closes
-    try:
-        for chunk in opened.chunks():
-            spool.write(chunk)
-        spool.flush()
-    except DECOMPRESSION_ERRORS as exc:
-        spool.close()
-        raise InputError(f"{opened.name}: cannot decompress it whole ({exc}); try --no-fast-path") from exc
-    return spool
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -131,15 +111,20 @@ def blocks(path: str, size: int | None = None) -> Iterator[Block]:
 # --- pass 1: markers ----------------------------------------------------------------------
 
 def _lines_with(path: str, marker: bytes) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, the line) for every line that contains ``marker``."""
+    """(byte offset, the line) for every line of the file that contains ``marker``."""
     for block in blocks(path):
-        data, position = block.data, 0
-        while (hit := data.find(marker, position, block.end)) >= 0:
-            start = data.rfind(b"\n", 0, hit) + 1
-            end = data.find(b"\n", hit, block.end)
-            end = block.end if end < 0 else end
-            yield block.offset + start, data[start:end]
-            position = end + 1
+        yield from lines_with(block, marker)
+
+
+def lines_with(block: Block, marker: bytes) -> Iterator[tuple[int, bytes]]:
+    """(byte offset in the file, the line) for every line of the block that contains ``marker``."""
+    data, position = block.data, 0
+    while (hit := data.find(marker, position, block.end)) >= 0:
+        start = data.rfind(b"\n", 0, hit) + 1
+        end = data.find(b"\n", hit, block.end)
+        end = block.end if end < 0 else end
+        yield block.offset + start, data[start:end]
+        position = end + 1
 
 
 def select(path: str, fmt: LogFormat, prefix: LinePrefix | None) -> Selection:
@@ -240,7 +225,7 @@ def selected_lines(
     for block in blocks(path, chunk_bytes):
         upto = bisect.bisect_left(offsets, block.offset + block.end)
         here, offsets = offsets[:upto], offsets[upto:]
-        chosen = classifier.classify(block, here)
+        chosen = classifier.classify(block, here).filter("keep")
         yield from zip(chosen["line"], chosen["text"], strict=True)
     stats.lines = classifier.carry.line
 
@@ -268,6 +253,7 @@ class LineClassifier:
         self.carry = _Carry()
         self.keys: set[str] = set()
         self.nul_lines = 0  # in the block being classified
+        self.session_letter = "c"
         # Each test is a cheap one every line gets and, where that is not exact, the exact one
         # that only the lines it lets through get: (candidate, exact or None).
         self.in_kept_session: tuple[Any, Any] = (pl.lit(False), None)
@@ -287,21 +273,22 @@ class LineClassifier:
     def keep_sessions(self, keys: Iterable[str]) -> None:
         """Keep every record of these sessions (session ids, or pids for stderr without %c)."""
         self.keys.update(keys)
-        if not self.keys:
-            return
-        alternation = "(?:" + "|".join(re.escape(k) for k in sorted(self.keys)) + ")"
+        if self.keys:
+            self.in_kept_session = self.session_test(self.keys)
+
+    def session_test(self, keys: Iterable[str]) -> tuple[Any, Any]:
+        """(cheap candidate test, exact test or None) for a record's first line being of these sessions."""
+        alternation = "(?:" + "|".join(re.escape(k) for k in sorted(keys)) + ")"
         text = self.pl.col("text")
         if self.fmt is LogFormat.CSVLOG:
             # The session id is the sixth field.
-            exact = text.str.contains(_CSV_HEAD_FIELDS + alternation + ",")
-            self.in_kept_session = (text.str.contains("," + alternation + ","), exact)
-        elif self.fmt is LogFormat.JSONLOG:
-            self.in_kept_session = (text.str.contains('"session_id":"' + alternation + '"'), None)
-        else:
-            assert self.prefix is not None
-            overrides = {self.session_letter: alternation}
-            exact = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
-            self.in_kept_session = (text.str.contains(alternation), exact)
+            return text.str.contains("," + alternation + ","), text.str.contains(_CSV_HEAD_FIELDS + alternation + ",")
+        if self.fmt is LogFormat.JSONLOG:
+            return text.str.contains('"session_id":"' + alternation + '"'), None
+        assert self.prefix is not None
+        overrides = {self.session_letter: alternation}
+        exact = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
+        return text.str.contains(alternation), exact
 
     def frame(self, block: Block):
         """The block's lines with their numbers and what the vectorised tests say of them."""
@@ -360,7 +347,8 @@ class LineClassifier:
         return b"\n".join(lines)
 
     def classify(self, block: Block, kept_offsets: Sequence[int] = ()):
-        """The kept lines of a block, as a frame of ``line`` and ``text``; counts go to the stats."""
+        """The block's lines as a frame of ``line``, ``text``, ``start`` (the line their record
+        starts at) and ``keep``; counts go to the stats."""
         pl = self.pl
         text = pl.col("text")
         carry = self.carry
@@ -397,7 +385,7 @@ class LineClassifier:
             carry.start = frame["start"][-1]
             carry.keep = bool(frame["keep"][-1])
             carry.line += frame.height
-        return frame.filter("keep").select("line", "text")
+        return frame.select("line", "text", "start", "keep")
 
     def _count(self, frame) -> None:
         """Records and unusable lines, counted the vectorised way (the fast path reads no other)."""

@@ -135,7 +135,7 @@ class Failure:
         boundaries_seen: BEGIN/COMMIT statements appear in this log (``log_statement = 'all'``).
         explicit: the transaction began with BEGIN.
         ddl: CREATE/ALTER TABLE statements seen so far in the log.
-        history_lost: this session's earlier records were dropped (session cap or idle timeout).
+        history_lost: this session's earlier records were dropped (session cap, idle timeout or look-back).
     """
 
     record: LogRecord
@@ -243,6 +243,19 @@ class SessionTracker:
         """Drop a session that did not end, remembering its key so that a later error can say so."""
         self.stats.dropped_statements += len(session.transaction.entries)
         self._evicted[key] = None
+        if len(self._evicted) > _REMEMBERED_EVICTIONS:
+            self._evicted.popitem(last=False)
+
+    def forget(self, session_id: str | None = None, pid: int | None = None) -> None:
+        """Records of this session were dropped before it reached the tracker (the live
+        pre-filter's look-back): its next error says its history is incomplete."""
+        key = session_id if session_id is not None else ("pid", pid)
+        session = self.sessions.get(key)
+        if session is not None:
+            session.history_lost = True
+            return
+        self._evicted[key] = None
+        self._evicted.move_to_end(key)
         if len(self._evicted) > _REMEMBERED_EVICTIONS:
             self._evicted.popitem(last=False)
 

@@ -127,3 +127,71 @@ def test_latin1_and_nul_bytes(pg_cluster, tmp_path):
             assert fast[3], fmt
             assert [i["key"] for i in slow[0]] == [{"parent_name": "café"}], fmt
             assert fast[:3] == slow[:3], fmt
+
+
+def _packed(log, tmp_path):
+    import gzip
+
+    packed = tmp_path / (log.name + ".gz")
+    packed.write_bytes(gzip.compress(log.read_bytes()))
+    return packed
+
+
+def _renamed(incidents, packed, original) -> list:
+    return json.loads(json.dumps(incidents).replace(str(packed), str(original)))
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypatch):
+    """A stream (here a .gz, read once) in batches of 4 kB: held lines come back when their
+    session fails, and the answers are those of the streaming path."""
+    from logdiag import lookback
+    from logdiag.readers import inputs
+
+    monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)  # of compressed input: pieces of a few kB
+    prefix = RICH if fmt == "stderr" else None
+    packed = _packed(scenario_logs[fmt], tmp_path)
+    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    fast = _run(packed, fast=True, prefix=prefix)
+    assert fast[3]
+    assert fast[2] == slow[2]
+    assert _renamed(fast[1], packed, scenario_logs[fmt]) == slow[1]
+    assert _renamed(fast[0], packed, scenario_logs[fmt]) == slow[0]
+
+
+def test_a_short_lookback_says_what_it_dropped(scenario_logs, tmp_path, monkeypatch):
+    """With a look-back too short to hold a transaction, incidents lose culprits but say why."""
+    from logdiag import lookback
+    from logdiag.readers import inputs
+
+    monkeypatch.setattr(lookback, "BATCH_BYTES", 256)
+    monkeypatch.setattr(inputs, "CHUNK_SIZE", 32)
+    packed = _packed(scenario_logs["csvlog"], tmp_path)
+    slow = _run(scenario_logs["csvlog"], fast=False)
+    reader = LogReader([str(packed)], fast=True, lookback_bytes=1)
+    analysis = Analysis(reader, SessionTracker())
+    short = _renamed([i.to_dict() for i in analysis.incidents()], packed, scenario_logs["csvlog"])
+    assert len(short) == len(slow[0])
+    assert (analysis.inputs[0].records, analysis.inputs[0].lines) == (slow[2][0], slow[2][2])
+    lost = [i for i in short if "--lookback-mb" in json.dumps(i)]
+    assert lost  # a batch is about a line and nothing more is held: transactions span batches
+    assert all("earlier records" in json.dumps(i) for i in lost), [i["explanation"] for i in lost]
+    for incident, expected in zip(short, slow[0], strict=True):
+        if incident not in lost:
+            assert incident == expected
+
+
+def test_standard_input_goes_through_the_lookback(scenario_logs):
+    """`cat log | logdiag analyze -` finds what `logdiag analyze log --no-fast-path` finds."""
+    import subprocess
+    import sys
+
+    log = scenario_logs["csvlog"]
+    command = [sys.executable, "-m", "logdiag", "analyze", "--format", "json", "-q"]
+    piped = subprocess.run([*command, "-"], input=log.read_bytes(), capture_output=True, check=True)
+    whole = subprocess.run([*command, "--no-fast-path", str(log)], capture_output=True, check=True)
+    from_pipe, from_file = json.loads(piped.stdout), json.loads(whole.stdout)
+    assert len(from_file["incidents"]) > 25
+    assert json.loads(json.dumps(from_pipe["incidents"]).replace('"-"', json.dumps(str(log)))) == from_file["incidents"]
+    assert from_pipe["stats"]["records"] == from_file["stats"]["records"]

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 
 from logdiag.errors import InputError
 from logdiag.readers.csvlog import read_csvlog
 from logdiag.readers.detect import SAMPLE_LINES, Detection, LogFormat, detect
-from logdiag.readers.inputs import OpenInput, decode_lines, expand_paths
+from logdiag.readers.inputs import DECOMPRESSION_ERRORS, OpenInput, decode_lines, expand_paths
 from logdiag.readers.jsonlog import cloudsql_lines, read_cnpg, read_jsonlog
-from logdiag.readers.live import TICK, FileSwitch, _Tick, follow
+from logdiag.readers.live import TICK, FileSwitch, _Tick, follow, split_lines
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats, OnBadLine
 from logdiag.readers.stderr import StderrAssembler, logplex_lines, stderr_lines, syslog_lines
@@ -37,9 +37,13 @@ class LogReader:
         quiet: for live input (stdin, ``follow``), seconds of silence after which records still
             waiting for DETAIL/STATEMENT lines are complete. None reads stdin as a batch.
         stop: with ``follow``, set this event to end the iteration.
-        fast: read big plain csvlog/jsonlog/stderr files through the vectorised pre-filter
-            (:mod:`logdiag.scan`), which yields only the records a diagnosis needs.
-        fast_min_bytes: the size from which the pre-filter is used.
+        fast: read csvlog/jsonlog/stderr through the vectorised pre-filter, which yields only the
+            records a diagnosis needs: big plain files with :mod:`logdiag.scan`, standard input,
+            followed and compressed files with :mod:`logdiag.lookback`.
+        fast_min_bytes: the size from which plain files are pre-filtered.
+        lookback_bytes: how much of a stream's not-yet-needed lines the pre-filter holds.
+        on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
+            pre-filter dropped (the tracker's :meth:`~logdiag.sessions.SessionTracker.forget`).
 
     Raises:
         InputError: (when iterated, or at once for missing paths) an input cannot be read.
@@ -58,6 +62,8 @@ class LogReader:
         stop: threading.Event | None = None,
         fast: bool = False,
         fast_min_bytes: int | None = None,
+        lookback_bytes: int | None = None,
+        on_forgotten: Callable[..., None] | None = None,
     ) -> None:
         if follow and (len(paths) != 1 or paths[0] == "-"):
             raise InputError("--follow takes one log file or log directory")
@@ -73,20 +79,26 @@ class LogReader:
         self.stop = stop
         self.fast = fast
         self.fast_min_bytes = fast_min_bytes
+        self.lookback_bytes = lookback_bytes
+        self.on_forgotten = on_forgotten
         self.inputs: list[InputStats] = []
 
     def __iter__(self) -> Iterator[LogRecord]:
+        # --on-bad-line warn/fail need every line read: only the default mode is pre-filtered.
+        filtered = self.fast and self.on_bad_line is OnBadLine.SKIP
         if self.follow:
             for name, lines in _segments(
                 follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or 1.0, stop=self.stop)
             ):
-                yield from self._records(name, lines)
+                yield from (self._streamed(name, lines) if filtered else self._records(name, lines))
             return
         for path in self.paths:
             opened = OpenInput(path)
             try:
-                # --on-bad-line warn/fail need every line read: only the default mode is pre-filtered.
-                if self.fast and self.quiet is None and self.on_bad_line is OnBadLine.SKIP:
+                if filtered and (path == "-" or opened.compression is not None):
+                    yield from self._streamed(path, opened.pieces(self.quiet))
+                    continue
+                if filtered and self.quiet is None:
                     fast = self._fast_records(path, opened)
                     if fast is not None:
                         yield from fast
@@ -109,48 +121,85 @@ class LogReader:
         yield from records_of(chain(head, lines), detection, stats, name, quiet=self.quiet)
 
     def _fast_records(self, path: str, opened: OpenInput) -> Iterator[LogRecord] | None:
-        """The records the pre-filter keeps, or None when it does not apply to this input."""
+        """The records the file pre-filter keeps, or None when it does not apply to this file."""
         from logdiag import scan
 
-        if path == "-":
-            return None
-        scratch = InputStats(file=path)
         peek = OpenInput(path)
         try:
-            head = _sample(decode_lines(peek.lines(), scratch))
+            head = _sample(decode_lines(peek.lines(), InputStats(file=path)))
         finally:
             peek.close()
         detection = detect([item[1] for item in head], path, self.log_line_prefix, self.format)
         minimum = scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
-        if opened.compression is not None:
-            minimum //= 10  # compressed files are about ten times smaller than the log
-        if detection is None or not scan.eligible(path, detection.format, None, minimum):
+        if detection is None or not scan.eligible(path, detection.format, opened.compression, minimum):
             return None
         stats = InputStats(file=path, on_bad_line=self.on_bad_line, fast_path=True)
         stats.format = detection.format.value
         stats.log_line_prefix = detection.prefix.format if detection.prefix else None
-        return self._scanned(path, opened, detection, stats)
+        return self._scanned(path, detection, stats)
 
-    def _scanned(
-        self, path: str, opened: OpenInput, detection: Detection, stats: InputStats
-    ) -> Iterator[LogRecord]:
+    def _scanned(self, path: str, detection: Detection, stats: InputStats) -> Iterator[LogRecord]:
         from logdiag import scan
 
-        plain = path
-        spool = None
-        if opened.compression is not None:
-            # Both passes need the plain text: decompress once, at decompression speed.
-            spool = scan.decompress_to_temporary(opened)
-            plain = spool.name
-        try:
-            self.inputs.append(stats)
-            selection = scan.select(plain, detection.format, detection.prefix)
-            lines = scan.selected_lines(plain, detection.format, detection.prefix, selection, stats)
-            # The readers count into a scratch copy: the scan has counted the whole file.
-            yield from records_of(lines, detection, InputStats(file=path), path)
-        finally:
-            if spool is not None:
-                spool.close()
+        self.inputs.append(stats)
+        selection = scan.select(path, detection.format, detection.prefix)
+        lines = scan.selected_lines(path, detection.format, detection.prefix, selection, stats)
+        # The readers count into a scratch copy: the scan has counted the whole file.
+        yield from records_of(lines, detection, InputStats(file=path), path)
+
+    def _streamed(self, name: str, pieces: Iterator[bytes | _Tick]) -> Iterator[LogRecord]:
+        """A stream read once (pipe, followed or compressed file) through the look-back pre-filter."""
+        from logdiag import lookback, scan
+
+        stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=True)
+        failure: list[BaseException] = []
+        pieces = _until_corrupt(pieces, failure)
+        sample = _sample_pieces(pieces)
+        head = _sample(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
+        detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
+        stream = chain(sample, pieces)
+        if detection is None or detection.format not in scan.FORMATS:
+            yield from self._records(name, split_lines(stream))
+            if failure and self.inputs and self.inputs[-1].error is None:
+                self.inputs[-1].error = f"input ends early or is corrupt after line {self.inputs[-1].lines}: {failure[0]}"
+            return
+        self.inputs.append(stats)
+        stats.format = detection.format.value
+        stats.log_line_prefix = detection.prefix.format if detection.prefix else None
+        kept = lookback.LookbackFilter(
+            detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten,
+            lookback_bytes=self.lookback_bytes or lookback.LOOKBACK_BYTES,
+        )
+        # A compressed file is decompressed by a thread while the batches are scanned.
+        batches = lookback.batches(stream if name == "-" or self.follow else lookback.in_thread(stream),
+                                   latency=self.quiet)
+        yield from records_of(kept.lines(batches), detection, InputStats(file=name), name, quiet=self.quiet)
+        if failure:
+            stats.error = f"input ends early or is corrupt after line {stats.lines}: {failure[0]}"
+
+
+def _until_corrupt(pieces: Iterator[bytes | _Tick], failure: list[BaseException]) -> Iterator[bytes | _Tick]:
+    """The pieces up to a decompression error, which is put in ``failure`` instead of raised."""
+    try:
+        yield from pieces
+    except DECOMPRESSION_ERRORS as exc:
+        failure.append(exc)
+
+
+def _sample_pieces(pieces: Iterator[bytes | _Tick]) -> list[bytes | _Tick]:
+    """The first pieces of a stream: enough for SAMPLE_LINES lines, or all there is when it goes quiet."""
+    sample: list[bytes | _Tick] = []
+    newlines = 0
+    for piece in pieces:
+        sample.append(piece)
+        if piece is TICK:
+            if any(isinstance(p, bytes) and p.strip() for p in sample):
+                break
+            continue
+        newlines += piece.count(b"\n")  # type: ignore[union-attr]
+        if newlines >= SAMPLE_LINES:
+            break
+    return sample
 
 
 def _sample(lines: Iterator[tuple[int, str] | _Tick]) -> list[tuple[int, str]]:

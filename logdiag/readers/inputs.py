@@ -134,6 +134,13 @@ class OpenInput:
             return iter(self._buffered)
         return split_lines(_decompressed(self._buffered, self.compression))
 
+    def pieces(self, quiet: float | None = None) -> Iterator[bytes | _Tick]:
+        """The input's bytes, decompressed, in chunks as they come; for standard input read live
+        (``quiet`` seconds), TICK whenever it goes quiet."""
+        if self.name == STDIN and quiet is not None and self.compression is None:
+            return stdin_chunks(self._buffered, quiet)
+        return self.chunks()
+
     def chunks(self) -> Iterator[bytes]:
         """The input's bytes, decompressed, in large chunks (no line splitting)."""
         if self.compression is None:

@@ -1,0 +1,247 @@
+"""The fast path for input that can be read only once: pipes, followed files, compressed files.
+
+A file on disk can be read twice (:mod:`logdiag.scan`: find the failing sessions, then read their
+lines). A stream cannot, so it is read in batches of whole lines, and each batch is classified
+with the same vectorised tests (:class:`~logdiag.scan.LineClassifier`):
+
+- lines of sessions that have already failed, of other errors, DDL and the first BEGIN/COMMIT go
+  on to the readers at once, as on the file fast path;
+- the other lines are *held*: the last :data:`LOOKBACK_BYTES` of them stay in memory as polars
+  frames. When a batch brings a constraint violation from a session seen for the first time,
+  that session's held lines are handed on first (its history), then the batch's own.
+
+Memory is bounded by the look-back; a session whose earlier lines were dropped from it before it
+failed is reported to ``on_forgotten``, and the tracker marks its incident's history as lost, as
+it does for sessions it evicts itself. Batches go out at least every ``latency`` seconds and at
+every TICK, so a live incident is still reported within about a second.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from logdiag.readers.detect import LogFormat
+from logdiag.readers.live import TICK, _Tick
+from logdiag.readers.prefix import LinePrefix
+from logdiag.readers.stats import InputStats
+from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
+
+BATCH_BYTES = 2 * 1024 * 1024
+LOOKBACK_BYTES = 16 * 1024 * 1024
+_REMEMBERED = 100_000  # keys of sessions whose held lines were dropped
+
+#: Told ``session_id=`` (or ``pid=``, for stderr without %c) of a session whose held lines were dropped.
+Forgotten = Callable[..., None]
+
+
+def batches(pieces: Iterable[bytes | _Tick], size: int | None = None, latency: float | None = None) -> Iterator[bytes | _Tick]:
+    """Whole lines from pieces of bytes (chunks or lines), in batches of about ``size`` bytes.
+
+    A batch goes out when it is big enough, when ``latency`` seconds have passed since its first
+    piece arrived, and at every TICK (which is passed on). A line without its end waits for it,
+    except at the end of the input.
+    """
+    size = size or BATCH_BYTES
+    pending: list[bytes] = []
+    pending_bytes = 0
+    started = 0.0
+    for piece in pieces:
+        if piece is TICK:
+            if pending:
+                batch, pending, pending_bytes = _whole_lines(pending)
+                if batch:
+                    yield batch
+                started = time.monotonic()
+            yield TICK
+            continue
+        assert isinstance(piece, bytes)
+        if not pending:
+            started = time.monotonic()
+        pending.append(piece)
+        pending_bytes += len(piece)
+        if pending_bytes >= size or (latency is not None and time.monotonic() - started >= latency):
+            batch, pending, pending_bytes = _whole_lines(pending)
+            if batch:
+                yield batch
+            started = time.monotonic()
+    if pending:
+        yield b"".join(pending)
+
+
+def _whole_lines(pending: list[bytes]) -> tuple[bytes, list[bytes], int]:
+    """(the whole lines of the pending pieces, what is left of them, its size), copying once."""
+    for index in range(len(pending) - 1, -1, -1):
+        cut = pending[index].rfind(b"\n") + 1
+        if cut:
+            last, rest = pending[index][:cut], pending[index][cut:]
+            left = ([rest] if rest else []) + pending[index + 1 :]
+            return b"".join([*pending[:index], last]), left, sum(map(len, left))
+    return b"", pending, sum(map(len, pending))
+
+
+def in_thread(items: Iterator[Any], depth: int = 8) -> Iterator[Any]:
+    """The items of an iterator, produced by a thread (decompression overlaps with the scan).
+
+    An exception the iterator raises is raised here, in order.
+    """
+    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    done = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not done.is_set():
+                    try:
+                        handoff.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if done.is_set():
+                    return
+            handoff.put((False, None))
+        except BaseException as exc:  # noqa: BLE001 - handed over to the consumer
+            handoff.put((False, exc))
+
+    threading.Thread(target=produce, name="logdiag-input", daemon=True).start()
+    try:
+        while True:
+            more, item = handoff.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        done.set()
+
+
+class LookbackFilter:
+    """Pass on the lines of a stream that a diagnosis needs; hold the others for a while.
+
+    Args:
+        fmt: csvlog, jsonlog or stderr.
+        prefix: the ``log_line_prefix`` (stderr).
+        stats: the input's counts (every line is counted here, kept or not).
+        lookback_bytes: how much of the held lines to keep.
+        on_forgotten: told the key of every session whose held lines were dropped.
+    """
+
+    def __init__(
+        self, fmt: LogFormat, prefix: LinePrefix | None, stats: InputStats,
+        lookback_bytes: int = LOOKBACK_BYTES, on_forgotten: Forgotten | None = None,
+    ) -> None:
+        import polars as pl
+
+        self.pl = pl
+        self.fmt = fmt
+        self.prefix = prefix
+        self.stats = stats
+        self.classifier = LineClassifier(fmt, prefix, stats)
+        self.lookback_bytes = lookback_bytes
+        self.on_forgotten = on_forgotten
+        self.held: deque[tuple[Any, int]] = deque()  # (frame of line, text, key; its size)
+        self.held_bytes = 0
+        self.last_key: str | None = None  # of the record the last block ended in
+        self.session_key = _session_key(fmt, prefix, self.classifier.session_letter)
+        self.forgotten: OrderedDict[str, None] = OrderedDict()
+        self.offset = 0
+
+    def lines(self, batches: Iterable[bytes | _Tick]) -> Iterator[tuple[int, str] | _Tick]:
+        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through."""
+        for batch in batches:
+            if batch is TICK:
+                yield TICK
+                continue
+            assert isinstance(batch, bytes)
+            block = Block(self.offset, batch, len(batch))
+            self.offset += len(batch)
+            yield from self._feed(block)
+            self.stats.lines = self.classifier.carry.line
+
+    def _feed(self, block: Block) -> Iterator[tuple[int, str]]:
+        found = list(errors_in(lines_with(block, MARKERS[self.fmt]), self.fmt, self.prefix))
+        failing = {key for _, key, violation in found if violation} - self.classifier.keys
+        if failing:
+            yield from self._recall(failing)
+            self.classifier.keep_sessions(failing)
+        others = sorted(offset for offset, _, violation in found if not violation)
+        frame = self.classifier.classify(block, others)
+        kept = frame.filter("keep")
+        yield from zip(kept["line"], kept["text"], strict=True)
+        self._hold(frame)
+
+    def _hold(self, frame) -> None:
+        """Hold the lines not kept, each with its record's session key; drop the oldest beyond the look-back."""
+        pl = self.pl
+        # Continuation lines (quoted newlines, TAB lines) take the key of their record's first line.
+        key = pl.when(pl.col("line") == pl.col("start")).then(self.session_key).forward_fill()
+        frame = frame.with_columns(key=key.fill_null(pl.lit(self.last_key, pl.Utf8)))
+        if frame.height:
+            self.last_key = frame["key"][-1]
+        held = frame.filter(~pl.col("keep")).select("line", "text", "key")
+        if not held.height:
+            return
+        size = int(held.estimated_size())
+        self.held.append((held, size))
+        self.held_bytes += size
+        while self.held_bytes > self.lookback_bytes and len(self.held) > 1:
+            dropped, size = self.held.popleft()
+            self.held_bytes -= size
+            self._forget(dropped)
+
+    def _forget(self, frame) -> None:
+        """Remember the sessions whose lines are dropped: their history is incomplete from now on."""
+        for key in frame.get_column("key").drop_nulls().unique():
+            self.forgotten[key] = None
+            self.forgotten.move_to_end(key)
+            if self.on_forgotten is not None:
+                if self.classifier.session_letter == "p":
+                    self.on_forgotten(pid=int(key))
+                else:
+                    self.on_forgotten(session_id=key)
+        while len(self.forgotten) > _REMEMBERED:
+            self.forgotten.popitem(last=False)
+
+    def _recall(self, keys: set[str]) -> Iterator[tuple[int, str]]:
+        """Hand on, oldest first, the held lines of sessions that have just failed."""
+        pl = self.pl
+        wanted = pl.col("key").is_in(pl.Series(sorted(keys), dtype=pl.Utf8).implode())
+        recalled = []
+        for index, (frame, size) in enumerate(self.held):
+            chosen = frame.filter(wanted)
+            if not chosen.height:
+                continue
+            recalled.append(chosen)
+            rest = frame.filter(~wanted)
+            rest_size = int(rest.estimated_size())
+            self.held[index] = (rest, rest_size)
+            self.held_bytes += rest_size - size
+        if self.last_key in keys:
+            self.classifier.carry.keep = True  # the record the next block continues is one of theirs
+        for frame in recalled:
+            yield from zip(frame["line"], frame["text"], strict=True)
+
+
+def _session_key(fmt: LogFormat, prefix: LinePrefix | None, letter: str):
+    """The expression that finds a record's session key in its first line.
+
+    csvlog: the first ``,<hex>.<hex>,<digits>`` is the session id field (the fields before it are
+    a timestamp, quoted names, a pid and a quoted host), found without anchoring, which is fast.
+    """
+    import polars as pl
+
+    text = pl.col("text")
+    if fmt is LogFormat.CSVLOG:
+        return text.str.extract(r",([0-9a-f]{1,16}\.[0-9a-f]{1,16}),\d", 1)
+    if fmt is LogFormat.JSONLOG:
+        return text.str.extract('"session_id":"([^"]*)"', 1)
+    assert prefix is not None
+    group = next((name for name, escape in prefix.groups.items() if escape == letter), None)
+    if group is None:  # neither %c nor %p: the tracker cannot follow sessions anyway
+        return pl.lit(None, pl.Utf8)
+    return text.str.extract_groups(prefix.regex.pattern).struct.field(group)
