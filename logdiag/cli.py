@@ -17,7 +17,7 @@ from logdiag import __version__
 from logdiag.errors import LogdiagError
 from logdiag.exitcodes import ExitStatus
 from logdiag.incidents import Incident
-from logdiag.lookback import LOOKBACK_BYTES
+from logdiag.lookback import FILE_LOOKBACK_BYTES, LOOKBACK_BYTES
 from logdiag.pipeline import Analysis
 from logdiag.readers import LogFormat, LogReader, OnBadLine
 from logdiag.readers.stats import InputStats
@@ -150,12 +150,13 @@ def analyze(
         ),
     ] = True,
     lookback_mb: Annotated[
-        int,
+        Optional[int],  # noqa: UP045 - typer reads the annotation at run time
         typer.Option(
-            "--lookback-mb", min=1,
-            help="Streams: MB of lines held for sessions that have not failed yet (bounds memory).",
+            "--lookback-mb", min=1, show_default=False,
+            help=f"Pipes, followed and compressed logs: MB of lines held for sessions that have not failed yet "
+            f"(default {LOOKBACK_BYTES >> 20}, {FILE_LOOKBACK_BYTES >> 20} for compressed files).",
         ),
-    ] = LOOKBACK_BYTES >> 20,
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Find every constraint violation, above all those at COMMIT, and the statement behind it.
@@ -173,7 +174,7 @@ def analyze(
             tracker=SessionTracker(max_sessions=max_sessions, max_statements=max_statements, idle_timeout=idle_timeout),
             follow=follow_log, from_start=from_start,
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
-            lookback_bytes=lookback_mb << 20,
+            lookback_bytes=lookback_mb << 20 if lookback_mb else None,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(analysis) if live and not quiet and StatusLine.wanted() else None

@@ -32,7 +32,8 @@ from logdiag.readers.stats import InputStats
 from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
 
 BATCH_BYTES = 2 * 1024 * 1024
-LOOKBACK_BYTES = 16 * 1024 * 1024
+LOOKBACK_BYTES = 8 * 1024 * 1024  # pipes and followed files: memory stays small
+FILE_LOOKBACK_BYTES = 64 * 1024 * 1024  # compressed files
 _REMEMBERED = 100_000  # keys of sessions whose held lines were dropped
 
 #: Told ``session_id=`` (or ``pid=``, for stderr without %c) of a session whose held lines were dropped.
@@ -129,11 +130,12 @@ class LookbackFilter:
         stats: the input's counts (every line is counted here, kept or not).
         lookback_bytes: how much of the held lines to keep.
         on_forgotten: told the key of every session whose held lines were dropped.
+        compact: trade some speed for memory (see :meth:`LineClassifier._lines`).
     """
 
     def __init__(
         self, fmt: LogFormat, prefix: LinePrefix | None, stats: InputStats,
-        lookback_bytes: int = LOOKBACK_BYTES, on_forgotten: Forgotten | None = None,
+        lookback_bytes: int = LOOKBACK_BYTES, on_forgotten: Forgotten | None = None, compact: bool = True,
     ) -> None:
         import polars as pl
 
@@ -141,7 +143,7 @@ class LookbackFilter:
         self.fmt = fmt
         self.prefix = prefix
         self.stats = stats
-        self.classifier = LineClassifier(fmt, prefix, stats)
+        self.classifier = LineClassifier(fmt, prefix, stats, compact=compact)
         self.lookback_bytes = lookback_bytes
         self.on_forgotten = on_forgotten
         self.held: deque[tuple[Any, int]] = deque()  # (frame of line, text, key; its size)

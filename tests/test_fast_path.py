@@ -137,18 +137,20 @@ def _packed(log, tmp_path):
     return packed
 
 
-def _renamed(incidents, packed, original) -> list:
-    return json.loads(json.dumps(incidents).replace(str(packed), str(original)))
+def _renamed(incidents, name, original) -> list:
+    """The incidents with the input's name replaced by the original file's."""
+    return json.loads(json.dumps(incidents).replace(json.dumps(str(name)), json.dumps(str(original))))
 
 
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
 def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypatch):
     """A stream (here a .gz, read once) in batches of 4 kB: held lines come back when their
     session fails, and the answers are those of the streaming path."""
-    from logdiag import lookback
+    from logdiag import lookback, scan
     from logdiag.readers import inputs
 
     monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)  # compressed files are read in blocks of this size
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)  # of compressed input: pieces of a few kB
     prefix = RICH if fmt == "stderr" else None
     packed = _packed(scenario_logs[fmt], tmp_path)
@@ -162,10 +164,11 @@ def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypat
 
 def test_a_short_lookback_says_what_it_dropped(scenario_logs, tmp_path, monkeypatch):
     """With a look-back too short to hold a transaction, incidents lose culprits but say why."""
-    from logdiag import lookback
+    from logdiag import lookback, scan
     from logdiag.readers import inputs
 
     monkeypatch.setattr(lookback, "BATCH_BYTES", 256)
+    monkeypatch.setattr(scan, "CHUNK_BYTES", 256)
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 32)
     packed = _packed(scenario_logs["csvlog"], tmp_path)
     slow = _run(scenario_logs["csvlog"], fast=False)
@@ -195,3 +198,26 @@ def test_standard_input_goes_through_the_lookback(scenario_logs):
     assert len(from_file["incidents"]) > 25
     assert json.loads(json.dumps(from_pipe["incidents"]).replace('"-"', json.dumps(str(log)))) == from_file["incidents"]
     assert from_pipe["stats"]["records"] == from_file["stats"]["records"]
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_standard_input_in_small_batches(scenario_logs, fmt, monkeypatch):
+    """Standard input (the compact, live variant) in 512-byte reads and 4 kB batches."""
+    import io
+    import sys
+    import types
+
+    from logdiag import lookback
+    from logdiag.readers import live
+
+    monkeypatch.setattr(live, "CHUNK", 512)
+    monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(scenario_logs[fmt].read_bytes())))
+    prefix = RICH if fmt == "stderr" else None
+    reader = LogReader(["-"], fast=True, quiet=1.0, log_line_prefix=prefix)
+    analysis = Analysis(reader, SessionTracker())
+    piped = _renamed([i.to_dict() for i in analysis.incidents()], "-", scenario_logs[fmt])
+    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    assert reader.inputs[0].fast_path
+    assert (reader.inputs[0].records, reader.inputs[0].lines) == (slow[2][0], slow[2][2])
+    assert piped == slow[0]

@@ -41,7 +41,9 @@ class LogReader:
             records a diagnosis needs: big plain files with :mod:`logdiag.scan`, standard input,
             followed and compressed files with :mod:`logdiag.lookback`.
         fast_min_bytes: the size from which plain files are pre-filtered.
-        lookback_bytes: how much of a stream's not-yet-needed lines the pre-filter holds.
+        lookback_bytes: how much of a stream's not-yet-needed lines the pre-filter holds (default:
+            :data:`~logdiag.lookback.LOOKBACK_BYTES` for pipes and followed files,
+            :data:`~logdiag.lookback.FILE_LOOKBACK_BYTES` for compressed files).
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.sessions.SessionTracker.forget`).
 
@@ -166,13 +168,17 @@ class LogReader:
         self.inputs.append(stats)
         stats.format = detection.format.value
         stats.log_line_prefix = detection.prefix.format if detection.prefix else None
+        live = name == "-" or self.follow
+        # Live input must stay small in memory; a compressed file has the file fast path's budget,
+        # and is decompressed by a second thread while the batches are scanned.
         kept = lookback.LookbackFilter(
-            detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten,
-            lookback_bytes=self.lookback_bytes or lookback.LOOKBACK_BYTES,
+            detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten, compact=live,
+            lookback_bytes=self.lookback_bytes or (lookback.LOOKBACK_BYTES if live else lookback.FILE_LOOKBACK_BYTES),
         )
-        # A compressed file is decompressed by a thread while the batches are scanned.
-        batches = lookback.batches(stream if name == "-" or self.follow else lookback.in_thread(stream),
-                                   latency=self.quiet)
+        batches = lookback.batches(
+            stream if live else lookback.in_thread(stream),
+            size=lookback.BATCH_BYTES if live else scan.CHUNK_BYTES, latency=self.quiet,
+        )
         yield from records_of(kept.lines(batches), detection, InputStats(file=name), name, quiet=self.quiet)
         if failure:
             stats.error = f"input ends early or is corrupt after line {stats.lines}: {failure[0]}"
