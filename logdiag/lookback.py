@@ -35,6 +35,9 @@ BATCH_BYTES = 2 * 1024 * 1024
 LOOKBACK_BYTES = 8 * 1024 * 1024  # pipes and followed files: memory stays small
 FILE_LOOKBACK_BYTES = 64 * 1024 * 1024  # compressed files
 _REMEMBERED = 100_000  # keys of sessions whose held lines were dropped
+#: Sessions whose lines go on at once after their first violation; beyond this many, the one that
+#: failed longest ago is held again like any other (and recalled if it fails again).
+MAX_KEPT_SESSIONS = 1_000
 
 #: Told ``session_id=`` (or ``pid=``, for stderr without %c) of a session whose held lines were dropped.
 Forgotten = Callable[..., None]
@@ -167,10 +170,10 @@ class LookbackFilter:
 
     def _feed(self, block: Block) -> Iterator[tuple[int, str]]:
         found = list(errors_in(lines_with(block, MARKERS[self.fmt]), self.fmt, self.prefix))
-        failing = {key for _, key, violation in found if violation} - self.classifier.keys
+        failing = {key for _, key, violation in found if violation and key not in self.classifier.keys}
         if failing:
             yield from self._recall(failing)
-            self.classifier.keep_sessions(failing)
+            self.classifier.keep_sessions(failing, at_most=MAX_KEPT_SESSIONS)
         others = sorted(offset for offset, _, violation in found if not violation)
         frame = self.classifier.classify(block, others)
         kept = frame.filter("keep")

@@ -252,7 +252,8 @@ class LineClassifier:
         self.stats = stats
         self.compact = compact
         self.carry = _Carry()
-        self.keys: set[str] = set()
+        self.keys: dict[str, int] = {}  # kept sessions, oldest first, with the call that kept them
+        self.generation = 0
         self.nul_lines = 0  # in the block being classified
         self.session_letter = "c"
         # Each test is a cheap one every line gets and, where that is not exact, the exact one
@@ -271,9 +272,20 @@ class LineClassifier:
         else:
             self.is_record = text.str.contains('"error_severity":', literal=True)
 
-    def keep_sessions(self, keys: Iterable[str]) -> None:
-        """Keep every record of these sessions (session ids, or pids for stderr without %c)."""
-        self.keys.update(keys)
+    def keep_sessions(self, keys: Iterable[str], at_most: int | None = None) -> None:
+        """Keep every record of these sessions (session ids, or pids for stderr without %c);
+        with ``at_most``, forget the sessions kept longest ago beyond that many."""
+        self.generation += 1
+        for key in keys:
+            self.keys.pop(key, None)
+            self.keys[key] = self.generation
+        # Sessions kept by this call or the one before never make room: the rest of their error
+        # (stderr's DETAIL and STATEMENT lines) may be in the next block.
+        while at_most is not None and len(self.keys) > at_most:
+            oldest = next(iter(self.keys))
+            if self.keys[oldest] >= self.generation - 1:
+                break
+            del self.keys[oldest]
         if self.keys:
             self.in_kept_session = self.session_test(self.keys)
 

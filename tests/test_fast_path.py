@@ -201,8 +201,10 @@ def test_standard_input_goes_through_the_lookback(scenario_logs):
 
 
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
-def test_standard_input_in_small_batches(scenario_logs, fmt, monkeypatch):
-    """Standard input (the compact, live variant) in 512-byte reads and 4 kB batches."""
+@pytest.mark.parametrize("kept_sessions", [1_000, 1])
+def test_standard_input_in_small_batches(scenario_logs, fmt, kept_sessions, monkeypatch):
+    """Standard input (the compact, live variant) in 512-byte reads and 4 kB batches; with one
+    kept session at a time, sessions that fail again are recalled again."""
     import io
     import sys
     import types
@@ -212,6 +214,7 @@ def test_standard_input_in_small_batches(scenario_logs, fmt, monkeypatch):
 
     monkeypatch.setattr(live, "CHUNK", 512)
     monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(lookback, "MAX_KEPT_SESSIONS", kept_sessions)
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(scenario_logs[fmt].read_bytes())))
     prefix = RICH if fmt == "stderr" else None
     reader = LogReader(["-"], fast=True, quiet=1.0, log_line_prefix=prefix)
