@@ -91,3 +91,19 @@ def test_syslog_multiline_message_is_one_record(real_logs: Path) -> None:
     assert deadlock.detail is not None and deadlock.detail.count("\n") == 5
     assert deadlock.hint == "See server log for query details."
     assert deadlock.statement is not None and deadlock.statement.startswith("WITH redacted_table")
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_pre_filters_change_nothing(real_logs: Path, name: str) -> None:
+    """The file pre-filter (forced on however small the file) and, for compressed files, the
+    look-back give the counts and errors that reading every record gives."""
+    from logdiag.pipeline import Analysis
+    from logdiag.sessions import SessionTracker
+
+    def run(fast: bool):
+        analysis = Analysis(LogReader([str(real_logs / name)], fast=fast, fast_min_bytes=0), SessionTracker())
+        incidents = [i.to_dict() for i in analysis.incidents()]
+        stats = analysis.inputs[0]
+        return incidents, [e.to_dict() for e in analysis.other_errors], stats.records, dict(stats.skipped), stats.lines
+
+    assert run(fast=True) == run(fast=False)
