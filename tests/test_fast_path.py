@@ -224,3 +224,27 @@ def test_standard_input_in_small_batches(scenario_logs, fmt, kept_sessions, monk
     assert reader.inputs[0].fast_path
     assert (reader.inputs[0].records, reader.inputs[0].lines) == (slow[2][0], slow[2][2])
     assert piped == slow[0]
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "stderr"])
+def test_a_truncated_gzip_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypatch):
+    """A .gz cut short: what came before the cut is read and counted, and the input says it ended early."""
+    import gzip
+
+    from logdiag import scan
+    from logdiag.readers import inputs
+
+    monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)
+    prefix = RICH if fmt == "stderr" else None
+    packed = gzip.compress(scenario_logs[fmt].read_bytes())
+    cut = tmp_path / (scenario_logs[fmt].name + ".gz")
+    cut.write_bytes(packed[: len(packed) * 2 // 3])
+    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    reader = LogReader([str(cut)], fast=True, log_line_prefix=prefix)
+    incidents = [i.to_dict() for i in Analysis(reader, SessionTracker()).incidents()]
+    stats = reader.inputs[0]
+    assert stats.fast_path
+    assert stats.error is not None and "ends early" in stats.error
+    assert 0 < stats.records < slow[2][0]
+    assert 0 < len(incidents) < len(slow[0])

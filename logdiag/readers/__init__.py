@@ -162,8 +162,8 @@ class LogReader:
         stream = chain(sample, pieces)
         if detection is None or detection.format not in scan.FORMATS:
             yield from self._records(name, split_lines(stream))
-            if failure and self.inputs and self.inputs[-1].error is None:
-                self.inputs[-1].error = f"input ends early or is corrupt after line {self.inputs[-1].lines}: {failure[0]}"
+            if failure and self.inputs:
+                self.inputs[-1].ended_early(failure[0])
             return
         self.inputs.append(stats)
         stats.format = detection.format.value
@@ -181,7 +181,7 @@ class LogReader:
         )
         yield from records_of(kept.lines(batches), detection, InputStats(file=name), name, quiet=self.quiet)
         if failure:
-            stats.error = f"input ends early or is corrupt after line {stats.lines}: {failure[0]}"
+            stats.ended_early(failure[0])
 
 
 def _until_corrupt(pieces: Iterator[bytes | _Tick], failure: list[BaseException]) -> Iterator[bytes | _Tick]:

@@ -201,7 +201,7 @@ def decode_lines(chunks: Iterable[bytes | _Tick], stats: InputStats) -> Iterator
         except StopIteration:
             return
         except DECOMPRESSION_ERRORS as exc:
-            stats.error = f"input ends early or is corrupt after line {number}: {exc}"
+            stats.ended_early(exc, number)
             return
         if raw is TICK:
             yield TICK

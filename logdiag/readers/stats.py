@@ -65,6 +65,12 @@ class InputStats:
         """Lines that no record accounts for."""
         return sum(self.skipped.values())
 
+    def ended_early(self, exc: BaseException, after_line: int | None = None) -> None:
+        """The input (a compressed file) stopped short: say where, once."""
+        if self.error is None:
+            line = self.lines if after_line is None else after_line
+            self.error = f"input ends early or is corrupt after line {line}: {exc}"
+
     def skip(self, line: int, reason: str, text: str = "", count: int = 1) -> None:
         """Count ``count`` skipped lines starting at ``line``; raise under ``--on-bad-line fail``."""
         self.skipped[reason] += count
