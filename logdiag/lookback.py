@@ -21,7 +21,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -34,7 +34,6 @@ from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
 BATCH_BYTES = 2 * 1024 * 1024
 LOOKBACK_BYTES = 8 * 1024 * 1024  # pipes and followed files: memory stays small
 FILE_LOOKBACK_BYTES = 64 * 1024 * 1024  # compressed files
-_REMEMBERED = 100_000  # keys of sessions whose held lines were dropped
 #: Sessions whose lines go on at once after their first violation; beyond this many, the one that
 #: failed longest ago is held again like any other (and recalled if it fails again).
 MAX_KEPT_SESSIONS = 1_000
@@ -153,7 +152,6 @@ class LookbackFilter:
         self.held_bytes = 0
         self.last_key: str | None = None  # of the record the last block ended in
         self.session_key = _session_key(fmt, prefix, self.classifier.session_letter)
-        self.forgotten: OrderedDict[str, None] = OrderedDict()
         self.offset = 0
 
     def lines(self, batches: Iterable[bytes | _Tick]) -> Iterator[tuple[int, str] | _Tick]:
@@ -183,9 +181,11 @@ class LookbackFilter:
     def _hold(self, frame) -> None:
         """Hold the lines not kept, each with its record's session key; drop the oldest beyond the look-back."""
         pl = self.pl
-        # Continuation lines (quoted newlines, TAB lines) take the key of their record's first line.
-        key = pl.when(pl.col("line") == pl.col("start")).then(self.session_key).forward_fill()
-        frame = frame.with_columns(key=key.fill_null(pl.lit(self.last_key, pl.Utf8)))
+        # Continuation lines (quoted newlines, TAB lines) take the key of their record's first line,
+        # which may have none (a postmaster line): "" stands for it while filling forward.
+        key = pl.when(pl.col("line") == pl.col("start")).then(self.session_key.fill_null(""))
+        key = key.forward_fill().fill_null(pl.lit(self.last_key or "", pl.Utf8))
+        frame = frame.with_columns(key=pl.when(key != "").then(key))
         if frame.height:
             self.last_key = frame["key"][-1]
         held = frame.filter(~pl.col("keep")).select("line", "text", "key")
@@ -200,17 +200,14 @@ class LookbackFilter:
             self._forget(dropped)
 
     def _forget(self, frame) -> None:
-        """Remember the sessions whose lines are dropped: their history is incomplete from now on."""
+        """Tell of the sessions whose lines are dropped: their history is incomplete from now on."""
+        if self.on_forgotten is None:
+            return
         for key in frame.get_column("key").drop_nulls().unique():
-            self.forgotten[key] = None
-            self.forgotten.move_to_end(key)
-            if self.on_forgotten is not None:
-                if self.classifier.session_letter == "p":
-                    self.on_forgotten(pid=int(key))
-                else:
-                    self.on_forgotten(session_id=key)
-        while len(self.forgotten) > _REMEMBERED:
-            self.forgotten.popitem(last=False)
+            if self.classifier.session_letter == "p":
+                self.on_forgotten(pid=int(key))
+            else:
+                self.on_forgotten(session_id=key)
 
     def _recall(self, keys: set[str]) -> Iterator[tuple[int, str]]:
         """Hand on, oldest first, the held lines of sessions that have just failed."""
