@@ -182,10 +182,11 @@ class LookbackFilter:
         """Hold the lines not kept, each with its record's session key; drop the oldest beyond the look-back."""
         pl = self.pl
         # Continuation lines (quoted newlines, TAB lines) take the key of their record's first line,
-        # which may have none (a postmaster line): "" stands for it while filling forward.
-        key = pl.when(pl.col("line") == pl.col("start")).then(self.session_key.fill_null(""))
-        key = key.forward_fill().fill_null(pl.lit(self.last_key or "", pl.Utf8))
-        frame = frame.with_columns(key=pl.when(key != "").then(key))
+        # which may have none (a postmaster line).
+        first = pl.col("line") == pl.col("start")
+        frame = frame.with_columns(key=pl.when(first).then(self.session_key))
+        carried = pl.col("key").forward_fill().fill_null(pl.lit(self.last_key, pl.Utf8))
+        frame = frame.with_columns(key=pl.when(first).then("key").otherwise(carried))
         if frame.height:
             self.last_key = frame["key"][-1]
         held = frame.filter(~pl.col("keep")).select("line", "text", "key")
