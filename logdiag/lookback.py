@@ -154,8 +154,12 @@ class LookbackFilter:
         self.session_key = _session_key(fmt, prefix, self.classifier.session_letter)
         self.offset = 0
 
-    def lines(self, batches: Iterable[bytes | _Tick]) -> Iterator[tuple[int, str] | _Tick]:
-        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through."""
+    def lines(self, batches: Iterable[bytes | _Tick], release: bool = False) -> Iterator[tuple[int, str] | _Tick]:
+        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through.
+
+        With ``release``, the held lines are handed on at the end too, oldest first: a followed
+        file that is rotated away takes the history of transactions that go on in the next one.
+        """
         for batch in batches:
             if batch is TICK:
                 yield TICK
@@ -165,6 +169,11 @@ class LookbackFilter:
             self.offset += len(batch)
             yield from self._feed(block)
             self.stats.lines = self.classifier.carry.line
+        if release:
+            while self.held:
+                frame, _ = self.held.popleft()
+                yield from zip(frame["line"], frame["text"], strict=True)
+            self.held_bytes = 0
 
     def _feed(self, block: Block) -> Iterator[tuple[int, str]]:
         found = list(errors_in(lines_with(block, MARKERS[self.fmt]), self.fmt, self.prefix))

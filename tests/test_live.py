@@ -70,11 +70,28 @@ def test_follow_a_log_directory_across_rotation(pg_cluster):
             second = json.loads(line)
             assert second["key"] == {"parent_id": "43"} and second["culprits"][0]["statement"] == culprit
             assert second["raised_by"]["source"]["file"] != first["raised_by"]["source"]["file"]
+            # A transaction across a rotation: its INSERT is in one file, its COMMIT in the next.
+            time.sleep(1.1)
+            culprit = "INSERT INTO live_child VALUES (44, 44)"
+            with psycopg.connect(cluster.conninfo, application_name="live", autocommit=False,
+                                 cursor_factory=psycopg.ClientCursor) as conn:
+                conn.execute(culprit)
+                time.sleep(1.5)  # read, and held, before the file changes
+                cluster.psql("SELECT pg_rotate_logfile();", check=True)
+                time.sleep(0.5)
+                with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                    conn.commit()
+            line = _read_line(process.stdout, timeout=10)
+            assert line is not None, "no incident for the transaction across the rotation"
+            third = json.loads(line)
+            assert third["key"] == {"parent_id": "44"} and third["culprits"][0]["statement"] == culprit
+            assert third["culprits"][0]["source"]["file"] == second["raised_by"]["source"]["file"]
+            assert third["raised_by"]["source"]["file"] != second["raised_by"]["source"]["file"]
         finally:
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=10)
         assert process.returncode == ExitStatus.TERMINATED
-        assert "Traceback" not in stderr and "2 incidents" in stderr
+        assert "Traceback" not in stderr and "3 incidents" in stderr
 
 
 @pytest.mark.postgres

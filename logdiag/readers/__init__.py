@@ -179,7 +179,8 @@ class LogReader:
             stream if live else lookback.in_thread(stream),
             size=lookback.BATCH_BYTES if live else scan.CHUNK_BYTES, latency=self.quiet,
         )
-        yield from records_of(kept.lines(batches), detection, InputStats(file=name), name, quiet=self.quiet)
+        lines = kept.lines(batches, release=self.follow)
+        yield from records_of(lines, detection, InputStats(file=name), name, quiet=self.quiet)
         if failure:
             stats.ended_early(failure[0])
 
