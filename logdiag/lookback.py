@@ -182,7 +182,7 @@ class LookbackFilter:
             yield from self._recall(failing)
             self.classifier.keep_sessions(failing, at_most=MAX_KEPT_SESSIONS)
         others = sorted(offset for offset, _, violation in found if not violation)
-        frame = self.classifier.classify(block, others)
+        frame = self.classifier.classify(block, others, extra={"key": self.session_key})
         kept = frame.filter("keep")
         yield from zip(kept["line"], kept["text"], strict=True)
         self._hold(frame)
@@ -193,8 +193,7 @@ class LookbackFilter:
         # Continuation lines (quoted newlines, TAB lines) take the key of their record's first line,
         # which may have none (a postmaster line).
         first = pl.col("line") == pl.col("start")
-        frame = frame.with_columns(key=pl.when(first).then(self.session_key))
-        carried = pl.col("key").forward_fill().fill_null(pl.lit(self.last_key, pl.Utf8))
+        carried = pl.when(first).then("key").forward_fill().fill_null(pl.lit(self.last_key, pl.Utf8))
         frame = frame.with_columns(key=pl.when(first).then("key").otherwise(carried))
         if frame.height:
             self.last_key = frame["key"][-1]

@@ -303,11 +303,13 @@ class LineClassifier:
         exact = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
         return text.str.contains(alternation), exact
 
-    def frame(self, block: Block):
-        """The block's lines with their numbers and what the vectorised tests say of them."""
+    def frame(self, block: Block, extra: dict[str, Any] | None = None):
+        """The block's lines with their numbers and what the vectorised tests (and ``extra``
+        expressions, computed alongside them) say of them."""
         pl = self.pl
         text = pl.col("text")
         columns = {
+            **(extra or {}),
             "short": text.str.len_bytes() < 16,
             "is_record": self.is_record,
             "in_session": self.in_kept_session[0],
@@ -373,13 +375,13 @@ class LineClassifier:
             lines.append(partial.replace(b"\x00", b"").decode("utf-8", "replace").encode("utf-8"))
         return b"\n".join(lines)
 
-    def classify(self, block: Block, kept_offsets: Sequence[int] = ()):
+    def classify(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None):
         """The block's lines as a frame of ``line``, ``text``, ``start`` (the line their record
-        starts at) and ``keep``; counts go to the stats."""
+        starts at), ``keep`` and the ``extra`` columns; counts go to the stats."""
         pl = self.pl
         text = pl.col("text")
         carry = self.carry
-        frame = self.frame(block)
+        frame = self.frame(block, extra)
         if self.fmt is LogFormat.CSVLOG:
             quotes = pl.col("quotes")
             is_start = (quotes.cum_sum() - quotes + carry.parity) % 2 == 0
@@ -412,7 +414,7 @@ class LineClassifier:
             carry.start = frame["start"][-1]
             carry.keep = bool(frame["keep"][-1])
             carry.line += frame.height
-        return frame.select("line", "text", "start", "keep")
+        return frame.select("line", "text", "start", "keep", *(extra or {}))
 
     def _count(self, frame) -> None:
         """Records and unusable lines, counted the vectorised way (the fast path reads no other)."""
