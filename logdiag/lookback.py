@@ -32,7 +32,7 @@ from logdiag.readers.stats import InputStats
 from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
 
 BATCH_BYTES = 2 * 1024 * 1024
-LOOKBACK_BYTES = 8 * 1024 * 1024  # pipes and followed files: memory stays small
+LOOKBACK_BYTES = 6 * 1024 * 1024  # pipes and followed files: memory stays small
 FILE_LOOKBACK_BYTES = 64 * 1024 * 1024  # compressed files
 #: Sessions whose lines go on at once after their first violation; beyond this many, the one that
 #: failed longest ago is held again like any other (and recalled if it fails again).
