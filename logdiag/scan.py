@@ -26,6 +26,7 @@ from typing import Any
 
 from logdiag.messages import parse_violation
 from logdiag.readers.detect import LogFormat
+from logdiag.readers.inputs import decode_line
 from logdiag.readers.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
 from logdiag.readers.stats import InputStats
 
@@ -168,7 +169,7 @@ def _csv_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str, 
 def _json_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str, bool]]:
     for position, line in lines:
         try:
-            obj = json.loads(_decoded(line))
+            obj = json.loads(decode_line(line)[0])
         except ValueError:
             continue
         state = obj.get("state_code") or ""
@@ -179,7 +180,7 @@ def _json_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str,
 def _stderr_errors(lines: Iterable[tuple[int, bytes]], prefix: LinePrefix) -> Iterator[tuple[int, str, bool]]:
     use_session = "c" in prefix.escapes
     for position, line in lines:
-        found = prefix.match(_decoded(line))
+        found = prefix.match(decode_line(line)[0])
         if found is None or found.keyword != "ERROR":
             continue
         text = found.text
@@ -191,14 +192,6 @@ def _stderr_errors(lines: Iterable[tuple[int, bytes]], prefix: LinePrefix) -> It
         if key is None:
             continue
         yield position, str(key), parse_violation(text, None, state) is not None
-
-
-def _decoded(line: bytes) -> str:
-    """A line as the readers decode it: UTF-8, else Latin-1 (a LATIN1 database's text)."""
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError:
-        return line.decode("latin-1")
 
 
 # --- pass 2: lines --------------------------------------------------------------------------
@@ -365,10 +358,9 @@ class LineClassifier:
                 line = line.replace(b"\x00", b"")
                 if not line.strip():
                     self.nul_lines += 1
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                line = line.decode("latin-1").encode("utf-8")
+            text, recoded = decode_line(line)
+            if recoded:
+                line = text.encode("utf-8")
                 self.stats.recoded += 1
             lines[index] = line
         if partial is not None:

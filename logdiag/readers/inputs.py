@@ -185,6 +185,14 @@ def _decompressed(stream: BinaryIO, kind: str) -> Iterator[bytes]:
                     decompressor = _decompressor(kind)
 
 
+def decode_line(raw: bytes) -> tuple[str, bool]:
+    """A line's text: UTF-8, else Latin-1 (a LATIN1 database's statements); and whether it was Latin-1."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), True
+
+
 def decode_lines(chunks: Iterable[bytes | _Tick], stats: InputStats) -> Iterator[tuple[int, str] | _Tick]:
     """Yield ``(line_number, text)`` for each physical line, without its line ending.
 
@@ -214,11 +222,8 @@ def decode_lines(chunks: Iterable[bytes | _Tick], stats: InputStats) -> Iterator
             if not raw.strip():
                 stats.skip(number, "NUL bytes")
                 continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("latin-1")
-            stats.recoded += 1
+        text, recoded = decode_line(raw)
+        stats.recoded += recoded
         if text.endswith("\n"):
             text = text[:-2] if text.endswith("\r\n") else text[:-1]
         elif text.endswith("\r"):
