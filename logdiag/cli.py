@@ -56,6 +56,20 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+class _StdoutConsole(Console):
+    """rich's console for stdout, but a closed pipe ends the run the way it does for every output.
+
+    rich's own handling exits with 1, which to logdiag means "incidents found"; raising the
+    BrokenPipeError lets :func:`_handled` exit with 141 like the JSON and JSONL writers.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(highlight=False)
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"logdiag {__version__}")
@@ -208,7 +222,7 @@ def _render(output_format: AnalyzeFormat, analysis: Analysis, incidents: Iterato
         return write_markdown(analysis, incidents, sys.stdout)
     from logdiag.report.text import write_text
 
-    return write_text(analysis, incidents, Console(highlight=False))
+    return write_text(analysis, incidents, _StdoutConsole())
 
 
 def _stopped(analysis: Analysis) -> str:
@@ -290,7 +304,7 @@ def summary(
         elif output_format is SummaryFormat.MARKDOWN:
             write_summary_markdown(result, sys.stdout)
         else:
-            write_summary_text(result, Console(highlight=False))
+            write_summary_text(result, _StdoutConsole())
 
 
 @app.command()
@@ -316,7 +330,7 @@ def records(
         if output_format is RecordsFormat.JSONL:
             write_jsonl(reader, sys.stdout)
         else:
-            write_table(reader, Console(highlight=False))
+            write_table(reader, _StdoutConsole())
         sys.stdout.flush()
         if not quiet:
             _summarize(reader.inputs, show_examples=on_bad_line is OnBadLine.WARN)

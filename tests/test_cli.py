@@ -94,6 +94,21 @@ class TestRecords:
         assert process.returncode == ExitStatus.PIPE_CLOSED
         assert b"Traceback" not in stderr
 
+    @pytest.mark.parametrize("command", [["analyze"], ["records", "--format", "table"]])
+    def test_closed_pipe_under_rich_output(self, scenario_logs, tmp_path, command):
+        """rich's own closed-pipe handling (exit 1, which means "incidents found") is not ours: 141."""
+        big = tmp_path / "big.csv"
+        big.write_bytes(scenario_logs["csvlog"].read_bytes() * 20)  # far more output than a pipe holds
+        process = subprocess.Popen(
+            [sys.executable, "-m", "logdiag", *command, str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        process.stdout.readline()
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == ExitStatus.PIPE_CLOSED
+        assert b"Traceback" not in stderr
+
     def test_on_bad_line_fail(self, server_logs, tmp_path):
         """--on-bad-line fail stops at the first bad line, naming it."""
         path = tmp_path / "damaged.csv"
