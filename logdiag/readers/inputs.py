@@ -29,8 +29,15 @@ _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 # In a log directory that holds several destinations of one server, read only one of them.
 _DIRECTORY_PREFERENCE = ("csvlog", "jsonlog", "other")
 
+try:  # Intel's ISA-L inflates gzip about four times as fast as zlib: a .gz reads as fast as zcat
+    from isal import isal_zlib as gzip_inflate
+except ImportError:  # no wheel for this machine: the standard library does the same, slower
+    gzip_inflate = zlib
+
 #: What a broken compressed stream raises while it is read.
-DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, lzma.LZMAError)
+DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, OSError, zlib.error, gzip_inflate.error, lzma.LZMAError,
+)
 
 
 def expand_paths(paths: Sequence[str]) -> list[str]:
@@ -154,7 +161,7 @@ class OpenInput:
 
 def _decompressor(kind: str) -> Any:
     if kind == "gzip":
-        return zlib.decompressobj(wbits=31)
+        return gzip_inflate.decompressobj(wbits=31)
     if kind == "bz2":
         return bz2.BZ2Decompressor()
     if kind == "xz":
