@@ -17,7 +17,7 @@ from logdiag import __version__
 from logdiag.errors import LogdiagError
 from logdiag.exitcodes import ExitStatus
 from logdiag.incidents import Incident
-from logdiag.lookback import FILE_LOOKBACK_BYTES, LOOKBACK_BYTES
+from logdiag.lookback import LOOKBACK_BYTES
 from logdiag.pipeline import Analysis
 from logdiag.readers import LogFormat, LogReader, OnBadLine
 from logdiag.readers.stats import InputStats
@@ -25,6 +25,7 @@ from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
 from logdiag.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
+from logdiag.window import WINDOW_BYTES
 
 app = typer.Typer(
     name="logdiag",
@@ -168,7 +169,7 @@ def analyze(
         typer.Option(
             "--lookback-mb", min=1, show_default=False,
             help=f"Pipes, followed and compressed logs: MB of lines held for sessions that have not failed yet "
-            f"(default {LOOKBACK_BYTES >> 20}, {FILE_LOOKBACK_BYTES >> 20} for compressed files).",
+            f"(default {LOOKBACK_BYTES >> 20}, {WINDOW_BYTES >> 20} for compressed files).",
         ),
     ] = None,
     quiet: QuietOpt = False,

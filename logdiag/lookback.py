@@ -1,8 +1,9 @@
-"""The fast path for input that can be read only once: pipes, followed files, compressed files.
+"""The fast path for live input: pipes and followed files.
 
 A file on disk can be read twice (:mod:`logdiag.scan`: find the failing sessions, then read their
-lines). A stream cannot, so it is read in batches of whole lines, and each batch is classified
-with the same vectorised tests (:class:`~logdiag.scan.LineClassifier`):
+lines). Live input cannot, and its lines must go on within a second of arriving (a compressed file
+need not: :mod:`logdiag.window`), so it is read in batches of whole lines, and each batch is
+classified with the same vectorised tests (:class:`~logdiag.scan.LineClassifier`):
 
 - lines of sessions that have already failed, of other errors, DDL and the first BEGIN/COMMIT go
   on to the readers at once, as on the file fast path;
@@ -32,8 +33,7 @@ from logdiag.readers.stats import InputStats
 from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
 
 BATCH_BYTES = 2 * 1024 * 1024
-LOOKBACK_BYTES = 6 * 1024 * 1024  # pipes and followed files: memory stays small
-FILE_LOOKBACK_BYTES = 64 * 1024 * 1024  # compressed files
+LOOKBACK_BYTES = 6 * 1024 * 1024  # memory stays small
 #: Sessions whose lines go on at once after their first violation; beyond this many, the one that
 #: failed longest ago is held again like any other (and recalled if it fails again).
 MAX_KEPT_SESSIONS = 1_000
@@ -151,7 +151,7 @@ class LookbackFilter:
         self.held: deque[tuple[Any, int]] = deque()  # (frame of line, text, key; its size)
         self.held_bytes = 0
         self.last_key: str | None = None  # of the record the last block ended in
-        self.session_key = _session_key(fmt, prefix, self.classifier.session_letter)
+        self.session_key = session_key(fmt, prefix, self.classifier.session_letter)
         self.offset = 0
 
     def lines(self, batches: Iterable[bytes | _Tick], release: bool = False) -> Iterator[tuple[int, str] | _Tick]:
@@ -238,7 +238,7 @@ class LookbackFilter:
             yield from zip(frame["line"], frame["text"], strict=True)
 
 
-def _session_key(fmt: LogFormat, prefix: LinePrefix | None, letter: str):
+def session_key(fmt: LogFormat, prefix: LinePrefix | None, letter: str):
     """The expression that finds a record's session key in its first line.
 
     csvlog: the first ``,<hex>.<hex>,<digits>`` is the session id field (the fields before it are

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -53,18 +54,23 @@ def test_block_boundaries_change_nothing(scenario_logs, fmt, block_bytes, monkey
     assert fast[:3] == slow[:3]
 
 
-def test_pid_keyed_stderr(pg_cluster, tmp_path):
-    """With the default prefix (no %c, no %v), sessions are kept by pid: still the same answers."""
+@pytest.mark.parametrize("prefix", ["%m [%p] ", "%m [%p] %l "])
+def test_pid_keyed_stderr(pg_cluster, prefix, tmp_path, monkeypatch):
+    """With the default prefix (no %c, no %v), sessions are kept by pid: still the same answers,
+    from the file and from a .gz whose window is too short (with %l the window tells lost
+    history by session line numbers, without it by the pids of the lines it drops)."""
     from tests.scenarios import play
 
-    with pg_cluster(log_line_prefix="%m [%p] ", log_statement="all") as cluster:
+    with pg_cluster(log_line_prefix=prefix, log_statement="all") as cluster:
         play(cluster)
         cluster.stop()
         log = tmp_path / "postgresql.log"
         shutil.copyfile(cluster.log_file("stderr"), log)
-    slow, fast = _run(log, fast=False), _run(log, fast=True)
+    slow, fast = _run(log, fast=False, prefix=prefix), _run(log, fast=True, prefix=prefix)
     assert fast[3] and len(slow[0]) > 25
     assert fast[:3] == slow[:3]
+    for lookback in (1, 8192):
+        _check_short_lookback(log, "stderr", "gzip", lookback, prefix, tmp_path, monkeypatch)
 
 
 def test_crlf_and_multiline_records_keep_their_line_numbers(scenario_logs, tmp_path):
@@ -162,27 +168,76 @@ def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypat
     assert _renamed(fast[0], packed, scenario_logs[fmt]) == slow[0]
 
 
-def test_a_short_lookback_says_what_it_dropped(scenario_logs, tmp_path, monkeypatch):
-    """With a look-back too short to hold a transaction, incidents lose culprits but say why."""
-    from logdiag import lookback, scan
-    from logdiag.readers import inputs
+def _first_offsets(log, session: bytes) -> tuple[dict[str, int], list[int]]:
+    """From the raw log: the byte offset of each session's first line (``session`` captures its
+    id or pid), and of every line."""
+    first: dict[str, int] = {}
+    starts, offset = [], 0
+    for line in log.read_bytes().splitlines(keepends=True):
+        starts.append(offset)
+        found = re.search(session, line)
+        if found:
+            first.setdefault(found[1].decode(), offset)
+        offset += len(line)
+    return first, starts
 
-    monkeypatch.setattr(lookback, "BATCH_BYTES", 256)
+
+_SESSION = {"csvlog": rb",([0-9a-f]+\.[0-9a-f]+),\d", "jsonlog": rb'"session_id":"([^"]+)"', "stderr": rb" c=(\S+) "}
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+@pytest.mark.parametrize("source", ["gzip", "stdin"])
+@pytest.mark.parametrize("lookback", [1, 8192])
+def test_a_short_lookback_says_what_it_dropped(scenario_logs, fmt, source, lookback, tmp_path, monkeypatch):
+    """A look-back shorter than the sessions (compressed files: the window; stdin: the held lines)."""
+    prefix = RICH if fmt == "stderr" else None
+    _check_short_lookback(scenario_logs[fmt], fmt, source, lookback, prefix, tmp_path, monkeypatch)
+
+
+def _check_short_lookback(log, fmt, source, lookback, prefix, tmp_path, monkeypatch) -> None:
+    """Each incident is the full answer or says that the session's earlier records were dropped,
+    and it may say so only if the session's first line is further back than the look-back."""
+    import io
+    import sys
+    import types
+
+    from logdiag import lookback as lookback_module
+    from logdiag import scan
+    from logdiag.readers import inputs, live
+
+    monkeypatch.setattr(lookback_module, "BATCH_BYTES", 256)
     monkeypatch.setattr(scan, "CHUNK_BYTES", 256)
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 32)
-    packed = _packed(scenario_logs["csvlog"], tmp_path)
-    slow = _run(scenario_logs["csvlog"], fast=False)
-    reader = LogReader([str(packed)], fast=True, lookback_bytes=1)
+    monkeypatch.setattr(live, "CHUNK", 32)
+    slow = _run(log, fast=False, prefix=prefix)
+    if source == "gzip":
+        name = str(_packed(log, tmp_path))
+    else:
+        name = "-"
+        monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(log.read_bytes())))
+    reader = LogReader([name], fast=True, lookback_bytes=lookback, log_line_prefix=prefix,
+                       quiet=1.0 if name == "-" else None)
     analysis = Analysis(reader, SessionTracker())
-    short = _renamed([i.to_dict() for i in analysis.incidents()], packed, scenario_logs["csvlog"])
+    short = _renamed([i.to_dict() for i in analysis.incidents()], name, log)
+    assert reader.inputs[0].fast_path
+    assert (reader.inputs[0].records, reader.inputs[0].lines) == (slow[2][0], slow[2][2])
     assert len(short) == len(slow[0])
-    assert (analysis.inputs[0].records, analysis.inputs[0].lines) == (slow[2][0], slow[2][2])
-    lost = [i for i in short if "--lookback-mb" in json.dumps(i)]
-    assert lost  # a batch is about a line and nothing more is held: transactions span batches
-    assert all("earlier records" in json.dumps(i) for i in lost), [i["explanation"] for i in lost]
+    by_pid = "%c" not in (prefix or "%c")
+    first, starts = _first_offsets(log, rb"\[(\d+)\]" if by_pid else _SESSION[fmt])
+    within = 0
     for incident, expected in zip(short, slow[0], strict=True):
-        if incident not in lost:
+        session = str(expected["session"]["pid"] if by_pid else expected["session"]["session_id"])
+        raised = starts[expected["raised_by"]["source"]["line"] - 1]
+        if "--lookback-mb" in json.dumps(incident):
+            assert "earlier records" in incident["explanation"] or incident["culprits"], incident
+            assert raised - first[session] >= lookback, (session, raised, first[session])
+        else:
             assert incident == expected
+        within += raised - first[session] < lookback
+    if lookback == 1:
+        assert any("--lookback-mb" in json.dumps(i) for i in short)
+    else:
+        assert within  # the test sees sessions on both sides of the look-back
 
 
 def test_standard_input_goes_through_the_lookback(scenario_logs):

@@ -38,12 +38,12 @@ class LogReader:
             waiting for DETAIL/STATEMENT lines are complete. None reads stdin as a batch.
         stop: with ``follow``, set this event to end the iteration.
         fast: read csvlog/jsonlog/stderr through the vectorised pre-filter, which yields only the
-            records a diagnosis needs: big plain files with :mod:`logdiag.scan`, standard input,
-            followed and compressed files with :mod:`logdiag.lookback`.
+            records a diagnosis needs: big plain files with :mod:`logdiag.scan`, standard input
+            and followed files with :mod:`logdiag.lookback`, compressed files with :mod:`logdiag.window`.
         fast_min_bytes: the size from which plain files are pre-filtered.
-        lookback_bytes: how much of a stream's not-yet-needed lines the pre-filter holds (default:
-            :data:`~logdiag.lookback.LOOKBACK_BYTES` for pipes and followed files,
-            :data:`~logdiag.lookback.FILE_LOOKBACK_BYTES` for compressed files).
+        lookback_bytes: how far back from a session's failure a stream's lines are still kept
+            (default: :data:`~logdiag.lookback.LOOKBACK_BYTES` for pipes and followed files,
+            :data:`~logdiag.window.WINDOW_BYTES` for compressed files).
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.sessions.SessionTracker.forget`).
 
@@ -150,8 +150,8 @@ class LogReader:
         yield from records_of(lines, detection, InputStats(file=path), path)
 
     def _streamed(self, name: str, pieces: Iterator[bytes | _Tick]) -> Iterator[LogRecord]:
-        """A stream read once (pipe, followed or compressed file) through the look-back pre-filter."""
-        from logdiag import lookback, scan
+        """A stream read once (pipe, followed or compressed file) through a pre-filter."""
+        from logdiag import scan
 
         stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=True)
         failure: list[BaseException] = []
@@ -168,21 +168,37 @@ class LogReader:
         self.inputs.append(stats)
         stats.format = detection.format.value
         stats.log_line_prefix = detection.prefix.format if detection.prefix else None
-        live = name == "-" or self.follow
-        # Live input must stay small in memory; a compressed file has the file fast path's budget,
-        # and is decompressed by a second thread while the batches are scanned.
-        kept = lookback.LookbackFilter(
-            detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten, compact=live,
-            lookback_bytes=self.lookback_bytes or (lookback.LOOKBACK_BYTES if live else lookback.FILE_LOOKBACK_BYTES),
-        )
-        batches = lookback.batches(
-            stream if live else lookback.in_thread(stream),
-            size=lookback.BATCH_BYTES if live else scan.CHUNK_BYTES, latency=self.quiet,
-        )
-        lines = kept.lines(batches, release=self.follow)
+        if name == "-" or self.follow:
+            lines = self._looked_back(detection, stats, stream)
+        else:
+            lines = self._windowed(detection, stats, stream)
         yield from records_of(lines, detection, InputStats(file=name), name, quiet=self.quiet)
         if failure:
             stats.ended_early(failure[0])
+
+
+    def _looked_back(self, detection: Detection, stats: InputStats, stream: Iterator[bytes | _Tick]) -> Iterator[tuple[int, str] | _Tick]:
+        """Live input: lines go on as soon as they are classified; the others are held a while."""
+        from logdiag import lookback
+
+        kept = lookback.LookbackFilter(
+            detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten,
+            lookback_bytes=self.lookback_bytes or lookback.LOOKBACK_BYTES,
+        )
+        return kept.lines(lookback.batches(stream, latency=self.quiet), release=self.follow)
+
+    def _windowed(self, detection: Detection, stats: InputStats, stream: Iterator[bytes | _Tick]) -> Iterator[tuple[int, str]]:
+        """A compressed file: decompressed and searched for errors by a second thread, classified
+        a window late by this one."""
+        from logdiag import lookback, scan, window
+
+        batches = lookback.batches(stream, size=scan.CHUNK_BYTES)
+        arrivals = lookback.in_thread(window.arrivals(batches, detection.format, detection.prefix), depth=2)  # type: ignore[arg-type]
+        kept = window.WindowFilter(
+            detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten,
+            window_bytes=self.lookback_bytes or window.WINDOW_BYTES,
+        )
+        return kept.lines(arrivals)
 
 
 def _until_corrupt(pieces: Iterator[bytes | _Tick], failure: list[BaseException]) -> Iterator[bytes | _Tick]:

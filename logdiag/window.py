@@ -1,0 +1,157 @@
+"""The fast path for compressed files: the file fast path's two passes over a sliding window.
+
+A compressed file can be read only once (decompressing it twice costs twice), but nothing waits
+for its next line, so its lines can be handed on late. It is read a block at a time into a window
+of about ``window_bytes`` behind the newest block:
+
+1. as a block **arrives**, its ERROR lines are looked at (pass 1 of :mod:`logdiag.scan`), and the
+   sessions that fail in it are kept from then on;
+2. a block **leaves** the window, classified like a block of an uncompressed file (pass 2), once
+   ``window_bytes`` more have arrived after it: the lines of every session that fails in that
+   span go on to the readers.
+
+So a session's lines reach the readers if it fails less than ``window_bytes`` after them, and
+each line is tested once, with the same vectorised tests as an uncompressed file (the look-back
+of :mod:`logdiag.lookback`, which live input needs, costs a session key extracted from every line).
+
+A session that fails after some of its lines have left the window has lost them: it is told to
+``on_forgotten``, and its incident says so. Which sessions those are is told by the session line
+number (csvlog, jsonlog, ``%l``) of the first of its lines to leave the window after it failed:
+1 means nothing came before. Without ``%l``, the session key of every line that leaves the window
+without being kept is extracted and told, as the look-back does.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+from logdiag.lookback import Forgotten, session_key
+from logdiag.readers.detect import LogFormat
+from logdiag.readers.prefix import LinePrefix
+from logdiag.readers.stats import InputStats
+from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
+
+WINDOW_BYTES = 64 * 1024 * 1024
+
+#: (a block of whole lines, the ERROR lines in it: (byte offset, session key, is a violation))
+Arrival = tuple[Block, list[tuple[int, str, bool]]]
+#: (keys of sessions whose lines were dropped, the kept lines) of a block leaving the window
+Decision = tuple[list[str], list[tuple[int, str]]]
+
+
+def arrivals(batches: Iterable[bytes], fmt: LogFormat, prefix: LinePrefix | None) -> Iterator[Arrival]:
+    """Blocks of whole lines with their ERROR lines (pass 1); may run on the decompressing thread."""
+    offset = 0
+    for batch in batches:
+        block = Block(offset, batch, len(batch))
+        offset += len(batch)
+        yield block, list(errors_in(lines_with(block, MARKERS[fmt]), fmt, prefix))
+
+
+class WindowFilter:
+    """Pass on the lines of a compressed file that a diagnosis needs, deciding a window late.
+
+    Args:
+        fmt: csvlog, jsonlog or stderr.
+        prefix: the ``log_line_prefix`` (stderr).
+        stats: the input's counts (every line is counted here, kept or not).
+        window_bytes: how far after a line its session's failure still keeps it.
+        on_forgotten: told ``session_id=`` (or ``pid=``) of sessions whose lines were dropped.
+    """
+
+    def __init__(
+        self, fmt: LogFormat, prefix: LinePrefix | None, stats: InputStats,
+        window_bytes: int = WINDOW_BYTES, on_forgotten: Forgotten | None = None,
+    ) -> None:
+        self.stats = stats
+        self.classifier = LineClassifier(fmt, prefix, stats)
+        self.window_bytes = window_bytes
+        self.on_forgotten = on_forgotten
+        self.window: deque[tuple[Block, list[int]]] = deque()  # blocks, with their other errors' offsets
+        self.bytes_in_window = 0
+        self.released = False  # whether a block has left the window (and lines were dropped)
+        self.pending: set[str] = set()  # failed after that, and none of their lines has left since
+        self.session_key = session_key(fmt, prefix, self.classifier.session_letter)
+        self.line_number = _session_line_number(fmt, prefix)
+        self.by_pid = self.classifier.session_letter == "p"
+
+    def lines(self, arrivals: Iterable[Arrival]) -> Iterator[tuple[int, str]]:
+        """The kept lines as ``(line number, text)``, in file order; ``on_forgotten`` is told
+        of dropped sessions before their kept lines."""
+        for forgotten, lines in self.decisions(arrivals):
+            for key in forgotten:
+                if self.by_pid:
+                    self.on_forgotten(pid=int(key))  # type: ignore[misc]
+                else:
+                    self.on_forgotten(session_id=key)  # type: ignore[misc]
+            yield from lines
+
+    def decisions(self, arrivals: Iterable[Arrival]) -> Iterator[Decision]:
+        """For each block that leaves the window: the sessions whose lines were dropped (for
+        ``on_forgotten``), and the block's kept lines."""
+        for block, errors in arrivals:
+            self._arrive(block, errors)
+            while self.bytes_in_window - len(self.window[0][0].data) >= self.window_bytes:
+                yield self._leave()
+        while self.window:
+            yield self._leave()
+
+    def _arrive(self, block: Block, errors: list[tuple[int, str, bool]]) -> None:
+        classifier = self.classifier
+        failing = {key for _, key, violation in errors if violation and key not in classifier.keys}
+        if failing:
+            classifier.keep_sessions(failing)
+            if self.released:
+                self.pending |= failing
+        self.window.append((block, sorted(offset for offset, _, violation in errors if not violation)))
+        self.bytes_in_window += len(block.data)
+
+    def _leave(self) -> Decision:
+        block, others = self.window.popleft()
+        self.bytes_in_window -= len(block.data)
+        pl = self.classifier.pl
+        tell_dropped = self.on_forgotten is not None and self.line_number is None
+        frame = self.classifier.classify(block, others, extra={"key": self.session_key} if tell_dropped else None)
+        self.stats.lines = self.classifier.carry.line
+        self.released = True
+        kept = frame.filter("keep")
+        forgotten: list[str] = []
+        if tell_dropped:
+            first = pl.col("line") == pl.col("start")
+            forgotten = frame.filter(first & ~pl.col("keep"))["key"].drop_nulls().unique().to_list()
+        elif self.pending and self.on_forgotten is not None:
+            forgotten = self._settle(kept)
+        return forgotten, list(zip(kept["line"], kept["text"], strict=True))
+
+    def _settle(self, kept) -> list[str]:
+        """The pending sessions whose first kept line is not their session's first."""
+        pl = self.classifier.pl
+        firsts = (
+            kept.filter(pl.col("line") == pl.col("start"))
+            .select(key=self.session_key, number=self.line_number)
+            .filter(pl.col("key").is_in(pl.Series(sorted(self.pending), dtype=pl.Utf8).implode()))
+            .unique("key", keep="first", maintain_order=True)
+        )
+        forgotten = []
+        for key, number in firsts.iter_rows():
+            self.pending.discard(key)
+            if number != "1":
+                forgotten.append(key)
+        return forgotten
+
+
+def _session_line_number(fmt: LogFormat, prefix: LinePrefix | None):
+    """The expression that finds a record's session line number in its first line, or None."""
+    import polars as pl
+
+    text = pl.col("text")
+    if fmt is LogFormat.CSVLOG:  # the field after the session id
+        return text.str.extract(r",[0-9a-f]{1,16}\.[0-9a-f]{1,16},(\d+),", 1)
+    if fmt is LogFormat.JSONLOG:
+        return text.str.extract(r'"line_num":(\d+)', 1)
+    assert prefix is not None
+    group = next((name for name, escape in prefix.groups.items() if escape == "l"), None)
+    if group is None:
+        return None
+    return text.str.extract_groups(prefix.regex.pattern).struct.field(group)
