@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
-from logdiag.sql import ConstraintDefinition, analyze_sql
+from logdiag.sql import Analysis, ConstraintDefinition, analyze_sql
 from logdiag.statements import LoggedStatement
 
 
@@ -31,7 +32,7 @@ class Catalog:
             lowered = statement.text.lower()
             if wanted and not any(name in lowered for name in wanted):
                 continue
-            analysis = analyze_sql(statement.text)
+            analysis = _parsed(statement.text)
             self.columns.update(analysis.tables)
             self.declarations.extend(Declaration(c, statement) for c in analysis.constraints)
 
@@ -43,3 +44,10 @@ class Catalog:
             if declaration.constraint.name == name:
                 return declaration
         return None
+
+
+@lru_cache(maxsize=1024)
+def _parsed(ddl: str) -> Analysis:
+    """A DDL statement parsed once, however many incidents need it (a log that creates the same
+    table over and over, as a test suite's does, would otherwise be parsed once per incident)."""
+    return analyze_sql(ddl)
