@@ -193,7 +193,7 @@ class LogReader:
         from logdiag import lookback, scan, window
 
         batches = lookback.batches(stream, size=scan.CHUNK_BYTES)
-        arrivals = lookback.in_thread(window.arrivals(batches, detection.format, detection.prefix), depth=2)  # type: ignore[arg-type]
+        arrivals = lookback.in_thread(window.arrivals(batches, detection.format, detection.prefix), depth=1)  # type: ignore[arg-type]
         kept = window.WindowFilter(
             detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten,
             window_bytes=self.lookback_bytes or window.WINDOW_BYTES,
