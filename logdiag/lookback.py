@@ -42,6 +42,15 @@ MAX_KEPT_SESSIONS = 1_000
 Forgotten = Callable[..., None]
 
 
+def tell_forgotten(on_forgotten: Forgotten, keys: Iterable[str], by_pid: bool) -> None:
+    """Tell ``on_forgotten`` of these sessions (pids, for stderr without %c)."""
+    for key in keys:
+        if by_pid:
+            on_forgotten(pid=int(key))
+        else:
+            on_forgotten(session_id=key)
+
+
 def batches(pieces: Iterable[bytes | _Tick], size: int | None = None, latency: float | None = None) -> Iterator[bytes | _Tick]:
     """Whole lines from pieces of bytes (chunks or lines), in batches of about ``size`` bytes.
 
@@ -210,13 +219,9 @@ class LookbackFilter:
 
     def _forget(self, frame) -> None:
         """Tell of the sessions whose lines are dropped: their history is incomplete from now on."""
-        if self.on_forgotten is None:
-            return
-        for key in frame.get_column("key").drop_nulls().unique():
-            if self.classifier.session_letter == "p":
-                self.on_forgotten(pid=int(key))
-            else:
-                self.on_forgotten(session_id=key)
+        if self.on_forgotten is not None:
+            keys = frame.get_column("key").drop_nulls().unique()
+            tell_forgotten(self.on_forgotten, keys, by_pid=self.classifier.session_letter == "p")
 
     def _recall(self, keys: set[str]) -> Iterator[tuple[int, str]]:
         """Hand on, oldest first, the held lines of sessions that have just failed."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-from logdiag.lookback import Forgotten, session_key
+from logdiag.lookback import Forgotten, session_key, tell_forgotten
 from logdiag.readers.detect import LogFormat
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats
@@ -80,11 +80,8 @@ class WindowFilter:
         """The kept lines as ``(line number, text)``, in file order; ``on_forgotten`` is told
         of dropped sessions before their kept lines."""
         for forgotten, lines in self.decisions(arrivals):
-            for key in forgotten:
-                if self.by_pid:
-                    self.on_forgotten(pid=int(key))  # type: ignore[misc]
-                else:
-                    self.on_forgotten(session_id=key)  # type: ignore[misc]
+            if forgotten and self.on_forgotten is not None:
+                tell_forgotten(self.on_forgotten, forgotten, self.by_pid)
             yield from lines
 
     def decisions(self, arrivals: Iterable[Arrival]) -> Iterator[Decision]:
