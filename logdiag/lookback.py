@@ -257,7 +257,18 @@ def session_key(fmt: LogFormat, prefix: LinePrefix | None, letter: str):
     if fmt is LogFormat.JSONLOG:
         return text.str.extract('"session_id":"([^"]*)"', 1)
     assert prefix is not None
-    group = next((name for name, escape in prefix.groups.items() if escape == letter), None)
-    if group is None:  # neither %c nor %p: the tracker cannot follow sessions anyway
+    field = prefix_field(prefix, letter)
+    if field is None:  # neither %c nor %p: the tracker cannot follow sessions anyway
         return pl.lit(None, pl.Utf8)
-    return text.str.extract_groups(prefix.regex.pattern).struct.field(group)
+    return field
+
+
+def prefix_field(prefix: LinePrefix, letter: str):
+    """The expression that captures the value of the ``%letter`` escape of a stderr line's
+    ``log_line_prefix``, or None when the prefix has no such escape."""
+    import polars as pl
+
+    group = next((name for name, escape in prefix.groups.items() if escape == letter), None)
+    if group is None:
+        return None
+    return pl.col("text").str.extract_groups(prefix.regex.pattern).struct.field(group)

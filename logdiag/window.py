@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-from logdiag.lookback import Forgotten, session_key, tell_forgotten
+from logdiag.lookback import Forgotten, prefix_field, session_key, tell_forgotten
 from logdiag.readers.detect import LogFormat
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats
@@ -36,8 +36,6 @@ WINDOW_BYTES = 64 * 1024 * 1024
 
 #: (a block of whole lines, the ERROR lines in it: (byte offset, session key, is a violation))
 Arrival = tuple[Block, list[tuple[int, str, bool]]]
-#: (keys of sessions whose lines were dropped, the kept lines) of a block leaving the window
-Decision = tuple[list[str], list[tuple[int, str]]]
 
 
 def arrivals(batches: Iterable[bytes], fmt: LogFormat, prefix: LinePrefix | None) -> Iterator[Arrival]:
@@ -75,24 +73,18 @@ class WindowFilter:
         self.session_key = session_key(fmt, prefix, self.classifier.session_letter)
         self.line_number = _session_line_number(fmt, prefix)
         self.by_pid = self.classifier.session_letter == "p"
+        # Without session line numbers, the key of every dropped line is told.
+        self.tell_dropped = on_forgotten is not None and self.line_number is None
 
     def lines(self, arrivals: Iterable[Arrival]) -> Iterator[tuple[int, str]]:
         """The kept lines as ``(line number, text)``, in file order; ``on_forgotten`` is told
         of dropped sessions before their kept lines."""
-        for forgotten, lines in self.decisions(arrivals):
-            if forgotten and self.on_forgotten is not None:
-                tell_forgotten(self.on_forgotten, forgotten, self.by_pid)
-            yield from lines
-
-    def decisions(self, arrivals: Iterable[Arrival]) -> Iterator[Decision]:
-        """For each block that leaves the window: the sessions whose lines were dropped (for
-        ``on_forgotten``), and the block's kept lines."""
         for block, errors in arrivals:
             self._arrive(block, errors)
             while self.bytes_in_window - len(self.window[0][0].data) >= self.window_bytes:
-                yield self._leave()
+                yield from self._leave()
         while self.window:
-            yield self._leave()
+            yield from self._leave()
 
     def _arrive(self, block: Block, errors: list[tuple[int, str, bool]]) -> None:
         classifier = self.classifier
@@ -104,22 +96,22 @@ class WindowFilter:
         self.window.append((block, sorted(offset for offset, _, violation in errors if not violation)))
         self.bytes_in_window += len(block.data)
 
-    def _leave(self) -> Decision:
+    def _leave(self) -> Iterator[tuple[int, str]]:
         block, others = self.window.popleft()
         self.bytes_in_window -= len(block.data)
         pl = self.classifier.pl
-        tell_dropped = self.on_forgotten is not None and self.line_number is None
-        frame = self.classifier.classify(block, others, extra={"key": self.session_key} if tell_dropped else None)
+        frame = self.classifier.classify(block, others, extra={"key": self.session_key} if self.tell_dropped else None)
         self.stats.lines = self.classifier.carry.line
         self.released = True
         kept = frame.filter("keep")
-        forgotten: list[str] = []
-        if tell_dropped:
-            first = pl.col("line") == pl.col("start")
-            forgotten = frame.filter(first & ~pl.col("keep"))["key"].drop_nulls().unique().to_list()
-        elif self.pending and self.on_forgotten is not None:
-            forgotten = self._settle(kept)
-        return forgotten, list(zip(kept["line"], kept["text"], strict=True))
+        if self.on_forgotten is not None:
+            if self.tell_dropped:
+                first = pl.col("line") == pl.col("start")
+                dropped = frame.filter(first & ~pl.col("keep"))["key"].drop_nulls().unique()
+                tell_forgotten(self.on_forgotten, dropped, self.by_pid)
+            elif self.pending:
+                tell_forgotten(self.on_forgotten, self._settle(kept), self.by_pid)
+        yield from zip(kept["line"], kept["text"], strict=True)
 
     def _settle(self, kept) -> list[str]:
         """The pending sessions whose first kept line is not their session's first."""
@@ -148,7 +140,4 @@ def _session_line_number(fmt: LogFormat, prefix: LinePrefix | None):
     if fmt is LogFormat.JSONLOG:
         return text.str.extract(r'"line_num":(\d+)', 1)
     assert prefix is not None
-    group = next((name for name, escape in prefix.groups.items() if escape == "l"), None)
-    if group is None:
-        return None
-    return text.str.extract_groups(prefix.regex.pattern).struct.field(group)
+    return prefix_field(prefix, "l")
