@@ -4,9 +4,10 @@ Most of a big log is traffic that ends in no error. Two passes over an uncompres
 lines that matter, and only those go through the same readers, session tracker and diagnosis as
 every other input, so the fast path and the streaming path give the same incidents:
 
-1. **Markers** (C-speed substring search over blocks of whole lines): every ERROR record is found;
-   those that are constraint violations name the sessions to keep whole (by session id, or by pid
-   when the log has none); the other errors are kept alone (by byte offset), for ``other_errors``.
+1. **Markers** (the C library's ``memmem`` over blocks of whole lines, while a thread reads the
+   next block): every ERROR record is found; those that are constraint violations name the
+   sessions to keep whole (by session id, or by pid when the log has none); the other errors are
+   kept alone (by byte offset), for ``other_errors``.
 2. **Lines** (:class:`LineClassifier`: polars, a 16 MB block at a time so that memory stays
    flat): for csvlog, record boundaries come from the parity of double quotes, so quoted newlines
    are exact; the lines of kept sessions, of kept records, of CREATE/ALTER TABLE statements (the
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from logdiag.bytesearch import Haystack
 from logdiag.messages import parse_violation
 from logdiag.readers.detect import LogFormat
 from logdiag.readers.inputs import decode_line
@@ -120,7 +122,8 @@ def _lines_with(path: str, marker: bytes) -> Iterator[tuple[int, bytes]]:
 def lines_with(block: Block, marker: bytes) -> Iterator[tuple[int, bytes]]:
     """(byte offset in the file, the line) for every line of the block that contains ``marker``."""
     data, position = block.data, 0
-    while (hit := data.find(marker, position, block.end)) >= 0:
+    haystack = Haystack(data)
+    while (hit := haystack.find(marker, position, block.end)) >= 0:
         start = data.rfind(b"\n", 0, hit) + 1
         end = data.find(b"\n", hit, block.end)
         end = block.end if end < 0 else end
