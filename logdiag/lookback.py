@@ -19,8 +19,6 @@ every TICK, so a live incident is still reported within about a second.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -94,42 +92,6 @@ def _whole_lines(pending: list[bytes]) -> tuple[bytes, list[bytes], int]:
             left = ([rest] if rest else []) + pending[index + 1 :]
             return b"".join([*pending[:index], last]), left, sum(map(len, left))
     return b"", pending, sum(map(len, pending))
-
-
-def in_thread(items: Iterator[Any], depth: int = 8) -> Iterator[Any]:
-    """The items of an iterator, produced by a thread (decompression overlaps with the scan).
-
-    An exception the iterator raises is raised here, in order.
-    """
-    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
-    done = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not done.is_set():
-                    try:
-                        handoff.put((True, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if done.is_set():
-                    return
-            handoff.put((False, None))
-        except BaseException as exc:  # noqa: BLE001 - handed over to the consumer
-            handoff.put((False, exc))
-
-    threading.Thread(target=produce, name="logdiag-input", daemon=True).start()
-    try:
-        while True:
-            more, item = handoff.get()
-            if not more:
-                if item is not None:
-                    raise item
-                return
-            yield item
-    finally:
-        done.set()
 
 
 class LookbackFilter:

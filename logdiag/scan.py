@@ -27,6 +27,7 @@ from typing import Any
 
 from logdiag.bytesearch import Haystack
 from logdiag.messages import parse_violation
+from logdiag.readahead import in_thread
 from logdiag.readers.detect import LogFormat
 from logdiag.readers.inputs import decode_line
 from logdiag.readers.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
@@ -115,7 +116,7 @@ def blocks(path: str, size: int | None = None) -> Iterator[Block]:
 
 def _lines_with(path: str, marker: bytes) -> Iterator[tuple[int, bytes]]:
     """(byte offset, the line) for every line of the file that contains ``marker``."""
-    for block in blocks(path):
+    for block in in_thread(blocks(path), depth=1):  # the next block is read meanwhile
         yield from lines_with(block, marker)
 
 
@@ -218,7 +219,7 @@ def selected_lines(
     classifier = LineClassifier(fmt, prefix, stats)
     classifier.keep_sessions(selection.sessions)
     offsets = sorted(selection.records)
-    for block in blocks(path, chunk_bytes):
+    for block in in_thread(blocks(path, chunk_bytes), depth=1):
         upto = bisect.bisect_left(offsets, block.offset + block.end)
         here, offsets = offsets[:upto], offsets[upto:]
         chosen = classifier.classify(block, here).filter("keep")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -144,7 +145,12 @@ class LogReader:
         from logdiag import scan
 
         self.inputs.append(stats)
+        # polars (a fifth of a second to import) is imported while the first pass searches the
+        # file, which releases the GIL; the second pass needs it.
+        warm_up = threading.Thread(target=importlib.import_module, args=("polars",), name="logdiag-import")
+        warm_up.start()
         selection = scan.select(path, detection.format, detection.prefix)
+        warm_up.join()
         lines = scan.selected_lines(path, detection.format, detection.prefix, selection, stats)
         # The readers count into a scratch copy: the scan has counted the whole file.
         yield from records_of(lines, detection, InputStats(file=path), path)
@@ -191,9 +197,10 @@ class LogReader:
         """A compressed file: decompressed and searched for errors by a second thread, classified
         a window late by this one."""
         from logdiag import lookback, scan, window
+        from logdiag.readahead import in_thread
 
         batches = lookback.batches(stream, size=scan.CHUNK_BYTES)
-        arrivals = lookback.in_thread(window.arrivals(batches, detection.format, detection.prefix), depth=1)  # type: ignore[arg-type]
+        arrivals = in_thread(window.arrivals(batches, detection.format, detection.prefix), depth=1)  # type: ignore[arg-type]
         kept = window.WindowFilter(
             detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten,
             window_bytes=self.lookback_bytes or window.WINDOW_BYTES,
