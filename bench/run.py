@@ -2,12 +2,14 @@
 """Time logdiag (and pgBadger, when installed) on big real logs; print a Markdown table.
 
 Usage:
-    python bench/run.py LOGDIR [--prefix '%m [%p] %q%u@%d %c %v %x %e '] [--skip-slow]
+    python bench/run.py LOGDIR [--prefix '%m [%p] %q%u@%d %c %v %x %e '] [--skip-slow] [--repeat N]
 
 LOGDIR holds postgresql.csv, postgresql.json and postgresql.log as written by
 bench/make_logs.sh (a real PostgreSQL 15 driven by pgbench plus commit-time FK failures).
 Each run is timed with /usr/bin/time -v: wall time, peak RSS; MB/s and records/s follow from
-the file size and the record count logdiag reports. Nothing here asserts a timing.
+the file size and the record count logdiag reports. The file runs (and zcat) are repeated (3
+times by default) and the median is given with the range: a shared VM's runs differ by up to a
+fifth. Nothing here asserts a timing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,21 +34,28 @@ DEFAULT_PREFIX = "%m [%p] %q%u@%d %c %v %x %e "  # what make_big_logs.sh configu
 class Run:
     what: str
     file: Path
-    seconds: float
-    rss_mb: float
+    seconds: list[float]  # one per repetition
+    rss_mb: float  # the highest of the repetitions
     records: int | None = None
     incidents: int | None = None
+    plain: Path | None = None  # for a compressed file: the same log uncompressed (MB and MB/s are of it)
 
     @property
-    def mb_per_s(self) -> float:
-        return self.file.stat().st_size / 1e6 / self.seconds
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def megabytes(self) -> float:
+        return (self.plain or self.file).stat().st_size / 1e6
 
     def row(self) -> str:
-        rate = f"{self.records / self.seconds:,.0f}" if self.records else ""
+        rate = f"{self.records / self.median:,.0f}" if self.records else ""
         found = "" if self.incidents is None else str(self.incidents)
+        spread = f" ({min(self.seconds):.1f}–{max(self.seconds):.1f})" if len(self.seconds) > 1 else ""
+        name = f"{self.file.name} (plain: {self.megabytes:,.0f} MB)" if self.plain else self.file.name
         return (
-            f"| {self.what} | {self.file.name} | {self.file.stat().st_size / 1e6:,.0f} | {self.seconds:.1f} | "
-            f"{self.mb_per_s:,.0f} | {rate} | {self.rss_mb:,.0f} | {found} |"
+            f"| {self.what} | {name} | {self.megabytes:,.0f} | {self.median:.1f}{spread} | "
+            f"{self.megabytes / self.median:,.0f} | {rate} | {self.rss_mb:,.0f} | {found} |"
         )
 
 
@@ -77,17 +87,29 @@ def warm(path: Path) -> None:
             pass
 
 
-def logdiag_json(what: str, path: Path, args: list[str], via_stdin: bool = False) -> Run:
-    warm(path)
+def repeated(times: int, command: list[str] | str, path: Path, shell: bool = False) -> tuple[list[float], float, str]:
+    """Run a command ``times`` times, the file read once just before each: (seconds of each run,
+    the highest peak RSS in MB, the last run's stdout)."""
+    seconds, peak, body = [], 0.0, ""
+    for _ in range(times):
+        warm(path)
+        wall, rss, body = timed(command, stdout=subprocess.PIPE, shell=shell)
+        seconds.append(wall)
+        peak = max(peak, rss)
+    return seconds, peak, body
+
+
+def logdiag_json(what: str, path: Path, args: list[str], via_stdin: bool = False, times: int = 1,
+                 plain: Path | None = None) -> Run:
     if via_stdin:
-        command = f"cat {path} | {' '.join(LOGDIAG)} analyze - -q --format json " + " ".join(
+        command: list[str] | str = f"cat {path} | {' '.join(LOGDIAG)} analyze - -q --format json " + " ".join(
             json.dumps(a) for a in args
         )
-        seconds, rss, body = timed(command, stdout=subprocess.PIPE, shell=True)
     else:
-        seconds, rss, body = timed([*LOGDIAG, "analyze", "-q", "--format", "json", *args, str(path)])
+        command = [*LOGDIAG, "analyze", "-q", "--format", "json", *args, str(path)]
+    seconds, rss, body = repeated(times, command, path, shell=via_stdin)
     report = json.loads(body)
-    return Run(what, path, seconds, rss, report["stats"]["records"], len(report["incidents"]))
+    return Run(what, path, seconds, rss, report["stats"]["records"], len(report["incidents"]), plain)
 
 
 def main() -> None:
@@ -95,20 +117,22 @@ def main() -> None:
     parser.add_argument("logdir", type=Path)
     parser.add_argument("--prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--skip-slow", action="store_true", help="skip the unfiltered stream, export and pgBadger")
+    parser.add_argument("--repeat", type=int, default=3, metavar="N",
+                        help="run each file and .gz command N times and give the median (default 3): "
+                             "on a shared VM one run can be 20 %% off the next")
     options = parser.parse_args()
     d = options.logdir
     prefix = ["--log-line-prefix", options.prefix]
     runs: list[Run] = []
     files = {"csvlog": d / "postgresql.csv", "jsonlog": d / "postgresql.json", "stderr": d / "postgresql.log"}
     for fmt, path in files.items():
-        runs.append(logdiag_json(f"analyze ({fmt})", path, prefix if fmt == "stderr" else []))
+        runs.append(logdiag_json(f"analyze ({fmt})", path, prefix if fmt == "stderr" else [], times=options.repeat))
     gz = d / "postgresql.csv.gz"
     if not gz.exists():
         subprocess.run(["gzip", "-k", "-1", str(files["csvlog"])], check=True)
-    warm(gz)
-    seconds, rss, _ = timed(f"zcat {gz} > /dev/null", shell=True)
-    runs.append(Run("zcat alone", gz, seconds, rss))
-    runs.append(logdiag_json("analyze (csvlog.gz)", gz, []))
+    seconds, rss, _ = repeated(options.repeat, f"zcat {gz} > /dev/null", gz, shell=True)
+    runs.append(Run("zcat alone", gz, seconds, rss, plain=files["csvlog"]))
+    runs.append(logdiag_json("analyze (csvlog.gz)", gz, [], times=options.repeat, plain=files["csvlog"]))
     for fmt, path in files.items():
         args = prefix if fmt == "stderr" else []
         runs.append(logdiag_json(f"analyze - ({fmt} on stdin, look-back)", path, args, via_stdin=True))
@@ -116,19 +140,18 @@ def main() -> None:
         runs.append(logdiag_json("analyze - --no-fast-path (stdin, every record)", files["csvlog"], ["--no-fast-path"],
                                  via_stdin=True))
         out = Path(tempfile.mkdtemp(prefix="logdiag-bench-export-"))
-        warm(files["csvlog"])
-        seconds, rss, _ = timed([*LOGDIAG, "export", "-q", str(files["csvlog"]), "-o", str(out)])
+        seconds, rss, _ = repeated(1, [*LOGDIAG, "export", "-q", str(files["csvlog"]), "-o", str(out)], files["csvlog"])
         runs.append(Run("export (csvlog)", files["csvlog"], seconds, rss, runs[0].records))
         shutil.rmtree(out, ignore_errors=True)
         if shutil.which("pgbadger"):
             for fmt, flag in (("csvlog", "csv"), ("stderr", "stderr"), ("jsonlog", "jsonlog")):
                 html = Path(tempfile.mkdtemp()) / "out.html"
                 extra = ["--prefix", options.prefix] if fmt == "stderr" else []
-                warm(files[fmt])
-                seconds, rss, _ = timed(["pgbadger", "-q", "-f", flag, *extra, "-o", str(html), str(files[fmt])])
+                command = ["pgbadger", "-q", "-f", flag, *extra, "-o", str(html), str(files[fmt])]
+                seconds, rss, _ = repeated(1, command, files[fmt])
                 runs.append(Run(f"pgBadger ({fmt})", files[fmt], seconds, rss))
     print(f"machine: {os.cpu_count()} cores; {Path('/proc/meminfo').read_text().split()[1]} kB memory")
-    print("| run | file | MB | seconds | MB/s | records/s | peak RSS MB | incidents |")
+    print("| run | file | MB | seconds: median (range) | MB/s | records/s | peak RSS MB | incidents |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         print(run.row())
@@ -136,7 +159,7 @@ def main() -> None:
     for fmt in ("csvlog", "stderr", "jsonlog"):
         ours, theirs = by_name.get(f"analyze ({fmt})"), by_name.get(f"pgBadger ({fmt})")
         if ours and theirs:
-            print(f"{fmt}: logdiag is {theirs.seconds / ours.seconds:.1f}x faster than pgBadger")
+            print(f"{fmt}: logdiag is {theirs.median / ours.median:.1f}x faster than pgBadger")
 
 
 if __name__ == "__main__":
