@@ -4,8 +4,8 @@ Most of a big log is traffic that ends in no error. Two passes over an uncompres
 lines that matter, and only those go through the same readers, session tracker and diagnosis as
 every other input, so the fast path and the streaming path give the same incidents:
 
-1. **Markers** (the C library's ``memmem`` over blocks of whole lines, while a thread reads the
-   next block): every ERROR record is found; those that are constraint violations name the
+1. **Markers** (the C library's ``memmem`` over blocks of whole lines, each read while the one
+   before is searched): every ERROR record is found; those that are constraint violations name the
    sessions to keep whole (by session id, or by pid when the log has none); the other errors are
    kept alone (by byte offset), for ``other_errors``.
 2. **Lines** (:class:`LineClassifier`: polars, a 16 MB block at a time so that memory stays
@@ -86,12 +86,16 @@ class Block:
 
 
 def blocks(path: str, size: int | None = None) -> Iterator[Block]:
-    """The file in blocks of whole lines.
+    """The file in blocks of whole lines, each read by a thread while the one before is used.
 
     Reading in blocks rather than mapping the file keeps the resident memory flat whatever the
-    size of the log (mapped file pages count as resident once touched).
+    size of the log (mapped file pages count as resident once touched). Reading releases the
+    GIL, and so do the marker search and polars: the next block's read overlaps with them.
     """
-    size = size or CHUNK_BYTES
+    return in_thread(_read_blocks(path, size or CHUNK_BYTES), depth=1)
+
+
+def _read_blocks(path: str, size: int) -> Iterator[Block]:
     with open(path, "rb", buffering=0) as raw:
         offset = 0
         while data := raw.read(size):
@@ -116,7 +120,7 @@ def blocks(path: str, size: int | None = None) -> Iterator[Block]:
 
 def _lines_with(path: str, marker: bytes) -> Iterator[tuple[int, bytes]]:
     """(byte offset, the line) for every line of the file that contains ``marker``."""
-    for block in in_thread(blocks(path), depth=1):  # the next block is read meanwhile
+    for block in blocks(path):
         yield from lines_with(block, marker)
 
 
@@ -219,7 +223,7 @@ def selected_lines(
     classifier = LineClassifier(fmt, prefix, stats)
     classifier.keep_sessions(selection.sessions)
     offsets = sorted(selection.records)
-    for block in in_thread(blocks(path, chunk_bytes), depth=1):
+    for block in blocks(path, chunk_bytes):
         upto = bisect.bisect_left(offsets, block.offset + block.end)
         here, offsets = offsets[:upto], offsets[upto:]
         chosen = classifier.classify(block, here).filter("keep")
