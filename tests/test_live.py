@@ -155,3 +155,26 @@ def test_follow_needs_one_path(tmp_path):
     assert result.returncode == ExitStatus.ERROR
     assert result.stderr == "logdiag: error: --follow takes one log file or log directory\n"
     assert list(islice(os.scandir(tmp_path), 1)) == []
+
+
+def test_stdin_reader_lets_logdiag_exit_while_the_pipe_stays_open():
+    """logdiag may stop before its input ends (``| head``, an error): the thread that reads
+    standard input must not make the interpreter abort at exit ("could not acquire lock for
+    <stdin>"), which it did while it waited inside the buffered reader."""
+    script = (
+        "import sys\n"
+        "from logdiag.readers.live import stdin_chunks\n"
+        "print(next(stdin_chunks(sys.stdin.buffer, 0.2)))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    child.stdin.write(b"first bytes\n")
+    child.stdin.flush()  # and the pipe stays open, as a live one does
+    try:
+        code = child.wait(timeout=30)  # its output is a line: the pipes cannot fill up
+    finally:
+        child.stdin.close()
+    assert code == 0, child.stderr.read().decode()
+    assert b"first bytes" in child.stdout.read()

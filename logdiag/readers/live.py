@@ -29,12 +29,27 @@ CHUNK = 1 << 16
 
 
 def stdin_chunks(stream: BinaryIO, quiet: float) -> Iterator[bytes | _Tick]:
-    """Bytes of a pipe as they arrive (a thread reads them), and TICK after ``quiet`` idle seconds."""
+    """Bytes of a pipe as they arrive (a thread reads them), and TICK after ``quiet`` idle seconds.
+
+    The thread reads the file descriptor, not the buffered ``stream``: a daemon thread waiting
+    inside a buffered reader's read when logdiag exits (an early ``| head``, an error) holds that
+    reader's lock, and the interpreter then aborts at shutdown ("could not acquire lock for
+    <stdin>"). What the stream has buffered already (format sniffing peeks at it) comes first:
+    one ``read1`` takes it all, the readers' buffers being smaller than :data:`CHUNK`.
+    """
+    first = stream.read1(CHUNK)  # type: ignore[attr-defined]
+    if not first:
+        return
+    yield first
+    try:
+        descriptor = stream.fileno()
+    except (OSError, ValueError):  # not a real file: read it as it is
+        descriptor = None
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
 
     def pump() -> None:
         try:
-            while chunk := stream.read1(CHUNK):  # type: ignore[attr-defined]
+            while chunk := (os.read(descriptor, CHUNK) if descriptor is not None else stream.read1(CHUNK)):  # type: ignore[attr-defined]
                 chunks.put(chunk)
         except (OSError, ValueError):
             pass
