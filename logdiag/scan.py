@@ -9,7 +9,7 @@ every other input, so the fast path and the streaming path give the same inciden
    sessions to keep whole (by session id, or by pid when the log has none); the other errors are
    kept alone (by byte offset), for ``other_errors``.
 2. **Lines** (:class:`LineClassifier`: polars, a 16 MB block at a time so that memory stays
-   flat): for csvlog, record boundaries come from the parity of double quotes, so quoted newlines
+   flat, a thread running the tests on the next block while this one is decided): for csvlog, record boundaries come from the parity of double quotes, so quoted newlines
    are exact; the lines of kept sessions, of kept records, of CREATE/ALTER TABLE statements (the
    catalog) and of the first BEGIN/COMMIT (which tells the tracker that the log shows transaction
    boundaries) are handed on with their exact line numbers, and every line is counted.
@@ -204,6 +204,15 @@ def _stderr_errors(lines: Iterable[tuple[int, bytes]], prefix: LinePrefix) -> It
 
 # --- pass 2: lines --------------------------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """What :meth:`LineClassifier.measure` found in a block."""
+
+    frame: Any  # polars DataFrame: text and the vectorised tests' columns
+    recoded: int  # lines that were not UTF-8
+    nul_lines: int  # lines of nothing but NUL bytes
+
+
 @dataclass
 class _Carry:
     """State that crosses block boundaries."""
@@ -223,10 +232,12 @@ def selected_lines(
     classifier = LineClassifier(fmt, prefix, stats)
     classifier.keep_sessions(selection.sessions)
     offsets = sorted(selection.records)
-    for block in blocks(path, chunk_bytes):
+    # The kept sessions are known from the start: a thread measures the next block meanwhile.
+    measured = in_thread(((block, classifier.measure(block)) for block in blocks(path, chunk_bytes)), depth=1)
+    for block, measures in measured:
         upto = bisect.bisect_left(offsets, block.offset + block.end)
         here, offsets = offsets[:upto], offsets[upto:]
-        chosen = classifier.classify(block, here).filter("keep")
+        chosen = classifier.classify(block, here, measured=measures).filter("keep")
         yield from zip(chosen["line"], chosen["text"], strict=True)
     stats.lines = classifier.carry.line
 
@@ -255,7 +266,6 @@ class LineClassifier:
         self.carry = _Carry()
         self.keys: dict[str, int] = {}  # kept sessions, oldest first, with the call that kept them
         self.generation = 0
-        self.nul_lines = 0  # in the block being classified
         self.session_letter = "c"
         # Each test is a cheap one every line gets and, where that is not exact, the exact one
         # that only the lines it lets through get: (candidate, exact or None).
@@ -304,9 +314,13 @@ class LineClassifier:
         exact = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
         return text.str.contains(alternation), exact
 
-    def frame(self, block: Block, extra: dict[str, Any] | None = None):
-        """The block's lines with their numbers and what the vectorised tests (and ``extra``
-        expressions, computed alongside them) say of them."""
+    def measure(self, block: Block, extra: dict[str, Any] | None = None) -> Measured:
+        """The block's lines and what the vectorised tests (and ``extra`` expressions, computed
+        alongside them) say of them, before anything that depends on the blocks before it.
+
+        It changes nothing in the classifier: a thread can measure the next block while this
+        one is classified (polars releases the GIL).
+        """
         pl = self.pl
         text = pl.col("text")
         columns = {
@@ -320,12 +334,17 @@ class LineClassifier:
             columns["quotes"] = text.str.count_matches('"', literal=True).cast(pl.Int64)
         elif self.fmt is LogFormat.STDERR:
             columns["is_attachment"] = self.is_attachment[0]
-        data = block.data
+        data, recoded, nul_lines = block.data, 0, 0
         if not data.isascii() or b"\x00" in data:
-            data = self._recoded(data, block.end)
+            data, recoded, nul_lines = _recoded(data, block.end)
         frame = self._lines(data).with_columns(**columns).collect()
         if block.partial:
             frame = frame.head(-1)  # the next block starts with that line
+        return Measured(frame, recoded, nul_lines)
+
+    def _numbered(self, frame):
+        """The measured lines with their line numbers, and the candidate tests confirmed."""
+        pl = self.pl
         frame = frame.with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + self.carry.line + 1)
         frame = _confirm(frame, "in_session", self.in_kept_session[1])
         if self.fmt is LogFormat.STDERR:
@@ -347,41 +366,18 @@ class LineClassifier:
             lines.pop()
         return pl.LazyFrame({"text": lines}, schema={"text": pl.Utf8}).with_columns(pl.col("text").str.strip_suffix("\r"))
 
-    def _recoded(self, data: bytes, end: int) -> bytes:
-        """The block as valid UTF-8 without NUL bytes, line for line, as the readers decode it.
-
-        Lines that are not UTF-8 (a LATIN1 database's statements) are read as Latin-1 and counted;
-        NUL bytes are removed, and a line of nothing else becomes blank and is counted as skipped.
-        """
-        try:
-            if b"\x00" not in data:
-                data.decode("utf-8")
-                return data
-        except UnicodeDecodeError:
-            pass
-        lines = data.split(b"\n")
-        partial = lines.pop() if end < len(data) else None  # the next block reads it again
-        for index, line in enumerate(lines):
-            if b"\x00" in line:
-                line = line.replace(b"\x00", b"")
-                if not line.strip():
-                    self.nul_lines += 1
-            text, recoded = decode_line(line)
-            if recoded:
-                line = text.encode("utf-8")
-                self.stats.recoded += 1
-            lines[index] = line
-        if partial is not None:
-            lines.append(partial.replace(b"\x00", b"").decode("utf-8", "replace").encode("utf-8"))
-        return b"\n".join(lines)
-
-    def classify(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None):
+    def classify(
+        self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None,
+        measured: Measured | None = None,
+    ):
         """The block's lines as a frame of ``line``, ``text``, ``start`` (the line their record
-        starts at), ``keep`` and the ``extra`` columns; counts go to the stats."""
+        starts at), ``keep`` and the ``extra`` columns; counts go to the stats. ``measured``:
+        the block's :meth:`measure`, if it was taken ahead (with the same ``extra``)."""
         pl = self.pl
         text = pl.col("text")
         carry = self.carry
-        frame = self.frame(block, extra)
+        measured = measured or self.measure(block, extra)
+        frame = self._numbered(measured.frame)
         if self.fmt is LogFormat.CSVLOG:
             quotes = pl.col("quotes")
             is_start = (quotes.cum_sum() - quotes + carry.parity) % 2 == 0
@@ -406,10 +402,10 @@ class LineClassifier:
             kept=pl.when("is_start").then("in_session").forward_fill().fill_null(carry.keep),
         ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode()))
         self._count(frame)
-        if self.nul_lines:  # counted as blank, they are lines of NUL bytes
-            self.stats.blank -= self.nul_lines
-            self.stats.skipped["NUL bytes"] += self.nul_lines
-            self.nul_lines = 0
+        self.stats.recoded += measured.recoded
+        if measured.nul_lines:  # counted as blank, they are lines of NUL bytes
+            self.stats.blank -= measured.nul_lines
+            self.stats.skipped["NUL bytes"] += measured.nul_lines
         if frame.height:
             carry.start = frame["start"][-1]
             carry.keep = bool(frame["keep"][-1])
@@ -446,6 +442,38 @@ class LineClassifier:
         unmatched -= blank.filter(~text.str.contains(r"^\s")).height
         if unmatched:
             stats.skipped["line does not match the log_line_prefix"] += unmatched
+
+
+def _recoded(data: bytes, end: int) -> tuple[bytes, int, int]:
+    """The block as valid UTF-8 without NUL bytes, line for line, as the readers decode it, with
+    the number of lines recoded and of lines that held nothing but NUL bytes.
+
+    Lines that are not UTF-8 (a LATIN1 database's statements) are read as Latin-1 and counted;
+    NUL bytes are removed, and a line of nothing else becomes blank and is counted as skipped.
+    """
+    try:
+        if b"\x00" not in data:
+            data.decode("utf-8")
+            return data, 0, 0
+    except UnicodeDecodeError:
+        pass
+    recoded = nul_lines = 0
+    lines = data.split(b"\n")
+    partial = lines.pop() if end < len(data) else None  # the next block reads it again
+    for index, line in enumerate(lines):
+        if b"\x00" in line:
+            line = line.replace(b"\x00", b"")
+            if not line.strip():
+                nul_lines += 1
+        text, was_recoded = decode_line(line)
+        if was_recoded:
+            line = text.encode("utf-8")
+            recoded += 1
+        lines[index] = line
+    if partial is not None:
+        lines.append(partial.replace(b"\x00", b"").decode("utf-8", "replace").encode("utf-8"))
+    return b"\n".join(lines), recoded, nul_lines
+
 
 def _confirm(frame, column: str, exact):
     """Run the ``exact`` test on the lines whose ``column`` (a cheap candidate test) is true."""
