@@ -209,6 +209,7 @@ class Measured:
     """What :meth:`LineClassifier.measure` found in a block."""
 
     frame: Any  # polars DataFrame: text and the vectorised tests' columns
+    session_test: tuple[Any, Any]  # the classifier's test for kept sessions when it was measured
     recoded: int  # lines that were not UTF-8
     nul_lines: int  # lines of nothing but NUL bytes
 
@@ -319,15 +320,16 @@ class LineClassifier:
         alongside them) say of them, before anything that depends on the blocks before it.
 
         It changes nothing in the classifier: a thread can measure the next block while this
-        one is classified (polars releases the GIL).
+        one is classified (polars releases the GIL), as long as no sessions are kept in between.
         """
         pl = self.pl
         text = pl.col("text")
+        session_test = self.in_kept_session  # classify checks that it is still the one in use
         columns = {
             **(extra or {}),
             "short": text.str.len_bytes() < 16,
             "is_record": self.is_record,
-            "in_session": self.in_kept_session[0],
+            "in_session": session_test[0],
             "maybe_ddl": text.str.contains("(?i)table"),
         }
         if self.fmt is LogFormat.CSVLOG:
@@ -340,7 +342,7 @@ class LineClassifier:
         frame = self._lines(data).with_columns(**columns).collect()
         if block.partial:
             frame = frame.head(-1)  # the next block starts with that line
-        return Measured(frame, recoded, nul_lines)
+        return Measured(frame, session_test, recoded, nul_lines)
 
     def _numbered(self, frame):
         """The measured lines with their line numbers, and the candidate tests confirmed."""
@@ -377,6 +379,7 @@ class LineClassifier:
         text = pl.col("text")
         carry = self.carry
         measured = measured or self.measure(block, extra)
+        assert measured.session_test is self.in_kept_session, "sessions were kept after the block was measured"
         frame = self._numbered(measured.frame)
         if self.fmt is LogFormat.CSVLOG:
             quotes = pl.col("quotes")
