@@ -382,8 +382,7 @@ def _handled() -> Iterator[None]:
         raise typer.Exit(ExitStatus.INTERRUPTED) from None
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly; keep Python from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _stdout_to_devnull()
         raise typer.Exit(ExitStatus.PIPE_CLOSED) from None
     except (typer.Exit, typer.Abort):
         raise
@@ -397,6 +396,20 @@ def _handled() -> Iterator[None]:
         raise typer.Exit(ExitStatus.INTERNAL) from None
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _exit_on_closed_pipe(console: Console) -> None:
+    """rich's ``Console.on_broken_pipe`` for the consoles logdiag does not make (typer's, for
+    ``--help | head``): rich's quiet exit, with logdiag's code for a closed pipe instead of 1."""
+    console.quiet = True
+    _stdout_to_devnull()
+    raise SystemExit(ExitStatus.PIPE_CLOSED)
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
@@ -404,4 +417,5 @@ def _terminate(signum: int, frame: object) -> None:
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _terminate)
+    Console.on_broken_pipe = _exit_on_closed_pipe  # type: ignore[method-assign]
     app()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -108,6 +109,21 @@ class TestRecords:
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == ExitStatus.PIPE_CLOSED
         assert b"Traceback" not in stderr
+
+    @pytest.mark.parametrize("command", [[], ["analyze"], ["export"]])
+    def test_help_into_a_closed_pipe(self, command):
+        """`logdiag --help | head -1`: typer prints help with its own rich console; still 141, not 1."""
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first byte is written
+        try:
+            process = subprocess.run(
+                [sys.executable, "-m", "logdiag", *command, "--help"],
+                check=False, stdout=write_end, stderr=subprocess.PIPE, timeout=60,
+            )
+        finally:
+            os.close(write_end)
+        assert process.returncode == ExitStatus.PIPE_CLOSED
+        assert process.stderr == b""
 
     def test_on_bad_line_fail(self, server_logs, tmp_path):
         """--on-bad-line fail stops at the first bad line, naming it."""
