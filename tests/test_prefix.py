@@ -63,7 +63,9 @@ def test_random_prefix_against_real_server(pg_cluster, prefix):
         ours = LogReader([str(cluster.log_file("stderr"))], log_line_prefix=prefix)
         stderr_records = list(ours)
         csv_records = list(LogReader([str(cluster.log_file("csvlog"))]))
+        lines = cluster.log_file("stderr").read_text().splitlines()
     assert ours.inputs[0].skipped_total == 0, (prefix, ours.inputs[0].examples)
+    _check_vectorised_fields(prefix, lines)
     assert len(stderr_records) == len(csv_records)
     compiled = LinePrefix(prefix)
     cut_by_q = "%q" in prefix
@@ -92,6 +94,21 @@ def test_random_prefix_against_real_server(pg_cluster, prefix):
         if theirs.timestamp is not None and not (cut_by_q and "m" in after_q and not session_process):
             slack = timedelta(0) if "m" in compiled.escapes else timedelta(seconds=1)
             assert abs(theirs.timestamp - expected.timestamp) <= slack + timedelta(milliseconds=999), prefix
+
+
+def _check_vectorised_fields(prefix: str, lines: list[str]) -> None:
+    """The pre-filter's polars extraction of one escape (the session key, the session line
+    number) gives, on every line, what matching the whole prefix in Python gives."""
+    import polars as pl
+
+    from logdiag.lookback import prefix_field
+
+    compiled = LinePrefix(prefix)
+    frame = pl.DataFrame({"text": lines})
+    for letter in sorted(compiled.escapes):
+        first = next(name for name, escape in compiled.groups.items() if escape == letter)
+        want = [found[first] if (found := compiled.regex.match(line)) else None for line in lines]
+        assert frame.select(prefix_field(compiled, letter))["text"].to_list() == want, (prefix, letter)
 
 
 @given(format_string=st.text(alphabet=st.sampled_from(list("%-0123456789 aquxdpmtQ[]:@")), max_size=40))
