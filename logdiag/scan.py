@@ -366,7 +366,8 @@ class LineClassifier:
         lines = data.decode("utf-8").split("\n")
         if data.endswith(b"\n"):
             lines.pop()
-        return pl.LazyFrame({"text": lines}, schema={"text": pl.Utf8}).with_columns(pl.col("text").str.strip_suffix("\r"))
+        frame = pl.LazyFrame({"text": lines}, schema={"text": pl.Utf8})
+        return frame.with_columns(pl.col("text").str.strip_suffix("\r")) if b"\r" in data else frame
 
     def classify(
         self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None,

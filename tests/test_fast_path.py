@@ -73,12 +73,24 @@ def test_pid_keyed_stderr(pg_cluster, prefix, tmp_path, monkeypatch):
         _check_short_lookback(log, "stderr", "gzip", lookback, prefix, tmp_path, monkeypatch)
 
 
-def test_crlf_and_multiline_records_keep_their_line_numbers(scenario_logs, tmp_path):
-    """CRLF line endings and quoted newlines: the kept records keep their exact physical lines."""
+def test_crlf_and_multiline_records_keep_their_line_numbers(scenario_logs, tmp_path, monkeypatch):
+    """CRLF line endings and quoted newlines: the kept records keep their exact physical lines,
+    read from the file and from standard input (whose classifier splits the lines itself)."""
+    import io
+    import sys
+    import types
+
     log = tmp_path / "postgresql.csv"
     log.write_bytes(scenario_logs["csvlog"].read_bytes().replace(b"\n", b"\r\n"))
     slow, fast = _run(log, fast=False), _run(log, fast=True)
     assert fast[:3] == slow[:3]
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(log.read_bytes())))
+    reader = LogReader(["-"], fast=True, quiet=1.0)
+    piped = _renamed([i.to_dict() for i in Analysis(reader, SessionTracker()).incidents()], "-", log)
+    stats = reader.inputs[0]
+    assert stats.fast_path
+    assert piped == slow[0]
+    assert (stats.records, stats.skipped_total, stats.lines) == slow[2]
 
 
 def test_compressed_input_goes_through_the_fast_path(scenario_logs, tmp_path):
