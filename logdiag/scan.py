@@ -9,10 +9,11 @@ every other input, so the fast path and the streaming path give the same inciden
    sessions to keep whole (by session id, or by pid when the log has none); the other errors are
    kept alone (by byte offset), for ``other_errors``.
 2. **Lines** (:class:`LineClassifier`: polars, a 16 MB block at a time so that memory stays
-   flat, a thread running the tests on the next block while this one is decided): for csvlog, record boundaries come from the parity of double quotes, so quoted newlines
-   are exact; the lines of kept sessions, of kept records, of CREATE/ALTER TABLE statements (the
-   catalog) and of the first BEGIN/COMMIT (which tells the tracker that the log shows transaction
-   boundaries) are handed on with their exact line numbers, and every line is counted.
+   flat, a thread running the tests on the next block while this one is decided): for csvlog,
+   record boundaries come from the parity of double quotes, so quoted newlines are exact; the
+   lines of kept sessions, of kept records, of CREATE/ALTER TABLE statements (the catalog) and of
+   the first BEGIN/COMMIT (which tells the tracker that the log shows transaction boundaries) are
+   handed on with their exact line numbers, and every line is counted.
 """
 
 from __future__ import annotations
