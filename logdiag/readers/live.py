@@ -7,11 +7,12 @@ detection go ahead with fewer lines, and lets an incident out within about a sec
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -41,15 +42,16 @@ def stdin_chunks(stream: BinaryIO, quiet: float) -> Iterator[bytes | _Tick]:
     if not first:
         return
     yield first
+    read: Callable[[], bytes]
     try:
-        descriptor = stream.fileno()
+        read = functools.partial(os.read, stream.fileno(), CHUNK)
     except (OSError, ValueError):  # not a real file: read it as it is
-        descriptor = None
+        read = functools.partial(stream.read1, CHUNK)  # type: ignore[attr-defined]
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
 
     def pump() -> None:
         try:
-            while chunk := (os.read(descriptor, CHUNK) if descriptor is not None else stream.read1(CHUNK)):  # type: ignore[attr-defined]
+            while chunk := read():
                 chunks.put(chunk)
         except (OSError, ValueError):
             pass
