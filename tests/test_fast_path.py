@@ -147,6 +147,39 @@ def test_latin1_and_nul_bytes(pg_cluster, tmp_path):
             assert fast[:3] == slow[:3], fmt
 
 
+def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
+    """The cheap test for a kept session (its id anywhere in the line) is confirmed by the exact
+    one: another session's statement that quotes the failing session's id is not handed on."""
+    import psycopg
+
+    from logdiag import scan
+    from logdiag.readers import InputStats, LinePrefix, LogFormat
+
+    with pg_cluster(log_line_prefix=RICH, log_statement="all") as cluster:
+        with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
+            conn.execute("CREATE TABLE parent (id int PRIMARY KEY)")
+            conn.execute("CREATE TABLE child (parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED)")
+            session_id = conn.execute(
+                "SELECT to_hex(trunc(extract(epoch FROM backend_start))::bigint) || '.' || to_hex(pid)"
+                " FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            ).fetchone()[0]
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO child VALUES (42)")
+            with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                conn.execute("COMMIT")
+        with psycopg.connect(cluster.conninfo, autocommit=True) as other:
+            other.execute(f"SELECT 'names,{session_id},it' AS mention")
+        cluster.stop()
+        for fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR):
+            log = str(cluster.log_file(fmt.value))
+            prefix = LinePrefix(RICH) if fmt is LogFormat.STDERR else None
+            selection = scan.select(log, fmt, prefix)
+            assert selection.sessions == {session_id}, fmt
+            kept = [text for _, text in scan.selected_lines(log, fmt, prefix, selection, InputStats(file=log))]
+            assert any("INSERT INTO child" in text for text in kept), fmt
+            assert not any("AS mention" in text for text in kept), fmt
+
+
 def _packed(log, tmp_path):
     import gzip
 
