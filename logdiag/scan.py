@@ -346,14 +346,20 @@ class LineClassifier:
         return Measured(frame, session_test, recoded, nul_lines)
 
     def _numbered(self, frame):
-        """The measured lines with their line numbers, and the candidate tests confirmed."""
+        """The measured lines with their line numbers, whether they start a record, and the
+        candidate tests confirmed (each polars call costs some 0.5 ms: they are few)."""
         pl = self.pl
-        frame = frame.with_columns(line=pl.int_range(pl.len(), dtype=pl.Int64) + self.carry.line + 1)
-        frame = _confirm(frame, "in_session", self.in_kept_session[1])
+        line = pl.int_range(pl.len(), dtype=pl.Int64) + self.carry.line + 1
         if self.fmt is LogFormat.STDERR:
-            frame = _confirm(frame.with_columns(is_attachment=pl.col("is_attachment") & ~pl.col("is_record")),
-                             "is_attachment", self.is_attachment[1])
-        return frame
+            frame = frame.with_columns(line=line, is_attachment=pl.col("is_attachment") & ~pl.col("is_record"))
+            frame = _confirm(frame, "is_attachment", self.is_attachment[1])
+            frame = frame.with_columns(is_start=pl.col("is_record") | pl.col("is_attachment"))
+        elif self.fmt is LogFormat.CSVLOG:  # a line starts a record unless it is inside a quoted field
+            quotes = pl.col("quotes")
+            frame = frame.with_columns(line=line, is_start=(quotes.cum_sum() - quotes + self.carry.parity) % 2 == 0)
+        else:
+            frame = frame.with_columns(line=line, is_start=pl.lit(True))
+        return _confirm(frame, "in_session", self.in_kept_session[1])
 
     def _lines(self, data: bytes):
         """The lines of a block as a lazy frame of ``text``, without their line endings.
@@ -384,14 +390,6 @@ class LineClassifier:
         assert measured.session_test is self.in_kept_session, "sessions were kept after the block was measured"
         frame = self._numbered(measured.frame)
         if self.fmt is LogFormat.CSVLOG:
-            quotes = pl.col("quotes")
-            is_start = (quotes.cum_sum() - quotes + carry.parity) % 2 == 0
-        elif self.fmt is LogFormat.JSONLOG:
-            is_start = pl.lit(True)
-        else:
-            is_start = pl.col("is_record") | pl.col("is_attachment")
-        frame = frame.with_columns(is_start=is_start)
-        if self.fmt is LogFormat.CSVLOG:
             carry.parity = int((frame["quotes"].sum() + carry.parity) % 2)
         special = [frame.filter(pl.col("is_start") & pl.col("maybe_ddl")).filter(text.str.contains(_DDL))["line"]]
         if self.fmt is LogFormat.STDERR and not carry.boundary_kept:
@@ -402,10 +400,10 @@ class LineClassifier:
         if kept_offsets:
             special.append(pl.Series("line", _line_numbers(block, kept_offsets, carry.line), dtype=pl.Int64))
         # A record's continuation lines (quoted newlines, TAB lines) follow the decision of its start.
-        frame = frame.with_columns(
+        frame = frame.lazy().with_columns(
             start=pl.when("is_start").then("line").forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
             kept=pl.when("is_start").then("in_session").forward_fill().fill_null(carry.keep),
-        ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode()))
+        ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode())).collect()
         self._count(frame)
         self.stats.recoded += measured.recoded
         if measured.nul_lines:  # counted as blank, they are lines of NUL bytes
@@ -426,8 +424,9 @@ class LineClassifier:
         # expressions run on those alone.
         blank = frame.filter(pl.col("short")).filter(text.str.contains(r"^\s*$"))
         if self.fmt is LogFormat.CSVLOG:
-            blank_starts = blank.filter(pl.col("is_start")).height
-            stats.blank += blank.filter(pl.col("is_start") & ~text.str.starts_with("\t")).height
+            blank_starts = blank.filter(pl.col("is_start")).height if blank.height else 0
+            if blank_starts:
+                stats.blank += blank.filter(pl.col("is_start") & ~text.str.starts_with("\t")).height
             starts, good = frame.select(
                 starts=pl.col("is_start").sum(), good=(pl.col("is_start") & pl.col("is_record")).sum()
             ).row(0)
@@ -435,7 +434,8 @@ class LineClassifier:
             if starts - blank_starts - good:
                 stats.skipped["not a csvlog record"] += starts - blank_starts - good
             return
-        blank = blank.filter(~text.str.starts_with("\t"))
+        if blank.height:
+            blank = blank.filter(~text.str.starts_with("\t"))
         stats.blank += blank.height
         good = int(frame["is_record"].sum())
         stats.records += good
@@ -444,7 +444,8 @@ class LineClassifier:
                 stats.skipped["not a jsonlog object"] += frame.height - blank.height - good
             return
         unmatched = frame.filter(~pl.col("is_start")).filter(~text.str.contains(r"^\s")).height
-        unmatched -= blank.filter(~text.str.contains(r"^\s")).height
+        if blank.height:
+            unmatched -= blank.filter(~text.str.contains(r"^\s")).height
         if unmatched:
             stats.skipped["line does not match the log_line_prefix"] += unmatched
 
@@ -486,7 +487,12 @@ def _confirm(frame, column: str, exact):
         return frame
     import polars as pl
 
-    confirmed = frame.filter(pl.col(column)).filter(exact)["line"]
+    candidates = frame.filter(pl.col(column))
+    if not candidates.height:
+        return frame
+    confirmed = candidates.filter(exact)["line"]
+    if len(confirmed) == candidates.height:  # every candidate passed: the column is exact already
+        return frame
     return frame.with_columns(pl.col("line").is_in(confirmed.implode()).alias(column))
 
 
