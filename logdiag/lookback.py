@@ -84,12 +84,14 @@ def batches(pieces: Iterable[bytes | _Tick], size: int | None = None, latency: f
 
 
 def _whole_lines(pending: list[bytes]) -> tuple[bytes, list[bytes], int]:
-    """(the whole lines of the pending pieces, what is left of them, its size), copying once."""
+    """(the whole lines of the pending pieces, what is left of them, its size), copying once
+    (not at all when they are one piece that ends a line)."""
     for index in range(len(pending) - 1, -1, -1):
-        cut = pending[index].rfind(b"\n") + 1
+        piece = pending[index]
+        cut = piece.rfind(b"\n") + 1
         if cut:
-            last, rest = pending[index][:cut], pending[index][cut:]
-            left = ([rest] if rest else []) + pending[index + 1 :]
+            last = piece if cut == len(piece) else memoryview(piece)[:cut]
+            left = ([piece[cut:]] if cut < len(piece) else []) + pending[index + 1 :]
             return b"".join([*pending[:index], last]), left, sum(map(len, left))
     return b"", pending, sum(map(len, pending))
 

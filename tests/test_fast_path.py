@@ -203,6 +203,7 @@ def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypat
     monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
     monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)  # compressed files are read in blocks of this size
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)  # of compressed input: pieces of a few kB
+    monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4096)
     prefix = RICH if fmt == "stderr" else None
     packed = _packed(scenario_logs[fmt], tmp_path)
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
@@ -253,6 +254,7 @@ def _check_short_lookback(log, fmt, source, lookback, prefix, tmp_path, monkeypa
     monkeypatch.setattr(lookback_module, "BATCH_BYTES", 256)
     monkeypatch.setattr(scan, "CHUNK_BYTES", 256)
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 32)
+    monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 256)
     monkeypatch.setattr(live, "CHUNK", 32)
     slow = _run(log, fast=False, prefix=prefix)
     if source == "gzip":
@@ -336,6 +338,7 @@ def test_a_truncated_gzip_through_the_lookback(scenario_logs, fmt, tmp_path, mon
 
     monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)
+    monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4096)
     prefix = RICH if fmt == "stderr" else None
     packed = gzip.compress(scenario_logs[fmt].read_bytes())
     cut = tmp_path / (scenario_logs[fmt].name + ".gz")

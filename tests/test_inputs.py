@@ -30,6 +30,20 @@ def _messages(paths: list[str], **options: object) -> list[tuple[str, str | None
     return [(r.severity.value, r.message) for r in LogReader(paths, **options)]  # type: ignore[arg-type]
 
 
+def _inflatable(packed: bytes) -> bytes:
+    """Every byte that zlib inflates from gzip members, member after member, up to a cut."""
+    import zlib
+
+    inflated, rest = b"", packed
+    while rest:
+        member = zlib.decompressobj(wbits=31)
+        inflated += member.decompress(rest)
+        if not member.eof:
+            break
+        rest = member.unused_data
+    return inflated
+
+
 @pytest.mark.postgres
 class TestCompression:
     """Compressed logs read exactly like the plain file."""
@@ -42,6 +56,29 @@ class TestCompression:
         packed = tmp_path / (plain.name + suffix)
         packed.write_bytes(COMPRESSORS[suffix](plain.read_bytes()))
         assert _messages([str(packed)]) == _messages([str(plain)])
+
+    @pytest.mark.parametrize("piece_bytes", [4096, 1 << 24])
+    def test_a_cut_gzip_gives_every_byte_before_the_cut(self, server_logs, tmp_path, monkeypatch, piece_bytes):
+        """A .gz of many members (the log gzipped and concatenated, some 4 MB) cut short: inflated
+        in large pieces or small, every byte that can be inflated comes out, then the error."""
+        from logdiag.readers import inputs
+
+        monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", piece_bytes)
+        data = server_logs["csvlog"].read_bytes()
+        members = 4 * 1024 * 1024 // len(data) + 2
+        member = gzip.compress(data)
+        cut = (member * members)[: len(member) * (members * 5 // 6) + len(member) // 2]  # inside a member
+        path = tmp_path / "cut.csv.gz"
+        path.write_bytes(cut)
+        expected = _inflatable(cut)
+        assert 2 * 1024 * 1024 < len(expected) < len(data) * members
+        opened = inputs.OpenInput(str(path))
+        got = bytearray()
+        with pytest.raises(inputs.DECOMPRESSION_ERRORS):
+            for piece in opened.chunks():
+                got += piece
+        opened.close()
+        assert bytes(got) == expected
 
 
 @pytest.mark.postgres
