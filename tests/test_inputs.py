@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import os
 import shutil
@@ -80,6 +81,24 @@ class TestCompression:
         opened.close()
         assert bytes(got) == expected
 
+
+    def test_standard_input_inflates_in_small_pieces(self, server_logs, tmp_path, monkeypatch):
+        """A .gz on standard input, even redirected from a file, is inflated a small piece at a
+        time: the look-back's batches, and so its memory, stay small."""
+        from logdiag.readers import inputs
+
+        monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4 * 1024 * 1024)
+        log = server_logs["csvlog"].read_bytes()
+        copies = 8 * 1024 * 1024 // len(log) + 1
+        data = log * copies
+        path = tmp_path / "stdin.csv.gz"
+        path.write_bytes(gzip.compress(log) * copies)  # members: each inflates on its own
+        with path.open("rb") as redirected:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(redirected))
+            opened = inputs.OpenInput("-")
+            pieces = list(opened.chunks())
+        assert b"".join(pieces) == data
+        assert max(map(len, pieces)) < inputs.INFLATED_PIECE_BYTES
 
 @pytest.mark.postgres
 class TestPaths:

@@ -159,8 +159,8 @@ class OpenInput:
         """The input's bytes, decompressed, in large chunks (no line splitting)."""
         if self.compression is None:
             return iter(lambda: self._buffered.read(CHUNK_SIZE), b"")
-        if self.compression == "gzip" and self._buffered.seekable():
-            return self._inflated()
+        if self.compression == "gzip" and self.name != STDIN and self._buffered.seekable():
+            return self._inflated()  # standard input goes in small pieces: its batches are small
         return _decompressed(self._buffered, self.compression)
 
     def _inflated(self) -> Iterator[bytes]:
