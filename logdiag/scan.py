@@ -45,6 +45,7 @@ _CSV_HEAD = re.compile(
 )
 # The same, for polars (Rust regex): a csvlog record's first line, up to its session id.
 _DDL = r"(?i)\b(?:create|alter)\b.{0,200}?\btable\b"
+_TABLE = "(?i:table)"  # in every line _DDL matches
 _BOUNDARY = r"(?i)(?:statement|execute [^ :]{1,200}): \s*(?:begin|start\s+transaction|commit|end|rollback|abort)\b"
 
 
@@ -206,11 +207,20 @@ def _stderr_errors(lines: Iterable[tuple[int, bytes]], prefix: LinePrefix) -> It
 # --- pass 2: lines --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
+class SessionTest:
+    """Whether a record's first line is of the kept sessions: a cheap candidate test every line
+    gets, and the exact test (None when the candidate is exact) only its candidates get."""
+
+    candidate: str  # a regular expression
+    exact: Any  # polars expression, or None
+
+
+@dataclass(frozen=True, slots=True)
 class Measured:
     """What :meth:`LineClassifier.measure` found in a block."""
 
     frame: Any  # polars DataFrame: text and the vectorised tests' columns
-    session_test: tuple[Any, Any]  # the classifier's test for kept sessions when it was measured
+    session_test: SessionTest | None  # the classifier's test for kept sessions when it was measured
     recoded: int  # lines that were not UTF-8
     nul_lines: int  # lines of nothing but NUL bytes
 
@@ -269,9 +279,7 @@ class LineClassifier:
         self.keys: dict[str, int] = {}  # kept sessions, oldest first, with the call that kept them
         self.generation = 0
         self.session_letter = "c"
-        # Each test is a cheap one every line gets and, where that is not exact, the exact one
-        # that only the lines it lets through get: (candidate, exact or None).
-        self.in_kept_session: tuple[Any, Any] = (pl.lit(False), None)
+        self.in_kept_session: SessionTest | None = None
         text = pl.col("text")
         if fmt is LogFormat.STDERR:
             assert prefix is not None
@@ -279,6 +287,7 @@ class LineClassifier:
             self.is_record = text.str.contains(LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern)
             # DETAIL, STATEMENT... lines start with the prefix too, but they are no new record.
             attachments = "|".join(ATTACHMENTS)
+            # (a cheap test every line gets, the exact one only the lines it lets through get)
             self.is_attachment = (text.str.contains(f"(?:{attachments}):"), text.str.contains(prefix.regex.pattern))
         elif fmt is LogFormat.CSVLOG:
             self.is_record = text.str.contains(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
@@ -302,19 +311,19 @@ class LineClassifier:
         if self.keys:
             self.in_kept_session = self.session_test(self.keys)
 
-    def session_test(self, keys: Iterable[str]) -> tuple[Any, Any]:
-        """(cheap candidate test, exact test or None) for a record's first line being of these sessions."""
+    def session_test(self, keys: Iterable[str]) -> SessionTest:
+        """The test for a record's first line being of these sessions."""
         alternation = "(?:" + "|".join(re.escape(k) for k in sorted(keys)) + ")"
         text = self.pl.col("text")
         if self.fmt is LogFormat.CSVLOG:
             # The session id is the sixth field.
-            return text.str.contains("," + alternation + ","), text.str.contains(_CSV_HEAD_FIELDS + alternation + ",")
+            return SessionTest("," + alternation + ",", text.str.contains(_CSV_HEAD_FIELDS + alternation + ","))
         if self.fmt is LogFormat.JSONLOG:
-            return text.str.contains('"session_id":"' + alternation + '"'), None
+            return SessionTest('"session_id":"' + alternation + '"', None)
         assert self.prefix is not None
         overrides = {self.session_letter: alternation}
         exact = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
-        return text.str.contains(alternation), exact
+        return SessionTest(alternation, exact)
 
     def measure(self, block: Block, extra: dict[str, Any] | None = None) -> Measured:
         """The block's lines and what the vectorised tests (and ``extra`` expressions, computed
@@ -326,12 +335,14 @@ class LineClassifier:
         pl = self.pl
         text = pl.col("text")
         session_test = self.in_kept_session  # classify checks that it is still the one in use
+        # One pass finds the few lines that may be of a kept session or DDL (each pass over a
+        # 16 MB block costs more than the test it makes); classify tells which on those alone.
+        maybe = _TABLE if session_test is None else f"{session_test.candidate}|{_TABLE}"
         columns = {
             **(extra or {}),
             "short": text.str.len_bytes() < 16,
             "is_record": self.is_record,
-            "in_session": session_test[0],
-            "maybe_ddl": text.str.contains("(?i)table"),
+            "maybe": text.str.contains(maybe),
         }
         if self.fmt is LogFormat.CSVLOG:
             columns["quotes"] = text.str.count_matches('"', literal=True).cast(pl.Int64)
@@ -346,8 +357,8 @@ class LineClassifier:
         return Measured(frame, session_test, recoded, nul_lines)
 
     def _numbered(self, frame):
-        """The measured lines with their line numbers, whether they start a record, and the
-        candidate tests confirmed (each polars call costs some 0.5 ms: they are few)."""
+        """The measured lines with their line numbers and whether they start a record (each
+        polars call costs some 0.5 ms: they are few)."""
         pl = self.pl
         line = pl.int_range(pl.len(), dtype=pl.Int64) + self.carry.line + 1
         if self.fmt is LogFormat.STDERR:
@@ -359,7 +370,22 @@ class LineClassifier:
             frame = frame.with_columns(line=line, is_start=(quotes.cum_sum() - quotes + self.carry.parity) % 2 == 0)
         else:
             frame = frame.with_columns(line=line, is_start=pl.lit(True))
-        return _confirm(frame, "in_session", self.in_kept_session[1])
+        return frame
+
+    def _sessions_and_ddl(self, frame, session_test: SessionTest | None):
+        """(lines that start a record of a kept session, lines that start DDL), told apart
+        among the lines the measure's one cheap test let through."""
+        pl = self.pl
+        text = pl.col("text")
+        maybe = frame.filter("maybe")
+        if not maybe.height:
+            return maybe["line"], maybe["line"]
+        in_session = pl.lit(False) if session_test is None else text.str.contains(session_test.candidate)
+        tested = maybe.select("line", "text", in_session=in_session, ddl=pl.col("is_start") & text.str.contains(_DDL))
+        sessions = tested.filter("in_session")
+        if session_test is not None and session_test.exact is not None and sessions.height:
+            sessions = sessions.filter(session_test.exact)
+        return sessions["line"], tested["line"].filter(tested["ddl"])
 
     def _lines(self, data: bytes):
         """The lines of a block as a lazy frame of ``text``, without their line endings.
@@ -391,7 +417,8 @@ class LineClassifier:
         frame = self._numbered(measured.frame)
         if self.fmt is LogFormat.CSVLOG:
             carry.parity = int((frame["quotes"].sum() + carry.parity) % 2)
-        special = [frame.filter(pl.col("is_start") & pl.col("maybe_ddl")).filter(text.str.contains(_DDL))["line"]]
+        in_session, ddl = self._sessions_and_ddl(frame, measured.session_test)
+        special = [ddl]
         if self.fmt is LogFormat.STDERR and not carry.boundary_kept:
             # Only stderr without %v needs it: the first BEGIN/COMMIT says the log shows boundaries.
             first = frame.filter(pl.col("is_start") & text.str.contains(_BOUNDARY))["line"].head(1)
@@ -402,7 +429,7 @@ class LineClassifier:
         # A record's continuation lines (quoted newlines, TAB lines) follow the decision of its start.
         frame = frame.lazy().with_columns(
             start=pl.when("is_start").then("line").forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
-            kept=pl.when("is_start").then("in_session").forward_fill().fill_null(carry.keep),
+            kept=pl.when("is_start").then(pl.col("line").is_in(in_session.implode())).forward_fill().fill_null(carry.keep),
         ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode())).collect()
         self._count(frame)
         self.stats.recoded += measured.recoded
