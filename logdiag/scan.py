@@ -349,9 +349,15 @@ class LineClassifier:
         elif self.fmt is LogFormat.STDERR:
             columns["is_attachment"] = self.is_attachment[0]
         data, recoded, nul_lines = block.data, 0, 0
-        if not data.isascii() or b"\x00" in data:
+        if b"\x00" in data:
             data, recoded, nul_lines = _recoded(data, block.end)
-        frame = self._lines(data).with_columns(**columns).collect()
+        try:
+            frame = self._lines(data).with_columns(**columns).collect()
+        except (UnicodeDecodeError, pl.exceptions.ComputeError):
+            # Not UTF-8 (polars checks every line anyway; a cut character at the end will do):
+            # decoded line for line, as the readers do. Any other error comes back below.
+            data, recoded, nul_lines = _recoded(data, block.end)
+            frame = self._lines(data).with_columns(**columns).collect()
         if block.partial:
             frame = frame.head(-1)  # the next block starts with that line
         return Measured(frame, session_test, recoded, nul_lines)

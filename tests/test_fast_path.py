@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -136,15 +137,29 @@ def test_latin1_and_nul_bytes(pg_cluster, tmp_path):
                 conn.execute("COMMIT")
         cluster.stop()
         logs = {fmt: cluster.log_file(fmt) for fmt in ("csvlog", "jsonlog", "stderr")}
-        for fmt, source in logs.items():
+        for (fmt, source), nul_bytes in itertools.product(logs.items(), (b"\x00" * 4096, None)):
             lines = source.read_bytes().split(b"\n")
             log = tmp_path / source.name
-            log.write_bytes(b"\n".join([*lines[:5], b"\x00" * 4096, *lines[5:]]))
+            log.write_bytes(b"\n".join([*lines[:5], *([nul_bytes] if nul_bytes else []), *lines[5:]]))
             prefix = RICH if fmt == "stderr" else None
             slow, fast = _run(log, fast=False, prefix=prefix), _run(log, fast=True, prefix=prefix)
             assert fast[3], fmt
             assert [i["key"] for i in slow[0]] == [{"parent_name": "café"}], fmt
             assert fast[:3] == slow[:3], fmt
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_a_block_that_ends_inside_a_character(scenario_logs, fmt, monkeypatch):
+    """The first block read ends between the two bytes of an é (UTF-8): the same as the readers."""
+    from logdiag import scan
+
+    prefix = RICH if fmt == "stderr" else None
+    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    data = scenario_logs[fmt].read_bytes()
+    monkeypatch.setattr(scan, "CHUNK_BYTES", data.index("é".encode()) + 1)
+    fast = _run(scenario_logs[fmt], fast=True, prefix=prefix)
+    assert fast[3]
+    assert fast[:3] == slow[:3]
 
 
 def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
