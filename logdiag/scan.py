@@ -386,12 +386,13 @@ class LineClassifier:
         maybe = frame.filter("maybe")
         if not maybe.height:
             return maybe["line"], maybe["line"]
-        in_session = pl.lit(False) if session_test is None else text.str.contains(session_test.candidate)
-        tested = maybe.select("line", "text", in_session=in_session, ddl=pl.col("is_start") & text.str.contains(_DDL))
-        sessions = tested.filter("in_session")
-        if session_test is not None and session_test.exact is not None and sessions.height:
+        ddl = maybe.filter(pl.col("is_start") & text.str.contains(_DDL))["line"]
+        if session_test is None:
+            return ddl.clear(), ddl
+        sessions = maybe.filter(text.str.contains(session_test.candidate))
+        if session_test.exact is not None and sessions.height:
             sessions = sessions.filter(session_test.exact)
-        return sessions["line"], tested["line"].filter(tested["ddl"])
+        return sessions["line"], ddl
 
     def _lines(self, data: bytes):
         """The lines of a block as a lazy frame of ``text``, without their line endings.
