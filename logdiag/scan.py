@@ -379,8 +379,9 @@ class LineClassifier:
         return frame
 
     def _sessions_and_ddl(self, frame, session_test: SessionTest | None):
-        """(lines that start a record of a kept session, lines that start DDL), told apart
-        among the lines the measure's one cheap test let through."""
+        """(the lines the kept sessions' test picks, the record starts that are DDL), told apart
+        among the lines the measure's one cheap test let through; classify uses the first only
+        where a record starts."""
         pl = self.pl
         text = pl.col("text")
         maybe = frame.filter("maybe")
