@@ -14,36 +14,45 @@ from typing import Any
 
 
 def in_thread(items: Iterator[Any], depth: int = 8) -> Iterator[Any]:
-    """The items of an iterator, produced ``depth`` ahead by a thread that starts at once.
+    """The items of an iterator, produced by a thread that starts at once, at most ``depth``
+    ahead of their consumer (the one being produced counts: each item is a big block of
+    memory, and with ``depth=1`` the next one is made while this one is used, no more).
 
     An exception the iterator raises is raised here, in order. Stopping early (closing the
     returned generator, or dropping it) lets the thread end too.
     """
-    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    handoff: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+    room = threading.Semaphore(depth)  # released as the consumer takes an item
     done = threading.Event()
 
     def produce() -> None:
         try:
-            for item in items:
-                while not done.is_set():
-                    try:
-                        handoff.put((True, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if done.is_set():
+            iterator = iter(items)
+            while _wait_for(room, done):
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    handoff.put((False, None))
                     return
-            handoff.put((False, None))
+                handoff.put((True, item))
         except BaseException as exc:  # noqa: BLE001 - handed over to the consumer
             handoff.put((False, exc))
 
     threading.Thread(target=produce, name="logdiag-input", daemon=True).start()
-    consumer = _handed_over(handoff, done)
+    consumer = _handed_over(handoff, room, done)
     weakref.finalize(consumer, done.set)  # a consumer dropped before it started stops the thread too
     return consumer
 
 
-def _handed_over(handoff: queue.Queue[tuple[bool, Any]], done: threading.Event) -> Iterator[Any]:
+def _wait_for(room: threading.Semaphore, done: threading.Event) -> bool:
+    """Wait for room for one more item; False when the consumer has gone."""
+    while not room.acquire(timeout=0.1):
+        if done.is_set():
+            return False
+    return not done.is_set()
+
+
+def _handed_over(handoff: queue.SimpleQueue[tuple[bool, Any]], room: threading.Semaphore, done: threading.Event) -> Iterator[Any]:
     try:
         while True:
             more, item = handoff.get()
@@ -51,6 +60,7 @@ def _handed_over(handoff: queue.Queue[tuple[bool, Any]], done: threading.Event) 
                 if item is not None:
                     raise item
                 return
+            room.release()
             yield item
     finally:
         done.set()
