@@ -221,6 +221,8 @@ class Measured:
 
     frame: Any  # polars DataFrame: text and the vectorised tests' columns
     session_test: SessionTest | None  # the classifier's test for kept sessions when it was measured
+    kept_lines: list[int]  # 0-based indexes in the block of the lines kept alone (other errors)
+    extra: tuple[str, ...]  # the names of the extra columns
     recoded: int  # lines that were not UTF-8
     nul_lines: int  # lines of nothing but NUL bytes
 
@@ -243,13 +245,17 @@ def selected_lines(
     """Pass 2: the kept lines, with their 1-based physical line numbers, in file order."""
     classifier = LineClassifier(fmt, prefix, stats)
     classifier.keep_sessions(selection.sessions)
-    offsets = sorted(selection.records)
+
+    def measured_blocks() -> Iterator[Measured]:
+        offsets = sorted(selection.records)
+        for block in blocks(path, chunk_bytes):
+            upto = bisect.bisect_left(offsets, block.offset + block.end)
+            here, offsets = offsets[:upto], offsets[upto:]
+            yield classifier.measure(block, here)
+
     # The kept sessions are known from the start: a thread measures the next block meanwhile.
-    measured = in_thread(((block, classifier.measure(block)) for block in blocks(path, chunk_bytes)), depth=1)
-    for block, measures in measured:
-        upto = bisect.bisect_left(offsets, block.offset + block.end)
-        here, offsets = offsets[:upto], offsets[upto:]
-        chosen = classifier.classify(block, here, measured=measures).filter("keep")
+    for measured in in_thread(measured_blocks(), depth=1):
+        chosen = classifier.decide(measured).filter("keep")
         yield from zip(chosen["line"], chosen["text"], strict=True)
     stats.lines = classifier.carry.line
 
@@ -325,16 +331,25 @@ class LineClassifier:
         exact = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
         return SessionTest(alternation, exact)
 
-    def measure(self, block: Block, extra: dict[str, Any] | None = None) -> Measured:
+    def measure(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None) -> Measured:
         """The block's lines and what the vectorised tests (and ``extra`` expressions, computed
-        alongside them) say of them, before anything that depends on the blocks before it.
+        alongside them) say of them, before anything that depends on the blocks before it;
+        ``kept_offsets``: the byte offsets in the file of lines to keep alone (other errors).
 
         It changes nothing in the classifier: a thread can measure the next block while this
-        one is classified (polars releases the GIL), as long as no sessions are kept in between.
+        one is classified (polars releases the GIL). The sessions kept at this point are the
+        ones :meth:`classify` keeps the block's records of.
         """
+        return self.measure_with(self.in_kept_session, block, kept_offsets, extra)
+
+    def measure_with(
+        self, session_test: SessionTest | None, block: Block, kept_offsets: Sequence[int] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> Measured:
+        """:meth:`measure` with the test for kept sessions that was in use at some earlier point
+        (a thread measures while the sessions kept change)."""
         pl = self.pl
         text = pl.col("text")
-        session_test = self.in_kept_session  # classify checks that it is still the one in use
         # One pass finds the few lines that may be of a kept session or DDL (each pass over a
         # 16 MB block costs more than the test it makes); classify tells which on those alone.
         maybe = _TABLE if session_test is None else f"{session_test.candidate}|{_TABLE}"
@@ -360,7 +375,8 @@ class LineClassifier:
             frame = self._lines(data).with_columns(**columns).collect()
         if block.partial:
             frame = frame.head(-1)  # the next block starts with that line
-        return Measured(frame, session_test, recoded, nul_lines)
+        kept_lines = _line_indexes(block, kept_offsets)
+        return Measured(frame, session_test, kept_lines, tuple(extra or ()), recoded, nul_lines)
 
     def _numbered(self, frame):
         """The measured lines with their line numbers and whether they start a record (each
@@ -410,18 +426,17 @@ class LineClassifier:
         frame = pl.LazyFrame({"text": lines}, schema={"text": pl.Utf8})
         return frame.with_columns(pl.col("text").str.strip_suffix("\r")) if b"\r" in data else frame
 
-    def classify(
-        self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None,
-        measured: Measured | None = None,
-    ):
+    def classify(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None):
         """The block's lines as a frame of ``line``, ``text``, ``start`` (the line their record
-        starts at), ``keep`` and the ``extra`` columns; counts go to the stats. ``measured``:
-        the block's :meth:`measure`, if it was taken ahead (with the same ``extra``)."""
+        starts at), ``keep`` and the ``extra`` columns; counts go to the stats."""
+        return self.decide(self.measure(block, kept_offsets, extra))
+
+    def decide(self, measured: Measured):
+        """:meth:`classify` for a block measured ahead (the blocks before it decided): the
+        sessions kept when it was measured decide which of its lines are kept."""
         pl = self.pl
         text = pl.col("text")
         carry = self.carry
-        measured = measured or self.measure(block, extra)
-        assert measured.session_test is self.in_kept_session, "sessions were kept after the block was measured"
         frame = self._numbered(measured.frame)
         if self.fmt is LogFormat.CSVLOG:
             carry.parity = int((frame["quotes"].sum() + carry.parity) % 2)
@@ -432,8 +447,8 @@ class LineClassifier:
             first = frame.filter(pl.col("is_start") & text.str.contains(_BOUNDARY))["line"].head(1)
             carry.boundary_kept = bool(len(first))
             special.append(first)
-        if kept_offsets:
-            special.append(pl.Series("line", _line_numbers(block, kept_offsets, carry.line), dtype=pl.Int64))
+        if measured.kept_lines:
+            special.append(pl.Series("line", measured.kept_lines, dtype=pl.Int64) + (carry.line + 1))
         # A record's continuation lines (quoted newlines, TAB lines) follow the decision of its start.
         frame = frame.lazy().with_columns(
             start=pl.when("is_start").then("line").forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
@@ -448,7 +463,7 @@ class LineClassifier:
             carry.start = frame["start"][-1]
             carry.keep = bool(frame["keep"][-1])
             carry.line += frame.height
-        return frame.select("line", "text", "start", "keep", *(extra or {}))
+        return frame.select("line", "text", "start", "keep", *measured.extra)
 
     def _count(self, frame) -> None:
         """Records and unusable lines, counted the vectorised way (the fast path reads no other)."""
@@ -531,12 +546,13 @@ def _confirm(frame, column: str, exact):
     return frame.with_columns(pl.col("line").is_in(confirmed.implode()).alias(column))
 
 
-def _line_numbers(block: Block, offsets: Sequence[int], lines_before: int) -> list[int]:
-    """The 1-based line numbers of lines that start at these (sorted) byte offsets of the file."""
-    numbers, line, counted = [], lines_before + 1, 0
+def _line_indexes(block: Block, offsets: Sequence[int]) -> list[int]:
+    """The 0-based indexes in the block of the lines that start at these (sorted) byte offsets
+    of the file."""
+    indexes, line, counted = [], 0, 0
     for offset in offsets:
         position = offset - block.offset
         line += block.data.count(b"\n", counted, position)
         counted = position
-        numbers.append(line)
-    return numbers
+        indexes.append(line)
+    return indexes

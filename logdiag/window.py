@@ -25,17 +25,28 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from logdiag.lookback import Forgotten, prefix_field, session_key, tell_forgotten
 from logdiag.readers.detect import LogFormat
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats
-from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
+from logdiag.scan import MARKERS, Block, LineClassifier, Measured, errors_in, lines_with
 
 WINDOW_BYTES = 64 * 1024 * 1024
 
 #: (a block of whole lines, the ERROR lines in it: (byte offset, session key, is a violation))
 Arrival = tuple[Block, list[tuple[int, str, bool]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Departure:
+    """A block leaving the window, measured with the sessions kept when it left (its bytes are
+    not needed after that)."""
+
+    measured: Future[Measured]
+    failed: set[str]  # sessions that failed, after a block had left, since the block before left
 
 
 def arrivals(batches: Iterable[bytes], fmt: LogFormat, prefix: LinePrefix | None) -> Iterator[Arrival]:
@@ -75,34 +86,59 @@ class WindowFilter:
         self.by_pid = self.classifier.session_letter == "p"
         # Without session line numbers, the key of every dropped line is told.
         self.tell_dropped = on_forgotten is not None and self.line_number is None
+        self.extra = {"key": self.session_key} if self.tell_dropped else None
 
     def lines(self, arrivals: Iterable[Arrival]) -> Iterator[tuple[int, str]]:
         """The kept lines as ``(line number, text)``, in file order; ``on_forgotten`` is told
-        of dropped sessions before their kept lines."""
-        for block, errors in arrivals:
-            self._arrive(block, errors)
-            while self.bytes_in_window - len(self.window[0][0].data) >= self.window_bytes:
-                yield from self._leave()
-        while self.window:
-            yield from self._leave()
+        of dropped sessions before their kept lines.
 
-    def _arrive(self, block: Block, errors: list[tuple[int, str, bool]]) -> None:
+        Each block is measured by a thread as it leaves the window (with the sessions kept by
+        then), while this one classifies the block that left before it.
+        """
+        with ThreadPoolExecutor(1, thread_name_prefix="logdiag-measure") as measuring:
+            previous: _Departure | None = None
+            for departure in self._departures(arrivals, measuring):
+                if previous is not None:
+                    yield from self._leave(previous)
+                previous = departure
+            if previous is not None:
+                yield from self._leave(previous)
+
+    def _departures(self, arrivals: Iterable[Arrival], measuring: Executor) -> Iterator[_Departure]:
+        """The blocks in the order they leave the window, each being measured."""
+        failed: set[str] = set()
+        for block, errors in arrivals:
+            failed |= self._arrive(block, errors)
+            while self.bytes_in_window - len(self.window[0][0].data) >= self.window_bytes:
+                yield self._depart(failed, measuring)
+                failed = set()
+        while self.window:
+            yield self._depart(failed, measuring)
+            failed = set()
+
+    def _arrive(self, block: Block, errors: list[tuple[int, str, bool]]) -> set[str]:
+        """Keep the sessions that fail in the block; those that fail after a block has left."""
         classifier = self.classifier
         failing = {key for _, key, violation in errors if violation and key not in classifier.keys}
         if failing:
             classifier.keep_sessions(failing)
-            if self.released:
-                self.pending |= failing
         self.window.append((block, sorted(offset for offset, _, violation in errors if not violation)))
         self.bytes_in_window += len(block.data)
+        return failing if self.released else set()
 
-    def _leave(self) -> Iterator[tuple[int, str]]:
+    def _depart(self, failed: set[str], measuring: Executor) -> _Departure:
         block, others = self.window.popleft()
         self.bytes_in_window -= len(block.data)
-        pl = self.classifier.pl
-        frame = self.classifier.classify(block, others, extra={"key": self.session_key} if self.tell_dropped else None)
-        self.stats.lines = self.classifier.carry.line
         self.released = True
+        classifier = self.classifier
+        measured = measuring.submit(classifier.measure_with, classifier.in_kept_session, block, others, self.extra)
+        return _Departure(measured, failed)
+
+    def _leave(self, leaving: _Departure) -> Iterator[tuple[int, str]]:
+        pl = self.classifier.pl
+        self.pending |= leaving.failed
+        frame = self.classifier.decide(leaving.measured.result())
+        self.stats.lines = self.classifier.carry.line
         kept = frame.filter("keep")
         if self.on_forgotten is not None:
             if self.tell_dropped:
