@@ -10,7 +10,8 @@ every other input, so the fast path and the streaming path give the same inciden
    kept alone (by byte offset), for ``other_errors``.
 2. **Lines** (:class:`LineClassifier`: polars, a 16 MB block at a time so that memory stays
    flat, a thread running the tests on the next block while this one is decided): for csvlog,
-   record boundaries come from the parity of double quotes, so quoted newlines are exact; the
+   record boundaries come from the parity of double quotes (counted only on the few lines that
+   do not end like a record), so quoted newlines are exact; the
    lines of kept sessions, of kept records, of CREATE/ALTER TABLE statements (the catalog) and of
    the first BEGIN/COMMIT (which tells the tracker that the log shows transaction boundaries) are
    handed on with their exact line numbers, and every line is counted.
@@ -46,6 +47,11 @@ _CSV_HEAD = re.compile(
 # The same, for polars (Rust regex): a csvlog record's first line, up to its session id.
 _DDL = r"(?i)\b(?:create|alter)\b.{0,200}?\btable\b"
 _TABLE = "(?i:table)"  # in every line _DDL matches
+# A csvlog line that ends like this ends outside any quoted field, so the next line starts a record:
+# the last field but (with 14's leader_pid and query_id) two is the backend type, and PostgreSQL
+# doubles every quote inside a field, so a single quote after a character other than a comma
+# closes a field. About every line ends so: only the others need their quotes counted.
+_CSV_RECORD_END = r',"[^",]+"(?:,\d*,-?\d+)?$'
 _BOUNDARY = r"(?i)(?:statement|execute [^ :]{1,200}): \s*(?:begin|start\s+transaction|commit|end|rollback|abort)\b"
 
 
@@ -232,7 +238,7 @@ class _Carry:
     """State that crosses block boundaries."""
 
     line: int = 0  # physical lines before this block
-    parity: int = 0  # csvlog: double quotes before this block, modulo 2
+    parity: int = 0  # csvlog: 1 if the block starts inside a quoted field (odd quotes before it)
     start: int | None = None  # the line the record the block starts in started at
     keep: bool = False  # whether that record is kept
     boundary_kept: bool = False
@@ -360,7 +366,7 @@ class LineClassifier:
             "maybe": text.str.contains(maybe),
         }
         if self.fmt is LogFormat.CSVLOG:
-            columns["quotes"] = text.str.count_matches('"', literal=True).cast(pl.Int64)
+            columns["ends_record"] = text.str.contains(_CSV_RECORD_END)
         elif self.fmt is LogFormat.STDERR:
             columns["is_attachment"] = self.is_attachment[0]
         data, recoded, nul_lines = block.data, 0, 0
@@ -388,11 +394,30 @@ class LineClassifier:
             frame = _confirm(frame, "is_attachment", self.is_attachment[1])
             frame = frame.with_columns(is_start=pl.col("is_record") | pl.col("is_attachment"))
         elif self.fmt is LogFormat.CSVLOG:  # a line starts a record unless it is inside a quoted field
-            quotes = pl.col("quotes")
-            frame = frame.with_columns(line=line, is_start=(quotes.cum_sum() - quotes + self.carry.parity) % 2 == 0)
+            frame = self._inside_quotes(frame.with_columns(line=line))
         else:
             frame = frame.with_columns(line=line, is_start=pl.lit(True))
         return frame
+
+    def _inside_quotes(self, frame):
+        """csvlog: whether each line starts a record (``is_start``), from the parity of the double
+        quotes before it since the last line that ended a record; ``carry.parity`` becomes the
+        parity at the end of the block."""
+        pl = self.pl
+        ends = pl.col("ends_record")
+        unsure = frame.filter(~ends)
+        odd = unsure.filter(pl.col("text").str.count_matches('"', literal=True) % 2 == 1)["line"]
+        flips = pl.col("line").is_in(odd.implode()).cast(pl.Int64)
+        flips_before = flips.cum_sum() - flips
+        after_end = ends.shift(1, fill_value=True)  # the first line of the block, or after a record's end
+        since_end = flips_before - pl.when(after_end).then(flips_before).forward_fill()
+        first_run = (ends.cum_sum() - ends.cast(pl.Int64)) == 0  # no record ended before, in this block
+        parity = (since_end + pl.when(first_run).then(self.carry.parity).otherwise(0)) % 2
+        frame = frame.with_columns(is_start=parity == 0, _flips=flips, _parity=parity)
+        if frame.height:
+            last = frame.row(-1, named=True)
+            self.carry.parity = 0 if last["ends_record"] else (last["_parity"] + last["_flips"]) % 2
+        return frame.drop("_flips", "_parity")
 
     def _sessions_and_ddl(self, frame, session_test: SessionTest | None):
         """(the lines the kept sessions' test picks, the record starts that are DDL), told apart
@@ -438,8 +463,6 @@ class LineClassifier:
         text = pl.col("text")
         carry = self.carry
         frame = self._numbered(measured.frame)
-        if self.fmt is LogFormat.CSVLOG:
-            carry.parity = int((frame["quotes"].sum() + carry.parity) % 2)
         in_session, ddl = self._sessions_and_ddl(frame, measured.session_test)
         special = [ddl]
         if self.fmt is LogFormat.STDERR and not carry.boundary_kept:

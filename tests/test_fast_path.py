@@ -195,6 +195,72 @@ def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
             assert not any("AS mention" in text for text in kept), fmt
 
 
+# Statement lines that look like the end of a csvlog record, or like a whole one, as they stand in
+# the statement (the server doubles their quotes in the log).
+_LOOKALIKES = (
+    'first line ,"client backend",,0\n'
+    '2026-01-01 00:00:00.000 UTC,"postgres","postgres",1,"[local]",1.1,1,"SELECT",'
+    '2026-01-01 00:00:00 UTC,3/1,0,LOG,00000,"x",,,,,,,,,"psql","client backend",,0\n'
+    ',"client backend"\n'
+    'last line'
+)
+
+
+@pytest.mark.parametrize("block_bytes", [300, 4096, None])
+def test_record_starts_are_those_of_the_quote_count(pg_cluster, tmp_path, block_bytes):
+    """csvlog lines that end like a record are not counted for quotes: on a log whose statements
+    look like csvlog lines (and whose multi-line fields open with ',5,0' and the like), the
+    classifier finds exactly the record starts that counting every quote finds, and the
+    multi-line culprit of a commit-time failure is reported whole."""
+    import polars as pl
+    import psycopg
+
+    from logdiag import scan
+    from logdiag.readers import InputStats, LogFormat
+
+    culprit = f"INSERT INTO child VALUES (42, '{_LOOKALIKES}')"
+    with pg_cluster(log_statement="all") as cluster:
+        with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
+            conn.execute("CREATE TABLE parent (id int PRIMARY KEY)")
+            conn.execute("CREATE TABLE child (parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED, note text)")
+            conn.execute(f"SELECT '{_LOOKALIKES}' AS lookalike")
+            conn.execute("BEGIN")
+            conn.execute(culprit)
+            with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                conn.execute("COMMIT")
+            # Syntax errors: the statement is the ERROR's query field, which opens its line's last
+            # quoted field just before what follows.
+            for statement in (',5,0\nSELECT 1', '",5,0\nSELECT 1', 'SELECT 1 ",\n"client backend",,0'):
+                with pytest.raises(psycopg.errors.SyntaxError):
+                    conn.execute(statement)
+            # A message that ends with a comma, then a detail that opens with ',5,0'.
+            with pytest.raises(psycopg.errors.RaiseException):
+                conn.execute("DO $$ BEGIN RAISE EXCEPTION 'ends with a comma,' USING DETAIL = E',5,0\\nmore'; END $$")
+        cluster.stop()
+        log = tmp_path / "postgresql.csv"
+        shutil.copyfile(cluster.log_file("csvlog"), log)
+
+    data = log.read_bytes()
+    counted, inside = [], False
+    for number, line in enumerate(data.split(b"\n")[:-1], start=1):
+        if not inside:
+            counted.append(number)
+        inside ^= line.count(b'"') % 2 == 1
+    assert data.count(b"\n") - len(counted) >= 3 + 3 + 3 + 1  # every statement's newlines, once at least
+
+    classifier = scan.LineClassifier(LogFormat.CSVLOG, None, InputStats(file=str(log)))
+    found = []
+    for block in scan.blocks(str(log), block_bytes):
+        frame = classifier.classify(block)
+        found += frame.filter(pl.col("line") == pl.col("start"))["line"].to_list()
+    assert found == counted
+
+    slow, fast = _run(log, fast=False), _run(log, fast=True)
+    assert fast[:3] == slow[:3]
+    [incident] = fast[0]
+    assert incident["culprits"][0]["statement"] == culprit
+
+
 def _packed(log, tmp_path):
     import gzip
 
