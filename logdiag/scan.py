@@ -231,6 +231,8 @@ class Measured:
     extra: tuple[str, ...]  # the names of the extra columns
     recoded: int  # lines that were not UTF-8
     nul_lines: int  # lines of nothing but NUL bytes
+    # csvlog: the quote parity after the block, if it starts outside (0) or inside (1) a field
+    parity_after: tuple[int, int] = (0, 1)
 
 
 @dataclass
@@ -382,7 +384,10 @@ class LineClassifier:
         if block.partial:
             frame = frame.head(-1)  # the next block starts with that line
         kept_lines = _line_indexes(block, kept_offsets)
-        return Measured(frame, session_test, kept_lines, tuple(extra or ()), recoded, nul_lines)
+        parity_after = (0, 1)
+        if self.fmt is LogFormat.CSVLOG:
+            frame, parity_after = _quote_runs(frame.rechunk())
+        return Measured(frame, session_test, kept_lines, tuple(extra or ()), recoded, nul_lines, parity_after)
 
     def _numbered(self, frame):
         """The measured lines with their line numbers and whether they start a record (each
@@ -394,30 +399,13 @@ class LineClassifier:
             frame = _confirm(frame, "is_attachment", self.is_attachment[1])
             frame = frame.with_columns(is_start=pl.col("is_record") | pl.col("is_attachment"))
         elif self.fmt is LogFormat.CSVLOG:  # a line starts a record unless it is inside a quoted field
-            frame = self._inside_quotes(frame.with_columns(line=line))
+            inside = pl.col("odd_since_end")
+            if self.carry.parity:  # the block starts inside a field: so do the lines before its first end
+                inside = inside ^ pl.col("first_run")
+            frame = frame.with_columns(line=line, is_start=~inside)
         else:
             frame = frame.with_columns(line=line, is_start=pl.lit(True))
         return frame
-
-    def _inside_quotes(self, frame):
-        """csvlog: whether each line starts a record (``is_start``), from the parity of the double
-        quotes before it since the last line that ended a record; ``carry.parity`` becomes the
-        parity at the end of the block."""
-        pl = self.pl
-        ends = pl.col("ends_record")
-        unsure = frame.filter(~ends)
-        odd = unsure.filter(pl.col("text").str.count_matches('"', literal=True) % 2 == 1)["line"]
-        flips = pl.col("line").is_in(odd.implode()).cast(pl.Int64)
-        flips_before = flips.cum_sum() - flips
-        after_end = ends.shift(1, fill_value=True)  # the first line of the block, or after a record's end
-        since_end = flips_before - pl.when(after_end).then(flips_before).forward_fill()
-        first_run = (ends.cum_sum() - ends.cast(pl.Int64)) == 0  # no record ended before, in this block
-        parity = (since_end + pl.when(first_run).then(self.carry.parity).otherwise(0)) % 2
-        frame = frame.with_columns(is_start=parity == 0, _flips=flips, _parity=parity)
-        if frame.height:
-            last = frame.row(-1, named=True)
-            self.carry.parity = 0 if last["ends_record"] else (last["_parity"] + last["_flips"]) % 2
-        return frame.drop("_flips", "_parity")
 
     def _sessions_and_ddl(self, frame, session_test: SessionTest | None):
         """(the lines the kept sessions' test picks, the record starts that are DDL), told apart
@@ -463,6 +451,7 @@ class LineClassifier:
         text = pl.col("text")
         carry = self.carry
         frame = self._numbered(measured.frame)
+        carry.parity = measured.parity_after[carry.parity]
         in_session, ddl = self._sessions_and_ddl(frame, measured.session_test)
         special = [ddl]
         if self.fmt is LogFormat.STDERR and not carry.boundary_kept:
@@ -521,6 +510,35 @@ class LineClassifier:
             unmatched -= blank.filter(~text.str.contains(r"^\s")).height
         if unmatched:
             stats.skipped["line does not match the log_line_prefix"] += unmatched
+
+
+def _quote_runs(frame) -> tuple[Any, tuple[int, int]]:
+    """csvlog, before the blocks before it are known: per line, whether an odd number of double
+    quotes stand between it and the last line before it that ended a record (``odd_since_end``)
+    and whether no line of the block ended a record before it (``first_run``: the parity the
+    block starts with adds to those); and the parity after the block, for either start.
+
+    Quotes are counted only on the lines that do not end like a record (see _CSV_RECORD_END).
+    """
+    import polars as pl
+
+    ends = pl.col("ends_record")
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    unsure = frame.with_columns(index=index).filter(~ends)
+    odd = unsure.filter(pl.col("text").str.count_matches('"', literal=True) % 2 == 1)["index"]
+    flips = index.is_in(odd.implode()).cast(pl.Int64)
+    flips_before = flips.cum_sum() - flips
+    after_end = ends.shift(1, fill_value=True)  # the block's first line, or a line after a record's end
+    since_end = flips_before - pl.when(after_end).then(flips_before).forward_fill()
+    first_run = (ends.cum_sum() - ends.cast(pl.Int64)) == 0
+    frame = frame.with_columns(odd_since_end=since_end % 2 == 1, first_run=first_run, _flips=flips)
+    if not frame.height:
+        return frame.drop("_flips"), (0, 1)
+    last = frame.row(-1, named=True)
+    if last["ends_record"]:
+        return frame.drop("_flips"), (0, 0)
+    after = (int(last["odd_since_end"]) + last["_flips"]) % 2
+    return frame.drop("_flips"), (after, after ^ 1) if last["first_run"] else (after, after)
 
 
 def _recoded(data: bytes, end: int) -> tuple[bytes, int, int]:
