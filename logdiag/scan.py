@@ -387,6 +387,7 @@ class LineClassifier:
         parity_after = (0, 1)
         if self.fmt is LogFormat.CSVLOG:
             frame, parity_after = _quote_runs(frame.rechunk())
+        frame = self._told_apart(frame, session_test)
         return Measured(frame, session_test, kept_lines, tuple(extra or ()), recoded, nul_lines, parity_after)
 
     def _numbered(self, frame):
@@ -407,22 +408,31 @@ class LineClassifier:
             frame = frame.with_columns(line=line, is_start=pl.lit(True))
         return frame
 
-    def _sessions_and_ddl(self, frame, session_test: SessionTest | None):
-        """(the lines the kept sessions' test picks, the record starts that are DDL), told apart
-        among the lines the measure's one cheap test let through; classify uses the first only
-        where a record starts."""
+    def _told_apart(self, frame, session_test: SessionTest | None):
+        """The lines the measure's one cheap test let through told apart: of a kept session
+        (``in_session``, which counts where a record starts), DDL (``ddl``, likewise); and the
+        blank lines among the short ones (``blank``; ``blank_untabbed``: not a TAB-indented one)."""
         pl = self.pl
         text = pl.col("text")
+        index = pl.int_range(pl.len(), dtype=pl.Int64)
+        frame = frame.with_columns(index=index)
         maybe = frame.filter("maybe")
-        if not maybe.height:
-            return maybe["line"], maybe["line"]
-        ddl = maybe.filter(pl.col("is_start") & text.str.contains(_DDL))["line"]
-        if session_test is None:
-            return ddl.clear(), ddl
-        sessions = maybe.filter(text.str.contains(session_test.candidate))
-        if session_test.exact is not None and sessions.height:
-            sessions = sessions.filter(session_test.exact)
-        return sessions["line"], ddl
+        sessions = ddl = maybe["index"]
+        if maybe.height:
+            ddl = maybe.filter(text.str.contains(_DDL))["index"]
+            if session_test is None:
+                sessions = sessions.clear()
+            else:
+                sessions = maybe.filter(text.str.contains(session_test.candidate))
+                if session_test.exact is not None and sessions.height:
+                    sessions = sessions.filter(session_test.exact)
+                sessions = sessions["index"]
+        blank = frame.filter("short").filter(text.str.contains(r"^\s*$"))
+        untabbed = blank.filter(~text.str.starts_with("\t"))["index"] if blank.height else blank["index"]
+        return frame.with_columns(
+            in_session=_among(index, sessions), ddl=_among(index, ddl),
+            blank=_among(index, blank["index"]), blank_untabbed=_among(index, untabbed),
+        ).drop("index")
 
     def _lines(self, data: bytes):
         """The lines of a block as a lazy frame of ``text``, without their line endings.
@@ -452,8 +462,7 @@ class LineClassifier:
         carry = self.carry
         frame = self._numbered(measured.frame)
         carry.parity = measured.parity_after[carry.parity]
-        in_session, ddl = self._sessions_and_ddl(frame, measured.session_test)
-        special = [ddl]
+        special = []  # more record starts to keep
         if self.fmt is LogFormat.STDERR and not carry.boundary_kept:
             # Only stderr without %v needs it: the first BEGIN/COMMIT says the log shows boundaries.
             first = frame.filter(pl.col("is_start") & text.str.contains(_BOUNDARY))["line"].head(1)
@@ -461,11 +470,14 @@ class LineClassifier:
             special.append(first)
         if measured.kept_lines:
             special.append(pl.Series("line", measured.kept_lines, dtype=pl.Int64) + (carry.line + 1))
+        kept_start = pl.col("in_session") | pl.col("ddl")
+        if special:
+            kept_start = kept_start | pl.col("line").is_in(pl.concat(special).implode())
         # A record's continuation lines (quoted newlines, TAB lines) follow the decision of its start.
         frame = frame.lazy().with_columns(
             start=pl.when("is_start").then("line").forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
-            kept=pl.when("is_start").then(pl.col("line").is_in(in_session.implode())).forward_fill().fill_null(carry.keep),
-        ).with_columns(keep=pl.col("kept") | pl.col("start").is_in(pl.concat(special).implode())).collect()
+            keep=pl.when("is_start").then(kept_start).forward_fill().fill_null(carry.keep),
+        ).collect()
         self._count(frame)
         self.stats.recoded += measured.recoded
         if measured.nul_lines:  # counted as blank, they are lines of NUL bytes
@@ -481,33 +493,26 @@ class LineClassifier:
         """Records and unusable lines, counted the vectorised way (the fast path reads no other)."""
         pl = self.pl
         stats = self.stats
-        text = pl.col("text")
-        # Blank lines are short, and lines that are not record starts are few: the regular
-        # expressions run on those alone.
-        blank = frame.filter(pl.col("short")).filter(text.str.contains(r"^\s*$"))
+        is_start, blank = pl.col("is_start"), pl.col("blank_untabbed")
         if self.fmt is LogFormat.CSVLOG:
-            blank_starts = blank.filter(pl.col("is_start")).height if blank.height else 0
-            if blank_starts:
-                stats.blank += blank.filter(pl.col("is_start") & ~text.str.starts_with("\t")).height
-            starts, good = frame.select(
-                starts=pl.col("is_start").sum(), good=(pl.col("is_start") & pl.col("is_record")).sum()
+            starts, good, blank_starts, blank_lines = frame.select(
+                starts=is_start.sum(), good=(is_start & pl.col("is_record")).sum(),
+                blank_starts=(is_start & pl.col("blank")).sum(), blank_lines=(is_start & blank).sum(),
             ).row(0)
+            stats.blank += blank_lines
             stats.records += good
             if starts - blank_starts - good:
                 stats.skipped["not a csvlog record"] += starts - blank_starts - good
             return
-        if blank.height:
-            blank = blank.filter(~text.str.starts_with("\t"))
-        stats.blank += blank.height
-        good = int(frame["is_record"].sum())
+        blank_lines, good = frame.select(blank=blank.sum(), good=pl.col("is_record").sum()).row(0)
+        stats.blank += blank_lines
         stats.records += good
         if self.fmt is LogFormat.JSONLOG:
-            if frame.height - blank.height - good:
-                stats.skipped["not a jsonlog object"] += frame.height - blank.height - good
+            if frame.height - blank_lines - good:
+                stats.skipped["not a jsonlog object"] += frame.height - blank_lines - good
             return
-        unmatched = frame.filter(~pl.col("is_start")).filter(~text.str.contains(r"^\s")).height
-        if blank.height:
-            unmatched -= blank.filter(~text.str.contains(r"^\s")).height
+        # Lines that are no record starts are few: the regular expression runs on those alone.
+        unmatched = frame.filter(~is_start & ~blank).filter(~pl.col("text").str.contains(r"^\s")).height
         if unmatched:
             stats.skipped["line does not match the log_line_prefix"] += unmatched
 
@@ -570,6 +575,13 @@ def _recoded(data: bytes, end: int) -> tuple[bytes, int, int]:
     if partial is not None:
         lines.append(partial.replace(b"\x00", b"").decode("utf-8", "replace").encode("utf-8"))
     return b"\n".join(lines), recoded, nul_lines
+
+
+def _among(index, chosen):
+    """Whether each line's index is one of ``chosen`` (a polars Series, often empty)."""
+    import polars as pl
+
+    return index.is_in(chosen.implode()) if len(chosen) else pl.lit(False)
 
 
 def _confirm(frame, column: str, exact):
