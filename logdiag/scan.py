@@ -345,8 +345,8 @@ class LineClassifier:
         ``kept_offsets``: the byte offsets in the file of lines to keep alone (other errors).
 
         It changes nothing in the classifier: a thread can measure the next block while this
-        one is classified (polars releases the GIL). The sessions kept at this point are the
-        ones :meth:`classify` keeps the block's records of.
+        one is decided (polars releases the GIL). The sessions kept at this point are the ones
+        :meth:`decide` keeps the block's records of.
         """
         return self.measure_with(self.in_kept_session, block, kept_offsets, extra)
 
@@ -359,7 +359,7 @@ class LineClassifier:
         pl = self.pl
         text = pl.col("text")
         # One pass finds the few lines that may be of a kept session or DDL (each pass over a
-        # 16 MB block costs more than the test it makes); classify tells which on those alone.
+        # 16 MB block costs more than the test it makes); _told_apart tells which on those alone.
         maybe = _TABLE if session_test is None else f"{session_test.candidate}|{_TABLE}"
         columns = {
             **(extra or {}),
