@@ -226,7 +226,6 @@ class Measured:
     """What :meth:`LineClassifier.measure` found in a block."""
 
     frame: Any  # polars DataFrame: text and the vectorised tests' columns
-    session_test: SessionTest | None  # the classifier's test for kept sessions when it was measured
     kept_lines: list[int]  # 0-based indexes in the block of the lines kept alone (other errors)
     extra: tuple[str, ...]  # the names of the extra columns
     recoded: int  # lines that were not UTF-8
@@ -384,11 +383,12 @@ class LineClassifier:
         if block.partial:
             frame = frame.head(-1)  # the next block starts with that line
         kept_lines = _line_indexes(block, kept_offsets)
+        frame = frame.with_columns(index=pl.int_range(pl.len(), dtype=pl.Int64))
         parity_after = (0, 1)
         if self.fmt is LogFormat.CSVLOG:
             frame, parity_after = _quote_runs(frame.rechunk())
-        frame = self._told_apart(frame, session_test)
-        return Measured(frame, session_test, kept_lines, tuple(extra or ()), recoded, nul_lines, parity_after)
+        frame = self._told_apart(frame, session_test).drop("index")
+        return Measured(frame, kept_lines, tuple(extra or ()), recoded, nul_lines, parity_after)
 
     def _numbered(self, frame):
         """The measured lines with their line numbers and whether they start a record (each
@@ -409,13 +409,13 @@ class LineClassifier:
         return frame
 
     def _told_apart(self, frame, session_test: SessionTest | None):
-        """The lines the measure's one cheap test let through told apart: of a kept session
-        (``in_session``, which counts where a record starts), DDL (``ddl``, likewise); and the
-        blank lines among the short ones (``blank``; ``blank_untabbed``: not a TAB-indented one)."""
+        """The lines the measure's one cheap test let through told apart (by their ``index`` in
+        the block): of a kept session (``in_session``, which counts where a record starts), DDL
+        (``ddl``, likewise); and the blank lines among the short ones (``blank``;
+        ``blank_untabbed``: not a TAB-indented one)."""
         pl = self.pl
         text = pl.col("text")
-        index = pl.int_range(pl.len(), dtype=pl.Int64)
-        frame = frame.with_columns(index=index)
+        index = pl.col("index")
         maybe = frame.filter("maybe")
         sessions = ddl = maybe["index"]
         if maybe.height:
@@ -432,7 +432,7 @@ class LineClassifier:
         return frame.with_columns(
             in_session=_among(index, sessions), ddl=_among(index, ddl),
             blank=_among(index, blank["index"]), blank_untabbed=_among(index, untabbed),
-        ).drop("index")
+        )
 
     def _lines(self, data: bytes):
         """The lines of a block as a lazy frame of ``text``, without their line endings.
@@ -527,9 +527,8 @@ def _quote_runs(frame) -> tuple[Any, tuple[int, int]]:
     """
     import polars as pl
 
-    ends = pl.col("ends_record")
-    index = pl.int_range(pl.len(), dtype=pl.Int64)
-    unsure = frame.with_columns(index=index).filter(~ends)
+    ends, index = pl.col("ends_record"), pl.col("index")
+    unsure = frame.filter(~ends)
     odd = unsure.filter(pl.col("text").str.count_matches('"', literal=True) % 2 == 1)["index"]
     flips = index.is_in(odd.implode()).cast(pl.Int64)
     flips_before = flips.cum_sum() - flips
