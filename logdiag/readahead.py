@@ -13,16 +13,19 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def in_thread(items: Iterator[Any], depth: int = 8) -> Iterator[Any]:
+def in_thread(items: Iterator[Any], depth: int = 8, head_start: int = 0) -> Iterator[Any]:
     """The items of an iterator, produced by a thread that starts at once, at most ``depth``
     ahead of their consumer (the one being produced counts: each item is a big block of
     memory, and with ``depth=1`` the next one is made while this one is used, no more).
+
+    ``head_start`` more may be made before the consumer takes its first ones (while it gets
+    ready, e.g. imports polars): the room for them is not given back when they are taken.
 
     An exception the iterator raises is raised here, in order. Stopping early (closing the
     returned generator, or dropping it) lets the thread end too.
     """
     handoff: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
-    room = threading.Semaphore(depth)  # released as the consumer takes an item
+    room = threading.Semaphore(depth + head_start)  # released as the consumer takes an item
     done = threading.Event()
 
     def produce() -> None:
@@ -39,7 +42,7 @@ def in_thread(items: Iterator[Any], depth: int = 8) -> Iterator[Any]:
             handoff.put((False, exc))
 
     threading.Thread(target=produce, name="logdiag-input", daemon=True).start()
-    consumer = _handed_over(handoff, room, done)
+    consumer = _handed_over(handoff, room, done, head_start)
     weakref.finalize(consumer, done.set)  # a consumer dropped before it started stops the thread too
     return consumer
 
@@ -52,7 +55,9 @@ def _wait_for(room: threading.Semaphore, done: threading.Event) -> bool:
     return not done.is_set()
 
 
-def _handed_over(handoff: queue.SimpleQueue[tuple[bool, Any]], room: threading.Semaphore, done: threading.Event) -> Iterator[Any]:
+def _handed_over(
+    handoff: queue.SimpleQueue[tuple[bool, Any]], room: threading.Semaphore, done: threading.Event, head_start: int,
+) -> Iterator[Any]:
     try:
         while True:
             more, item = handoff.get()
@@ -60,7 +65,10 @@ def _handed_over(handoff: queue.SimpleQueue[tuple[bool, Any]], room: threading.S
                 if item is not None:
                     raise item
                 return
-            room.release()
+            if head_start:
+                head_start -= 1
+            else:
+                room.release()
             yield item
     finally:
         done.set()

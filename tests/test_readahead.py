@@ -41,3 +41,29 @@ def test_in_thread_starts_at_once_and_stops_when_dropped():
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() == before
+
+
+def test_in_thread_runs_ahead_by_depth_and_a_head_start_only_once():
+    made = itertools.count(1)
+    counted: list[int] = []
+
+    def numbers():
+        while True:
+            counted.append(next(made))
+            yield counted[-1]
+
+    def settled(expected: int) -> int:
+        deadline = time.monotonic() + 5
+        while len(counted) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # a producer that ignored its bound would run far ahead meanwhile
+        return len(counted)
+
+    consumer = in_thread(numbers(), depth=1, head_start=3)
+    assert settled(4) == 4  # depth + head start, before anything is taken
+    assert [next(consumer) for _ in range(3)] == [1, 2, 3]
+    assert settled(4) == 4  # the head start's room is not given back
+    assert next(consumer) == 4
+    assert settled(5) == 5  # from now on: one ahead
+    assert next(consumer) == 5
+    assert settled(6) == 6

@@ -200,10 +200,15 @@ class LogReader:
         from logdiag.readahead import in_thread
 
         batches = lookback.batches(stream, size=scan.CHUNK_BYTES)
-        arrivals = in_thread(window.arrivals(batches, detection.format, detection.prefix), depth=1)  # type: ignore[arg-type]
+        window_bytes = self.lookback_bytes or window.WINDOW_BYTES
+        # The blocks that fill the window are inflated while polars is imported.
+        arrivals = in_thread(
+            window.arrivals(batches, detection.format, detection.prefix),  # type: ignore[arg-type]
+            depth=1, head_start=window_bytes // scan.CHUNK_BYTES,
+        )
         kept = window.WindowFilter(
             detection.format, detection.prefix, stats, on_forgotten=self.on_forgotten,
-            window_bytes=self.lookback_bytes or window.WINDOW_BYTES,
+            window_bytes=window_bytes,
         )
         return kept.lines(arrivals)
 
