@@ -222,6 +222,16 @@ class SessionTest:
 
 
 @dataclass(frozen=True, slots=True)
+class QuoteRuns:
+    """csvlog: where a block's lines stand with respect to quoted fields, worked out before the
+    parity the block starts with (1 if it starts inside a quoted field) is known."""
+
+    odd_since_end: list[int]  # the lines an odd number of quotes separate from the last record end
+    first_run: int  # lines up to the first that ends a record: the starting parity adds to theirs
+    parity_after: tuple[int, int]  # the parity after the block, if it starts outside (0) or inside (1)
+
+
+@dataclass(frozen=True, slots=True)
 class Measured:
     """What :meth:`LineClassifier.measure` found in a block."""
 
@@ -230,8 +240,7 @@ class Measured:
     extra: tuple[str, ...]  # the names of the extra columns
     recoded: int  # lines that were not UTF-8
     nul_lines: int  # lines of nothing but NUL bytes
-    # csvlog: the quote parity after the block, if it starts outside (0) or inside (1) a field
-    parity_after: tuple[int, int] = (0, 1)
+    quotes: QuoteRuns | None = None  # csvlog
 
 
 @dataclass
@@ -384,25 +393,26 @@ class LineClassifier:
             frame = frame.head(-1)  # the next block starts with that line
         kept_lines = _line_indexes(block, kept_offsets)
         frame = frame.with_columns(index=pl.int_range(pl.len(), dtype=pl.Int64))
-        parity_after = (0, 1)
-        if self.fmt is LogFormat.CSVLOG:
-            frame, parity_after = _quote_runs(frame.rechunk())
+        quotes = _quote_runs(frame) if self.fmt is LogFormat.CSVLOG else None
         frame = self._told_apart(frame, session_test).drop("index")
-        return Measured(frame, kept_lines, tuple(extra or ()), recoded, nul_lines, parity_after)
+        return Measured(frame, kept_lines, tuple(extra or ()), recoded, nul_lines, quotes)
 
-    def _numbered(self, frame):
+    def _numbered(self, measured: Measured):
         """The measured lines with their line numbers and whether they start a record (each
         polars call costs some 0.5 ms: they are few)."""
         pl = self.pl
-        line = pl.int_range(pl.len(), dtype=pl.Int64) + self.carry.line + 1
+        frame = measured.frame
+        index = pl.int_range(pl.len(), dtype=pl.Int64)
+        line = index + self.carry.line + 1
         if self.fmt is LogFormat.STDERR:
             frame = frame.with_columns(line=line, is_attachment=pl.col("is_attachment") & ~pl.col("is_record"))
             frame = _confirm(frame, "is_attachment", self.is_attachment[1])
             frame = frame.with_columns(is_start=pl.col("is_record") | pl.col("is_attachment"))
         elif self.fmt is LogFormat.CSVLOG:  # a line starts a record unless it is inside a quoted field
-            inside = pl.col("odd_since_end")
+            assert measured.quotes is not None
+            inside = _among(index, pl.Series(measured.quotes.odd_since_end, dtype=pl.Int64))
             if self.carry.parity:  # the block starts inside a field: so do the lines before its first end
-                inside = inside ^ pl.col("first_run")
+                inside = inside ^ (index < measured.quotes.first_run)
             frame = frame.with_columns(line=line, is_start=~inside)
         else:
             frame = frame.with_columns(line=line, is_start=pl.lit(True))
@@ -460,8 +470,9 @@ class LineClassifier:
         pl = self.pl
         text = pl.col("text")
         carry = self.carry
-        frame = self._numbered(measured.frame)
-        carry.parity = measured.parity_after[carry.parity]
+        frame = self._numbered(measured)
+        if measured.quotes is not None:
+            carry.parity = measured.quotes.parity_after[carry.parity]
         special = []  # more record starts to keep
         if self.fmt is LogFormat.STDERR and not carry.boundary_kept:
             # Only stderr without %v needs it: the first BEGIN/COMMIT says the log shows boundaries.
@@ -517,32 +528,43 @@ class LineClassifier:
             stats.skipped["line does not match the log_line_prefix"] += unmatched
 
 
-def _quote_runs(frame) -> tuple[Any, tuple[int, int]]:
-    """csvlog, before the blocks before it are known: per line, whether an odd number of double
-    quotes stand between it and the last line before it that ended a record (``odd_since_end``)
-    and whether no line of the block ended a record before it (``first_run``: the parity the
-    block starts with adds to those); and the parity after the block, for either start.
+def _quote_runs(frame) -> QuoteRuns:
+    """csvlog, before the blocks before it are known: where the block's lines stand with respect
+    to quoted fields (see :class:`QuoteRuns`).
 
     Quotes are counted only on the lines that do not end like a record (see _CSV_RECORD_END).
+    They are few, and they come in runs: each run, with the line that ends it, starts outside
+    any field (the line before it ended a record), so it is walked here on its own.
     """
     import polars as pl
 
-    ends, index = pl.col("ends_record"), pl.col("index")
-    unsure = frame.filter(~ends)
-    odd = unsure.filter(pl.col("text").str.count_matches('"', literal=True) % 2 == 1)["index"]
-    flips = index.is_in(odd.implode()).cast(pl.Int64)
-    flips_before = flips.cum_sum() - flips
-    after_end = ends.shift(1, fill_value=True)  # the block's first line, or a line after a record's end
-    since_end = flips_before - pl.when(after_end).then(flips_before).forward_fill()
-    first_run = (ends.cum_sum() - ends.cast(pl.Int64)) == 0
-    frame = frame.with_columns(odd_since_end=since_end % 2 == 1, first_run=first_run, _flips=flips)
-    if not frame.height:
-        return frame.drop("_flips"), (0, 1)
-    last = frame.row(-1, named=True)
-    if last["ends_record"]:
-        return frame.drop("_flips"), (0, 0)
-    after = (int(last["odd_since_end"]) + last["_flips"]) % 2
-    return frame.drop("_flips"), (after, after ^ 1) if last["first_run"] else (after, after)
+    unsure = frame.filter(~pl.col("ends_record")).select(
+        "index", odd=pl.col("text").str.count_matches('"', literal=True) % 2 == 1
+    )
+    height = frame.height
+    if not height:
+        return QuoteRuns([], 0, (0, 1))
+    inside: list[int] = []  # lines an odd number of quotes stand before, since the run started
+    first_end: int | None = None
+    parity, previous = 0, -1
+    for index, odd in unsure.iter_rows():
+        if index > previous + 1:  # the line after the last run ended it (and a record)
+            if parity:
+                inside.append(previous + 1)
+            first_end = previous + 1 if first_end is None else first_end
+            parity = 0
+        if parity:
+            inside.append(index)
+        parity ^= odd
+        previous = index
+    if previous + 1 < height:  # the block ends with a line that ends a record
+        if parity:
+            inside.append(previous + 1)
+        first_end = previous + 1 if first_end is None else first_end
+        return QuoteRuns(inside, first_end + 1, (0, 0))
+    if first_end is None:  # no line of the block ends a record
+        return QuoteRuns(inside, height, (parity, parity ^ 1))
+    return QuoteRuns(inside, first_end + 1, (parity, parity))
 
 
 def _recoded(data: bytes, end: int) -> tuple[bytes, int, int]:
