@@ -124,7 +124,7 @@ class LookbackFilter:
         self.held: deque[tuple[Any, int]] = deque()  # (frame of line, text, key; its size)
         self.held_bytes = 0
         self.last_key: str | None = None  # of the record the last block ended in
-        self.session_key = session_key(fmt, prefix, self.classifier.session_letter)
+        self.session_key = session_key(fmt, prefix, self.classifier.session_letter, lean=True)
         self.offset = 0
 
     def lines(self, batches: Iterable[bytes | _Tick], release: bool = False) -> Iterator[tuple[int, str] | _Tick]:
@@ -207,8 +207,9 @@ class LookbackFilter:
             yield from zip(frame["line"], frame["text"], strict=True)
 
 
-def session_key(fmt: LogFormat, prefix: LinePrefix | None, letter: str):
-    """The expression that finds a record's session key in its first line.
+def session_key(fmt: LogFormat, prefix: LinePrefix | None, letter: str, lean: bool = False):
+    """The expression that finds a record's session key in its first line (``lean``: see
+    :func:`prefix_field`).
 
     csvlog: the first ``,<hex>.<hex>,<digits>`` is the session id field (the fields before it are
     a timestamp, quoted names, a pid and a quoted host), found without anchoring, which is fast.
@@ -221,19 +222,34 @@ def session_key(fmt: LogFormat, prefix: LinePrefix | None, letter: str):
     if fmt is LogFormat.JSONLOG:
         return text.str.extract('"session_id":"([^"]*)"', 1)
     assert prefix is not None
-    field = prefix_field(prefix, letter)
+    field = prefix_field(prefix, letter, lean)
     if field is None:  # neither %c nor %p: the tracker cannot follow sessions anyway
         return pl.lit(None, pl.Utf8)
     return field
 
 
-def prefix_field(prefix: LinePrefix, letter: str):
+def prefix_field(prefix: LinePrefix, letter: str, lean: bool = False):
     """The expression that captures the value of the ``%letter`` escape of a stderr line's
-    ``log_line_prefix``, or None when the prefix has no such escape."""
+    ``log_line_prefix``, or None when the prefix has no such escape.
+
+    Capturing costs some three times as much as matching (the regular expression engine cannot
+    use its fast automaton for it), so where the format allows it (:meth:`LinePrefix.split`) the
+    value is found by matching alone: the prefix up to the end of the value, then what must follow
+    it. Only the lines where that does not go on (a user or database name that holds a space and
+    then something shaped like the value, say) are captured. ``lean`` captures every line: the
+    look-back, whose memory must stay under 150 MB, peaks 5 MB lower that way.
+    """
     import polars as pl
 
     if letter not in prefix.escapes:
         return None
+    text = pl.col("text")
     # Capturing that field alone: a quarter faster than every field, and one column, not eight.
     regex = LinePrefix(prefix.format, capture=letter).regex
-    return pl.col("text").str.extract(regex.pattern, regex.groupindex["v0"])
+    split = None if lean else prefix.split(letter)
+    if split is None:
+        return text.str.extract(regex.pattern, regex.groupindex["v0"])
+    through = text.str.extract(split.through, 0)
+    goes_on = text.str.slice(through.str.len_chars()).str.contains(split.rest)
+    captured = pl.when(goes_on.not_()).then(text).str.extract(regex.pattern, regex.groupindex["v0"])
+    return pl.when(goes_on).then(through.str.extract(f"{split.value}$", 0)).otherwise(captured)

@@ -111,6 +111,26 @@ def _check_vectorised_fields(prefix: str, lines: list[str]) -> None:
         assert frame.select(prefix_field(compiled, letter))["text"].to_list() == want, (prefix, letter)
 
 
+@pytest.mark.postgres
+def test_names_shaped_like_the_escape_after_them(pg_cluster):
+    """A user and a database whose names hold a space and then something shaped like a session id
+    or a session line number: matching the prefix only up to the escape would end inside the
+    names; the vectorised extraction still gives what matching the whole prefix gives."""
+    import psycopg
+
+    prefix = "%m [%p] %q%u@%d %c %l "
+    with pg_cluster(log_line_prefix=prefix, log_statement="all") as cluster:
+        cluster.psql('CREATE DATABASE "shop 1a.2b 7"; CREATE ROLE "ops 3c.4d 5" LOGIN;', check=True)
+        with psycopg.connect(cluster.conninfo, dbname="shop 1a.2b 7", user="ops 3c.4d 5", autocommit=True) as conn:
+            conn.execute("SELECT 1")
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1/0")
+        cluster.stop()
+        lines = cluster.log_file("stderr").read_text().splitlines()
+    assert sum("ops 3c.4d 5@shop 1a.2b 7 " in line for line in lines) >= 4  # two statements, ERROR, STATEMENT
+    _check_vectorised_fields(prefix, lines)
+
+
 @given(format_string=st.text(alphabet=st.sampled_from(list("%-0123456789 aquxdpmtQ[]:@")), max_size=40))
 def test_any_format_string_compiles(format_string):
     """Any text compiles (PostgreSQL prints nothing for unknown escapes) and matching never raises."""

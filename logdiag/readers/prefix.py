@@ -56,6 +56,8 @@ _KEYWORD = "|".join(MESSAGE_SEVERITIES + ATTACHMENTS)
 _SEVERITY_TAIL = rf"(?P<keyword>{_KEYWORD}):(?: {{1,2}}|$)"
 
 _ESCAPE = re.compile(r"%(-?\d+)?(.)?", re.DOTALL)
+_NO_ESCAPE = "%"  # as ``capture``: no escape has this letter, so nothing is captured
+_SPLITTABLE = frozenset("cpl")  # escapes whose values hold only digits, hex digits and a dot
 _UNKNOWN_VALUES = frozenset({"", "[unknown]"})
 _REMOTE = re.compile(r"(?P<host>[^\s()]+)\((?P<port>\d+)\)$")
 
@@ -78,6 +80,19 @@ class PrefixFields:
     sqlstate: str | None = None
     command_tag: str | None = None
     query_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixSplit:
+    """A ``log_line_prefix`` cut after one escape (:meth:`LinePrefix.split`): ``through`` matches
+    a line up to the end of that escape's value, ``value`` finds the value at the end of what
+    ``through`` matched, and ``rest`` matches what must follow it for the whole prefix to match
+    there (then the whole prefix would capture that value too: no earlier way to match
+    ``through`` exists, and this one goes on)."""
+
+    through: str
+    value: str
+    rest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +172,21 @@ class LinePrefix:
         return pattern
 
     def _translate_part(self, part: str) -> str:
-        out: list[str] = []
+        return "".join(pattern for _, pattern in self._pieces(part))
+
+    def _pieces(self, part: str) -> list[tuple[str | None, str]]:
+        """The patterns that match a part of the format, in order, each with its escape's letter
+        (None for literal text, "" for a padded escape)."""
+        out: list[tuple[str | None, str]] = []
         position = 0
         for escape in _ESCAPE.finditer(part):
-            out.append(re.escape(part[position : escape.start()]))
+            out.append((None, re.escape(part[position : escape.start()])))
             position = escape.end()
             padding, letter = escape.group(1), escape.group(2)
             if letter is None:  # a lone % at the end prints nothing
                 continue
             if letter == "%":
-                out.append("%")
+                out.append((None, "%"))
                 continue
             value = self._patterns.get(letter)
             if value is None:  # PostgreSQL ignores unknown escapes
@@ -182,9 +202,37 @@ class LinePrefix:
                 group = " *" + group
             elif padding and int(padding) < 0:
                 group = group + " *"
-            out.append(group)
-        out.append(re.escape(part[position:]))
-        return "".join(out)
+            out.append(("" if padding else letter, group))
+        out.append((None, re.escape(part[position:])))
+        return out
+
+    def split(self, letter: str) -> PrefixSplit | None:
+        """The prefix cut after the first ``%letter``, as regular expressions without capture
+        groups (capturing costs some ten times as much as matching); None if that escape is
+        padded, or the format does not put before it a character its value cannot hold (then
+        the value could not be told from the end of what matches up to it)."""
+        if letter not in _SPLITTABLE:
+            return None
+        plain = LinePrefix(self.format, overrides=self._patterns, capture=_NO_ESCAPE)
+        head, _, tail = _split_q(self.format)
+        parts = [plain._pieces(head)] + ([plain._pieces(tail)] if tail is not None else [])
+        keyword = f"(?:{_KEYWORD}):(?: {{1,2}}|$)"
+        for number, pieces in enumerate(parts):
+            found = next((index for index, (name, _) in enumerate(pieces) if name == letter), None)
+            if found is None:
+                continue
+            separator = re.sub(r"\\(.)", r"\1", pieces[found - 1][1]) if found else ""
+            if not separator or separator[-1].isalnum() or separator[-1] in "._-":
+                return None
+            joined = ["".join(pattern for _, pattern in part) for part in parts]
+            before = "".join(pattern for _, pattern in pieces[:found])
+            value = pieces[found][1]
+            after = "".join(pattern for _, pattern in pieces[found + 1 :])
+            if number == 0:  # before %q, or no %q
+                optional = "".join(f"(?:{part})?" for part in joined[1:])
+                return PrefixSplit("^" + before + value, value, "^" + after + optional + keyword)
+            return PrefixSplit("^" + joined[0] + "(?:" + before + value + ")", value, "^" + after + keyword)
+        return None
 
     def match(self, line: str) -> PrefixMatch | None:
         """Split a line into prefix fields, keyword and text, or None if it does not fit."""
