@@ -232,7 +232,7 @@ def prefix_field(prefix: LinePrefix, letter: str, lean: bool = False):
     """The expression that captures the value of the ``%letter`` escape of a stderr line's
     ``log_line_prefix``, or None when the prefix has no such escape.
 
-    Capturing costs some three times as much as matching (the regular expression engine cannot
+    Capturing costs several times as much as matching (the regular expression engine cannot
     use its fast automaton for it), so where the format allows it (:meth:`LinePrefix.split`) the
     value is found by matching alone: the prefix up to the end of the value, then what must follow
     it. Only the lines where that does not go on (a user or database name that holds a space and

@@ -53,7 +53,7 @@ MESSAGE_SEVERITIES = (
 )
 ATTACHMENTS = ("DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT")
 _KEYWORD = "|".join(MESSAGE_SEVERITIES + ATTACHMENTS)
-_SEVERITY_TAIL = rf"(?P<keyword>{_KEYWORD}):(?: {{1,2}}|$)"
+_KEYWORD_TAIL = "{}:(?: {{1,2}}|$)"  # the keyword group, its colon and the one or two spaces after
 
 _ESCAPE = re.compile(r"%(-?\d+)?(.)?", re.DOTALL)
 _NO_ESCAPE = "%"  # as ``capture``: no escape has this letter, so nothing is captured
@@ -146,7 +146,8 @@ class LinePrefix:
         self._capture = capture
         self._patterns = {**ESCAPE_PATTERNS, **STRICT_PATTERNS} if strict else dict(ESCAPE_PATTERNS)
         self._patterns.update(overrides or {})
-        tail = _SEVERITY_TAIL if keywords is None else rf"(?P<keyword>{'|'.join(keywords)}):(?: {{1,2}}|$)"
+        self._keywords = _KEYWORD if keywords is None else "|".join(keywords)
+        tail = _KEYWORD_TAIL.format(f"(?P<keyword>{self._keywords})")
         self._groups: dict[str, str] = {}  # regex group name -> escape letter
         self._letters: set[str] = set()  # every escape the prefix prints, captured or not
         try:
@@ -208,7 +209,7 @@ class LinePrefix:
 
     def split(self, letter: str) -> PrefixSplit | None:
         """The prefix cut after the first ``%letter``, as regular expressions without capture
-        groups (capturing costs some ten times as much as matching); None if that escape is
+        groups (capturing costs several times as much as matching); None if that escape is
         padded, or the format does not put before it a character its value cannot hold (then
         the value could not be told from the end of what matches up to it)."""
         if letter not in _SPLITTABLE:
@@ -216,7 +217,7 @@ class LinePrefix:
         plain = LinePrefix(self.format, overrides=self._patterns, capture=_NO_ESCAPE)
         head, _, tail = _split_q(self.format)
         parts = [plain._pieces(head)] + ([plain._pieces(tail)] if tail is not None else [])
-        keyword = f"(?:{_KEYWORD}):(?: {{1,2}}|$)"
+        keyword = _KEYWORD_TAIL.format(f"(?:{self._keywords})")
         for number, pieces in enumerate(parts):
             found = next((index for index, (name, _) in enumerate(pieces) if name == letter), None)
             if found is None:
