@@ -246,10 +246,11 @@ def prefix_field(prefix: LinePrefix, letter: str, lean: bool = False):
     text = pl.col("text")
     # Capturing that field alone: a quarter faster than every field, and one column, not eight.
     regex = LinePrefix(prefix.format, capture=letter).regex
+    pattern, group = regex.pattern, regex.groupindex["v0"]
     split = None if lean else prefix.split(letter)
     if split is None:
-        return text.str.extract(regex.pattern, regex.groupindex["v0"])
+        return text.str.extract(pattern, group)
     through = text.str.extract(split.through, 0)
     goes_on = text.str.slice(through.str.len_chars()).str.contains(split.rest)
-    captured = pl.when(goes_on.not_()).then(text).str.extract(regex.pattern, regex.groupindex["v0"])
+    captured = pl.when(goes_on.not_()).then(text).str.extract(pattern, group)  # the other lines alone
     return pl.when(goes_on).then(through.str.extract(f"{split.value}$", 0)).otherwise(captured)
