@@ -1,7 +1,8 @@
 """The fast path: find, with vectorised scans, the few records a diagnosis needs in a big log.
 
-Most of a big log is traffic that ends in no error. Two passes over an uncompressed file pick the
-lines that matter, and only those go through the same readers, session tracker and diagnosis as
+Most of a big log is traffic that ends in no error. Two passes over a file on disk pick the lines
+that matter (a compressed file is decompressed for each pass when that is quick, see
+:func:`logdiag.window.keys_every_line`), and only those go through the same readers, session tracker and diagnosis as
 every other input, so the fast path and the streaming path give the same incidents:
 
 1. **Markers** (the C library's ``memmem`` over blocks of whole lines, each read while the one
@@ -103,6 +104,14 @@ def blocks(path: str, size: int | None = None) -> Iterator[Block]:
     return in_thread(_read_blocks(path, size or CHUNK_BYTES), depth=1)
 
 
+def stream_blocks(batches: Iterable[bytes]) -> Iterator[Block]:
+    """Blocks from batches of whole lines (a decompressed stream), at their offsets in the stream."""
+    offset = 0
+    for batch in batches:
+        yield Block(offset, batch, len(batch))
+        offset += len(batch)
+
+
 def _read_blocks(path: str, size: int) -> Iterator[Block]:
     with open(path, "rb", buffering=0) as raw:
         offset = 0
@@ -126,12 +135,6 @@ def _read_blocks(path: str, size: int) -> Iterator[Block]:
 
 # --- pass 1: markers ----------------------------------------------------------------------
 
-def _lines_with(path: str, marker: bytes) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, the line) for every line of the file that contains ``marker``."""
-    for block in blocks(path):
-        yield from lines_with(block, marker)
-
-
 def lines_with(block: Block, marker: bytes) -> Iterator[tuple[int, bytes]]:
     """(byte offset in the file, the line) for every line of the block that contains ``marker``."""
     data, position = block.data, 0
@@ -144,10 +147,11 @@ def lines_with(block: Block, marker: bytes) -> Iterator[tuple[int, bytes]]:
         position = end + 1
 
 
-def select(path: str, fmt: LogFormat, prefix: LinePrefix | None) -> Selection:
+def select(file_blocks: Iterable[Block], fmt: LogFormat, prefix: LinePrefix | None) -> Selection:
     """Pass 1: the sessions to keep whole, and the other errors' lines (byte offsets) to keep alone."""
     selection = Selection()
-    for offset, key, is_violation in errors_in(_lines_with(path, MARKERS[fmt]), fmt, prefix):
+    marked = (line for block in file_blocks for line in lines_with(block, MARKERS[fmt]))
+    for offset, key, is_violation in errors_in(marked, fmt, prefix):
         if is_violation:
             selection.sessions.add(key)
         else:
@@ -255,8 +259,7 @@ class _Carry:
 
 
 def selected_lines(
-    path: str, fmt: LogFormat, prefix: LinePrefix | None, selection: Selection,
-    stats: InputStats, chunk_bytes: int | None = None,
+    file_blocks: Iterable[Block], fmt: LogFormat, prefix: LinePrefix | None, selection: Selection, stats: InputStats,
 ) -> Iterator[tuple[int, str]]:
     """Pass 2: the kept lines, with their 1-based physical line numbers, in file order."""
     classifier = LineClassifier(fmt, prefix, stats)
@@ -264,7 +267,7 @@ def selected_lines(
 
     def measured_blocks() -> Iterator[Measured]:
         offsets = sorted(selection.records)
-        for block in blocks(path, chunk_bytes):
+        for block in file_blocks:
             upto = bisect.bisect_left(offsets, block.offset + block.end)
             here, offsets = offsets[:upto], offsets[upto:]
             yield classifier.measure(block, here)

@@ -10,17 +10,27 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
+from typing import TYPE_CHECKING
 
 from logdiag.errors import InputError
 from logdiag.readers.csvlog import read_csvlog
 from logdiag.readers.detect import SAMPLE_LINES, Detection, LogFormat, detect
-from logdiag.readers.inputs import DECOMPRESSION_ERRORS, OpenInput, decode_lines, expand_paths
+from logdiag.readers.inputs import (
+    DECOMPRESSION_ERRORS,
+    QUICK_TO_DECOMPRESS,
+    OpenInput,
+    decode_lines,
+    expand_paths,
+)
 from logdiag.readers.jsonlog import cloudsql_lines, read_cnpg, read_jsonlog
 from logdiag.readers.live import TICK, FileSwitch, _Tick, follow, split_lines
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats, OnBadLine
 from logdiag.readers.stderr import StderrAssembler, logplex_lines, stderr_lines, syslog_lines
 from logdiag.records import LogRecord
+
+if TYPE_CHECKING:  # logdiag.scan imports the readers
+    from logdiag.scan import Block, Selection
 
 __all__ = ["InputStats", "LinePrefix", "LogFormat", "LogReader", "OnBadLine", "open_log"]
 
@@ -99,7 +109,7 @@ class LogReader:
             opened = OpenInput(path)
             try:
                 if filtered and (path == "-" or opened.compression is not None):
-                    yield from self._streamed(path, opened.pieces(self.quiet))
+                    yield from self._streamed(path, opened.pieces(self.quiet), opened.compression)
                     continue
                 if filtered and self.quiet is None:
                     fast = self._fast_records(path, opened)
@@ -145,19 +155,16 @@ class LogReader:
         from logdiag import scan
 
         self.inputs.append(stats)
-        # polars (a fifth of a second to import) is imported while the first pass searches the
-        # file, which releases the GIL; the second pass needs it.
-        warm_up = threading.Thread(target=importlib.import_module, args=("polars",), name="logdiag-import")
-        warm_up.start()
-        selection = scan.select(path, detection.format, detection.prefix)
-        warm_up.join()
-        lines = scan.selected_lines(path, detection.format, detection.prefix, selection, stats)
+        selection = _first_pass(scan.blocks(path), detection)
+        lines = scan.selected_lines(scan.blocks(path), detection.format, detection.prefix, selection, stats)
         # The readers count into a scratch copy: the scan has counted the whole file.
         yield from records_of(lines, detection, InputStats(file=path), path)
 
-    def _streamed(self, name: str, pieces: Iterator[bytes | _Tick]) -> Iterator[LogRecord]:
-        """A stream read once (pipe, followed or compressed file) through a pre-filter."""
-        from logdiag import scan
+    def _streamed(
+        self, name: str, pieces: Iterator[bytes | _Tick], compression: str | None = None,
+    ) -> Iterator[LogRecord]:
+        """A stream (pipe, followed or compressed file) through a pre-filter."""
+        from logdiag import scan, window
 
         stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=True)
         failure: list[BaseException] = []
@@ -176,6 +183,8 @@ class LogReader:
         stats.log_line_prefix = detection.prefix.format if detection.prefix else None
         if name == "-" or self.follow:
             lines = self._looked_back(detection, stats, stream)
+        elif compression in QUICK_TO_DECOMPRESS and window.keys_every_line(detection.format, detection.prefix):
+            lines = self._read_twice(name, detection, stats, stream)
         else:
             lines = self._windowed(detection, stats, stream)
         yield from records_of(lines, detection, InputStats(file=name), name, quiet=self.quiet)
@@ -211,6 +220,38 @@ class LogReader:
             window_bytes=window_bytes,
         )
         return kept.lines(arrivals)
+
+    def _read_twice(
+        self, name: str, detection: Detection, stats: InputStats, stream: Iterator[bytes | _Tick],
+    ) -> Iterator[tuple[int, str]]:
+        """A compressed file that is quick to decompress, where the window would have to find
+        every line's session: decompressed twice (each time by a second thread), and read in
+        two passes like a plain file, which drops nothing."""
+        from logdiag import lookback, scan
+        from logdiag.readahead import in_thread
+
+        def blocks(pieces: Iterator[bytes | _Tick]) -> Iterator[Block]:
+            return in_thread(scan.stream_blocks(lookback.batches(pieces, size=scan.CHUNK_BYTES)), depth=1)  # type: ignore[arg-type]
+
+        again = OpenInput(name)
+        try:  # up to a break in the data, which the second pass reports
+            selection = _first_pass(blocks(_until_corrupt(again.pieces(), [])), detection)
+        finally:
+            again.close()
+        return scan.selected_lines(blocks(stream), detection.format, detection.prefix, selection, stats)
+
+
+def _first_pass(blocks: Iterator[Block], detection: Detection) -> Selection:
+    """The scan's first pass; polars (a fifth of a second to import) is imported meanwhile, while
+    the search releases the GIL: the second pass needs it."""
+    from logdiag import scan
+
+    warm_up = threading.Thread(target=importlib.import_module, args=("polars",), name="logdiag-import")
+    warm_up.start()
+    try:
+        return scan.select(blocks, detection.format, detection.prefix)
+    finally:
+        warm_up.join()
 
 
 def _until_corrupt(pieces: Iterator[bytes | _Tick], failure: list[BaseException]) -> Iterator[bytes | _Tick]:
