@@ -79,19 +79,26 @@ def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A piece of the file read at once: ``data[:end]`` is whole lines (``end <= len(data)``).
+    """A piece of the input read at once: ``data[start:end]`` is whole lines.
 
-    The bytes after ``end`` (the start of a line the next block begins with) are read again by
-    the next block: seeking back is cheaper than copying 16 MB to cut them off.
+    The bytes after ``end`` begin a line that the next block hands out (a file's next block reads
+    them again; a stream's hands them out with the start of its next piece), and the bytes before
+    ``start`` end one that the block before handed out: copying 16 MB to cut them off costs more.
     """
 
-    offset: int  # of data[0] in the file
+    offset: int  # of data[0] in the input
     data: bytes
     end: int
+    start: int = 0  # 0, or just after the first line end
 
     @property
     def partial(self) -> bool:
         return self.end < len(self.data)
+
+    @property
+    def size(self) -> int:
+        """The bytes of the lines it hands out."""
+        return self.end - self.start
 
 
 def blocks(path: str, size: int | None = None) -> Iterator[Block]:
@@ -104,12 +111,52 @@ def blocks(path: str, size: int | None = None) -> Iterator[Block]:
     return in_thread(_read_blocks(path, size or CHUNK_BYTES), depth=1)
 
 
-def stream_blocks(batches: Iterable[bytes]) -> Iterator[Block]:
-    """Blocks from batches of whole lines (a decompressed stream), at their offsets in the stream."""
-    offset = 0
-    for batch in batches:
+def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[Block]:
+    """A stream (a decompressed file) in blocks of about ``size`` bytes of whole lines.
+
+    Small pieces are joined; a piece of ``size`` bytes or more is a block as it is (its last line
+    goes on with the next piece), and the line that the pieces before it leave unfinished is
+    finished by a small block of its own: a 16 MB piece is not copied.
+    """
+    size = size or CHUNK_BYTES
+    offset = 0  # in the stream, of the pending bytes
+    pending: list[bytes] = []  # they start a line
+    pending_bytes = 0
+    for piece in pieces:
+        first = piece.find(b"\n") + 1
+        if len(piece) < size or not first:
+            pending.append(piece)
+            pending_bytes += len(piece)
+            if pending_bytes >= size and (cut := _last_line_end(pending)):
+                batch = b"".join(pending)
+                yield Block(offset, batch, cut)
+                offset, pending = offset + cut, [batch[cut:]] if cut < len(batch) else []
+                pending_bytes = len(batch) - cut
+            continue
+        if pending:  # the line they leave unfinished
+            head = b"".join([*pending, piece[:first]])
+            yield Block(offset, head, len(head))
+            offset += len(head)
+        else:
+            first = 0
+        end = piece.rfind(b"\n") + 1
+        yield Block(offset - first, piece, end, first)
+        offset += end - first
+        pending = [piece[end:]] if end < len(piece) else []
+        pending_bytes = len(piece) - end
+    if pending:
+        batch = b"".join(pending)
         yield Block(offset, batch, len(batch))
-        offset += len(batch)
+
+
+def _last_line_end(pieces: list[bytes]) -> int:
+    """Where the last whole line of the pieces (joined) ends: 0 if no line ends in them."""
+    before = sum(map(len, pieces))
+    for piece in reversed(pieces):
+        before -= len(piece)
+        if (cut := piece.rfind(b"\n") + 1) > 0:
+            return before + cut
+    return 0
 
 
 def _read_blocks(path: str, size: int) -> Iterator[Block]:
@@ -137,7 +184,7 @@ def _read_blocks(path: str, size: int) -> Iterator[Block]:
 
 def lines_with(block: Block, marker: bytes) -> Iterator[tuple[int, bytes]]:
     """(byte offset in the file, the line) for every line of the block that contains ``marker``."""
-    data, position = block.data, 0
+    data, position = block.data, block.start
     haystack = Haystack(data)
     while (hit := haystack.find(marker, position, block.end)) >= 0:
         start = data.rfind(b"\n", 0, hit) + 1
@@ -384,16 +431,18 @@ class LineClassifier:
             columns["is_attachment"] = self.is_attachment[0]
         data, recoded, nul_lines = block.data, 0, 0
         if b"\x00" in data:
-            data, recoded, nul_lines = _recoded(data, block.end)
+            data, recoded, nul_lines = _recoded(block)
         try:
             frame = self._lines(data).with_columns(**columns).collect()
         except (UnicodeDecodeError, pl.exceptions.ComputeError):
-            # Not UTF-8 (polars checks every line anyway; a cut character at the end will do):
-            # decoded line for line, as the readers do. Any other error comes back below.
-            data, recoded, nul_lines = _recoded(data, block.end)
+            # Not UTF-8 (polars checks every line anyway; a character cut at either end will
+            # do): decoded line for line, as the readers do. Any other error comes back below.
+            data, recoded, nul_lines = _recoded(block)
             frame = self._lines(data).with_columns(**columns).collect()
         if block.partial:
-            frame = frame.head(-1)  # the next block starts with that line
+            frame = frame.head(-1)  # the next block hands that line out
+        if block.start:
+            frame = frame.slice(1)  # the block before handed that one out
         kept_lines = _line_indexes(block, kept_offsets)
         frame = frame.with_columns(index=pl.int_range(pl.len(), dtype=pl.Int64))
         quotes = _quote_runs(frame) if self.fmt is LogFormat.CSVLOG else None
@@ -570,13 +619,16 @@ def _quote_runs(frame) -> QuoteRuns:
     return QuoteRuns(inside, first_end + 1, (parity, parity))
 
 
-def _recoded(data: bytes, end: int) -> tuple[bytes, int, int]:
-    """The block as valid UTF-8 without NUL bytes, line for line, as the readers decode it, with
-    the number of lines recoded and of lines that held nothing but NUL bytes.
+def _recoded(block: Block) -> tuple[bytes, int, int]:
+    """The block's data as valid UTF-8 without NUL bytes, line for line, as the readers decode it,
+    with the number of lines recoded and of lines that held nothing but NUL bytes.
 
     Lines that are not UTF-8 (a LATIN1 database's statements) are read as Latin-1 and counted;
     NUL bytes are removed, and a line of nothing else becomes blank and is counted as skipped.
+    The pieces of lines before ``start`` and after ``end`` (other blocks hand them out) are only
+    made valid.
     """
+    data = block.data
     try:
         if b"\x00" not in data:
             data.decode("utf-8")
@@ -585,7 +637,8 @@ def _recoded(data: bytes, end: int) -> tuple[bytes, int, int]:
         pass
     recoded = nul_lines = 0
     lines = data.split(b"\n")
-    partial = lines.pop() if end < len(data) else None  # the next block reads it again
+    partial = lines.pop() if block.partial else None
+    leading = lines.pop(0) if block.start else None
     for index, line in enumerate(lines):
         if b"\x00" in line:
             line = line.replace(b"\x00", b"")
@@ -596,9 +649,15 @@ def _recoded(data: bytes, end: int) -> tuple[bytes, int, int]:
             line = text.encode("utf-8")
             recoded += 1
         lines[index] = line
+    if leading is not None:
+        lines.insert(0, _made_valid(leading))
     if partial is not None:
-        lines.append(partial.replace(b"\x00", b"").decode("utf-8", "replace").encode("utf-8"))
+        lines.append(_made_valid(partial))
     return b"\n".join(lines), recoded, nul_lines
+
+
+def _made_valid(piece: bytes) -> bytes:
+    return piece.replace(b"\x00", b"").decode("utf-8", "replace").encode("utf-8")
 
 
 def _among(index, chosen):
@@ -626,7 +685,7 @@ def _confirm(frame, column: str, exact):
 def _line_indexes(block: Block, offsets: Sequence[int]) -> list[int]:
     """The 0-based indexes in the block of the lines that start at these (sorted) byte offsets
     of the file."""
-    indexes, line, counted = [], 0, 0
+    indexes, line, counted = [], 0, block.start
     for offset in offsets:
         position = offset - block.offset
         line += block.data.count(b"\n", counted, position)

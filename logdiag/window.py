@@ -38,7 +38,7 @@ from logdiag.scan import MARKERS, Block, LineClassifier, Measured, errors_in, li
 
 WINDOW_BYTES = 64 * 1024 * 1024
 
-#: (a block of whole lines, the ERROR lines in it: (byte offset, session key, is a violation))
+#: (a block, the ERROR lines in it: (byte offset, session key, is a violation))
 Arrival = tuple[Block, list[tuple[int, str, bool]]]
 
 
@@ -51,9 +51,9 @@ class _Departure:
     failed: set[str]  # sessions that failed, after a block had left, since the block before left
 
 
-def arrivals(batches: Iterable[bytes], fmt: LogFormat, prefix: LinePrefix | None) -> Iterator[Arrival]:
-    """Blocks of whole lines with their ERROR lines (pass 1); may run on the decompressing thread."""
-    for block in stream_blocks(batches):
+def arrivals(pieces: Iterable[bytes], fmt: LogFormat, prefix: LinePrefix | None) -> Iterator[Arrival]:
+    """The stream's blocks with their ERROR lines (pass 1); may run on the decompressing thread."""
+    for block in stream_blocks(pieces):
         yield block, list(errors_in(lines_with(block, MARKERS[fmt]), fmt, prefix))
 
 
@@ -115,7 +115,7 @@ class WindowFilter:
         failed: set[str] = set()
         for block, errors in arrivals:
             failed |= self._arrive(block, errors)
-            while self.bytes_in_window - len(self.window[0][0].data) >= self.window_bytes:
+            while self.bytes_in_window - self.window[0][0].size >= self.window_bytes:
                 yield self._depart(failed, measuring)
                 failed = set()
         while self.window:
@@ -129,12 +129,12 @@ class WindowFilter:
         if failing:
             classifier.keep_sessions(failing)
         self.window.append((block, sorted(offset for offset, _, violation in errors if not violation)))
-        self.bytes_in_window += len(block.data)
+        self.bytes_in_window += block.size
         return failing if self.released else set()
 
     def _depart(self, failed: set[str], measuring: Executor) -> _Departure:
         block, others = self.window.popleft()
-        self.bytes_in_window -= len(block.data)
+        self.bytes_in_window -= block.size
         self.released = True
         classifier = self.classifier
         measured = measuring.submit(classifier.measure_with, classifier.in_kept_session, block, others, self.extra)

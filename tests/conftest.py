@@ -114,10 +114,10 @@ def server_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def scenario_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The scenarios of tests/scenarios.py played once with a rich prefix: the three files."""
-    from tests.scenarios import play
+    from tests.scenarios import RICH_PREFIX, play
 
     out = tmp_path_factory.mktemp("scenario-logs")
-    with pg_cluster(log_line_prefix="%m [%p] %q%u@%d app=%a c=%c v=%v x=%x e=%e ", log_statement="all") as cluster:
+    with pg_cluster(log_line_prefix=RICH_PREFIX, log_statement="all") as cluster:
         play(cluster)
         cluster.stop()
         return copy_logs(cluster, out)

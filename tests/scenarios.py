@@ -16,6 +16,9 @@ from psycopg import ClientCursor
 
 from tests.pgcluster import PgCluster
 
+#: The log_line_prefix the scenarios are played with (every escape a diagnosis can use).
+RICH_PREFIX = "%m [%p] %q%u@%d app=%a c=%c v=%v x=%x e=%e "
+
 
 @dataclass(frozen=True)
 class Expected:

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from logdiag.pipeline import analyze
-from tests.scenarios import SCENARIOS, Scenario
+from tests.scenarios import RICH_PREFIX, SCENARIOS, Scenario
 
-RICH = "%m [%p] %q%u@%d app=%a c=%c v=%v x=%x e=%e "
 VARIANTS = {
-    "all-rich": ({"log_line_prefix": RICH, "log_statement": "all"}, ("csvlog", "jsonlog", "stderr")),
+    "all-rich": ({"log_line_prefix": RICH_PREFIX, "log_statement": "all"}, ("csvlog", "jsonlog", "stderr")),
     "all-default": ({"log_line_prefix": "%m [%p] ", "log_statement": "all"}, ("stderr",)),
     "mod": ({"log_line_prefix": "%m [%p] ", "log_statement": "mod"}, ("csvlog", "stderr")),
     "duration": (

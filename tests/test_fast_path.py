@@ -12,9 +12,9 @@ import pytest
 from logdiag.pipeline import Analysis
 from logdiag.readers import LogReader
 from logdiag.sessions import SessionTracker
+from tests.scenarios import RICH_PREFIX
 
 pytestmark = pytest.mark.postgres
-RICH = "%m [%p] %q%u@%d app=%a c=%c v=%v x=%x e=%e "
 
 
 def _run(path, fast: bool, prefix: str | None = None):
@@ -29,7 +29,7 @@ def _run(path, fast: bool, prefix: str | None = None):
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
 def test_fast_and_streaming_paths_agree(scenario_logs, fmt):
     """Same incidents (every field), same other errors, same counts, on the 31 scenarios."""
-    prefix = RICH if fmt == "stderr" else None
+    prefix = RICH_PREFIX if fmt == "stderr" else None
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
     fast = _run(scenario_logs[fmt], fast=True, prefix=prefix)
     assert fast[3] and not slow[3]
@@ -45,7 +45,7 @@ def test_block_boundaries_change_nothing(scenario_logs, fmt, block_bytes, monkey
     """Tiny blocks: records, quoted newlines and lines longer than a block cross block boundaries."""
     from logdiag import scan
 
-    prefix = RICH if fmt == "stderr" else None
+    prefix = RICH_PREFIX if fmt == "stderr" else None
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
     monkeypatch.setattr(scan, "CHUNK_BYTES", block_bytes)
     longest = max(len(line) for line in scenario_logs[fmt].read_bytes().splitlines())
@@ -124,7 +124,7 @@ def test_latin1_and_nul_bytes(pg_cluster, tmp_path):
     """A LATIN1 database's statements and a run of NUL bytes: decoded and counted as the readers do."""
     import psycopg
 
-    with pg_cluster(log_line_prefix=RICH, log_statement="all") as cluster:
+    with pg_cluster(log_line_prefix=RICH_PREFIX, log_statement="all") as cluster:
         cluster.psql("CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C';")
         conninfo = cluster.conninfo.replace("dbname=postgres", "dbname=latin")
         with psycopg.connect(conninfo, client_encoding="LATIN1", autocommit=True) as conn:
@@ -142,7 +142,7 @@ def test_latin1_and_nul_bytes(pg_cluster, tmp_path):
             lines = source.read_bytes().split(b"\n")
             log = tmp_path / source.name
             log.write_bytes(b"\n".join([*lines[:5], *([nul_bytes] if nul_bytes else []), *lines[5:]]))
-            prefix = RICH if fmt == "stderr" else None
+            prefix = RICH_PREFIX if fmt == "stderr" else None
             slow, fast = _run(log, fast=False, prefix=prefix), _run(log, fast=True, prefix=prefix)
             assert fast[3], fmt
             assert [i["key"] for i in slow[0]] == [{"parent_name": "café"}], fmt
@@ -154,7 +154,7 @@ def test_a_block_that_ends_inside_a_character(scenario_logs, fmt, monkeypatch):
     """The first block read ends between the two bytes of an é (UTF-8): the same as the readers."""
     from logdiag import scan
 
-    prefix = RICH if fmt == "stderr" else None
+    prefix = RICH_PREFIX if fmt == "stderr" else None
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
     data = scenario_logs[fmt].read_bytes()
     monkeypatch.setattr(scan, "CHUNK_BYTES", data.index("é".encode()) + 1)
@@ -171,7 +171,7 @@ def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
     from logdiag import scan
     from logdiag.readers import InputStats, LinePrefix, LogFormat
 
-    with pg_cluster(log_line_prefix=RICH, log_statement="all") as cluster:
+    with pg_cluster(log_line_prefix=RICH_PREFIX, log_statement="all") as cluster:
         with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
             conn.execute("CREATE TABLE parent (id int PRIMARY KEY)")
             conn.execute("CREATE TABLE child (parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED)")
@@ -188,7 +188,7 @@ def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
         cluster.stop()
         for fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR):
             log = str(cluster.log_file(fmt.value))
-            prefix = LinePrefix(RICH) if fmt is LogFormat.STDERR else None
+            prefix = LinePrefix(RICH_PREFIX) if fmt is LogFormat.STDERR else None
             selection = scan.select(scan.blocks(log), fmt, prefix)
             assert selection.sessions == {session_id}, fmt
             kept = [text for _, text in scan.selected_lines(scan.blocks(log), fmt, prefix, selection, InputStats(file=log))]
@@ -288,7 +288,7 @@ def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypat
     monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)  # compressed files are read in blocks of this size
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)  # of compressed input: pieces of a few kB
     monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4096)
-    prefix = RICH if fmt == "stderr" else None
+    prefix = RICH_PREFIX if fmt == "stderr" else None
     packed = _packed(scenario_logs[fmt], tmp_path)
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
     fast = _run(packed, fast=True, prefix=prefix)
@@ -321,7 +321,7 @@ _SESSION = {"csvlog": rb",([0-9a-f]+\.[0-9a-f]+),\d", "jsonlog": rb'"session_id"
 def test_a_short_lookback_says_what_it_dropped(scenario_logs, fmt, source, lookback, tmp_path, monkeypatch):
     """A look-back shorter than the sessions (compressed files: the window; stdin: the held lines).
     A gzip stderr log without %l is read twice instead: nothing is dropped."""
-    prefix = RICH if fmt == "stderr" else None
+    prefix = RICH_PREFIX if fmt == "stderr" else None
     _check_short_lookback(scenario_logs[fmt], fmt, source, lookback, prefix, tmp_path, monkeypatch)
 
 
@@ -407,7 +407,7 @@ def test_standard_input_in_small_batches(scenario_logs, fmt, kept_sessions, monk
     monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
     monkeypatch.setattr(lookback, "MAX_KEPT_SESSIONS", kept_sessions)
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(scenario_logs[fmt].read_bytes())))
-    prefix = RICH if fmt == "stderr" else None
+    prefix = RICH_PREFIX if fmt == "stderr" else None
     reader = LogReader(["-"], fast=True, quiet=1.0, log_line_prefix=prefix)
     analysis = Analysis(reader, SessionTracker())
     piped = _renamed([i.to_dict() for i in analysis.incidents()], "-", scenario_logs[fmt])
@@ -428,7 +428,7 @@ def test_a_truncated_gzip_through_the_lookback(scenario_logs, fmt, tmp_path, mon
     monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)
     monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4096)
-    prefix = RICH if fmt == "stderr" else None
+    prefix = RICH_PREFIX if fmt == "stderr" else None
     packed = gzip.compress(scenario_logs[fmt].read_bytes())
     cut = tmp_path / (scenario_logs[fmt].name + ".gz")
     cut.write_bytes(packed[: len(packed) * 2 // 3])

@@ -205,14 +205,13 @@ class LogReader:
     def _windowed(self, detection: Detection, stats: InputStats, stream: Iterator[bytes | _Tick]) -> Iterator[tuple[int, str]]:
         """A compressed file: decompressed and searched for errors by a second thread, classified
         a window late by this one."""
-        from logdiag import lookback, scan, window
+        from logdiag import scan, window
         from logdiag.readahead import in_thread
 
-        batches = lookback.batches(stream, size=scan.CHUNK_BYTES)
         window_bytes = self.lookback_bytes or window.WINDOW_BYTES
         # The blocks that fill the window are inflated while polars is imported.
         arrivals = in_thread(
-            window.arrivals(batches, detection.format, detection.prefix),  # type: ignore[arg-type]
+            window.arrivals(stream, detection.format, detection.prefix),  # type: ignore[arg-type]
             depth=1, head_start=window_bytes // scan.CHUNK_BYTES,
         )
         kept = window.WindowFilter(
@@ -227,11 +226,11 @@ class LogReader:
         """A compressed file that is quick to decompress, where the window would have to find
         every line's session: decompressed twice (each time by a second thread), and read in
         two passes like a plain file, which drops nothing."""
-        from logdiag import lookback, scan
+        from logdiag import scan
         from logdiag.readahead import in_thread
 
         def blocks(pieces: Iterator[bytes | _Tick]) -> Iterator[Block]:
-            return in_thread(scan.stream_blocks(lookback.batches(pieces, size=scan.CHUNK_BYTES)), depth=1)  # type: ignore[arg-type]
+            return in_thread(scan.stream_blocks(pieces), depth=1)  # type: ignore[arg-type]
 
         again = OpenInput(name)
         try:  # up to a break in the data, which the second pass reports

@@ -1,0 +1,73 @@
+"""A decompressed stream in blocks, its big pieces not copied (logdiag.scan.stream_blocks)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+
+from logdiag.readers.detect import LogFormat
+from logdiag.readers.prefix import LinePrefix
+from logdiag.readers.stats import InputStats
+from logdiag.scan import Block, LineClassifier, lines_with, stream_blocks
+from tests.scenarios import RICH_PREFIX
+
+SAMPLE = Path(__file__).parent.parent / "sample_logs" / "postgresql.log"  # written by a real server
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    bounds = [0, *cuts, len(data)]
+    return [data[start:end] for start, end in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_line_is_handed_out_once_and_big_pieces_are_not_copied(seed):
+    data = SAMPLE.read_bytes()
+    chance = random.Random(seed)
+    for _ in range(300):
+        size = chance.choice((1, 64, 300, 2000))
+        pieces = _cut(data, sorted(chance.sample(range(1, len(data)), chance.randint(0, 12))))
+        blocks = list(stream_blocks(pieces, size))
+        assert b"".join(block.data[block.start : block.end] for block in blocks) == data, (size, pieces)
+        for block in blocks:
+            assert data[block.offset : block.offset + len(block.data)] == block.data
+            begins = block.offset + block.start
+            assert begins == 0 or data[begins - 1 : begins] == b"\n"  # whole lines only
+            assert block.data[: block.end].endswith(b"\n") or block.offset + block.end == len(data)
+        big = [piece for piece in pieces if len(piece) >= size and b"\n" in piece]
+        assert all(any(block.data is piece for block in blocks) for piece in big)
+        found = [line for block in blocks for line in lines_with(block, b"ERROR:")]
+        assert found == list(lines_with(Block(0, data, len(data)), b"ERROR:"))
+        assert found
+
+
+def _classified(fmt: LogFormat, blocks: list[Block]):
+    import polars as pl
+
+    stats = InputStats(file="log")
+    classifier = LineClassifier(fmt, LinePrefix(RICH_PREFIX) if fmt is LogFormat.STDERR else None, stats)
+    frame = pl.concat([classifier.classify(block) for block in blocks])
+    stats.lines = classifier.carry.line
+    return frame, dataclasses.asdict(stats)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", [LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR])
+@pytest.mark.parametrize("size", [256, 4096])
+def test_a_character_cut_between_pieces_changes_nothing(scenario_logs, fmt, size):
+    """Pieces cut inside a two-byte character, a line and a quoted csvlog field: every line
+    classified and counted as in one block, nothing counted as recoded."""
+    data = scenario_logs[fmt.value].read_bytes()
+    cut = data.index("é".encode()) + 1
+    assert data[cut - 1 : cut + 1].decode("utf-8") == "é"
+    pieces = _cut(data, [cut // 2, cut, cut + 5000, cut + 5100])
+    blocks = list(stream_blocks(pieces, size))
+    assert any(block.start and block.data[:1] == b"\xa9" for block in blocks)  # the é's second byte
+    whole, whole_counts = _classified(fmt, [Block(0, data, len(data))])
+    split, split_counts = _classified(fmt, blocks)
+    assert split.equals(whole)
+    assert split_counts == whole_counts
+    assert whole_counts["recoded"] == 0 and whole_counts["records"] > 100
