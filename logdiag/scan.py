@@ -79,17 +79,18 @@ def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A piece of the input read at once: ``data[start:end]`` is whole lines.
+    """A piece of the input read at once: it hands out the lines ``head`` and ``data[start:end]``.
 
     The bytes after ``end`` begin a line that the next block hands out (a file's next block reads
-    them again; a stream's hands them out with the start of its next piece), and the bytes before
-    ``start`` end one that the block before handed out: copying 16 MB to cut them off costs more.
+    them again; a stream's finishes it in its ``head``), and the bytes before ``start`` end the
+    last line of ``head``: copying 16 MB to cut them off costs more.
     """
 
     offset: int  # of data[0] in the input
     data: bytes
     end: int
     start: int = 0  # 0, or just after the first line end
+    head: bytes = b""  # whole lines, the last of which data[:start] ends (it starts in the pieces before)
 
     @property
     def partial(self) -> bool:
@@ -98,7 +99,12 @@ class Block:
     @property
     def size(self) -> int:
         """The bytes of the lines it hands out."""
-        return self.end - self.start
+        return len(self.head) + self.end - self.start
+
+    @property
+    def head_offset(self) -> int:
+        """Where ``head`` starts in the input."""
+        return self.offset + self.start - len(self.head)
 
 
 def blocks(path: str, size: int | None = None) -> Iterator[Block]:
@@ -115,8 +121,8 @@ def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[
     """A stream (a decompressed file) in blocks of about ``size`` bytes of whole lines.
 
     Small pieces are joined; a piece of ``size`` bytes or more is a block as it is (its last line
-    goes on with the next piece), and the line that the pieces before it leave unfinished is
-    finished by a small block of its own: a 16 MB piece is not copied.
+    goes on with the next piece), with what the pieces before it leave (the end of a line, small
+    pieces) as its head: a 16 MB piece is not copied.
     """
     size = size or CHUNK_BYTES
     offset = 0  # in the stream, of the pending bytes
@@ -133,15 +139,12 @@ def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[
                 offset, pending = offset + cut, [batch[cut:]] if cut < len(batch) else []
                 pending_bytes = len(batch) - cut
             continue
-        if pending:  # the line they leave unfinished
-            head = b"".join([*pending, piece[:first]])
-            yield Block(offset, head, len(head))
-            offset += len(head)
-        else:
-            first = 0
+        head = b"".join([*pending, piece[:first]]) if pending else b""
+        first = first if pending else 0
         end = piece.rfind(b"\n") + 1
-        yield Block(offset - first, piece, end, first)
-        offset += end - first
+        block = Block(offset + len(head) - first, piece, end, first, head)
+        yield block
+        offset = block.offset + end
         pending = [piece[end:]] if end < len(piece) else []
         pending_bytes = len(piece) - end
     if pending:
@@ -184,6 +187,8 @@ def _read_blocks(path: str, size: int) -> Iterator[Block]:
 
 def lines_with(block: Block, marker: bytes) -> Iterator[tuple[int, bytes]]:
     """(byte offset in the file, the line) for every line of the block that contains ``marker``."""
+    if block.head:
+        yield from lines_with(Block(block.head_offset, block.head, len(block.head)), marker)
     data, position = block.data, block.start
     haystack = Haystack(data)
     while (hit := haystack.find(marker, position, block.end)) >= 0:
@@ -429,20 +434,18 @@ class LineClassifier:
             columns["ends_record"] = text.str.contains(_CSV_RECORD_END)
         elif self.fmt is LogFormat.STDERR:
             columns["is_attachment"] = self.is_attachment[0]
-        data, recoded, nul_lines = block.data, 0, 0
-        if b"\x00" in data:
-            data, recoded, nul_lines = _recoded(block)
+        data, head, recoded, nul_lines = block.data, block.head, 0, 0
+        if b"\x00" in data or b"\x00" in head:
+            data, head, recoded, nul_lines = _recoded(block)
         try:
-            frame = self._lines(data).with_columns(**columns).collect()
+            frame = self._block_lines(block, data, head).with_columns(**columns).collect()
         except (UnicodeDecodeError, pl.exceptions.ComputeError):
             # Not UTF-8 (polars checks every line anyway; a character cut at either end will
             # do): decoded line for line, as the readers do. Any other error comes back below.
-            data, recoded, nul_lines = _recoded(block)
-            frame = self._lines(data).with_columns(**columns).collect()
+            data, head, recoded, nul_lines = _recoded(block)
+            frame = self._block_lines(block, data, head).with_columns(**columns).collect()
         if block.partial:
             frame = frame.head(-1)  # the next block hands that line out
-        if block.start:
-            frame = frame.slice(1)  # the block before handed that one out
         kept_lines = _line_indexes(block, kept_offsets)
         frame = frame.with_columns(index=pl.int_range(pl.len(), dtype=pl.Int64))
         quotes = _quote_runs(frame) if self.fmt is LogFormat.CSVLOG else None
@@ -495,6 +498,14 @@ class LineClassifier:
             in_session=_among(index, sessions), ddl=_among(index, ddl),
             blank=_among(index, blank["index"]), blank_untabbed=_among(index, untabbed),
         )
+
+    def _block_lines(self, block: Block, data: bytes, head: bytes):
+        """The lines a block hands out (``data`` and ``head``: its own, or made valid UTF-8), the
+        one cut at its end included."""
+        lines = self._lines(data)
+        if block.start:
+            lines = lines.slice(1)  # the end of the head
+        return self.pl.concat([self._lines(head), lines]) if head else lines
 
     def _lines(self, data: bytes):
         """The lines of a block as a lazy frame of ``text``, without their line endings.
@@ -619,9 +630,9 @@ def _quote_runs(frame) -> QuoteRuns:
     return QuoteRuns(inside, first_end + 1, (parity, parity))
 
 
-def _recoded(block: Block) -> tuple[bytes, int, int]:
-    """The block's data as valid UTF-8 without NUL bytes, line for line, as the readers decode it,
-    with the number of lines recoded and of lines that held nothing but NUL bytes.
+def _recoded(block: Block) -> tuple[bytes, bytes, int, int]:
+    """The block's data and head as valid UTF-8 without NUL bytes, line for line, as the readers
+    decode it, with the number of lines recoded and of lines that held nothing but NUL bytes.
 
     Lines that are not UTF-8 (a LATIN1 database's statements) are read as Latin-1 and counted;
     NUL bytes are removed, and a line of nothing else becomes blank and is counted as skipped.
@@ -630,15 +641,18 @@ def _recoded(block: Block) -> tuple[bytes, int, int]:
     """
     data = block.data
     try:
-        if b"\x00" not in data:
+        if b"\x00" not in data and b"\x00" not in block.head:
             data.decode("utf-8")
-            return data, 0, 0
+            block.head.decode("utf-8")
+            return data, block.head, 0, 0
     except UnicodeDecodeError:
         pass
     recoded = nul_lines = 0
     lines = data.split(b"\n")
     partial = lines.pop() if block.partial else None
     leading = lines.pop(0) if block.start else None
+    heads = block.head.removesuffix(b"\n").split(b"\n") if block.head else []
+    lines[:0] = heads
     for index, line in enumerate(lines):
         if b"\x00" in line:
             line = line.replace(b"\x00", b"")
@@ -649,11 +663,13 @@ def _recoded(block: Block) -> tuple[bytes, int, int]:
             line = text.encode("utf-8")
             recoded += 1
         lines[index] = line
+    head = b"".join(line + b"\n" for line in lines[: len(heads)])
+    del lines[: len(heads)]
     if leading is not None:
         lines.insert(0, _made_valid(leading))
     if partial is not None:
         lines.append(_made_valid(partial))
-    return b"\n".join(lines), recoded, nul_lines
+    return b"\n".join(lines), head, recoded, nul_lines
 
 
 def _made_valid(piece: bytes) -> bytes:
@@ -685,9 +701,12 @@ def _confirm(frame, column: str, exact):
 def _line_indexes(block: Block, offsets: Sequence[int]) -> list[int]:
     """The 0-based indexes in the block of the lines that start at these (sorted) byte offsets
     of the file."""
-    indexes, line, counted = [], 0, block.start
+    indexes, line, counted = [], block.head.count(b"\n"), block.start
     for offset in offsets:
         position = offset - block.offset
+        if position < block.start:  # in the head
+            indexes.append(block.head.count(b"\n", 0, offset - block.head_offset))
+            continue
         line += block.data.count(b"\n", counted, position)
         counted = position
         indexes.append(line)

@@ -31,10 +31,13 @@ def test_every_line_is_handed_out_once_and_big_pieces_are_not_copied(seed):
         size = chance.choice((1, 64, 300, 2000))
         pieces = _cut(data, sorted(chance.sample(range(1, len(data)), chance.randint(0, 12))))
         blocks = list(stream_blocks(pieces, size))
-        assert b"".join(block.data[block.start : block.end] for block in blocks) == data, (size, pieces)
+        handed = [block.head + block.data[block.start : block.end] for block in blocks]
+        assert b"".join(handed) == data, (size, pieces)
         for block in blocks:
             assert data[block.offset : block.offset + len(block.data)] == block.data
-            begins = block.offset + block.start
+            assert data[block.head_offset : block.offset + block.start] == block.head
+            assert block.size == len(handed[blocks.index(block)])
+            begins = block.head_offset
             assert begins == 0 or data[begins - 1 : begins] == b"\n"  # whole lines only
             assert block.data[: block.end].endswith(b"\n") or block.offset + block.end == len(data)
         big = [piece for piece in pieces if len(piece) >= size and b"\n" in piece]
