@@ -28,7 +28,7 @@ from logdiag.readers.detect import LogFormat
 from logdiag.readers.live import TICK, _Tick
 from logdiag.readers.prefix import LinePrefix
 from logdiag.readers.stats import InputStats
-from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
+from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with, whole_lines
 
 BATCH_BYTES = 2 * 1024 * 1024
 LOOKBACK_BYTES = 6 * 1024 * 1024  # memory stays small
@@ -49,21 +49,21 @@ def tell_forgotten(on_forgotten: Forgotten, keys: Iterable[str], by_pid: bool) -
             on_forgotten(session_id=key)
 
 
-def batches(pieces: Iterable[bytes | _Tick], size: int | None = None, latency: float | None = None) -> Iterator[bytes | _Tick]:
-    """Whole lines from pieces of bytes (chunks or lines), in batches of about ``size`` bytes.
+def batches(pieces: Iterable[bytes | _Tick], latency: float | None = None) -> Iterator[bytes | _Tick]:
+    """Whole lines from pieces of bytes (chunks or lines), in batches of about BATCH_BYTES.
 
     A batch goes out when it is big enough, when ``latency`` seconds have passed since its first
     piece arrived, and at every TICK (which is passed on). A line without its end waits for it,
     except at the end of the input.
     """
-    size = size or BATCH_BYTES
+    size = BATCH_BYTES
     pending: list[bytes] = []
     pending_bytes = 0
     started = 0.0
     for piece in pieces:
         if piece is TICK:
             if pending:
-                batch, pending, pending_bytes = _whole_lines(pending)
+                batch, pending, pending_bytes = whole_lines(pending)
                 if batch:
                     yield batch
                 started = time.monotonic()
@@ -75,25 +75,12 @@ def batches(pieces: Iterable[bytes | _Tick], size: int | None = None, latency: f
         pending.append(piece)
         pending_bytes += len(piece)
         if pending_bytes >= size or (latency is not None and time.monotonic() - started >= latency):
-            batch, pending, pending_bytes = _whole_lines(pending)
+            batch, pending, pending_bytes = whole_lines(pending)
             if batch:
                 yield batch
             started = time.monotonic()
     if pending:
         yield b"".join(pending)
-
-
-def _whole_lines(pending: list[bytes]) -> tuple[bytes, list[bytes], int]:
-    """(the whole lines of the pending pieces, what is left of them, its size), copying once
-    (not at all when they are one piece that ends a line)."""
-    for index in range(len(pending) - 1, -1, -1):
-        piece = pending[index]
-        cut = piece.rfind(b"\n") + 1
-        if cut:
-            last = piece if cut == len(piece) else memoryview(piece)[:cut]
-            left = ([piece[cut:]] if cut < len(piece) else []) + pending[index + 1 :]
-            return b"".join([*pending[:index], last]), left, sum(map(len, left))
-    return b"", pending, sum(map(len, pending))
 
 
 class LookbackFilter:

@@ -133,11 +133,11 @@ def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[
         if len(piece) < size or not first:
             pending.append(piece)
             pending_bytes += len(piece)
-            if pending_bytes >= size and (cut := _last_line_end(pending)):
-                batch = b"".join(pending)
-                yield Block(offset, batch, cut)
-                offset, pending = offset + cut, [batch[cut:]] if cut < len(batch) else []
-                pending_bytes = len(batch) - cut
+            if pending_bytes >= size:
+                batch, pending, pending_bytes = whole_lines(pending)
+                if batch:
+                    yield Block(offset, batch, len(batch))
+                    offset += len(batch)
             continue
         head = b"".join([*pending, piece[:first]]) if pending else b""
         first = first if pending else 0
@@ -152,14 +152,17 @@ def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[
         yield Block(offset, batch, len(batch))
 
 
-def _last_line_end(pieces: list[bytes]) -> int:
-    """Where the last whole line of the pieces (joined) ends: 0 if no line ends in them."""
-    before = sum(map(len, pieces))
-    for piece in reversed(pieces):
-        before -= len(piece)
-        if (cut := piece.rfind(b"\n") + 1) > 0:
-            return before + cut
-    return 0
+def whole_lines(pending: list[bytes]) -> tuple[bytes, list[bytes], int]:
+    """(the whole lines of the pending pieces, what is left of them, its size), copying once
+    (not at all when they are one piece that ends a line)."""
+    for index in range(len(pending) - 1, -1, -1):
+        piece = pending[index]
+        cut = piece.rfind(b"\n") + 1
+        if cut:
+            last = piece if cut == len(piece) else memoryview(piece)[:cut]
+            left = ([piece[cut:]] if cut < len(piece) else []) + pending[index + 1 :]
+            return b"".join([*pending[:index], last]), left, sum(map(len, left))
+    return b"", pending, sum(map(len, pending))
 
 
 def _read_blocks(path: str, size: int) -> Iterator[Block]:
