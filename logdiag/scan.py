@@ -360,15 +360,16 @@ class LineClassifier:
         self.generation = 0
         self.session_letter = "c"
         self.in_kept_session: SessionTest | None = None
+        self.attachment_candidate: str | None = None
         text = pl.col("text")
         if fmt is LogFormat.STDERR:
             assert prefix is not None
             self.session_letter = "c" if "c" in prefix.escapes else "p"
             self.is_record = text.str.contains(LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern)
-            # DETAIL, STATEMENT... lines start with the prefix too, but they are no new record.
-            attachments = "|".join(ATTACHMENTS)
-            # (a cheap test every line gets, the exact one only the lines it lets through get)
-            self.is_attachment = (text.str.contains(f"(?:{attachments}):"), text.str.contains(prefix.regex.pattern))
+            # DETAIL, STATEMENT... lines start with the prefix too, but they are no new record: a
+            # cheap test (part of the measure's one pass for candidates), then the exact one.
+            self.attachment_candidate = "(?:" + "|".join(ATTACHMENTS) + "):"
+            self.is_attachment = text.str.contains(prefix.regex.pattern)
         elif fmt is LogFormat.CSVLOG:
             self.is_record = text.str.contains(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
         else:
@@ -427,6 +428,8 @@ class LineClassifier:
         # One pass finds the few lines that may be of a kept session or DDL (each pass over a
         # 16 MB block costs more than the test it makes); _told_apart tells which on those alone.
         maybe = _TABLE if session_test is None else f"{session_test.candidate}|{_TABLE}"
+        if self.attachment_candidate is not None:
+            maybe += "|" + self.attachment_candidate
         columns = {
             **(extra or {}),
             "short": text.str.len_bytes() < 16,
@@ -435,8 +438,6 @@ class LineClassifier:
         }
         if self.fmt is LogFormat.CSVLOG:
             columns["ends_record"] = text.str.contains(_CSV_RECORD_END)
-        elif self.fmt is LogFormat.STDERR:
-            columns["is_attachment"] = self.is_attachment[0]
         data, head, recoded, nul_lines = block.data, block.head, 0, 0
         if b"\x00" in data or b"\x00" in head:
             data, head, recoded, nul_lines = _recoded(block)
@@ -464,7 +465,7 @@ class LineClassifier:
         line = index + self.carry.line + 1
         if self.fmt is LogFormat.STDERR:
             frame = frame.with_columns(line=line, is_attachment=pl.col("is_attachment") & ~pl.col("is_record"))
-            frame = _confirm(frame, "is_attachment", self.is_attachment[1])
+            frame = _confirm(frame, "is_attachment", self.is_attachment)
             frame = frame.with_columns(is_start=pl.col("is_record") | pl.col("is_attachment"))
         elif self.fmt is LogFormat.CSVLOG:  # a line starts a record unless it is inside a quoted field
             assert measured.quotes is not None
@@ -479,7 +480,8 @@ class LineClassifier:
     def _told_apart(self, frame, session_test: SessionTest | None):
         """The lines the measure's one cheap test let through told apart (by their ``index`` in
         the block): of a kept session (``in_session``, which counts where a record starts), DDL
-        (``ddl``, likewise); and the blank lines among the short ones (``blank``;
+        (``ddl``, likewise), stderr's attachment candidates (``is_attachment``, DETAIL... lines
+        and some others); and the blank lines among the short ones (``blank``;
         ``blank_untabbed``: not a TAB-indented one)."""
         pl = self.pl
         text = pl.col("text")
@@ -497,9 +499,13 @@ class LineClassifier:
                 sessions = sessions["index"]
         blank = frame.filter("short").filter(text.str.contains(r"^\s*$"))
         untabbed = blank.filter(~text.str.starts_with("\t"))["index"] if blank.height else blank["index"]
+        told_apart = {}
+        if self.attachment_candidate is not None:
+            attachments = maybe.filter(text.str.contains(self.attachment_candidate)) if maybe.height else maybe
+            told_apart["is_attachment"] = _among(index, attachments["index"])
         return frame.with_columns(
             in_session=_among(index, sessions), ddl=_among(index, ddl),
-            blank=_among(index, blank["index"]), blank_untabbed=_among(index, untabbed),
+            blank=_among(index, blank["index"]), blank_untabbed=_among(index, untabbed), **told_apart,
         )
 
     def _block_lines(self, block: Block, data: bytes, head: bytes):
