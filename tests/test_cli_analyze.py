@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -43,6 +44,24 @@ class TestSampleLogs:
         assert incident["culprits"][0]["statement"] == (
             "INSERT INTO orders (id, customer_id, total_cents) VALUES (1002, 42, 4999);"
         )
+
+    def test_a_compressed_log_cut_short_is_an_input_error_in_the_report(self, tmp_path):
+        """A .gz cut short: the JSON report says so in its input's ``error`` (a tool reading it
+        sees it, not only a person reading stderr); a whole one has none."""
+        packed = gzip.compress((SAMPLE / "postgresql.csv").read_bytes())
+        whole, cut = tmp_path / "whole.csv.gz", tmp_path / "cut.csv.gz"
+        whole.write_bytes(packed)
+        cut.write_bytes(packed[: len(packed) // 2])
+        reports = {}
+        for path in (whole, cut):
+            result = _run("analyze", "--format", "json", str(path))
+            assert result.returncode == 0, result.stderr
+            reports[path] = json.loads(result.stdout)
+        assert reports[whole]["inputs"][0]["error"] is None
+        (cut_input,) = reports[cut]["inputs"]
+        assert cut_input["error"].startswith("input ends early or is corrupt after line ")
+        assert 0 < cut_input["records"] < reports[whole]["inputs"][0]["records"]
+        assert "ends early" in result.stderr
 
     def test_jsonl_is_one_incident_per_line_and_nothing_else(self):
         """jsonl: every stdout line is an incident object; the input summary goes to stderr."""

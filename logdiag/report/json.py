@@ -19,6 +19,7 @@ def inputs_of(analysis: Analysis) -> list[dict[str, Any]]:
             "log_line_prefix": s.log_line_prefix,
             "records": s.records,
             "skipped": s.skipped_total,
+            "error": s.error,
         }
         for s in analysis.inputs
     ]
