@@ -74,3 +74,32 @@ def test_a_character_cut_between_pieces_changes_nothing(scenario_logs, fmt, size
     assert split.equals(whole)
     assert split_counts == whole_counts
     assert whole_counts["recoded"] == 0 and whole_counts["records"] > 100
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", [LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR])
+def test_a_latin1_line_cut_between_pieces_is_recoded_once(pg_cluster, fmt):
+    """A LATIN1 database's statement (not UTF-8) cut between two big pieces: the piece that
+    ends inside it and the one that goes on with it are read as they are, and the line is
+    classified, recoded and counted once, as in one block."""
+    import psycopg
+
+    with pg_cluster(log_line_prefix=RICH_PREFIX, log_statement="all") as cluster:
+        cluster.psql("CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C';")
+        conninfo = cluster.conninfo.replace("dbname=postgres", "dbname=latin")
+        with psycopg.connect(conninfo, client_encoding="LATIN1", autocommit=True) as conn:
+            conn.execute("SELECT 'café crème' AS drink")
+            for number in range(20):
+                conn.execute(f"SELECT {number} AS padding")
+        cluster.stop()
+        data = cluster.log_file(fmt.value).read_bytes()
+    cut = data.index(b"caf\xe9 cr\xe8me") + 5  # between the é and the è
+    blocks = list(stream_blocks(_cut(data, [cut]), 256))
+    assert any(block.partial and b"\xe9" in block.data[block.end :] for block in blocks)
+    assert any(block.start and b"\xe8" in block.data[: block.start] for block in blocks)
+    whole, whole_counts = _classified(fmt, [Block(0, data, len(data))])
+    split, split_counts = _classified(fmt, blocks)
+    assert split.equals(whole)
+    assert split_counts == whole_counts
+    assert whole_counts["recoded"] >= 1
+    assert "café crème" in "".join(whole["text"])
