@@ -425,8 +425,9 @@ class LineClassifier:
         (a thread measures while the sessions kept change)."""
         pl = self.pl
         text = pl.col("text")
-        # One pass finds the few lines that may be of a kept session or DDL (each pass over a
-        # 16 MB block costs more than the test it makes); _told_apart tells which on those alone.
+        # One pass finds the few lines that may be of a kept session, DDL or (stderr) a DETAIL,
+        # STATEMENT... line (each pass over a 16 MB block costs more than the test it makes);
+        # _told_apart tells which on those alone.
         maybe = _TABLE if session_test is None else f"{session_test.candidate}|{_TABLE}"
         if self.attachment_candidate is not None:
             maybe += "|" + self.attachment_candidate
