@@ -56,7 +56,6 @@ def batches(pieces: Iterable[bytes | _Tick], latency: float | None = None) -> It
     piece arrived, and at every TICK (which is passed on). A line without its end waits for it,
     except at the end of the input.
     """
-    size = BATCH_BYTES
     pending: list[bytes] = []
     pending_bytes = 0
     started = 0.0
@@ -74,7 +73,7 @@ def batches(pieces: Iterable[bytes | _Tick], latency: float | None = None) -> It
             started = time.monotonic()
         pending.append(piece)
         pending_bytes += len(piece)
-        if pending_bytes >= size or (latency is not None and time.monotonic() - started >= latency):
+        if pending_bytes >= BATCH_BYTES or (latency is not None and time.monotonic() - started >= latency):
             batch, pending, pending_bytes = whole_lines(pending)
             if batch:
                 yield batch

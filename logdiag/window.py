@@ -1,8 +1,8 @@
 """The fast path for compressed files: the file fast path's two passes over a sliding window.
 
 A compressed file is best decompressed once, but nothing waits for its next line, so its lines
-can be handed on late. It is read a block at a time into a window
-of about ``window_bytes`` behind the newest block:
+can be handed on late. It is read a block at a time into a window of about ``window_bytes``
+behind the newest block:
 
 1. as a block **arrives**, its ERROR lines are looked at (pass 1 of :mod:`logdiag.scan`), and the
    sessions that fail in it are kept from then on;
