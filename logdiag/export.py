@@ -23,7 +23,7 @@ from typing import Any
 
 from logdiag.incidents import Incident, OtherError
 from logdiag.pipeline import Analysis, analyze
-from logdiag.readers import LogFormat, OnBadLine
+from logdiag.readers import InputStats, LogFormat, LogReader, OnBadLine
 from logdiag.readers.inputs import STDIN, expand_paths
 from logdiag.records import RECORD_FIELDS, LogRecord
 from logdiag.sessions import SessionTracker
@@ -78,7 +78,8 @@ class ExportResult:
 
 
 class _TableWriter:
-    """Buffers rows per partition and writes a zstd Parquet part file every ``batch_rows`` rows."""
+    """Buffers rows (or polars frames) per partition and writes a zstd Parquet part file every
+    ``batch_rows`` rows."""
 
     def __init__(self, root: Path, name: str, schema: dict[str, Any], partition: bool, run: str,
                  batch_rows: int, result: ExportResult) -> None:
@@ -91,6 +92,8 @@ class _TableWriter:
         self.result = result
         self.buffers: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {c: [] for c in schema})
         self.buffered = 0
+        self.frames: dict[str, list[Any]] = defaultdict(list)  # polars frames, by day
+        self.framed = 0
         self.parts = 0
 
     def add(self, row: Mapping[str, Any], when: datetime | None) -> None:
@@ -102,6 +105,57 @@ class _TableWriter:
         self.result.rows[self.name] += 1
         if self.buffered >= self.batch_rows:
             self.flush()
+
+    def add_frame(self, frame: Any) -> None:
+        """Add a frame of rows (a column it lacks is null); written with the next ones once they
+        make ``batch_rows``."""
+        import polars as pl
+
+        frame = frame.select(*(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+                               for c, t in self.schema.items()))
+        self.result.rows[self.name] += frame.height
+        self.framed += frame.height
+        if not self.partition:
+            self.frames[""].append(frame)
+        else:
+            day = pl.col("timestamp").dt.strftime("%Y-%m-%d").fill_null(NO_DATE)
+            for (when,), rows in frame.with_columns(_day=day).partition_by("_day", as_dict=True).items():
+                self.frames[when].append(rows.drop("_day"))
+        if self.framed >= self.batch_rows:
+            self.write_frames()
+
+    def mark(self) -> tuple[int, int]:
+        """Write the frames added so far, and say where the table stands, for :meth:`undo`."""
+        self.write_frames()
+        return len(self.result.parts), self.result.rows[self.name]
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Forget the frames added since ``mark``: remove the part files written of them."""
+        self.frames.clear()
+        self.framed = 0
+        parts, rows = mark
+        for path in self.result.parts[parts:]:
+            path.unlink()
+        del self.result.parts[parts:]
+        self.result.rows[self.name] = rows
+
+    def write_frames(self) -> None:
+        """Write the frames added so far as part files."""
+        import polars as pl
+
+        for day, frames in self.frames.items():
+            self._write(pl.concat(frames), self.directory / f"date={day}" if self.partition else self.directory)
+        self.frames.clear()
+        self.framed = 0
+
+    def _write(self, frame: Any, folder: Path) -> None:
+        if not frame.height:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"part-{self.run}-{self.parts:05d}.parquet"
+        self.parts += 1
+        frame.write_parquet(path, compression="zstd")
+        self.result.parts.append(path)
 
     def close(self) -> None:
         """Flush; a table that has never had a row gets one empty, typed part so it can be read."""
@@ -122,13 +176,16 @@ class _TableWriter:
             if not columns or not next(iter(columns.values())):
                 continue
             folder = self.directory / f"date={day}" if self.partition else self.directory
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"part-{self.run}-{self.parts:05d}.parquet"
-            self.parts += 1
-            pl.DataFrame(columns, schema=self.schema, strict=False).write_parquet(path, compression="zstd")
-            self.result.parts.append(path)
+            self._write(pl.DataFrame(columns, schema=self.schema, strict=False), folder)
         self.buffers.clear()
         self.buffered = 0
+        self.write_frames()
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """The same instant in UTC: polars cannot make one column of datetimes whose zones are of
+    different kinds (a fixed offset and a zoneinfo zone, when log_timezone changed)."""
+    return when.astimezone(timezone.utc) if when is not None else None
 
 
 def _pairs(mapping: Mapping[str, str | None] | None) -> list[dict[str, str | None]] | None:
@@ -149,7 +206,7 @@ def incident_row(incident: Incident, host: str | None) -> dict[str, Any]:
     identity = f"{host}\0{source.file}\0{source.line}\0{incident.at}"
     return {
         "incident_id": hashlib.sha1(identity.encode()).hexdigest()[:16],
-        "host": host, "at": incident.at, "sqlstate": incident.sqlstate, "condition": incident.condition,
+        "host": host, "at": _utc(incident.at), "sqlstate": incident.sqlstate, "condition": incident.condition,
         "timing": incident.timing, "constraint": incident.constraint, "constraint_kind": incident.constraint_kind,
         "table": incident.table, "referenced_table": incident.referenced_table,
         "key": _pairs(incident.key), "key_text": key_text(incident.key),
@@ -160,7 +217,7 @@ def incident_row(incident: Incident, host: str | None) -> dict[str, Any]:
         "culprit_statement": top.statement if top else None,
         "culprit_fingerprint": fingerprint(top.statement) if top else None,
         "culprit_file": top.source.file if top else None, "culprit_line": top.source.line if top else None,
-        "culprit_at": top.at if top else None, "culprit_parameters": _pairs(top.parameters) if top else None,
+        "culprit_at": _utc(top.at) if top else None, "culprit_parameters": _pairs(top.parameters) if top else None,
         "culprit_match": top.match if top else None, "culprit_confidence": top.confidence if top else None,
         "culprit_reason": top.reason if top else None,
         "culprit_count": len(incident.culprits), "related_count": len(incident.related),
@@ -172,13 +229,14 @@ def incident_row(incident: Incident, host: str | None) -> dict[str, Any]:
 def record_row(record: LogRecord, host: str | None) -> dict[str, Any]:
     row: dict[str, Any] = {name: getattr(record, name) for name in RECORD_FIELDS if name != "source"}
     row["severity"] = record.severity.value
+    row["timestamp"] = _utc(record.timestamp)
     row["file"], row["line"] = record.source.file, record.source.line
     row["host"] = host
     return row
 
 
 def error_row(error: OtherError, host: str | None) -> dict[str, Any]:
-    return {"host": host, "at": error.at, "sqlstate": error.sqlstate, "message": error.message,
+    return {"host": host, "at": _utc(error.at), "sqlstate": error.sqlstate, "message": error.message,
             "file": error.source.file, "line": error.source.line}
 
 
@@ -208,9 +266,13 @@ def _identity(path: str) -> dict[str, Any]:
     return {"inode": stat.st_ino, "size": stat.st_size, "mtime": stat.st_mtime}
 
 
-def _plan(paths: Sequence[str], state: dict[str, Any], host: str | None) -> tuple[list[str], list[str], dict[str, int]]:
-    """Which inputs to read, which to skip (unchanged), and from which line to keep rows."""
-    read, skipped, watermarks = [], [], {}
+def _plan(
+    paths: Sequence[str], state: dict[str, Any], host: str | None,
+) -> tuple[list[str], list[str], dict[str, int], dict[str, dict[str, Any]]]:
+    """Which inputs to read, which to skip (unchanged), from which line to keep rows, and what
+    the files were like before they were read (a log may grow meanwhile: the next export reads
+    the rest)."""
+    read, skipped, watermarks, identities = [], [], {}, {}
     for path in expand_paths(paths):
         if path == STDIN:
             read.append(path)
@@ -218,14 +280,14 @@ def _plan(paths: Sequence[str], state: dict[str, Any], host: str | None) -> tupl
             continue
         key = f"{host or ''}\0{os.path.abspath(path)}"
         seen = state["files"].get(key)
-        now = _identity(path)
+        now = identities[path] = _identity(path)
         if seen and seen["inode"] == now["inode"] and seen["size"] == now["size"] and seen["mtime"] == now["mtime"]:
             skipped.append(path)
             continue
         grown = bool(seen) and seen["inode"] == now["inode"] and now["size"] >= seen["size"]
         read.append(path)
         watermarks[path] = seen["lines"] if grown else 0
-    return read, skipped, watermarks
+    return read, skipped, watermarks, identities
 
 
 # --- the export -----------------------------------------------------------------------------
@@ -241,6 +303,7 @@ def export(
     on_bad_line: OnBadLine = OnBadLine.SKIP,
     tracker: SessionTracker | None = None,
     batch_rows: int = BATCH_ROWS,
+    fast: bool = True,
 ) -> ExportResult:
     """Export the logs at ``paths`` to Parquet under ``output``.
 
@@ -250,6 +313,8 @@ def export(
         host: a name for the server, stored in every row's ``host`` column.
         partition_by: ``"day"`` for hive-style ``date=YYYY-MM-DD/`` folders, or None.
         batch_rows: rows buffered before a part file is written (bounds memory).
+        fast: analyse files with the pre-filter and have polars read their records again for
+            ``records.parquet`` (csvlog and jsonlog); off, every record passes through the analysis.
 
     Returns:
         What was written; the analysis of the files read is in ``result.analysis``.
@@ -261,7 +326,7 @@ def export(
     root = Path(output)
     root.mkdir(parents=True, exist_ok=True)
     state = _load_state(root)
-    read, skipped, watermarks = _plan(paths, state, host)
+    read, skipped, watermarks, identities = _plan(paths, state, host)
     result = ExportResult(root, read, skipped)
     if not read:
         return result
@@ -279,24 +344,61 @@ def export(
         if keep(record.source.file, record.source.line):
             tables["records"].add(record_row(record, host), record.timestamp)
 
-    # records.parquet needs every record: the pre-filter, which keeps only failing sessions, is off.
+    # records.parquet needs every record. A file can be read twice: analysed with the pre-filter,
+    # then its records read again (by polars if it can); standard input passes through once.
+    every_record = not fast or STDIN in read
     analysis = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
-                       tracker=tracker, fast=False)
-    analysis.record_sink = sink
+                       tracker=tracker, fast=not every_record)
+    if every_record:
+        analysis.record_sink = sink
     for incident in analysis.incidents():
         if keep(incident.raised_by_source.file, incident.raised_by_source.line):
             tables["incidents"].add(incident_row(incident, host), incident.at)
         _drain_errors(analysis, tables["errors"], host, keep)
     _drain_errors(analysis, tables["errors"], host, keep)
+    if not every_record:
+        for stats in analysis.inputs:
+            _export_records(stats, tables["records"], host, watermarks.get(stats.file, 0))
     for table in tables.values():
         table.close()
     for stats in analysis.inputs:
         if stats.file != STDIN:
             key = f"{host or ''}\0{os.path.abspath(stats.file)}"
-            state["files"][key] = {**_identity(stats.file), "lines": stats.lines, "host": host}
+            state["files"][key] = {**identities[stats.file], "lines": stats.lines, "host": host}
     _save_state(root, state)
     result.analysis = analysis
     return result
+
+
+def _export_records(stats: InputStats, table: _TableWriter, host: str | None, watermark: int) -> None:
+    """One analysed file's records after line ``watermark``: read by polars if the analysis
+    found clean csvlog or jsonlog, else (or if polars' reading turns out not to be exact)
+    record by record."""
+    import polars as pl
+
+    from logdiag.readahead import in_thread
+    from logdiag.record_frames import NotExact, record_frames
+
+    fmt = LogFormat(stats.format) if stats.format else None
+    clean = not (stats.skipped_total or stats.blank or stats.recoded or stats.error)
+    if fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG) and clean:
+        mark, rows = table.mark(), 0
+        try:
+            # A thread reads the next block while this one is written (polars releases the GIL).
+            for frame in in_thread(record_frames(stats.file, fmt, lines=stats.lines), depth=1):
+                rows += frame.height
+                table.add_frame(frame.filter(pl.col("line") > watermark).with_columns(host=pl.lit(host, pl.Utf8)))
+            if rows == stats.records:
+                return
+        except NotExact:
+            pass
+        table.undo(mark)
+    reader = LogReader([stats.file], format=fmt, log_line_prefix=stats.log_line_prefix)
+    for record in reader:
+        if record.source.line > stats.lines:  # written since the analysis: the next export's
+            break
+        if record.source.line > watermark:
+            table.add(record_row(record, host), record.timestamp)
 
 
 def _drain_errors(analysis: Analysis, table: _TableWriter, host: str | None, keep: Any) -> None:

@@ -121,3 +121,19 @@ def scenario_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathF
         play(cluster)
         cluster.stop()
         return copy_logs(cluster, out)
+
+
+@pytest.fixture
+def read_record_by_record(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files whose records ``logdiag export`` reads one by one (the others, polars reads)."""
+    import logdiag.export
+
+    files: list[str] = []
+    reader = logdiag.export.LogReader
+
+    def spy(paths, **options):
+        files.extend(paths)
+        return reader(paths, **options)
+
+    monkeypatch.setattr(logdiag.export, "LogReader", spy)
+    return files

@@ -6,6 +6,8 @@ import json
 import shutil
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -13,7 +15,10 @@ import polars as pl
 import psycopg
 import pyarrow.dataset as ds
 import pytest
+from polars.testing import assert_frame_equal
 
+import logdiag.export
+import logdiag.record_frames
 from logdiag.export import export, key_text
 from logdiag.summary import summarize
 
@@ -103,6 +108,132 @@ class TestIncremental:
         export([str(whole)], tmp_path / "once")
         assert sorted(_incidents(tmp_path / "out")["key_text"]) == sorted(_incidents(tmp_path / "once")["key_text"])
         assert _incidents(tmp_path / "out")["incident_id"].n_unique() == _incidents(tmp_path / "out").height
+
+
+def _table(out: Path, name: str) -> pl.DataFrame:
+    frame = pl.read_parquet(out / f"{name}.parquet" / "**" / "*.parquet", hive_partitioning=True)
+    return frame.sort("file", "line")
+
+
+def _exports_agree(paths: list[str], tmp_path: Path, **options) -> None:
+    """Export with records read by polars, then with every record through the analysis: the
+    same tables, row for row."""
+    fast = export(paths, tmp_path / "fast", **options)
+    every = export(paths, tmp_path / "every", fast=False, **options)
+    assert fast.rows == every.rows
+    assert fast.rows["records"] > 0
+    for table in ("records", "incidents", "errors"):
+        assert_frame_equal(_table(tmp_path / "fast", table), _table(tmp_path / "every", table))
+
+
+class TestRecordsReadByPolars:
+    """records.parquet of csvlog and jsonlog files is read by polars: the same rows as the readers'."""
+
+    @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+    def test_same_rows_as_every_record(self, scenario_logs, tmp_path, monkeypatch, read_record_by_record, fmt):
+        """Every scenario's records, in blocks of 2 kB so that records cross them (stderr stays
+        record by record)."""
+        from tests.scenarios import RICH_PREFIX
+
+        monkeypatch.setattr(logdiag.record_frames, "BLOCK_BYTES", 2048)
+        log = str(scenario_logs[fmt])
+        _exports_agree([log], tmp_path, host="db1", partition_by="day", batch_rows=500, log_line_prefix=RICH_PREFIX)
+        assert read_record_by_record == ([log] if fmt == "stderr" else [])
+
+    def test_zones_with_and_without_daylight_saving(self, pg_cluster, tmp_path, read_record_by_record):
+        """Timestamps in MSK (a zone with a history of offsets), CET (fixed) and -03 (numeric),
+        switched while the server runs: the UTC times of the statements as they were run."""
+        zones = ("Europe/Moscow", "Europe/Paris", "America/Sao_Paulo")
+        started = datetime.now(timezone.utc)
+        with pg_cluster(log_line_prefix="%m [%p] ", log_statement="all", log_timezone=zones[0]) as cluster:
+            for zone in zones:
+                cluster.psql(f"ALTER SYSTEM SET log_timezone = '{zone}'; SELECT pg_reload_conf();", check=True)
+                time.sleep(0.5)  # the reload reaches the next connection
+                cluster.psql(f"SELECT '{zone}' AS zone, {len(zone)} AS n; SELECT now();", check=True)
+            cluster.stop()
+            logs = [str(cluster.log_file("csvlog")), str(cluster.log_file("jsonlog"))]
+            ended = datetime.now(timezone.utc)
+            text = Path(logs[0]).read_text()
+            assert all(name in text for name in (" MSK,", " CET,", " -03,"))
+            _exports_agree(logs, tmp_path)
+        assert read_record_by_record == []
+        records = _table(tmp_path / "fast", "records")
+        assert records["timestamp"].null_count() == 0
+        assert started - timedelta(seconds=1) <= records["timestamp"].min()
+        assert records["timestamp"].max() <= ended + timedelta(seconds=1)
+        for zone in zones:
+            assert records.filter(pl.col("message").str.contains(f"'{zone}' AS zone")).height == 2
+
+    def test_a_file_polars_cannot_read_exactly_is_read_record_by_record(
+        self, pg_cluster, tmp_path, monkeypatch, read_record_by_record,
+    ):
+        """A statement sent with CRLF line ends puts a carriage return in csvlog (jsonlog escapes
+        it): that file is read again record by record, and what polars wrote of it before is gone."""
+        monkeypatch.setattr(logdiag.record_frames, "BLOCK_BYTES", 2048)
+        with pg_cluster(log_line_prefix="%m [%p] ", log_statement="all") as cluster:
+            with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
+                for n in range(40):
+                    conn.execute(f"SELECT {n} AS before_it")
+                conn.execute("SELECT 1 AS a,\r\n       2 AS b")
+                for n in range(40):
+                    conn.execute(f"SELECT {n} AS after_it")
+            cluster.stop()
+            csvlog, jsonlog = str(cluster.log_file("csvlog")), str(cluster.log_file("jsonlog"))
+            assert b"\r\n" in Path(csvlog).read_bytes()
+            # Small batches: polars' rows of the file were written; big ones: they were waiting.
+            for batch_rows in (7, 1000):
+                _exports_agree([csvlog, jsonlog], tmp_path / str(batch_rows), batch_rows=batch_rows)
+        assert read_record_by_record == [csvlog, csvlog]
+        records = _table(tmp_path / "7" / "fast", "records")
+        for path in (csvlog, jsonlog):
+            statements = records.filter(pl.col("file") == path)["message"]
+            assert statements.str.contains("AS before_it").sum() == statements.str.contains("AS after_it").sum() == 40
+            assert statements.str.contains("1 AS a,").sum() == 1
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_a_log_written_to_during_the_export(scenario_logs, tmp_path, monkeypatch, read_record_by_record, fmt):
+    """Lines the server writes after the analysis read the file wait for the next export, whether
+    polars reads its records or they are read one by one (stderr): the two exports hold each
+    record once, as one export of the whole log does."""
+    from tests.scenarios import RICH_PREFIX
+
+    whole = scenario_logs[fmt].read_bytes()
+    cut = _record_boundary(whole, fmt)
+    log = tmp_path / scenario_logs[fmt].name
+    log.write_bytes(whole[:cut])
+    export_records = logdiag.export._export_records
+
+    def written_to_meanwhile(stats, *args):
+        with log.open("ab") as handle:
+            handle.write(whole[cut:])
+        monkeypatch.setattr(logdiag.export, "_export_records", export_records)
+        export_records(stats, *args)
+
+    monkeypatch.setattr(logdiag.export, "_export_records", written_to_meanwhile)
+    first = export([str(log)], tmp_path / "out", log_line_prefix=RICH_PREFIX)
+    second = export([str(log)], tmp_path / "out", log_line_prefix=RICH_PREFIX)
+    assert first.rows["records"] == first.analysis.inputs[0].records
+    assert second.rows["records"] > 0
+    assert read_record_by_record == ([str(log)] * 2 if fmt == "stderr" else [])
+    export([str(scenario_logs[fmt])], tmp_path / "once", fast=False, log_line_prefix=RICH_PREFIX)
+    assert_frame_equal(_table(tmp_path / "out", "records").drop("file"), _table(tmp_path / "once", "records").drop("file"))
+
+
+def _record_boundary(log: bytes, fmt: str) -> int:
+    """The offset of a line near the middle of a log that starts a record: a csvlog line outside
+    quotes, a jsonlog line, a stderr LOG line (not a DETAIL or STATEMENT line of the one before)."""
+    offset = len(log) // 2
+    while True:
+        offset = log.index(b"\n", offset) + 1
+        line = log[offset:log.index(b"\n", offset)]
+        starts = {
+            "jsonlog": line.startswith(b'{"'),
+            "csvlog": line.startswith(b"20") and log.count(b'"', 0, offset) % 2 == 0,
+            "stderr": line.startswith(b"20") and b" LOG:  " in line,
+        }
+        if starts[fmt]:
+            return offset
 
 
 def _fk_failures(cluster, table: str, keys: list[int], application: str) -> None:

@@ -70,6 +70,24 @@ def test_real_log_is_read(real_logs: Path, name: str) -> None:
     assert stats.records == len(records)
 
 
+@pytest.mark.parametrize("name", [n for n in FILES if EXPECTED_FORMAT[n] in ("csvlog", "jsonlog")])
+def test_real_log_records_read_by_polars(real_logs: Path, tmp_path: Path, read_record_by_record, name: str) -> None:
+    """``logdiag export`` has polars read a csvlog's or jsonlog's records: the readers' values,
+    row for row (every record through the analysis is the reference)."""
+    import polars as pl
+    from polars.testing import assert_frame_equal
+
+    from logdiag.export import export
+
+    for fast, out in ((True, "fast"), (False, "every")):
+        export([str(real_logs / name)], tmp_path / out, fast=fast)
+    glob = "records.parquet/*.parquet"
+    fast_rows, every_row = (pl.read_parquet(tmp_path / out / glob).sort("line") for out in ("fast", "every"))
+    assert fast_rows.height == len(_text_lines(real_logs / name))  # one line each in these
+    assert_frame_equal(fast_rows, every_row)
+    assert read_record_by_record == []
+
+
 def test_every_real_log_is_listed(real_logs: Path) -> None:
     """A new file in shared/real-logs must be given its expected format here."""
     assert set(FILES) == set(EXPECTED_FORMAT)
