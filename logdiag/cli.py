@@ -261,6 +261,13 @@ def export(
     input_format: InputFormatOpt = None,
     on_bad_line: OnBadLineOpt = OnBadLine.SKIP,
     quiet: QuietOpt = False,
+    fast_path: Annotated[
+        bool,
+        typer.Option(
+            "--fast-path/--no-fast-path",
+            help="Analyse files with the pre-filter, and have polars read csvlog and jsonlog records again.",
+        ),
+    ] = True,
 ) -> None:
     """Write incidents, records and other errors as Parquet (zstd), incrementally.
 
@@ -271,7 +278,7 @@ def export(
     with _handled():
         result = run_export(
             paths, output, host=host, partition_by=partition_by, log_line_prefix=log_line_prefix,
-            format=input_format, on_bad_line=on_bad_line,
+            format=input_format, on_bad_line=on_bad_line, fast=fast_path,
         )
         if not quiet:
             console = _stderr()
