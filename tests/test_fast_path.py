@@ -108,6 +108,24 @@ def test_compressed_input_goes_through_the_fast_path(scenario_logs, tmp_path):
     assert json.loads(json.dumps(fast[0]).replace(str(packed), rename)) == slow[0]
 
 
+def test_small_inputs_are_read_as_they_are(scenario_logs, tmp_path):
+    """Under fast_min_bytes (decompressed) a file, plain or compressed, skips the pre-filter (and
+    the import of polars); from it on, the pre-filter reads it. Same records either way."""
+    import gzip
+
+    plain = scenario_logs["csvlog"]
+    packed = tmp_path / "postgresql.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    size = plain.stat().st_size
+    for path in (plain, packed):
+        for minimum, pre_filtered in ((size + 1, False), (size, True)):
+            reader = LogReader([str(path)], fast=True, fast_min_bytes=minimum)
+            records = sum(1 for _ in reader)
+            assert reader.inputs[0].fast_path is pre_filtered, (path.name, minimum)
+            assert reader.inputs[0].records == _run(plain, fast=False)[2][0]
+            assert records > 0
+
+
 def test_bad_line_policies_read_every_line(scenario_logs, tmp_path):
     """--on-bad-line fail must stop at a bad line even in a file big enough for the pre-filter."""
     from logdiag.errors import BadLineError
@@ -348,7 +366,7 @@ def _check_short_lookback(log, fmt, source, lookback, prefix, tmp_path, monkeypa
     else:
         name = "-"
         monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(log.read_bytes())))
-    reader = LogReader([name], fast=True, lookback_bytes=lookback, log_line_prefix=prefix,
+    reader = LogReader([name], fast=True, fast_min_bytes=0, lookback_bytes=lookback, log_line_prefix=prefix,
                        quiet=1.0 if name == "-" else None)
     analysis = Analysis(reader, SessionTracker())
     short = _renamed([i.to_dict() for i in analysis.incidents()], name, log)
@@ -433,7 +451,7 @@ def test_a_truncated_gzip_through_the_lookback(scenario_logs, fmt, tmp_path, mon
     cut = tmp_path / (scenario_logs[fmt].name + ".gz")
     cut.write_bytes(packed[: len(packed) * 2 // 3])
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
-    reader = LogReader([str(cut)], fast=True, log_line_prefix=prefix)
+    reader = LogReader([str(cut)], fast=True, fast_min_bytes=0, log_line_prefix=prefix)
     incidents = [i.to_dict() for i in Analysis(reader, SessionTracker()).incidents()]
     stats = reader.inputs[0]
     assert stats.fast_path

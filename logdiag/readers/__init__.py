@@ -173,7 +173,12 @@ class LogReader:
         head = _sample(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
         stream = chain(sample, pieces)
-        if detection is None or detection.format not in scan.FORMATS:
+        small = False
+        if name != "-" and not self.follow:  # a compressed file: small ones are read as they are
+            minimum = scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
+            head, small = _all_if_under(stream, minimum)
+            stream = chain(head, stream)
+        if small or detection is None or detection.format not in scan.FORMATS:
             yield from self._records(name, split_lines(stream))
             if failure and self.inputs:
                 self.inputs[-1].ended_early(failure[0])
@@ -275,6 +280,18 @@ def _sample_pieces(pieces: Iterator[bytes | _Tick]) -> list[bytes | _Tick]:
         if newlines >= SAMPLE_LINES:
             break
     return sample
+
+
+def _all_if_under(pieces: Iterator[bytes | _Tick], size: int) -> tuple[list[bytes | _Tick], bool]:
+    """The first pieces of a stream, until they make ``size`` bytes; and whether that is all."""
+    head: list[bytes | _Tick] = []
+    total = 0
+    for piece in pieces:
+        head.append(piece)
+        total += len(piece) if isinstance(piece, bytes) else 0
+        if total >= size:
+            return head, False
+    return head, True
 
 
 def _sample(lines: Iterator[tuple[int, str] | _Tick]) -> list[tuple[int, str]]:
