@@ -107,12 +107,11 @@ class _TableWriter:
             self.flush()
 
     def add_frame(self, frame: Any) -> None:
-        """Add a frame of rows (a column it lacks is null); written with the next ones once they
-        make ``batch_rows``."""
+        """Add a frame of rows (the table's columns, in any order); written with the next ones
+        once they make ``batch_rows``."""
         import polars as pl
 
-        frame = frame.select(*(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
-                               for c, t in self.schema.items()))
+        frame = frame.select(pl.col(c).cast(t) for c, t in self.schema.items())
         self.result.rows[self.name] += frame.height
         self.framed += frame.height
         if not self.partition:

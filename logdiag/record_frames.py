@@ -56,7 +56,7 @@ def record_frames(path: str, fmt: LogFormat, lines: int | None = None, block_byt
             if lines is not None and first_line > lines:
                 return
             count = block.count(b"\n") + (not block.endswith(b"\n"))
-            frame = to_frame(block, count).with_columns(file=_literal(path), line=_line_numbers(first_line))
+            frame = to_frame(block, count).with_columns(file=pl.lit(path, pl.Utf8), line=_line_numbers(first_line))
             if lines is not None:
                 frame = frame.filter(pl.col("line") <= lines)
             yield frame.select(COLUMNS_OUT)
@@ -226,9 +226,3 @@ def _line_numbers(first_line: int):
 
     span = pl.col("_span")
     return span.cum_sum() - span + first_line
-
-
-def _literal(text: str):
-    import polars as pl
-
-    return pl.lit(text, pl.Utf8)

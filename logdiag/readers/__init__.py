@@ -51,7 +51,7 @@ class LogReader:
         fast: read csvlog/jsonlog/stderr through the vectorised pre-filter, which yields only the
             records a diagnosis needs: big plain files with :mod:`logdiag.scan`, standard input
             and followed files with :mod:`logdiag.lookback`, compressed files with :mod:`logdiag.window`.
-        fast_min_bytes: the size from which plain files are pre-filtered.
+        fast_min_bytes: the size (decompressed) from which files are pre-filtered.
         lookback_bytes: how far back from a session's failure a stream's lines are still kept
             (default: :data:`~logdiag.lookback.LOOKBACK_BYTES` for pipes and followed files,
             :data:`~logdiag.window.WINDOW_BYTES` for compressed files).
@@ -133,6 +133,12 @@ class LogReader:
             stats.log_line_prefix = detection.prefix.format
         yield from records_of(chain(head, lines), detection, stats, name, quiet=self.quiet)
 
+    def _min_bytes(self) -> int:
+        """The size (decompressed) from which a file is pre-filtered."""
+        from logdiag import scan
+
+        return scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
+
     def _fast_records(self, path: str, opened: OpenInput) -> Iterator[LogRecord] | None:
         """The records the file pre-filter keeps, or None when it does not apply to this file."""
         from logdiag import scan
@@ -143,8 +149,7 @@ class LogReader:
         finally:
             peek.close()
         detection = detect([item[1] for item in head], path, self.log_line_prefix, self.format)
-        minimum = scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
-        if detection is None or not scan.eligible(path, detection.format, opened.compression, minimum):
+        if detection is None or not scan.eligible(path, detection.format, opened.compression, self._min_bytes()):
             return None
         stats = InputStats(file=path, on_bad_line=self.on_bad_line, fast_path=True)
         stats.format = detection.format.value
@@ -175,9 +180,8 @@ class LogReader:
         stream = chain(sample, pieces)
         small = False
         if name != "-" and not self.follow:  # a compressed file: small ones are read as they are
-            minimum = scan.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
-            head, small = _all_if_under(stream, minimum)
-            stream = chain(head, stream)
+            first, small = _all_if_under(stream, self._min_bytes())
+            stream = chain(first, stream)
         if small or detection is None or detection.format not in scan.FORMATS:
             yield from self._records(name, split_lines(stream))
             if failure and self.inputs:
