@@ -23,7 +23,7 @@ def _run(path, fast: bool, prefix: str | None = None):
     incidents = [i.to_dict() for i in analysis.incidents()]
     errors = [e.to_dict() for e in analysis.other_errors]
     stats = analysis.inputs[0]
-    return incidents, errors, (stats.records, stats.skipped_total, stats.lines), stats.fast_path
+    return incidents, errors, (stats.records, stats.skipped_total, stats.lines), stats.fast_path, stats.error
 
 
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
@@ -433,6 +433,29 @@ def test_standard_input_in_small_batches(scenario_logs, fmt, kept_sessions, monk
     assert reader.inputs[0].fast_path
     assert (reader.inputs[0].records, reader.inputs[0].lines) == (slow[2][0], slow[2][2])
     assert piped == slow[0]
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_a_gzip_cut_inside_a_line_counts_as_the_readers_do(scenario_logs, fmt, tmp_path):
+    """The line a broken .gz cuts in two is not a line: the pre-filter counts what the readers
+    count (records, lines, and where the input ends early)."""
+    prefix = RICH_PREFIX if fmt == "stderr" else None
+    data = scenario_logs[fmt].read_bytes()
+    middle = data.index(b"\n", len(data) // 2) + 40  # inside the line after it
+    cut = tmp_path / (scenario_logs[fmt].name + ".gz")
+    cut.write_bytes(_gzip_of_prefix(data, middle))
+    slow, fast = _run(cut, fast=False, prefix=prefix), _run(cut, fast=True, prefix=prefix)
+    assert fast[3] and not slow[3]
+    assert fast[2] == slow[2]
+    assert fast[4] == slow[4] and "ends early" in fast[4]
+
+
+def _gzip_of_prefix(data: bytes, length: int) -> bytes:
+    """A gzip stream that holds ``data[:length]`` and then breaks off (no end, no trailer)."""
+    import zlib
+
+    packer = zlib.compressobj(wbits=31)
+    return packer.compress(data[:length]) + packer.flush(zlib.Z_SYNC_FLUSH)
 
 
 @pytest.mark.parametrize("fmt", ["csvlog", "stderr"])

@@ -173,7 +173,7 @@ class LogReader:
 
         stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=True)
         failure: list[BaseException] = []
-        pieces = _until_corrupt(pieces, failure)
+        pieces = _until_corrupt(pieces, failure, hold=name != "-" and not self.follow)
         sample = _sample_pieces(pieces)
         head = _sample(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
@@ -243,7 +243,7 @@ class LogReader:
 
         again = OpenInput(name)
         try:  # up to a break in the data, which the second pass reports
-            selection = _first_pass(blocks(_until_corrupt(again.pieces(), [])), detection)
+            selection = _first_pass(blocks(_until_corrupt(again.pieces(), [], hold=True)), detection)
         finally:
             again.close()
         return scan.selected_lines(blocks(stream), detection.format, detection.prefix, selection, stats)
@@ -262,12 +262,30 @@ def _first_pass(blocks: Iterator[Block], detection: Detection) -> Selection:
         warm_up.join()
 
 
-def _until_corrupt(pieces: Iterator[bytes | _Tick], failure: list[BaseException]) -> Iterator[bytes | _Tick]:
-    """The pieces up to a decompression error, which is put in ``failure`` instead of raised."""
+def _until_corrupt(
+    pieces: Iterator[bytes | _Tick], failure: list[BaseException], hold: bool = False,
+) -> Iterator[bytes | _Tick]:
+    """The pieces up to a decompression error, which is put in ``failure`` instead of raised.
+
+    With ``hold`` (a file: nothing waits for its pieces), each piece waits for the next, so that
+    the line the error cuts in two is left out, as the readers leave it out (their lines end at a
+    newline or at the end of the input).
+    """
+    held: bytes | _Tick | None = None
     try:
-        yield from pieces
+        for piece in pieces:
+            if not hold:
+                yield piece
+                continue
+            if held is not None:
+                yield held
+            held = piece
     except DECOMPRESSION_ERRORS as exc:
         failure.append(exc)
+        if isinstance(held, bytes):
+            held = held[: held.rfind(b"\n") + 1]
+    if held:
+        yield held
 
 
 def _sample_pieces(pieces: Iterator[bytes | _Tick]) -> list[bytes | _Tick]:
