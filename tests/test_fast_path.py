@@ -436,9 +436,13 @@ def test_standard_input_in_small_batches(scenario_logs, fmt, kept_sessions, monk
 
 
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
-def test_a_gzip_cut_inside_a_line_counts_as_the_readers_do(scenario_logs, fmt, tmp_path):
+def test_a_gzip_cut_inside_a_line_counts_as_the_readers_do(scenario_logs, fmt, tmp_path, monkeypatch):
     """The line a broken .gz cuts in two is not a line: the pre-filter counts what the readers
-    count (records, lines, and where the input ends early)."""
+    count (records, lines, and where the input ends early), for a file and on standard input."""
+    import io
+    import sys
+    import types
+
     prefix = RICH_PREFIX if fmt == "stderr" else None
     data = scenario_logs[fmt].read_bytes()
     middle = data.index(b"\n", len(data) // 2) + 40  # inside the line after it
@@ -448,6 +452,12 @@ def test_a_gzip_cut_inside_a_line_counts_as_the_readers_do(scenario_logs, fmt, t
     assert fast[3] and not slow[3]
     assert fast[2] == slow[2]
     assert fast[4] == slow[4] and "ends early" in fast[4]
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(cut.read_bytes())))
+    reader = LogReader(["-"], fast=True, log_line_prefix=prefix)
+    list(reader)
+    stats = reader.inputs[0]
+    assert stats.fast_path
+    assert ((stats.records, stats.skipped_total, stats.lines), stats.error) == (slow[2], slow[4])
 
 
 def _gzip_of_prefix(data: bytes, length: int) -> bytes:

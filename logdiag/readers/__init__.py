@@ -173,7 +173,7 @@ class LogReader:
 
         stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=True)
         failure: list[BaseException] = []
-        pieces = _until_corrupt(pieces, failure, hold=name != "-" and not self.follow)
+        pieces = _until_corrupt(pieces, failure, hold=compression is not None)
         sample = _sample_pieces(pieces)
         head = _sample(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
@@ -267,9 +267,9 @@ def _until_corrupt(
 ) -> Iterator[bytes | _Tick]:
     """The pieces up to a decompression error, which is put in ``failure`` instead of raised.
 
-    With ``hold`` (a file: nothing waits for its pieces), each piece waits for the next, so that
-    the line the error cuts in two is left out, as the readers leave it out (their lines end at a
-    newline or at the end of the input).
+    With ``hold`` (compressed input, where an error can come), each piece waits for the next, so
+    that the line the error cuts in two is left out, as the readers leave it out (their lines end
+    at a newline or at the end of the input).
     """
     held: bytes | _Tick | None = None
     try:
