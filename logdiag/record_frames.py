@@ -26,8 +26,8 @@ COLUMNS_OUT = (*CSVLOG_KEYS, "file", "line")
 #: csvlog columns where newlines are expected.
 _FREE_TEXT = ("message", "detail", "hint", "internal_query", "context", "query")
 _INTEGERS = ("pid", "session_line", "xid", "query_id")
-#: jsonlog keys that hold numbers (the rest are text).
-_JSON_NUMBERS = frozenset({"pid", "line_num", "txid", "query_id", "leader_pid", "remote_port"})
+#: The jsonlog keys read that hold numbers (the rest are text).
+_JSON_NUMBERS = frozenset({"pid", "line_num", "txid", "query_id", "remote_port"})
 
 
 class NotExact(Exception):
