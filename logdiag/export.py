@@ -371,8 +371,8 @@ def export(
 
 def _export_records(stats: InputStats, table: _TableWriter, host: str | None, watermark: int) -> None:
     """One analysed file's records after line ``watermark``: read by polars if the analysis
-    found clean csvlog or jsonlog, else (or if polars' reading turns out not to be exact)
-    record by record."""
+    found clean csvlog, jsonlog or stderr, else (or if polars' reading turns out not to be
+    exact) record by record."""
     import polars as pl
 
     from logdiag.readahead import in_thread
@@ -380,11 +380,12 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
 
     fmt = LogFormat(stats.format) if stats.format else None
     clean = not (stats.skipped_total or stats.blank or stats.recoded or stats.error)
-    if fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG) and clean:
+    if fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR) and clean:
         mark, rows = table.mark(), 0
+        frames = record_frames(stats.file, fmt, lines=stats.lines, log_line_prefix=stats.log_line_prefix)
         try:
             # A thread reads the next block while this one is written (polars releases the GIL).
-            for frame in in_thread(record_frames(stats.file, fmt, lines=stats.lines), depth=1):
+            for frame in in_thread(frames, depth=1):
                 rows += frame.height
                 table.add_frame(frame.filter(pl.col("line") > watermark).with_columns(host=pl.lit(host, pl.Utf8)))
             if rows == stats.records:

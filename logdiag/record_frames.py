@@ -1,22 +1,25 @@
-"""Every record of a csvlog or jsonlog file as polars frames, for ``records.parquet``.
+"""Every record of a csvlog, jsonlog or stderr file as polars frames, for ``records.parquet``.
 
 Building a :class:`~logdiag.records.LogRecord` in Python costs some 50 µs a record: exported that
 way, a 1 GB csvlog took three and a half minutes. polars parses csvlog (quoted newlines included)
-and jsonlog itself; this module turns its columns into the records table's, with the values the
-readers give (empty text is no value, timestamps in the zone the server printed, physical line
-numbers), a block at a time. A block it cannot map exactly raises :class:`NotExact`, and the
-caller reads that file record by record instead.
+and jsonlog itself, and stderr lines with the compiled prefix (:mod:`logdiag.stderr_frames`);
+this module turns its columns into the records table's, with the values the readers give (empty
+text is no value, timestamps in the zone the server printed, physical line numbers), a block at
+a time. A block it cannot map exactly raises :class:`NotExact`, and the caller reads that file
+record by record instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from logdiag.readers.csvlog import COLUMNS
 from logdiag.readers.detect import LogFormat
 from logdiag.readers.inputs import OpenInput
 from logdiag.readers.mapping import CSVLOG_KEYS, JSONLOG_KEYS
+from logdiag.readers.prefix import LinePrefix
 from logdiag.records import SEVERITIES
 from logdiag.timestamps import zone_for
 
@@ -28,19 +31,26 @@ _FREE_TEXT = ("message", "detail", "hint", "internal_query", "context", "query")
 _INTEGERS = ("pid", "session_line", "xid", "query_id")
 #: The jsonlog keys read that hold numbers (the rest are text).
 _JSON_NUMBERS = frozenset({"pid", "line_num", "txid", "query_id", "remote_port"})
+RecordEnd = Callable[[bytes, int, int], int]
+#: The zone names :func:`logdiag.timestamps.parse_timestamp` reads with :func:`zone_for`.
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_/+-]{0,31}|[+-][0-9][0-9](?::?[0-9][0-9])?")
 
 
 class NotExact(Exception):
     """A block holds something that polars' columns would not give exactly as the readers do."""
 
 
-def record_frames(path: str, fmt: LogFormat, lines: int | None = None, block_bytes: int | None = None) -> Iterator[Any]:
-    """The records of a csvlog or jsonlog file (plain or compressed), a block at a time: frames
-    of :data:`COLUMNS_OUT`, ``file`` being ``path`` as given.
+def record_frames(
+    path: str, fmt: LogFormat, lines: int | None = None, block_bytes: int | None = None,
+    log_line_prefix: str | None = None,
+) -> Iterator[Any]:
+    """The records of a csvlog, jsonlog or stderr file (plain or compressed), a block at a time:
+    frames of :data:`COLUMNS_OUT`, ``file`` being ``path`` as given.
 
     Args:
         lines: read no records that start after this physical line (a log still being written
             has grown since it was analysed).
+        log_line_prefix: a stderr log's (required for it).
 
     Raises:
         NotExact: a block is not what PostgreSQL writes (blank or broken lines, a layout or a
@@ -48,11 +58,11 @@ def record_frames(path: str, fmt: LogFormat, lines: int | None = None, block_byt
     """
     import polars as pl
 
-    to_frame = _csvlog_frame if fmt is LogFormat.CSVLOG else _jsonlog_frame
+    to_frame, record_end, usual_bytes = _readers(fmt, log_line_prefix)
     opened = OpenInput(path)
     try:
         first_line = 1
-        for block in _blocks(opened.chunks(), fmt, block_bytes or BLOCK_BYTES):
+        for block in _blocks(opened.chunks(), record_end, block_bytes or usual_bytes):
             if lines is not None and first_line > lines:
                 return
             count = block.count(b"\n") + (not block.endswith(b"\n"))
@@ -65,9 +75,26 @@ def record_frames(path: str, fmt: LogFormat, lines: int | None = None, block_byt
         opened.close()
 
 
-def _blocks(chunks: Iterable[bytes], fmt: LogFormat, block_bytes: int) -> Iterator[bytes]:
+def _readers(fmt: LogFormat, log_line_prefix: str | None) -> tuple[Callable[[bytes, int], Any], RecordEnd, int]:
+    """How to turn a block of the format into a frame, where its blocks may end, and their size
+    (a stderr block's frames hold a column for each of the prefix's values: 8 MB, not 16, keeps
+    the export's peak memory near the others')."""
+    if fmt is LogFormat.STDERR:
+        from logdiag.stderr_frames import message_starts, stderr_frame
+
+        if log_line_prefix is None:
+            raise ValueError("a stderr log's records need its log_line_prefix")
+        prefix = LinePrefix(log_line_prefix)
+        return (lambda block, lines: stderr_frame(block, lines, prefix)), message_starts(prefix), BLOCK_BYTES // 2
+    if fmt is LogFormat.CSVLOG:
+        return _csvlog_frame, _csv_record_end, BLOCK_BYTES
+    return _jsonlog_frame, _line_end, BLOCK_BYTES
+
+
+def _blocks(chunks: Iterable[bytes], record_end: RecordEnd, block_bytes: int) -> Iterator[bytes]:
     """The input in blocks of whole records, of about ``block_bytes`` each (longer when a record
-    is): a csvlog block ends at a newline outside quotes."""
+    is); ``record_end(data, start, end)`` says where the last whole record of ``data[start:end]``
+    ends (0: none does)."""
     pieces: list[bytes] = []
     size = 0
     for chunk in chunks:
@@ -78,7 +105,7 @@ def _blocks(chunks: Iterable[bytes], fmt: LogFormat, block_bytes: int) -> Iterat
         data = b"".join(pieces)
         start = 0
         while len(data) - start >= block_bytes:
-            cut = _record_end(data, fmt, start, start + block_bytes) or _record_end(data, fmt, start, len(data))
+            cut = record_end(data, start, start + block_bytes) or record_end(data, start, len(data))
             if not cut:
                 break
             yield data[start:cut]
@@ -88,12 +115,16 @@ def _blocks(chunks: Iterable[bytes], fmt: LogFormat, block_bytes: int) -> Iterat
         yield b"".join(pieces)
 
 
-def _record_end(data: bytes, fmt: LogFormat, start: int, end: int) -> int:
-    """Where the last whole record of ``data[start:end]`` ends (0: none does). A record starts at
-    ``start``, so a newline after an even number of double quotes ends one (doubled quotes count
-    twice)."""
+def _line_end(data: bytes, start: int, end: int) -> int:
+    """jsonlog: a record is a line."""
+    return data.rfind(b"\n", start, end) + 1
+
+
+def _csv_record_end(data: bytes, start: int, end: int) -> int:
+    """csvlog: a record starts at ``start``, so a newline after an even number of double quotes
+    ends one (doubled quotes count twice)."""
     cut = data.rfind(b"\n", start, end) + 1
-    if fmt is not LogFormat.CSVLOG or not cut:
+    if not cut:
         return cut
     quotes = data.count(b'"', start, cut)
     while cut > start and quotes % 2:
@@ -176,7 +207,7 @@ def _typed(frame):
     )
     if not frame["severity"].is_in(sorted(SEVERITIES)).all():
         raise NotExact("a record without a PostgreSQL severity")
-    return frame.with_columns(timestamp=_timestamps(frame["timestamp"]))
+    return frame.with_columns(timestamp=utc_instants(frame["timestamp"]))
 
 
 def _plain_integer(column: str):
@@ -189,22 +220,25 @@ def _plain_integer(column: str):
     return (text == "") | text.is_null() | (number.is_not_null() & ~text.str.starts_with("+"))
 
 
-def _timestamps(stamps):
-    """``2026-11-21 06:52:48.092 UTC`` as UTC instants, zone by zone as
-    :func:`logdiag.timestamps.parse_timestamp` reads them (None for a zone it does not know).
+def utc_instants(stamps, head: int = 23):
+    """``2026-11-21 06:52:48.092 UTC`` (``head`` 23) or ``2026-11-21 06:52:48 UTC`` (19) as UTC
+    instants, zone by zone as :func:`logdiag.timestamps.parse_timestamp` reads them (None for a
+    zone it does not know, and for no text).
 
     csvlog and jsonlog always print milliseconds, and a zone name without spaces.
     """
     import polars as pl
 
-    local = stamps.str.head(23).str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.3f", strict=False)
-    zones = stamps.str.slice(24)
-    shaped = (stamps.str.slice(23, 1) == " ") & ~zones.str.contains(" ", literal=True)
-    if local.is_null().any() or not shaped.all():
+    formats = {23: "%Y-%m-%d %H:%M:%S%.3f", 19: "%Y-%m-%d %H:%M:%S"}
+    local = stamps.str.head(head).str.strptime(pl.Datetime("us"), formats[head], strict=False)
+    zones = stamps.str.slice(head + 1)
+    shaped = (stamps.str.slice(head, 1) == " ") & ~zones.str.contains(" ", literal=True)
+    if (local.is_null() & stamps.is_not_null()).any() or not shaped.fill_null(True).all():
         raise NotExact("a timestamp of another shape")
-    names = zones.unique().to_list()
-    utc = None
-    for name in names:
+    utc = local.dt.replace_time_zone("UTC")
+    for name in zones.drop_nulls().unique().to_list():
+        if not _ZONE_NAME.fullmatch(name):
+            raise NotExact(f"a zone the readers would not take: {name!r}")
         zone = zone_for(name)
         key = getattr(zone, "key", None)
         if zone is None:  # the readers leave the time out rather than guess a zone
@@ -216,8 +250,8 @@ def _timestamps(stamps):
             instants = instants.dt.convert_time_zone("UTC")
         else:
             instants = (local - zone.utcoffset(None)).dt.replace_time_zone("UTC")
-        utc = instants if utc is None else pl.select(pl.when(zones == name).then(instants).otherwise(utc)).to_series()
-    return utc.alias("timestamp") if utc is not None else local.dt.replace_time_zone("UTC")
+        utc = pl.select(pl.when(zones == name).then(instants).otherwise(utc)).to_series()
+    return utc.alias("timestamp")
 
 
 def _line_numbers(first_line: int):

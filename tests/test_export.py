@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -127,18 +129,74 @@ def _exports_agree(paths: list[str], tmp_path: Path, **options) -> None:
 
 
 class TestRecordsReadByPolars:
-    """records.parquet of csvlog and jsonlog files is read by polars: the same rows as the readers'."""
+    """records.parquet of csvlog, jsonlog and stderr files is read by polars: the same rows as
+    the readers'."""
 
     @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
     def test_same_rows_as_every_record(self, scenario_logs, tmp_path, monkeypatch, read_record_by_record, fmt):
-        """Every scenario's records, in blocks of 2 kB so that records cross them (stderr stays
-        record by record)."""
+        """Every scenario's records, in blocks of 2 kB (1 kB for stderr) so that records cross them."""
         from tests.scenarios import RICH_PREFIX
 
         monkeypatch.setattr(logdiag.record_frames, "BLOCK_BYTES", 2048)
         log = str(scenario_logs[fmt])
         _exports_agree([log], tmp_path, host="db1", partition_by="day", batch_rows=500, log_line_prefix=RICH_PREFIX)
-        assert read_record_by_record == ([log] if fmt == "stderr" else [])
+        assert read_record_by_record == []
+
+    @pytest.mark.parametrize("prefix", [
+        "%t [%p] %q%r %u@%d %a ",
+        "%n [%p-%l] %q%h %-12u%12d %i %b ",
+        "%m [%p] %q%u@%d %c %v %x %e %Q ",
+        "",
+    ])
+    def test_stderr_prefixes(self, pg_cluster, tmp_path, monkeypatch, read_record_by_record, prefix):
+        """stderr under other prefixes (no session id, a TCP client, padded names, epoch times,
+        none at all) and terse and verbose errors: a statement over several lines, a syntax error
+        (stderr appends its cursor position), a deferred foreign key failing at COMMIT with its
+        DETAIL, a NOTICE with HINT and CONTEXT, a constraint trigger's 40002."""
+        monkeypatch.setattr(logdiag.record_frames, "BLOCK_BYTES", 2048)
+        with socket.socket() as probe:  # a free TCP port: the client address is part of some prefixes
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+        settings = {"log_line_prefix": prefix, "compute_query_id": "on", "listen_addresses": "'127.0.0.1'",
+                    "log_min_messages": "notice"}
+        with pg_cluster(port=port, **settings) as cluster:
+            tcp = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+            for verbosity in ("default", "verbose"):
+                with psycopg.connect(tcp, autocommit=True, application_name=f"app {verbosity}") as conn:
+                    conn.execute(f"SET log_error_verbosity = {verbosity}")
+                    conn.execute(f"CREATE TABLE p_{verbosity} (id int PRIMARY KEY);\n"
+                                 f"CREATE TABLE c_{verbosity} (\n  id int,\n  p int REFERENCES p_{verbosity}\n"
+                                 "    DEFERRABLE INITIALLY DEFERRED)")
+                    with pytest.raises(psycopg.errors.SyntaxError):
+                        conn.execute("SELEC 1")
+                    conn.execute("DO $$ BEGIN RAISE NOTICE 'look' USING HINT = 'twice',\n"
+                                 "  DETAIL = 'on two\nlines'; END $$")
+                    with pytest.raises(psycopg.errors.ForeignKeyViolation), conn.transaction():
+                        conn.execute(f"INSERT INTO c_{verbosity} VALUES (1, 42)")
+                    with pytest.raises(psycopg.errors.TransactionIntegrityConstraintViolation):
+                        conn.execute("DO $$ BEGIN RAISE SQLSTATE '40002' USING MESSAGE = 'integrity'; END $$")
+            cluster.stop()
+            log = str(cluster.log_file("stderr"))
+            text = Path(log).read_text()
+            assert "NOTICE:  look" in text and "\tlines" in text and "\t  p int REFERENCES" in text
+            assert "LOCATION:  " in text
+            _exports_agree([log], tmp_path, log_line_prefix=prefix)
+        assert read_record_by_record == []
+        records = _table(tmp_path / "fast", "records")
+        failed = records.filter(pl.col("message").str.contains("violates foreign key constraint"))
+        assert failed["detail"].to_list() == ['Key (p)=(42) is not present in table "p_default".',
+                                              'Key (p)=(42) is not present in table "p_verbose".']
+        assert failed["statement"].to_list() == ["COMMIT"] * 2
+        # A verbose message's SQLSTATE is taken off its text (the default's is known with %e).
+        assert failed["sqlstate"].to_list() == ["23503" if "%e" in prefix else None, "23503"]
+        raised = records.filter(pl.col("severity") == "ERROR", pl.col("message") == "integrity")
+        assert raised["sqlstate"].to_list()[1:] == ["40002"]
+        syntax = records.filter(pl.col("statement") == "SELEC 1")
+        assert syntax["message"].to_list() == ['syntax error at or near "SELEC"'] * 2
+        notices = records.filter(pl.col("severity") == "NOTICE", pl.col("message") == "look")
+        assert notices["detail"].to_list() == ["on two\nlines"] * 2 and notices["hint"].to_list() == ["twice"] * 2
+        if "%r" in prefix:
+            assert records.filter(pl.col("user") == "postgres")["client"].str.starts_with("127.0.0.1:").all()
 
     def test_zones_with_and_without_daylight_saving(self, pg_cluster, tmp_path, read_record_by_record):
         """Timestamps in MSK (a zone with a history of offsets), CET (fixed) and -03 (numeric),
@@ -164,38 +222,63 @@ class TestRecordsReadByPolars:
         for zone in zones:
             assert records.filter(pl.col("message").str.contains(f"'{zone}' AS zone")).height == 2
 
+    @pytest.mark.parametrize(("odd", "record_by_record"), [("\r\n", ("csvlog", "stderr")), ("\x1f", ("stderr",))])
     def test_a_file_polars_cannot_read_exactly_is_read_record_by_record(
-        self, pg_cluster, tmp_path, monkeypatch, read_record_by_record,
+        self, pg_cluster, tmp_path, monkeypatch, read_record_by_record, odd, record_by_record,
     ):
-        """A statement sent with CRLF line ends puts a carriage return in csvlog (jsonlog escapes
-        it): that file is read again record by record, and what polars wrote of it before is gone."""
+        """A statement sent with CRLF line ends puts a carriage return in csvlog and stderr
+        (jsonlog escapes it); an information separator, which Python's regular expressions take
+        for white space and polars' do not, goes into stderr as it is. Such a file is read again
+        record by record, and what polars wrote of it before is gone."""
         monkeypatch.setattr(logdiag.record_frames, "BLOCK_BYTES", 2048)
         with pg_cluster(log_line_prefix="%m [%p] ", log_statement="all") as cluster:
             with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
                 for n in range(40):
                     conn.execute(f"SELECT {n} AS before_it")
-                conn.execute("SELECT 1 AS a,\r\n       2 AS b")
+                conn.execute(f"SELECT 1 AS a, 'one{odd}two' AS b")
                 for n in range(40):
                     conn.execute(f"SELECT {n} AS after_it")
             cluster.stop()
-            csvlog, jsonlog = str(cluster.log_file("csvlog")), str(cluster.log_file("jsonlog"))
-            assert b"\r\n" in Path(csvlog).read_bytes()
+            logs = {fmt: str(cluster.log_file(fmt)) for fmt in ("csvlog", "jsonlog", "stderr")}
+            assert odd.encode() in Path(logs["stderr"]).read_bytes()
             # Small batches: polars' rows of the file were written; big ones: they were waiting.
             for batch_rows in (7, 1000):
-                _exports_agree([csvlog, jsonlog], tmp_path / str(batch_rows), batch_rows=batch_rows)
-        assert read_record_by_record == [csvlog, csvlog]
+                _exports_agree(list(logs.values()), tmp_path / str(batch_rows), batch_rows=batch_rows,
+                               log_line_prefix="%m [%p] ")
+        assert read_record_by_record == [logs[fmt] for fmt in record_by_record] * 2
         records = _table(tmp_path / "7" / "fast", "records")
-        for path in (csvlog, jsonlog):
+        for path in logs.values():
             statements = records.filter(pl.col("file") == path)["message"]
             assert statements.str.contains("AS before_it").sum() == statements.str.contains("AS after_it").sum() == 40
             assert statements.str.contains("1 AS a,").sum() == 1
 
 
+    def test_a_stderr_detail_after_another_process_line(self, scenario_logs, tmp_path, read_record_by_record):
+        """A tool that merges lines (a log shipper, syslog) can put another process's line between
+        a message and its DETAIL: the readers still join them by process, so that file is read
+        record by record. The scenario's stderr log with one such line moved in."""
+        from tests.scenarios import RICH_PREFIX
+
+        lines = scenario_logs["stderr"].read_bytes().splitlines(keepends=True)
+        error = next(i for i, line in enumerate(lines) if b" ERROR:  " in line and b" DETAIL:  " in lines[i + 1])
+        pid = re.search(rb" \[\d+\] ", lines[error])[0]
+        other = next(i for i in range(error + 2, len(lines) - 1) if b" LOG:  " in lines[i]
+                     and pid not in lines[i] and lines[i + 1].startswith(b"20"))
+        lines.insert(error + 1, lines.pop(other))
+        log = tmp_path / "merged.log"
+        log.write_bytes(b"".join(lines))
+        _exports_agree([str(log)], tmp_path, log_line_prefix=RICH_PREFIX)
+        assert read_record_by_record == [str(log)]
+        records = _table(tmp_path / "fast", "records")
+        assert records.filter(pl.col("line") == error + 1)["detail"].to_list() == [
+            lines[error + 2].split(b" DETAIL:  ", 1)[1].decode().rstrip("\n")
+        ]
+
+
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
 def test_a_log_written_to_during_the_export(scenario_logs, tmp_path, monkeypatch, read_record_by_record, fmt):
-    """Lines the server writes after the analysis read the file wait for the next export, whether
-    polars reads its records or they are read one by one (stderr): the two exports hold each
-    record once, as one export of the whole log does."""
+    """Lines the server writes after the analysis read the file wait for the next export: the
+    two exports hold each record once, as one export of the whole log does."""
     from tests.scenarios import RICH_PREFIX
 
     whole = scenario_logs[fmt].read_bytes()
@@ -215,7 +298,7 @@ def test_a_log_written_to_during_the_export(scenario_logs, tmp_path, monkeypatch
     second = export([str(log)], tmp_path / "out", log_line_prefix=RICH_PREFIX)
     assert first.rows["records"] == first.analysis.inputs[0].records
     assert second.rows["records"] > 0
-    assert read_record_by_record == ([str(log)] * 2 if fmt == "stderr" else [])
+    assert read_record_by_record == []
     export([str(scenario_logs[fmt])], tmp_path / "once", fast=False, log_line_prefix=RICH_PREFIX)
     assert_frame_equal(_table(tmp_path / "out", "records").drop("file"), _table(tmp_path / "once", "records").drop("file"))
 

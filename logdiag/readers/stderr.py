@@ -27,7 +27,7 @@ from logdiag.timestamps import fromisoformat
 # so it is taken off to give the same message whatever the format.
 _CURSOR_POSITION = re.compile(r" at character \d{1,10}$")
 _VERBOSE_CODE = re.compile(r"(?P<code>(?=[0-9A-Z]{0,4}\d)[0-9A-Z]{5}): ")
-_ATTACHMENT_FIELDS = {
+ATTACHMENT_FIELDS = {
     "DETAIL": "detail",
     "HINT": "hint",
     "QUERY": "query",
@@ -35,7 +35,7 @@ _ATTACHMENT_FIELDS = {
     "STATEMENT": "statement",
     "LOCATION": "location",
 }
-assert set(_ATTACHMENT_FIELDS) == set(ATTACHMENTS)
+assert set(ATTACHMENT_FIELDS) == set(ATTACHMENTS)
 
 
 @dataclass(slots=True)
@@ -187,9 +187,9 @@ class StderrAssembler:
         pid = found.fields.pid if found.fields.pid is not None else raw.pid
         key = found.fields.session_id or pid
         sequence = raw.sequence[0] if raw.sequence else None
-        if found.keyword in _ATTACHMENT_FIELDS:
+        if found.keyword in ATTACHMENT_FIELDS:
             message = self._pending.get(key)
-            name = _ATTACHMENT_FIELDS[found.keyword]
+            name = ATTACHMENT_FIELDS[found.keyword]
             if message is None or name in message.parts or message.sequence != sequence:
                 self._last = None
                 self._skip(raw, f"{found.keyword} line without its message")
