@@ -134,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir", type=Path)
     parser.add_argument("--prefix", default=DEFAULT_PREFIX)
-    parser.add_argument("--skip-slow", action="store_true", help="skip the unfiltered stream, the stderr export and pgBadger")
+    parser.add_argument("--skip-slow", action="store_true", help="skip the unfiltered stream and pgBadger")
     parser.add_argument("--repeat", type=int, default=3, metavar="N",
                         help="run each file and .gz command N times and give the median (default 3): "
                              "on a shared VM one run can be 20 %% off the next")
@@ -162,12 +162,11 @@ def main() -> None:
     for fmt, path in files.items():
         args = prefix if fmt == "stderr" else []
         runs.append(logdiag_json(f"analyze - ({fmt} on stdin, look-back)", path, args, via_stdin=True))
-    for fmt in ("csvlog", "jsonlog"):  # their records read by polars
-        runs.append(export_run(fmt, files[fmt], options.repeat, [], records[fmt]))
+    for fmt, path in files.items():  # their records read by polars
+        runs.append(export_run(fmt, path, options.repeat, prefix if fmt == "stderr" else [], records[fmt]))
     if not options.skip_slow:
         runs.append(logdiag_json("analyze - --no-fast-path (stdin, every record)", files["csvlog"], ["--no-fast-path"],
                                  via_stdin=True))
-        runs.append(export_run("stderr", files["stderr"], 1, prefix, records["stderr"]))
         if shutil.which("pgbadger"):
             for fmt, flag in (("csvlog", "csv"), ("stderr", "stderr"), ("jsonlog", "jsonlog")):
                 html = Path(tempfile.mkdtemp()) / "out.html"
