@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,22 @@ def test_every_command_is_documented():
         name = command.name or command.callback.__name__
         assert f"logdiag {name}" in readme, name
         assert f"logdiag {name}" in docs, name
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_links_to_sections_resolve():
+    """Every ``page.md#section`` link in the README and docs/ names a heading (or an explicit
+    anchor) of that page."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([\w./-]+\.md)#([^)]+)\)", page.read_text()):
+            linked = (page.parent / target).resolve()
+            text = linked.read_text()
+            anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+            anchors |= set(re.findall(r'<a id="([^"]+)"', text))
+            assert anchor in anchors, f"{page.name}: {target}#{anchor}"
