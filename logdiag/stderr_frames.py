@@ -19,6 +19,7 @@ from typing import Any
 from logdiag.readers.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, PREFIX_WINDOW, LinePrefix
 from logdiag.readers.stderr import ATTACHMENT_FIELDS
 from logdiag.record_frames import NotExact, utc_instants
+from logdiag.records import RECORD_FIELDS
 
 #: Characters that Python's ``\s`` and ``str.strip`` take for white space and Rust's do not (the
 #: information separators): a block holding one is read record by record.
@@ -32,11 +33,7 @@ _CURSOR_POSITION = r" at character \d{1,10}$"
 _NO_KEY = "\x00"  # the key of the records of a prefix with neither %c nor %p (no NUL gets here)
 #: Epoch seconds (``%n``) from which a float, as the readers parse them, may miss a millisecond.
 _EPOCH_LIMIT = 10**10
-_FIELDS = (
-    "timestamp", "pid", "session_id", "session_line", "vxid", "xid", "user", "database", "application", "client",
-    "backend_type", "severity", "sqlstate", "message", "detail", "hint", "context", "statement", "query",
-    "command_tag", "query_id",
-)
+_FIELDS = tuple(name for name in RECORD_FIELDS if name != "source")
 
 
 def message_starts(prefix: LinePrefix) -> Callable[[bytes, int, int], int]:
