@@ -31,6 +31,7 @@ _FREE_TEXT = ("message", "detail", "hint", "internal_query", "context", "query")
 _INTEGERS = ("pid", "session_line", "xid", "query_id")
 #: The jsonlog keys read that hold numbers (the rest are text).
 _JSON_NUMBERS = frozenset({"pid", "line_num", "txid", "query_id", "remote_port"})
+#: ``record_end(data, start, end)``: where the last whole record of ``data[start:end]`` ends.
 RecordEnd = Callable[[bytes, int, int], int]
 #: The zone names :func:`logdiag.timestamps.parse_timestamp` reads with :func:`zone_for`.
 _ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_/+-]{0,31}|[+-][0-9][0-9](?::?[0-9][0-9])?")
@@ -225,7 +226,8 @@ def utc_instants(stamps, head: int = 23):
     instants, zone by zone as :func:`logdiag.timestamps.parse_timestamp` reads them (None for a
     zone it does not know, and for no text).
 
-    csvlog and jsonlog always print milliseconds, and a zone name without spaces.
+    csvlog, jsonlog and stderr's ``%m`` print milliseconds, ``%t`` none; the zone's name has no
+    spaces.
     """
     import polars as pl
 

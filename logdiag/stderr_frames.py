@@ -13,12 +13,11 @@ apart) raises :class:`~logdiag.record_frames.NotExact`, and the file is read rec
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from logdiag.readers.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, PREFIX_WINDOW, LinePrefix
 from logdiag.readers.stderr import ATTACHMENT_FIELDS
-from logdiag.record_frames import NotExact, utc_instants
+from logdiag.record_frames import NotExact, RecordEnd, utc_instants
 from logdiag.records import RECORD_FIELDS
 
 #: Characters that Python's ``\s`` and ``str.strip`` take for white space and Rust's do not (the
@@ -36,7 +35,7 @@ _EPOCH_LIMIT = 10**10
 _FIELDS = tuple(name for name in RECORD_FIELDS if name != "source")
 
 
-def message_starts(prefix: LinePrefix) -> Callable[[bytes, int, int], int]:
+def message_starts(prefix: LinePrefix) -> RecordEnd:
     """``record_end(data, start, end)`` for blocks of whole records: where the last message line
     that starts in ``data[start:end]`` after ``start`` does (0: none does)."""
     severities = frozenset(MESSAGE_SEVERITIES)
@@ -81,8 +80,9 @@ def stderr_frame(data: bytes, lines: int, prefix: LinePrefix):
         raise NotExact("an attachment of another process than the message before it")
     if attachments.select(pl.struct("record", "keyword").is_duplicated().any()).item():
         raise NotExact("an attachment given twice")
-    starts = frame["is_message"].arg_true()
-    return _records(_joined(frame), spans=starts.append(pl.Series([len(text)], dtype=starts.dtype)).diff(null_behavior="drop"))
+    starts = frame["is_message"].arg_true()  # a record spans the lines up to the next one's
+    spans = starts.append(pl.Series([len(text)], dtype=starts.dtype)).diff(null_behavior="drop")
+    return _records(_joined(frame), spans)
 
 
 def _lines(text, prefix: LinePrefix):
