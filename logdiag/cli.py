@@ -265,7 +265,7 @@ def export(
         bool,
         typer.Option(
             "--fast-path/--no-fast-path",
-            help="Analyse files with the pre-filter, and have polars read csvlog and jsonlog records again.",
+            help="Analyse files with the pre-filter, and have polars read csvlog, jsonlog and stderr records again.",
         ),
     ] = True,
 ) -> None:

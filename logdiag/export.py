@@ -313,7 +313,7 @@ def export(
         partition_by: ``"day"`` for hive-style ``date=YYYY-MM-DD/`` folders, or None.
         batch_rows: rows buffered before a part file is written (bounds memory).
         fast: analyse files with the pre-filter and have polars read their records again for
-            ``records.parquet`` (csvlog and jsonlog); off, every record passes through the analysis.
+            ``records.parquet`` (csvlog, jsonlog and stderr); off, every record passes through the analysis.
 
     Returns:
         What was written; the analysis of the files read is in ``result.analysis``.
