@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from logdiag.catalog import Catalog, Declaration
 from logdiag.incidents import Culprit, Incident, OtherError, Related, SessionInfo
 from logdiag.messages import ConstraintKind, KeyText, Violation, parse_violation
 from logdiag.sessions import Entry, Failure
-from logdiag.sql import UNKNOWN, Analysis, Cell, Write, WriteKind, analyze_sql, same_value
-from logdiag.statements import CHECKS_DEFERRED, Control, LoggedStatement, classify_control
+from logdiag.sql import UNKNOWN, Analysis, Cell, Write, WriteKind, analyze_sql, same_value, statements_in
+from logdiag.statements import CHECKS_DEFERRED, ENDS_TRANSACTION, Control, LoggedStatement, classify_control
 
 _COMMIT_TAGS = frozenset({"COMMIT", "END", "PREPARE TRANSACTION", "SET CONSTRAINTS"})
 _DEFERRABLE_KINDS = frozenset({ConstraintKind.FOREIGN_KEY, ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION})
@@ -66,6 +67,9 @@ class _Diagnosis:
             return "commit", f"{_first_words(raising)} at line {line} failed"
         if self.record.command_tag in _COMMIT_TAGS:
             return "commit", f"{self.record.command_tag} at line {line} failed"
+        checking = self._checking_part(raising)
+        if checking is not None:
+            return "commit", f"{_first_words(checking)} at line {line} failed (sent with other statements in one query)"
         if raising is None and self.violation.kind in (*_DEFERRABLE_KINDS, ConstraintKind.TRIGGER):
             return "commit", (
                 f"The implicit commit at line {line} failed (no statement was running: an autocommit "
@@ -74,17 +78,31 @@ class _Diagnosis:
         if (
             self.violation.kind in _DEFERRABLE_KINDS
             and not self.failure.explicit
-            and (self._initially_deferred() or self._deferred_by())
+            and (self._initially_deferred() or self._deferred_by)
         ):
             return "commit", f"The autocommit statement at line {line} failed at its implicit commit"
         return "statement", f"The statement at line {line} failed"
 
+    def _checking_part(self, raising: str | None) -> str | None:
+        """The last statement of a raising query string of several that checks deferred
+        constraints (COMMIT...), if the constraint was deferred: stderr logs no command tag to
+        tell which of them failed."""
+        if not raising or self.violation.kind not in (*_DEFERRABLE_KINDS, ConstraintKind.TRIGGER):
+            return None
+        parts = statements_in(raising)
+        if not parts or not (self._initially_deferred() or self._deferred_by):
+            return None
+        checking = [p for p in parts if (c := classify_control(p)) is not None and c.kind in CHECKS_DEFERRED]
+        return checking[-1] if checking else None
+
     def _initially_deferred(self) -> bool:
         return bool(self.declaration and self.declaration.constraint.initially_deferred)
 
+    @cached_property
     def _deferred_by(self) -> list[Entry]:
+        """The SET CONSTRAINTS ... DEFERRED statements that deferred the constraint."""
         found = []
-        for entry in self.failure.entries:
+        for entry in self.one_by_one(self.failure.entries):
             control = entry.statement.control
             if control is None or control.kind is not Control.SET_CONSTRAINTS_DEFERRED:
                 continue
@@ -104,6 +122,34 @@ class _Diagnosis:
                 cached = executed
             self._analyses[id(statement)] = cached
         return cached
+
+    def one_by_one(self, entries: Sequence[Entry], raising: Entry | None = None) -> list[Entry]:
+        """The entries with each query string of several statements split into them (the one
+        record logged them all).
+
+        A COMMIT or ROLLBACK in such a string ended the transaction before this one, and a BEGIN
+        (out of a transaction block) started this one: what came before them is left out. In the
+        ``raising`` string, only before its first other statement: whichever of its statements
+        failed, the ones before it ran."""
+        out: list[Entry] = []
+        for entry in entries:
+            parts = statements_in(entry.statement.text)
+            if parts is None:
+                out.append(entry)
+                continue
+            ran = False  # a statement of the raising string that is no transaction control
+            for text in parts:
+                statement = LoggedStatement(text, entry.statement.record, control=classify_control(text))
+                kind = statement.control.kind if statement.control else None
+                if not ran:
+                    if kind in ENDS_TRANSACTION:
+                        out.clear()
+                        continue
+                    if kind is Control.BEGIN and not self.failure.explicit:
+                        out.clear()
+                ran = ran or (entry is raising and kind is None)
+                out.append(Entry(statement, entry.undone_by, entry.failed))
+        return out
 
     def writes(self, entries: Sequence[Entry]) -> Iterator[tuple[Entry, Write]]:
         for entry in entries:
@@ -187,7 +233,7 @@ class _Diagnosis:
                     hits = [x for x in write.where.values() if isinstance(x, str) and x in values]
                     note = "removed the referenced key" if hits else "changed rows of the referenced table"
                     out.append(_related("parent_change", entry.statement, note))
-        for entry in self._deferred_by():
+        for entry in self._deferred_by:
             out.append(_related("deferred_by", entry.statement, "made the constraint deferred in this transaction"))
         if self.declaration is not None and (
             self.declaration.constraint.deferrable or self.declaration.constraint.initially_deferred
@@ -209,16 +255,15 @@ class _Diagnosis:
         entries = list(failure.entries)
         candidates: list[_Candidate] = []
         if timing == "commit":
-            pool = [e for e in entries if e.undone_by is None and not _is_control(e)]
+            pool = [e for e in entries if e.undone_by is None]
             raising_text = record.statement
-            if (
-                raising_text is not None
-                and classify_control(raising_text) is None
-                and not any(e.statement.text == raising_text for e in pool)
-            ):
+            raising_entry = next((e for e in reversed(pool) if e.statement.text == raising_text), None)
+            if raising_text is not None and classify_control(raising_text) is None and raising_entry is None:
                 # An autocommit statement that failed at its own commit, and that the log did not
                 # show before (log_min_duration_statement logs a statement only once it succeeded).
-                pool.append(Entry(LoggedStatement(raising_text, record)))
+                raising_entry = Entry(LoggedStatement(raising_text, record))
+                pool.append(raising_entry)
+            pool = [e for e in self.one_by_one(pool, raising_entry) if not _is_control(e)]
             for entry, write in self.writes(pool):
                 found = self.match(entry, write)
                 if found is not None:
@@ -226,8 +271,8 @@ class _Diagnosis:
         else:
             raising = self._raising_entry(entries)
             if raising is not None:
-                for _, write in self.writes([raising]):
-                    found = self.match(raising, write)
+                for entry, write in self.writes(self.one_by_one([raising], raising)):
+                    found = self.match(entry, write)
                     if found is not None:
                         candidates.append(found)
                 if not candidates:

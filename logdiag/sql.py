@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
+from logdiag.statements import may_hold_several
+
 #: A value as PostgreSQL would print it in a DETAIL key: text, or None for SQL NULL.
 Value = str | None
 
@@ -519,6 +521,32 @@ def _array_item(text: str, was_quoted: bool) -> Cell:
     if not was_quoted and text.strip().upper() == "NULL":
         return None
     return text if was_quoted else text.strip()
+
+
+def statements_in(text: str) -> list[str] | None:
+    """The statements of a query string that holds more than one, or None.
+
+    A query sent with the simple protocol may hold several statements (``psql -c "BEGIN; ...;
+    COMMIT"``, scripts, some ORMs' batches): the server logs it as one statement.
+
+    >>> statements_in("BEGIN; INSERT INTO t VALUES (';'); COMMIT;")
+    ['BEGIN', "INSERT INTO t VALUES (';')", 'COMMIT']
+    >>> statements_in("DO $$ BEGIN PERFORM 1; END $$;") is None
+    True
+    """
+    if not may_hold_several(text):
+        return None
+    from pglast import split
+    from pglast.parser import ParseError
+
+    try:
+        parts = list(split(text))
+    except ParseError:  # a statement the parser refuses: the scanner still tells them apart
+        try:
+            parts = list(split(text, with_parser=False))
+        except (ParseError, ValueError):
+            return None
+    return parts if len(parts) > 1 else None
 
 
 def fingerprint(text: str) -> str | None:

@@ -161,7 +161,7 @@ class LoggedStatement:
         if self.control is not None:
             return False
         head = _LEADING_NOISE.sub("", self.text[:200], count=1).lstrip("(").lower()
-        return head.startswith(_WRITE_KEYWORDS)
+        return head.startswith(_WRITE_KEYWORDS) or may_hold_several(self.text)
 
     @property
     def is_ddl(self) -> bool:
@@ -170,6 +170,11 @@ class LoggedStatement:
             return False
         head = _LEADING_NOISE.sub("", self.text[:200], count=1)
         return bool(_DDL.match(head))
+
+
+def may_hold_several(text: str) -> bool:
+    """Cheap test: could this text be several statements (``BEGIN; INSERT ...; COMMIT``)?"""
+    return ";" in text.rstrip().rstrip(";")
 
 
 def statement_of(record: LogRecord) -> LoggedStatement | None:

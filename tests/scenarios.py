@@ -428,10 +428,38 @@ scenario(Scenario(
 scenario(Scenario(
     "batch", fk_tables("batch"),
     _simple_txn("batch", "INSERT INTO batch_child VALUES (310, 1);INSERT INTO batch_child VALUES (311, 42)"),
-    Expected("23503", fk_name("batch"), "commit", {"parent_id": "42"},
-             "INSERT INTO batch_child VALUES (310, 1);INSERT INTO batch_child VALUES (311, 42)"),
+    Expected("23503", fk_name("batch"), "commit", {"parent_id": "42"}, "INSERT INTO batch_child VALUES (311, 42)"),
 ))
 
+# 32. psql -c "BEGIN; ...; COMMIT;": a whole transaction in one query string, logged as one
+# statement, after autocommit statements that wrote the same key (without BEGIN and COMMIT logged
+# on their own, only the BEGIN inside the string tells that they were other transactions).
+_ONE_QUERY = "BEGIN; INSERT INTO onequery_child VALUES (321, 1); INSERT INTO onequery_child VALUES (322, 42); COMMIT;"
+_AUTOCOMMITTED = (
+    "INSERT INTO onequery_parent VALUES (42, 'brief');", "INSERT INTO onequery_child VALUES (320, 42);",
+    "DELETE FROM onequery_child WHERE id = 320;", "DELETE FROM onequery_parent WHERE id = 42;",
+)
+scenario(Scenario(
+    "onequery", fk_tables("onequery"),
+    lambda cluster: simple(cluster, *_AUTOCOMMITTED, _ONE_QUERY, application="onequery"),
+    Expected("23503", fk_name("onequery"), "commit", {"parent_id": "42"}, "INSERT INTO onequery_child VALUES (322, 42)",
+             table="onequery_child", related=frozenset({"declared_by"}), raised_by=_ONE_QUERY),
+))
+
+# 33. A transaction in one string that wrote key 42 and committed, then BEGIN alone and the rest
+# of the next transaction in one string: only the COMMIT at the end of the first string tells
+# that its INSERT of key 42 was another transaction.
+_COMMITTED_QUERY = (
+    "BEGIN; INSERT INTO restquery_parent VALUES (42, 'brief'); INSERT INTO restquery_child VALUES (330, 42); "
+    "DELETE FROM restquery_child WHERE id = 330; DELETE FROM restquery_parent WHERE id = 42; COMMIT;"
+)
+_REST_QUERY = "INSERT INTO restquery_child VALUES (331, 1); INSERT INTO restquery_child VALUES (332, 42); COMMIT;"
+scenario(Scenario(
+    "restquery", fk_tables("restquery"),
+    lambda cluster: simple(cluster, _COMMITTED_QUERY, "BEGIN;", _REST_QUERY, application="restquery"),
+    Expected("23503", fk_name("restquery"), "commit", {"parent_id": "42"}, "INSERT INTO restquery_child VALUES (332, 42)",
+             table="restquery_child", related=frozenset({"declared_by"}), raised_by=_REST_QUERY),
+))
 
 def run_decoys(cluster: PgCluster) -> None:
     """Other sessions writing the same key values, committed or rolled back: never culprits."""
