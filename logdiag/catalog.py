@@ -28,13 +28,23 @@ class Catalog:
         wanted = [n.lower() for n in names if n]
         self.columns: dict[str, tuple[str, ...]] = {}
         self.declarations: list[Declaration] = []
+        self.partitioned: dict[str, str] = {}  # partition -> its partitioned table
         for statement in ddl:
             lowered = statement.text.lower()
             if wanted and not any(name in lowered for name in wanted):
                 continue
             analysis = _parsed(statement.text)
             self.columns.update(analysis.tables)
+            self.partitioned.update(analysis.partitions)
             self.declarations.extend(Declaration(c, statement) for c in analysis.constraints)
+
+    def partitioned_tables(self, table: str) -> list[str]:
+        """The partitioned tables a partition belongs to, nearest first (rows inserted into them
+        are routed down to it)."""
+        found: list[str] = []
+        while (table := self.partitioned.get(table, "")) and table not in found:
+            found.append(table)
+        return found
 
     def constraint(self, name: str | None) -> Declaration | None:
         """The latest declaration of the constraint called ``name``."""

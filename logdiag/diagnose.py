@@ -10,7 +10,17 @@ from logdiag.catalog import Catalog, Declaration
 from logdiag.incidents import Culprit, Incident, OtherError, Related, SessionInfo
 from logdiag.messages import ConstraintKind, KeyText, Violation, parse_violation
 from logdiag.sessions import Entry, Failure
-from logdiag.sql import UNKNOWN, Analysis, Cell, Write, WriteKind, analyze_sql, same_value, statements_in
+from logdiag.sql import (
+    UNKNOWN,
+    Analysis,
+    Cell,
+    Write,
+    WriteKind,
+    analyze_sql,
+    default_constraint_name,
+    same_value,
+    statements_in,
+)
 from logdiag.statements import CHECKS_DEFERRED, ENDS_TRANSACTION, Control, LoggedStatement, classify_control
 
 _COMMIT_TAGS = frozenset({"COMMIT", "END", "PREPARE TRANSACTION", "SET CONSTRAINTS"})
@@ -172,7 +182,7 @@ class _Diagnosis:
             if write.kind in (WriteKind.INSERT, WriteKind.UPDATE, WriteKind.DELETE, WriteKind.MERGE, WriteKind.COPY):
                 return _Candidate(entry, write, "table", "low", f"wrote {write.table} in this transaction")
             return None
-        if table is not None and write.table != table:
+        if table is not None and not self._lands_in_table(write.table):
             return None
         if write.kind in (WriteKind.DELETE,):
             return None
@@ -197,6 +207,21 @@ class _Diagnosis:
         if unknown:
             return _Candidate(entry, write, "table", "medium", f"wrote {write.table}; the key's value is computed or not logged")
         return None
+
+    def _lands_in_table(self, written: str | None) -> bool:
+        """Whether rows written into this table land in the violation's: the table itself, or a
+        partitioned table that the violation's table is a partition of (PostgreSQL names the
+        partition). That is known from the DDL in the log or, for a foreign key named by default,
+        from its name, which every partition's copy of the key shares."""
+        table, v = self.table, self.violation
+        if written is None or table is None:
+            return written == table
+        if written == table or written in self.catalog.partitioned_tables(table):
+            return True
+        return (
+            v.kind is ConstraintKind.FOREIGN_KEY and v.key is not None and bool(v.key.columns)
+            and v.constraint == default_constraint_name(written, "foreign_key", v.key.columns)
+        )
 
     def _match_parent(self, entry: Entry, write: Write) -> _Candidate | None:
         parent = self.violation.referenced_table

@@ -95,6 +95,8 @@ class Analysis:
         writes: the writes, in order.
         tables: for CREATE TABLE, each table's column order.
         constraints: constraints declared by CREATE TABLE or ALTER TABLE.
+        partitions: each partition's partitioned table (``CREATE TABLE ... PARTITION OF``,
+            ``ALTER TABLE ... ATTACH PARTITION``).
         set_constraints: for SET CONSTRAINTS, (names or ("ALL",), deferred?).
         error: why the text could not be parsed, or None.
     """
@@ -102,6 +104,7 @@ class Analysis:
     writes: tuple[Write, ...] = ()
     tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     constraints: tuple[ConstraintDefinition, ...] = ()
+    partitions: Mapping[str, str] = field(default_factory=dict)
     set_constraints: tuple[tuple[str, ...], bool] | None = None
     error: str | None = None
 
@@ -141,6 +144,7 @@ def analyze_sql(
         writes=tuple(builder.writes),
         tables=builder.tables,
         constraints=tuple(builder.constraints),
+        partitions=builder.partitions,
         set_constraints=builder.set_constraints,
         error=None,
     )
@@ -153,6 +157,7 @@ class _Builder:
         self.writes: list[Write] = []
         self.tables: dict[str, tuple[str, ...]] = {}
         self.constraints: list[ConstraintDefinition] = []
+        self.partitions: dict[str, str] = {}
         self.set_constraints: tuple[tuple[str, ...], bool] | None = None
 
     # --- dispatch -------------------------------------------------------------------------
@@ -313,6 +318,8 @@ class _Builder:
         from pglast import ast
 
         table = node.relation.relname
+        if node.partbound is not None and node.inhRelations:
+            self.partitions[table] = node.inhRelations[0].relname
         columns = []
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef):
@@ -324,12 +331,17 @@ class _Builder:
         self.tables[table] = tuple(columns)
 
     def alter_table(self, node: Any) -> None:
-        from pglast import ast
+        from pglast import ast, enums
 
         table = node.relation.relname
         for command in node.cmds or ():
             if isinstance(command, ast.AlterTableCmd) and isinstance(command.def_, ast.Constraint):
                 self.constraint(table, command.def_, None)
+            elif (
+                isinstance(command, ast.AlterTableCmd) and isinstance(command.def_, ast.PartitionCmd)
+                and command.subtype == enums.AlterTableType.AT_AttachPartition
+            ):
+                self.partitions[command.def_.name.relname] = table
 
     def constraint(self, table: str, node: Any, column: tuple[str, ...] | None) -> None:
         from pglast import enums

@@ -461,6 +461,43 @@ scenario(Scenario(
              table="restquery_child", related=frozenset({"declared_by"}), raised_by=_REST_QUERY),
 ))
 
+# 34. A partitioned table, two levels deep (the second attached), and a named foreign key: the
+# server names the leaf partition, the INSERT names the partitioned table (its columns in order
+# from its CREATE TABLE); the DDL in the log tells that the one holds the other.
+scenario(Scenario(
+    "parta",
+    "CREATE TABLE parta_parent (id int PRIMARY KEY, label text);\n"
+    "CREATE TABLE parta_child (id int, parent_id int, at date, CONSTRAINT parta_child_must_have_parent "
+    "FOREIGN KEY (parent_id) REFERENCES parta_parent (id) DEFERRABLE INITIALLY DEFERRED) PARTITION BY RANGE (at);\n"
+    "CREATE TABLE parta_child_y2026 PARTITION OF parta_child FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') "
+    "PARTITION BY RANGE (id);\n"
+    "CREATE TABLE parta_child_y2026_low (LIKE parta_child_y2026);\n"
+    "ALTER TABLE parta_child_y2026 ATTACH PARTITION parta_child_y2026_low FOR VALUES FROM (0) TO (1000);\n"
+    "INSERT INTO parta_parent VALUES (1, 'one');\n",
+    _simple_txn("parta", "INSERT INTO parta_child VALUES (341, 1, '2026-05-01');",
+                "INSERT INTO parta_child VALUES (342, 42, '2026-05-02');"),
+    Expected("23503", "parta_child_must_have_parent", "commit", {"parent_id": "42"},
+             "INSERT INTO parta_child VALUES (342, 42, '2026-05-02');", table="parta_child_y2026_low",
+             related=frozenset({"declared_by"})),
+))
+
+# 35. The same without the DDL in the log (created with statement logging off, as a table created
+# long before the log begins): the foreign key's default name tells the table it was declared on.
+scenario(Scenario(
+    "partb",
+    "SET log_statement = 'none';\nSET log_min_duration_statement = -1;\n"
+    "CREATE TABLE partb_parent (id int PRIMARY KEY);\n"
+    "CREATE TABLE partb_child (id int, parent_id int REFERENCES partb_parent (id) DEFERRABLE INITIALLY DEFERRED, "
+    "at date) PARTITION BY RANGE (at);\n"
+    "CREATE TABLE partb_child_2026 PARTITION OF partb_child FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');\n"
+    "INSERT INTO partb_parent VALUES (1);\n"
+    "RESET log_statement;\nRESET log_min_duration_statement;\n",
+    _simple_txn("partb", "INSERT INTO partb_child (id, parent_id, at) VALUES (351, 1, '2026-05-01');",
+                "INSERT INTO partb_child (id, parent_id, at) VALUES (352, 42, '2026-05-02');"),
+    Expected("23503", "partb_child_parent_id_fkey", "commit", {"parent_id": "42"},
+             "INSERT INTO partb_child (id, parent_id, at) VALUES (352, 42, '2026-05-02');", table="partb_child_2026"),
+))
+
 def run_decoys(cluster: PgCluster) -> None:
     """Other sessions writing the same key values, committed or rolled back: never culprits."""
     with psycopg.connect(cluster.conninfo, application_name="decoy") as conn:
