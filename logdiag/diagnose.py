@@ -463,6 +463,11 @@ class _Diagnosis:
             yield "Add %v %x to log_line_prefix (or use csvlog/jsonlog) so each statement's transaction is known."
         if self.record.sqlstate is None:
             yield "Add %e to log_line_prefix so errors carry their SQLSTATE."
+        if self.record.command_tag is None and statements_in(self.record.statement or ""):
+            yield (
+                "The query that failed held several statements, and the log does not say which of them raised "
+                "the error: add %i to log_line_prefix (or use csvlog/jsonlog)."
+            )
         if any(e.statement.parameters_truncated for e in f.entries):
             yield "Bind parameters were cut short: set log_parameter_max_length = -1 to log them whole."
 
