@@ -64,6 +64,7 @@ class _Diagnosis:
             self.declaration.constraint.referenced_table if self.declaration else None
         )
         self._analyses: dict[int, Analysis] = {}
+        self._statements_in: dict[str, tuple[str, ...] | None] = {}
         self.missing: list[str] = []
 
     # --- what happened --------------------------------------------------------------------
@@ -99,7 +100,7 @@ class _Diagnosis:
         tell which of them failed."""
         if not raising or self.violation.kind not in (*_DEFERRABLE_KINDS, ConstraintKind.TRIGGER):
             return None
-        parts = statements_in(raising)
+        parts = self.statements_in(raising)
         if not parts or not (self._initially_deferred() or self._deferred_by):
             return None
         checking = [p for p in parts if (c := classify_control(p)) is not None and c.kind in CHECKS_DEFERRED]
@@ -133,6 +134,15 @@ class _Diagnosis:
             self._analyses[id(statement)] = cached
         return cached
 
+    def statements_in(self, text: str | None) -> tuple[str, ...] | None:
+        """:func:`~logdiag.sql.statements_in`, split once per diagnosis (the timing, the culprits
+        and the hints each ask)."""
+        if not text:
+            return None
+        if text not in self._statements_in:
+            self._statements_in[text] = statements_in(text)
+        return self._statements_in[text]
+
     def one_by_one(self, entries: Sequence[Entry], raising: Entry | None = None) -> list[Entry]:
         """The entries with each query string of several statements split into them (the one
         record logged them all).
@@ -143,7 +153,7 @@ class _Diagnosis:
         failed, the ones before it ran."""
         out: list[Entry] = []
         for entry in entries:
-            parts = statements_in(entry.statement.text)
+            parts = self.statements_in(entry.statement.text)
             if parts is None:
                 out.append(entry)
                 continue
@@ -215,7 +225,7 @@ class _Diagnosis:
         from its name, which every partition's copy of the key shares."""
         table, v = self.table, self.violation
         if written is None or table is None:
-            return written == table
+            return False
         if written == table or written in self.catalog.partitioned_tables(table):
             return True
         return (
@@ -463,7 +473,7 @@ class _Diagnosis:
             yield "Add %v %x to log_line_prefix (or use csvlog/jsonlog) so each statement's transaction is known."
         if self.record.sqlstate is None:
             yield "Add %e to log_line_prefix so errors carry their SQLSTATE."
-        if self.record.command_tag is None and statements_in(self.record.statement or ""):
+        if self.record.command_tag is None and self.statements_in(self.record.statement):
             yield (
                 "The query that failed held several statements, and the log does not say which of them raised "
                 "the error: add %i to log_line_prefix (or use csvlog/jsonlog)."

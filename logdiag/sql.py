@@ -535,14 +535,14 @@ def _array_item(text: str, was_quoted: bool) -> Cell:
     return text if was_quoted else text.strip()
 
 
-def statements_in(text: str) -> list[str] | None:
+def statements_in(text: str) -> tuple[str, ...] | None:
     """The statements of a query string that holds more than one, or None.
 
     A query sent with the simple protocol may hold several statements (``psql -c "BEGIN; ...;
     COMMIT"``, scripts, some ORMs' batches): the server logs it as one statement.
 
     >>> statements_in("BEGIN; INSERT INTO t VALUES (';'); COMMIT;")
-    ['BEGIN', "INSERT INTO t VALUES (';')", 'COMMIT']
+    ('BEGIN', "INSERT INTO t VALUES (';')", 'COMMIT')
     >>> statements_in("DO $$ BEGIN PERFORM 1; END $$;") is None
     True
     """
@@ -552,10 +552,10 @@ def statements_in(text: str) -> list[str] | None:
     from pglast.parser import ParseError
 
     try:
-        parts = list(split(text))
+        parts = tuple(split(text))
     except ParseError:  # a statement the parser refuses: the scanner still tells them apart
         try:
-            parts = list(split(text, with_parser=False))
+            parts = tuple(split(text, with_parser=False))
         except (ParseError, ValueError):
             return None
     return parts if len(parts) > 1 else None
