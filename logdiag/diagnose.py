@@ -21,10 +21,19 @@ from logdiag.sql import (
     same_value,
     statements_in,
 )
-from logdiag.statements import CHECKS_DEFERRED, ENDS_TRANSACTION, Control, LoggedStatement, classify_control
+from logdiag.statements import (
+    CHECKS_DEFERRED,
+    ENDS_TRANSACTION,
+    Control,
+    LoggedStatement,
+    classify_control,
+    may_hold_several,
+)
 
 _COMMIT_TAGS = frozenset({"COMMIT", "END", "PREPARE TRANSACTION", "SET CONSTRAINTS"})
 _DEFERRABLE_KINDS = frozenset({ConstraintKind.FOREIGN_KEY, ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION})
+#: Violations a commit can raise: deferred keys, and deferred constraint triggers (40002).
+_RAISED_AT_COMMIT = _DEFERRABLE_KINDS | {ConstraintKind.TRIGGER}
 _CONFIDENCE = ("high", "medium", "low")
 _RANK = {"key": 0, "table": 1, "call": 2}
 
@@ -81,7 +90,7 @@ class _Diagnosis:
         checking = self._checking_part(raising)
         if checking is not None:
             return "commit", f"{_first_words(checking)} at line {line} failed (sent with other statements in one query)"
-        if raising is None and self.violation.kind in (*_DEFERRABLE_KINDS, ConstraintKind.TRIGGER):
+        if raising is None and self.violation.kind in _RAISED_AT_COMMIT:
             return "commit", (
                 f"The implicit commit at line {line} failed (no statement was running: an autocommit "
                 "statement sent with the extended protocol is committed at Sync)"
@@ -98,7 +107,7 @@ class _Diagnosis:
         """The last statement of a raising query string of several that checks deferred
         constraints (COMMIT...), if the constraint was deferred: stderr logs no command tag to
         tell which of them failed."""
-        if not raising or self.violation.kind not in (*_DEFERRABLE_KINDS, ConstraintKind.TRIGGER):
+        if not raising or self.violation.kind not in _RAISED_AT_COMMIT:
             return None
         parts = self.statements_in(raising)
         if not parts or not (self._initially_deferred() or self._deferred_by):
@@ -136,8 +145,8 @@ class _Diagnosis:
 
     def statements_in(self, text: str | None) -> tuple[str, ...] | None:
         """:func:`~logdiag.sql.statements_in`, split once per diagnosis (the timing, the culprits
-        and the hints each ask)."""
-        if not text:
+        and the hints each ask); texts without an inner semicolon are not even kept."""
+        if not text or not may_hold_several(text):
             return None
         if text not in self._statements_in:
             self._statements_in[text] = statements_in(text)
