@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from logdiag.errors import ConfigError, InputError, LogdiagError
-from logdiag.readers import LogFormat, LogReader, OnBadLine, open_log
+from logdiag.formats import LogFormat
+from logdiag.reader import LogReader, open_log
 from logdiag.records import LogRecord, Severity, Source
+from logdiag.source.stats import OnBadLine
 
 __version__ = "0.1.0"
 

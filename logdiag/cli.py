@@ -14,18 +14,17 @@ import typer
 from rich.console import Console
 
 from logdiag import __version__
+from logdiag.diagnosis.incidents import Incident
+from logdiag.diagnosis.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
 from logdiag.errors import LogdiagError
 from logdiag.exitcodes import ExitStatus
-from logdiag.incidents import Incident
-from logdiag.lookback import LOOKBACK_BYTES
-from logdiag.pipeline import Analysis
-from logdiag.readers import LogFormat, LogReader, OnBadLine
-from logdiag.readers.stats import InputStats
+from logdiag.formats import LogFormat
+from logdiag.pipeline import Run
+from logdiag.reader import LOOKBACK_BYTES, WINDOW_BYTES, LogReader
 from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
-from logdiag.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
-from logdiag.window import WINDOW_BYTES
+from logdiag.source.stats import InputStats, OnBadLine
 
 app = typer.Typer(
     name="logdiag",
@@ -208,7 +207,7 @@ def analyze(
         raise typer.Exit(ExitStatus.INCIDENTS)
 
 
-def _render(output_format: AnalyzeFormat, analysis: Analysis, incidents: Iterator[Incident]) -> int:
+def _render(output_format: AnalyzeFormat, analysis: Run, incidents: Iterator[Incident]) -> int:
     if output_format is AnalyzeFormat.JSON:
         from logdiag.report.json import write_json
 
@@ -226,7 +225,7 @@ def _render(output_format: AnalyzeFormat, analysis: Analysis, incidents: Iterato
     return write_text(analysis, incidents, _StdoutConsole())
 
 
-def _stopped(analysis: Analysis) -> str:
+def _stopped(analysis: Run) -> str:
     stats = analysis.tracker.stats
     return printable(
         f"logdiag: stopped after {stats.records} records: {analysis.incident_count} incidents, "
@@ -273,7 +272,7 @@ def export(
 
     Example: logdiag export /var/log/postgresql/ -o exports/ --host db1 --partition-by day
     """
-    from logdiag.export import export as run_export
+    from logdiag.export.parquet import export as run_export
 
     with _handled():
         result = run_export(
@@ -302,8 +301,8 @@ def summary(
 
     Example: logdiag summary exports/
     """
+    from logdiag.export.summary import summarize
     from logdiag.report.summary import write_summary_json, write_summary_markdown, write_summary_text
-    from logdiag.summary import summarize
 
     with _handled():
         result = summarize(path, top=top)

@@ -8,17 +8,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from logdiag.diagnose import diagnose
-from logdiag.incidents import Incident, OtherError
-from logdiag.readers import LogFormat, LogReader, OnBadLine
-from logdiag.readers.stats import InputStats
+from logdiag.diagnosis.diagnose import diagnose
+from logdiag.diagnosis.incidents import Incident, OtherError
+from logdiag.diagnosis.sessions import SessionTracker
+from logdiag.formats import LogFormat
+from logdiag.reader import LogReader
 from logdiag.records import LogRecord
-from logdiag.sessions import SessionTracker
+from logdiag.source.stats import InputStats, OnBadLine
 
 
 @dataclass
-class Analysis:
-    """A run of logdiag over some inputs. Iterate :meth:`incidents` first; the rest fills up as it goes.
+class Run:
+    """A run of logdiag over some inputs (made by :func:`analyze`). Iterate :meth:`incidents` first; the rest fills up as it goes.
 
     Attributes:
         record_sink: called with every record read (the Parquet export keeps them).
@@ -33,10 +34,6 @@ class Analysis:
     other_errors: list[OtherError] = field(default_factory=list)
     incident_count: int = 0
     seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.reader.on_forgotten is None:
-            self.reader.on_forgotten = self.tracker.forget  # the pre-filter's look-back drops history too
 
     @property
     def inputs(self) -> list[InputStats]:
@@ -89,10 +86,10 @@ def analyze(
     stop: threading.Event | None = None,
     fast: bool = True,
     lookback_bytes: int | None = None,
-) -> Analysis:
+) -> Run:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
-    ``fast`` reads big plain files (:mod:`logdiag.scan`) and streams (:mod:`logdiag.lookback`:
+    ``fast`` reads big plain files (:mod:`logdiag.fastpath.scan`) and streams (:mod:`logdiag.fastpath.lookback`:
     standard input, followed and compressed files, holding ``lookback_bytes`` of lines for
     sessions that may fail later) through the vectorised pre-filter, which finds the same
     incidents much faster. ``tracker`` lets the caller set the memory caps (see
@@ -106,8 +103,10 @@ def analyze(
     """
     if quiet is None and (follow or list(paths) == ["-"]):
         quiet = 1.0
+    tracker = tracker or SessionTracker()
     reader = LogReader(
         paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
         follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast, lookback_bytes=lookback_bytes,
+        on_forgotten=tracker.forget,  # what the pre-filter's look-back drops, the tracker forgets too
     )
-    return Analysis(reader, tracker or SessionTracker())
+    return Run(reader, tracker)

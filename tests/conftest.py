@@ -126,14 +126,14 @@ def scenario_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathF
 @pytest.fixture
 def read_record_by_record(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files whose records ``logdiag export`` reads one by one (the others, polars reads)."""
-    import logdiag.export
+    import logdiag.export.parquet
 
     files: list[str] = []
-    reader = logdiag.export.LogReader
+    reader = logdiag.export.parquet.LogReader
 
     def spy(paths, **options):
         files.extend(paths)
         return reader(paths, **options)
 
-    monkeypatch.setattr(logdiag.export, "LogReader", spy)
+    monkeypatch.setattr(logdiag.export.parquet, "LogReader", spy)
     return files

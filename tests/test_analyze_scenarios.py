@@ -165,7 +165,7 @@ def test_two_sessions_each_get_their_own_culprit(played, fmt):
 @pytest.mark.postgres
 def test_capped_history_says_what_it_dropped(played):
     """With a 100-statement cap, the 'far' culprit (3000 statements before COMMIT) is dropped, and said so."""
-    from logdiag.sessions import SessionTracker
+    from logdiag.diagnosis.sessions import SessionTracker
 
     _, _, path = played("all-rich")["csvlog"]
     tracker = SessionTracker(max_statements=100)
@@ -180,7 +180,7 @@ def test_capped_history_says_what_it_dropped(played):
 @pytest.mark.postgres
 def test_session_cap_evicts_and_counts(played):
     """With room for two open sessions, sessions are evicted and counted, and reading goes on."""
-    from logdiag.sessions import SessionTracker
+    from logdiag.diagnosis.sessions import SessionTracker
 
     _, _, path = played("all-rich")["csvlog"]
     tracker = SessionTracker(max_sessions=2)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logdiag.errors import LogdiagError
-from logdiag.readers import LogReader
+from logdiag.reader import LogReader
 
 FORMATS = ["stderr", "csvlog", "jsonlog"]
 

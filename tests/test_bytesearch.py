@@ -7,8 +7,8 @@ import sys
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from logdiag import bytesearch
-from logdiag.bytesearch import Haystack
+from logdiag.fastpath import bytesearch
+from logdiag.fastpath.bytesearch import Haystack
 
 MARKERS = st.sampled_from([b",ERROR,", b"ERROR:", b'"error_severity":"ERROR"', b"E", b"\n"])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from logdiag import catalog
-from logdiag.pipeline import Analysis
-from logdiag.readers import LogReader
-from logdiag.sessions import SessionTracker
+from logdiag.diagnosis import catalog
+from logdiag.diagnosis.sessions import SessionTracker
+from logdiag.pipeline import Run
+from logdiag.reader import LogReader
 
 SAMPLE = Path(__file__).parent.parent / "sample_logs" / "postgresql.csv"
 
@@ -27,7 +27,7 @@ def test_each_ddl_statement_is_parsed_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(catalog, "analyze_sql", counting)
     catalog._parsed.cache_clear()
-    incidents = list(Analysis(LogReader([str(log)]), SessionTracker()).incidents())
-    assert len(incidents) == 3 * len(list(Analysis(LogReader([str(SAMPLE)]), SessionTracker()).incidents()))
+    incidents = list(Run(LogReader([str(log)]), SessionTracker()).incidents())
+    assert len(incidents) == 3 * len(list(Run(LogReader([str(SAMPLE)]), SessionTracker()).incidents()))
     assert any("CREATE TABLE orders" in text for text in parsed)
     assert set(parsed.values()) == {1}, parsed

@@ -19,10 +19,10 @@ import pyarrow.dataset as ds
 import pytest
 from polars.testing import assert_frame_equal
 
-import logdiag.export
-import logdiag.record_frames
-from logdiag.export import export, key_text
-from logdiag.summary import summarize
+import logdiag.export.parquet
+import logdiag.fastpath.record_frames
+from logdiag.export.parquet import export, key_text
+from logdiag.export.summary import summarize
 
 pytestmark = pytest.mark.postgres
 
@@ -70,9 +70,9 @@ class TestExportMatchesAnalyze:
 
     def test_every_record_of_a_big_log(self, scenario_logs, tmp_path, monkeypatch):
         """Logs big enough for analyze's pre-filter still export every record, not only failing sessions."""
-        import logdiag.scan
+        import logdiag.fastpath.scan
 
-        monkeypatch.setattr(logdiag.scan, "FAST_PATH_MIN_BYTES", 0)
+        monkeypatch.setattr(logdiag.fastpath, "FAST_PATH_MIN_BYTES", 0)
         log = scenario_logs["jsonlog"]
         result = export([str(log)], tmp_path / "out")
         assert result.rows["records"] == len(log.read_text().splitlines())
@@ -137,7 +137,7 @@ class TestRecordsReadByPolars:
         """Every scenario's records, in blocks of 2 kB (1 kB for stderr) so that records cross them."""
         from tests.scenarios import RICH_PREFIX
 
-        monkeypatch.setattr(logdiag.record_frames, "BLOCK_BYTES", 2048)
+        monkeypatch.setattr(logdiag.fastpath.record_frames, "BLOCK_BYTES", 2048)
         log = str(scenario_logs[fmt])
         _exports_agree([log], tmp_path, host="db1", partition_by="day", batch_rows=500, log_line_prefix=RICH_PREFIX)
         assert read_record_by_record == []
@@ -153,7 +153,7 @@ class TestRecordsReadByPolars:
         none at all) and terse and verbose errors: a statement over several lines, a syntax error
         (stderr appends its cursor position), a deferred foreign key failing at COMMIT with its
         DETAIL, a NOTICE with HINT and CONTEXT, a constraint trigger's 40002."""
-        monkeypatch.setattr(logdiag.record_frames, "BLOCK_BYTES", 2048)
+        monkeypatch.setattr(logdiag.fastpath.record_frames, "BLOCK_BYTES", 2048)
         with socket.socket() as probe:  # a free TCP port: the client address is part of some prefixes
             probe.bind(("127.0.0.1", 0))
             port = str(probe.getsockname()[1])
@@ -230,7 +230,7 @@ class TestRecordsReadByPolars:
         (jsonlog escapes it); an information separator, which Python's regular expressions take
         for white space and polars' do not, goes into stderr as it is. Such a file is read again
         record by record, and what polars wrote of it before is gone."""
-        monkeypatch.setattr(logdiag.record_frames, "BLOCK_BYTES", 2048)
+        monkeypatch.setattr(logdiag.fastpath.record_frames, "BLOCK_BYTES", 2048)
         with pg_cluster(log_line_prefix="%m [%p] ", log_statement="all") as cluster:
             with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
                 for n in range(40):
@@ -285,15 +285,15 @@ def test_a_log_written_to_during_the_export(scenario_logs, tmp_path, monkeypatch
     cut = _record_boundary(whole, fmt)
     log = tmp_path / scenario_logs[fmt].name
     log.write_bytes(whole[:cut])
-    export_records = logdiag.export._export_records
+    export_records = logdiag.export.parquet._export_records
 
     def written_to_meanwhile(stats, *args):
         with log.open("ab") as handle:
             handle.write(whole[cut:])
-        monkeypatch.setattr(logdiag.export, "_export_records", export_records)
+        monkeypatch.setattr(logdiag.export.parquet, "_export_records", export_records)
         export_records(stats, *args)
 
-    monkeypatch.setattr(logdiag.export, "_export_records", written_to_meanwhile)
+    monkeypatch.setattr(logdiag.export.parquet, "_export_records", written_to_meanwhile)
     first = export([str(log)], tmp_path / "out", log_line_prefix=RICH_PREFIX)
     second = export([str(log)], tmp_path / "out", log_line_prefix=RICH_PREFIX)
     assert first.rows["records"] == first.analysis.inputs[0].records

@@ -1,4 +1,4 @@
-"""The vectorised pre-filter (logdiag.scan) must change nothing but speed."""
+"""The vectorised pre-filter (logdiag.fastpath.scan) must change nothing but speed."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ import shutil
 
 import pytest
 
-from logdiag.pipeline import Analysis
-from logdiag.readers import LogReader
-from logdiag.sessions import SessionTracker
+from logdiag.diagnosis.sessions import SessionTracker
+from logdiag.pipeline import Run
+from logdiag.reader import LogReader
 from tests.scenarios import RICH_PREFIX
 
 pytestmark = pytest.mark.postgres
 
 
 def _run(path, fast: bool, prefix: str | None = None):
-    reader = LogReader([str(path)], fast=fast, fast_min_bytes=0, log_line_prefix=prefix)
-    analysis = Analysis(reader, SessionTracker())
+    tracker = SessionTracker()
+    reader = LogReader([str(path)], fast=fast, fast_min_bytes=0, log_line_prefix=prefix, on_forgotten=tracker.forget)
+    analysis = Run(reader, tracker)
     incidents = [i.to_dict() for i in analysis.incidents()]
     errors = [e.to_dict() for e in analysis.other_errors]
     stats = analysis.inputs[0]
@@ -43,7 +44,7 @@ def test_fast_and_streaming_paths_agree(scenario_logs, fmt):
 @pytest.mark.parametrize("block_bytes", [300, 4096])
 def test_block_boundaries_change_nothing(scenario_logs, fmt, block_bytes, monkeypatch):
     """Tiny blocks: records, quoted newlines and lines longer than a block cross block boundaries."""
-    from logdiag import scan
+    from logdiag.fastpath import scan
 
     prefix = RICH_PREFIX if fmt == "stderr" else None
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
@@ -87,8 +88,9 @@ def test_crlf_and_multiline_records_keep_their_line_numbers(scenario_logs, tmp_p
     slow, fast = _run(log, fast=False), _run(log, fast=True)
     assert fast[:3] == slow[:3]
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(log.read_bytes())))
-    reader = LogReader(["-"], fast=True, quiet=1.0)
-    piped = _renamed([i.to_dict() for i in Analysis(reader, SessionTracker()).incidents()], "-", log)
+    tracker = SessionTracker()
+    reader = LogReader(["-"], fast=True, quiet=1.0, on_forgotten=tracker.forget)
+    piped = _renamed([i.to_dict() for i in Run(reader, tracker).incidents()], "-", log)
     stats = reader.inputs[0]
     assert stats.fast_path
     assert piped == slow[0]
@@ -129,7 +131,7 @@ def test_small_inputs_are_read_as_they_are(scenario_logs, tmp_path):
 def test_bad_line_policies_read_every_line(scenario_logs, tmp_path):
     """--on-bad-line fail must stop at a bad line even in a file big enough for the pre-filter."""
     from logdiag.errors import BadLineError
-    from logdiag.readers import OnBadLine
+    from logdiag.source.stats import OnBadLine
 
     log = tmp_path / "postgresql.csv"
     log.write_bytes(scenario_logs["csvlog"].read_bytes() + b"not a csvlog line\n")
@@ -170,7 +172,7 @@ def test_latin1_and_nul_bytes(pg_cluster, tmp_path):
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
 def test_a_block_that_ends_inside_a_character(scenario_logs, fmt, monkeypatch):
     """The first block read ends between the two bytes of an é (UTF-8): the same as the readers."""
-    from logdiag import scan
+    from logdiag.fastpath import scan
 
     prefix = RICH_PREFIX if fmt == "stderr" else None
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
@@ -186,8 +188,10 @@ def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
     one: another session's statement that quotes the failing session's id is not handed on."""
     import psycopg
 
-    from logdiag import scan
-    from logdiag.readers import InputStats, LinePrefix, LogFormat
+    from logdiag.fastpath import scan
+    from logdiag.formats import LogFormat
+    from logdiag.formats.prefix import LinePrefix
+    from logdiag.source.stats import InputStats
 
     with pg_cluster(log_line_prefix=RICH_PREFIX, log_statement="all") as cluster:
         with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
@@ -234,8 +238,9 @@ def test_record_starts_are_those_of_the_quote_count(pg_cluster, tmp_path, block_
     import polars as pl
     import psycopg
 
-    from logdiag import scan
-    from logdiag.readers import InputStats, LogFormat
+    from logdiag.fastpath import scan
+    from logdiag.formats import LogFormat
+    from logdiag.source.stats import InputStats
 
     culprit = f"INSERT INTO child VALUES (42, '{_LOOKALIKES}')"
     with pg_cluster(log_statement="all") as cluster:
@@ -299,8 +304,8 @@ def _renamed(incidents, name, original) -> list:
 def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypatch):
     """A stream (here a .gz, read once) in batches of 4 kB: held lines come back when their
     session fails, and the answers are those of the streaming path."""
-    from logdiag import lookback, scan
-    from logdiag.readers import inputs
+    from logdiag.fastpath import lookback, scan
+    from logdiag.source import inputs
 
     monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
     monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)  # compressed files are read in blocks of this size
@@ -351,9 +356,9 @@ def _check_short_lookback(log, fmt, source, lookback, prefix, tmp_path, monkeypa
     import sys
     import types
 
-    from logdiag import lookback as lookback_module
-    from logdiag import scan
-    from logdiag.readers import inputs, live
+    from logdiag.fastpath import lookback as lookback_module
+    from logdiag.fastpath import scan
+    from logdiag.source import inputs, live
 
     monkeypatch.setattr(lookback_module, "BATCH_BYTES", 256)
     monkeypatch.setattr(scan, "CHUNK_BYTES", 256)
@@ -366,9 +371,10 @@ def _check_short_lookback(log, fmt, source, lookback, prefix, tmp_path, monkeypa
     else:
         name = "-"
         monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(log.read_bytes())))
+    tracker = SessionTracker()
     reader = LogReader([name], fast=True, fast_min_bytes=0, lookback_bytes=lookback, log_line_prefix=prefix,
-                       quiet=1.0 if name == "-" else None)
-    analysis = Analysis(reader, SessionTracker())
+                       quiet=1.0 if name == "-" else None, on_forgotten=tracker.forget)
+    analysis = Run(reader, tracker)
     short = _renamed([i.to_dict() for i in analysis.incidents()], name, log)
     assert reader.inputs[0].fast_path
     assert (reader.inputs[0].records, reader.inputs[0].lines) == (slow[2][0], slow[2][2])
@@ -418,16 +424,17 @@ def test_standard_input_in_small_batches(scenario_logs, fmt, kept_sessions, monk
     import sys
     import types
 
-    from logdiag import lookback
-    from logdiag.readers import live
+    from logdiag.fastpath import lookback
+    from logdiag.source import live
 
     monkeypatch.setattr(live, "CHUNK", 512)
     monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
     monkeypatch.setattr(lookback, "MAX_KEPT_SESSIONS", kept_sessions)
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(scenario_logs[fmt].read_bytes())))
     prefix = RICH_PREFIX if fmt == "stderr" else None
-    reader = LogReader(["-"], fast=True, quiet=1.0, log_line_prefix=prefix)
-    analysis = Analysis(reader, SessionTracker())
+    tracker = SessionTracker()
+    reader = LogReader(["-"], fast=True, quiet=1.0, log_line_prefix=prefix, on_forgotten=tracker.forget)
+    analysis = Run(reader, tracker)
     piped = _renamed([i.to_dict() for i in analysis.incidents()], "-", scenario_logs[fmt])
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
     assert reader.inputs[0].fast_path
@@ -473,8 +480,8 @@ def test_a_truncated_gzip_through_the_lookback(scenario_logs, fmt, tmp_path, mon
     """A .gz cut short: what came before the cut is read and counted, and the input says it ended early."""
     import gzip
 
-    from logdiag import scan
-    from logdiag.readers import inputs
+    from logdiag.fastpath import scan
+    from logdiag.source import inputs
 
     monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)
@@ -484,8 +491,9 @@ def test_a_truncated_gzip_through_the_lookback(scenario_logs, fmt, tmp_path, mon
     cut = tmp_path / (scenario_logs[fmt].name + ".gz")
     cut.write_bytes(packed[: len(packed) * 2 // 3])
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
-    reader = LogReader([str(cut)], fast=True, fast_min_bytes=0, log_line_prefix=prefix)
-    incidents = [i.to_dict() for i in Analysis(reader, SessionTracker()).incidents()]
+    tracker = SessionTracker()
+    reader = LogReader([str(cut)], fast=True, fast_min_bytes=0, log_line_prefix=prefix, on_forgotten=tracker.forget)
+    incidents = [i.to_dict() for i in Run(reader, tracker).incidents()]
     stats = reader.inputs[0]
     assert stats.fast_path
     assert stats.error is not None and "ends early" in stats.error

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from logdiag.readers import LogReader
+from logdiag.reader import LogReader
 from tests.traffic import run_driver_traffic, run_psql_traffic
 
 PREFIXES = {

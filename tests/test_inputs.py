@@ -17,7 +17,7 @@ import pytest
 import zstandard
 
 from logdiag.errors import InputError
-from logdiag.readers import LogReader
+from logdiag.reader import LogReader
 
 COMPRESSORS = {
     ".gz": gzip.compress,
@@ -62,7 +62,7 @@ class TestCompression:
     def test_a_cut_gzip_gives_every_byte_before_the_cut(self, server_logs, tmp_path, monkeypatch, piece_bytes):
         """A .gz of many members (the log gzipped and concatenated, some 4 MB) cut short: inflated
         in large pieces or small, every byte that can be inflated comes out, then the error."""
-        from logdiag.readers import inputs
+        from logdiag.source import inputs
 
         monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", piece_bytes)
         data = server_logs["csvlog"].read_bytes()
@@ -85,7 +85,7 @@ class TestCompression:
     def test_standard_input_inflates_in_small_pieces(self, server_logs, tmp_path, monkeypatch):
         """A .gz on standard input, even redirected from a file, is inflated a small piece at a
         time: the look-back's batches, and so its memory, stay small."""
-        from logdiag.readers import inputs
+        from logdiag.source import inputs
 
         monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4 * 1024 * 1024)
         log = server_logs["csvlog"].read_bytes()

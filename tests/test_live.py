@@ -16,9 +16,9 @@ from itertools import cycle, islice
 import psycopg
 import pytest
 
+from logdiag.diagnosis.sessions import SessionTracker
 from logdiag.exitcodes import ExitStatus
-from logdiag.readers import LogReader
-from logdiag.sessions import SessionTracker
+from logdiag.reader import LogReader
 
 DEFAULT_PREFIX = "%m [%p] "
 
@@ -163,7 +163,7 @@ def test_stdin_reader_lets_logdiag_exit_while_the_pipe_stays_open():
     <stdin>"), which it did while it waited inside the buffered reader."""
     script = (
         "import sys\n"
-        "from logdiag.readers.live import stdin_chunks\n"
+        "from logdiag.source.live import stdin_chunks\n"
         "print(next(stdin_chunks(sys.stdin.buffer, 0.2)))\n"
     )
     child = subprocess.Popen(

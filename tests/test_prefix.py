@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logdiag.readers import LogReader
-from logdiag.readers.prefix import ESCAPE_PATTERNS, KNOWN_PREFIXES, LinePrefix
+from logdiag.formats.prefix import ESCAPE_PATTERNS, KNOWN_PREFIXES, LinePrefix
+from logdiag.reader import LogReader
 
 FREE_TEXT = {"a", "u", "d", "i", "b", "h", "r", "L"}  # values that may hold spaces or punctuation
 SAFE_AFTER_TEXT = ["|", "@", ",", ";", "#", "]", "%%"]
@@ -101,7 +101,7 @@ def _check_vectorised_fields(prefix: str, lines: list[str]) -> None:
     number) gives, on every line, what matching the whole prefix in Python gives."""
     import polars as pl
 
-    from logdiag.lookback import prefix_field
+    from logdiag.fastpath.lookback import prefix_field
 
     compiled = LinePrefix(prefix)
     frame = pl.DataFrame({"text": lines})

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from logdiag.scan import _quote_runs
+from logdiag.fastpath.scan import _quote_runs
 
 
 def _walked(quotes: list[int], ends: list[bool], parity: int) -> tuple[list[bool], int]:

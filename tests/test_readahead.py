@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from logdiag.readahead import in_thread
+from logdiag.fastpath.readahead import in_thread
 
 
 def test_in_thread_hands_over_items_and_errors_in_order():

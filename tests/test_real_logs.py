@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from logdiag.readers import LogReader
+from logdiag.reader import LogReader
 from tests.conftest import REAL_LOGS
 
 FILES = sorted(p.name for p in REAL_LOGS.iterdir() if p.name != "README.md") if REAL_LOGS.is_dir() else []
@@ -78,7 +78,7 @@ def test_real_log_records_read_by_polars(real_logs: Path, tmp_path: Path, read_r
     import polars as pl
     from polars.testing import assert_frame_equal
 
-    from logdiag.export import export
+    from logdiag.export.parquet import export
 
     path = real_logs / name
     for fast, out in ((True, "fast"), (False, "every")):
@@ -126,11 +126,11 @@ def test_syslog_multiline_message_is_one_record(real_logs: Path) -> None:
 def test_pre_filters_change_nothing(real_logs: Path, name: str) -> None:
     """The file pre-filter (forced on however small the file) and, for compressed files, the
     look-back give the counts and errors that reading every record gives."""
-    from logdiag.pipeline import Analysis
-    from logdiag.sessions import SessionTracker
+    from logdiag.diagnosis.sessions import SessionTracker
+    from logdiag.pipeline import Run
 
     def run(fast: bool):
-        analysis = Analysis(LogReader([str(real_logs / name)], fast=fast, fast_min_bytes=0), SessionTracker())
+        analysis = Run(LogReader([str(real_logs / name)], fast=fast, fast_min_bytes=0), SessionTracker())
         incidents = [i.to_dict() for i in analysis.incidents()]
         stats = analysis.inputs[0]
         return incidents, [e.to_dict() for e in analysis.other_errors], stats.records, dict(stats.skipped), stats.lines

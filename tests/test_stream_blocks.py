@@ -1,4 +1,4 @@
-"""A decompressed stream in blocks, its big pieces not copied (logdiag.scan.stream_blocks)."""
+"""A decompressed stream in blocks, its big pieces not copied (logdiag.fastpath.scan.stream_blocks)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from logdiag.readers.detect import LogFormat
-from logdiag.readers.prefix import LinePrefix
-from logdiag.readers.stats import InputStats
-from logdiag.scan import Block, LineClassifier, lines_with, stream_blocks
+from logdiag.fastpath.scan import Block, LineClassifier, lines_with, stream_blocks
+from logdiag.formats.base import LogFormat
+from logdiag.formats.prefix import LinePrefix
+from logdiag.source.stats import InputStats
 from tests.scenarios import RICH_PREFIX
 
 SAMPLE = Path(__file__).parent.parent / "sample_logs" / "postgresql.log"  # written by a real server

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from logdiag import __version__
-from logdiag.incidents import Incident
-from logdiag.pipeline import Analysis
+from logdiag.diagnosis.incidents import Incident
+from logdiag.pipeline import Run
 
 
-def inputs_of(analysis: Analysis) -> list[dict[str, Any]]:
+def inputs_of(analysis: Run) -> list[dict[str, Any]]:
     return [
         {
             "file": s.file,
@@ -25,7 +25,7 @@ def inputs_of(analysis: Analysis) -> list[dict[str, Any]]:
     ]
 
 
-def report(analysis: Analysis, incidents: Iterable[Incident]) -> dict[str, Any]:
+def report(analysis: Run, incidents: Iterable[Incident]) -> dict[str, Any]:
     """The whole report; consumes ``incidents`` (so the stats are complete when it returns)."""
     found = [i.to_dict() for i in incidents]
     return {
@@ -37,7 +37,7 @@ def report(analysis: Analysis, incidents: Iterable[Incident]) -> dict[str, Any]:
     }
 
 
-def write_json(analysis: Analysis, incidents: Iterable[Incident], out: IO[str]) -> int:
+def write_json(analysis: Run, incidents: Iterable[Incident], out: IO[str]) -> int:
     data = report(analysis, incidents)
     json.dump(data, out, ensure_ascii=False, indent=2)
     out.write("\n")

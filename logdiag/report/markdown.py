@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterable
 from typing import IO
 
-from logdiag.incidents import Incident
-from logdiag.pipeline import Analysis
+from logdiag.diagnosis.incidents import Incident
+from logdiag.pipeline import Run
 
 
 def _fence(code: str) -> str:
@@ -50,7 +50,7 @@ def incident_markdown(number: int, incident: Incident) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(analysis: Analysis, incidents: Iterable[Incident], out: IO[str]) -> int:
+def write_markdown(analysis: Run, incidents: Iterable[Incident], out: IO[str]) -> int:
     count = 0
     out.write("# logdiag report\n\n")
     for incident in incidents:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
-from logdiag.pipeline import Analysis
+from logdiag.pipeline import Run
 
 T = TypeVar("T")
 _CLEAR = "\r\x1b[2K"
@@ -21,7 +21,7 @@ class StatusLine:
     status and the report never share a terminal line.
     """
 
-    def __init__(self, analysis: Analysis, stream: IO[str] | None = None, interval: float = 0.5) -> None:
+    def __init__(self, analysis: Run, stream: IO[str] | None = None, interval: float = 0.5) -> None:
         self.analysis = analysis
         self.stream = stream or sys.stderr
         self.interval = interval

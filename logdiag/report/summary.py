@@ -10,8 +10,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from logdiag.export.summary import Summary
 from logdiag.report.safe import plain
-from logdiag.summary import Summary
 
 TITLES = {
     "by_constraint": "Incidents by constraint",

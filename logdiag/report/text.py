@@ -13,8 +13,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from logdiag.incidents import Incident
-from logdiag.pipeline import Analysis
+from logdiag.diagnosis.incidents import Incident
+from logdiag.pipeline import Run
 from logdiag.records import Source
 from logdiag.report.safe import plain, printable
 
@@ -107,7 +107,7 @@ def summary_table(incidents: list[Incident]) -> Table:
     return table
 
 
-def write_text(analysis: Analysis, incidents: Iterable[Incident], console: Console) -> int:
+def write_text(analysis: Run, incidents: Iterable[Incident], console: Console) -> int:
     """Print each incident as it arrives, then the summary and what was read."""
     found: list[Incident] = []
     for incident in incidents:

@@ -58,7 +58,7 @@ class InputStats:
     error: str | None = None
     examples: list[SkippedLine] = field(default_factory=list)
     on_bad_line: OnBadLine = OnBadLine.SKIP
-    fast_path: bool = False  # read through the vectorised pre-filter (logdiag.scan)
+    fast_path: bool = False  # read through the vectorised pre-filter (logdiag.fastpath.scan)
 
     @property
     def skipped_total(self) -> int:

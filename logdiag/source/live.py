@@ -12,24 +12,18 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO
 
-
-class _Tick:
-    def __repr__(self) -> str:
-        return "TICK"
-
-
-#: "Nothing new for a while": passed down the reading pipeline in place of a line.
-TICK: Final = _Tick()
+from logdiag.source.framing import TICK, FileSwitch, Tick
+from logdiag.source.paths import destination
 
 CHUNK = 1 << 16
 
 
-def stdin_chunks(stream: BinaryIO, quiet: float) -> Iterator[bytes | _Tick]:
+def stdin_chunks(stream: BinaryIO, quiet: float) -> Iterator[bytes | Tick]:
     """Bytes of a pipe as they arrive (a thread reads them), and TICK after ``quiet`` idle seconds.
 
     The thread reads the file descriptor, not the buffered ``stream``: a daemon thread waiting
@@ -69,29 +63,6 @@ def stdin_chunks(stream: BinaryIO, quiet: float) -> Iterator[bytes | _Tick]:
         yield chunk
 
 
-def split_lines(chunks: Iterable[bytes | _Tick]) -> Iterator[bytes | _Tick]:
-    """Lines (with their ending) from chunks; TICKs pass through, a partial line waits for its end."""
-    pending: list[bytes] = []
-    for chunk in chunks:
-        if chunk is TICK:
-            yield TICK
-            continue
-        assert isinstance(chunk, bytes)
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            piece = chunk[start : end + 1]
-            if pending:
-                pending.append(piece)
-                piece = b"".join(pending)
-                pending = []
-            yield piece
-            start = end + 1
-        if start < len(chunk):
-            pending.append(chunk[start:])
-    if pending:
-        yield b"".join(pending)
-
-
 @dataclass
 class _Followed:
     path: Path
@@ -101,19 +72,11 @@ class _Followed:
     partial: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class FileSwitch:
-    """Following moved on to another file (rotation): its name, for the records' source."""
-
-    path: str
-
-
 def _newest(directory: Path, preferred: str | None) -> Path | None:
-    from logdiag.readers.inputs import _destination
 
     files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
     if preferred is not None:
-        files = [p for p in files if _destination(p) == preferred]
+        files = [p for p in files if destination(p) == preferred]
     if not files:
         return None
     return max(files, key=lambda p: (p.stat().st_mtime, p.name))
@@ -122,7 +85,7 @@ def _newest(directory: Path, preferred: str | None) -> Path | None:
 def follow(
     path: str, *, from_start: bool = False, poll: float = 0.2, quiet: float = 1.0,
     stop: threading.Event | None = None,
-) -> Iterator[bytes | _Tick | FileSwitch]:
+) -> Iterator[bytes | Tick | FileSwitch]:
     """Follow a file or a log directory like ``tail -F``.
 
     A file is reopened when it is renamed or replaced (rotation) and read again from its start
@@ -141,10 +104,9 @@ def follow(
     directory = target if target.is_dir() else None
     preferred = None
     if directory is not None:
-        from logdiag.readers.inputs import _destination
 
         first = _newest(directory, None)
-        names = {_destination(p) for p in directory.iterdir() if p.is_file()}
+        names = {destination(p) for p in directory.iterdir() if p.is_file()}
         preferred = next((d for d in ("csvlog", "jsonlog", "other") if d in names), None)
         first = _newest(directory, preferred)
         if first is None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from logdiag.formats.timestamps import parse_timestamp
 from logdiag.records import LogRecord, Severity, Source
-from logdiag.timestamps import parse_timestamp
 
 #: Record field → csvlog column name (also CloudNativePG's JSON keys).
 CSVLOG_KEYS: dict[str, str] = {

@@ -6,14 +6,14 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from logdiag.readers.csvlog import record_from_columns
-from logdiag.readers.live import TICK
-from logdiag.readers.mapping import JSONLOG_KEYS, record_from_mapping, text_or_none
-from logdiag.readers.prefix import LinePrefix
-from logdiag.readers.stats import InputStats
-from logdiag.readers.stderr import RawLine, StderrAssembler
+from logdiag.formats.csvlog import record_from_columns
+from logdiag.formats.mapping import JSONLOG_KEYS, record_from_mapping, text_or_none
+from logdiag.formats.prefix import LinePrefix
+from logdiag.formats.stderr import RawLine, StderrAssembler
+from logdiag.formats.timestamps import fromisoformat
 from logdiag.records import SEVERITIES, LogRecord, Source
-from logdiag.timestamps import fromisoformat
+from logdiag.source.framing import TICK
+from logdiag.source.stats import InputStats
 
 
 def _objects(

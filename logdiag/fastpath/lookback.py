@@ -1,9 +1,9 @@
 """The fast path for live input: pipes and followed files.
 
-A file on disk can be read twice (:mod:`logdiag.scan`: find the failing sessions, then read their
+A file on disk can be read twice (:mod:`logdiag.fastpath.scan`: find the failing sessions, then read their
 lines). Live input cannot, and its lines must go on within a second of arriving (a compressed file
-need not: :mod:`logdiag.window`), so it is read in batches of whole lines, and each batch is
-classified with the same vectorised tests (:class:`~logdiag.scan.LineClassifier`):
+need not: :mod:`logdiag.fastpath.window`), so it is read in batches of whole lines, and each batch is
+classified with the same vectorised tests (:class:`~logdiag.fastpath.scan.LineClassifier`):
 
 - lines of sessions that have already failed, of other errors, DDL and the first BEGIN/COMMIT go
   on to the readers at once, as on the file fast path;
@@ -24,14 +24,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from logdiag.readers.detect import LogFormat
-from logdiag.readers.live import TICK, _Tick
-from logdiag.readers.prefix import LinePrefix
-from logdiag.readers.stats import InputStats
-from logdiag.scan import MARKERS, Block, LineClassifier, errors_in, lines_with, whole_lines
+from logdiag.fastpath import LOOKBACK_BYTES
+from logdiag.fastpath.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
+from logdiag.formats.base import LogFormat
+from logdiag.formats.prefix import LinePrefix
+from logdiag.source.framing import TICK, Tick, whole_lines
+from logdiag.source.stats import InputStats
 
 BATCH_BYTES = 2 * 1024 * 1024
-LOOKBACK_BYTES = 6 * 1024 * 1024  # memory stays small
 #: Sessions whose lines go on at once after their first violation; beyond this many, the one that
 #: failed longest ago is held again like any other (and recalled if it fails again).
 MAX_KEPT_SESSIONS = 1_000
@@ -49,7 +49,7 @@ def tell_forgotten(on_forgotten: Forgotten, keys: Iterable[str], by_pid: bool) -
             on_forgotten(session_id=key)
 
 
-def batches(pieces: Iterable[bytes | _Tick], latency: float | None = None) -> Iterator[bytes | _Tick]:
+def batches(pieces: Iterable[bytes | Tick], latency: float | None = None) -> Iterator[bytes | Tick]:
     """Whole lines from pieces of bytes (chunks or lines), in batches of about BATCH_BYTES.
 
     A batch goes out when it is big enough, when ``latency`` seconds have passed since its first
@@ -113,7 +113,7 @@ class LookbackFilter:
         self.session_key = session_key(fmt, prefix, self.classifier.session_letter, lean=True)
         self.offset = 0
 
-    def lines(self, batches: Iterable[bytes | _Tick], release: bool = False) -> Iterator[tuple[int, str] | _Tick]:
+    def lines(self, batches: Iterable[bytes | Tick], release: bool = False) -> Iterator[tuple[int, str] | Tick]:
         """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through.
 
         With ``release``, the held lines are handed on at the end too, oldest first: a followed

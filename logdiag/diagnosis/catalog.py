@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from logdiag.sql import Analysis, ConstraintDefinition, analyze_sql
-from logdiag.statements import LoggedStatement
+from logdiag.diagnosis.sql import Analysis, ConstraintDefinition, analyze_sql
+from logdiag.diagnosis.statements import LoggedStatement
 
 
 @dataclass(frozen=True, slots=True)

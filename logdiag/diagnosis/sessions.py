@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from logdiag.records import LogRecord, Severity
-from logdiag.statements import (
+from logdiag.diagnosis.statements import (
     CHECKS_DEFERRED,
     ENDS_TRANSACTION,
     Control,
     LoggedStatement,
     statement_of,
 )
+from logdiag.records import LogRecord, Severity
 
 MAX_STATEMENTS = 5_000  # per transaction
 MAX_BYTES = 16 * 1024 * 1024  # of statement text per transaction

@@ -4,7 +4,7 @@ A compressed file is best decompressed once, but nothing waits for its next line
 can be handed on late. It is read a block at a time into a window of about ``window_bytes``
 behind the newest block:
 
-1. as a block **arrives**, its ERROR lines are looked at (pass 1 of :mod:`logdiag.scan`), and the
+1. as a block **arrives**, its ERROR lines are looked at (pass 1 of :mod:`logdiag.fastpath.scan`), and the
    sessions that fail in it are kept from then on;
 2. a block **leaves** the window, classified like a block of an uncompressed file (pass 2), once
    ``window_bytes`` more have arrived after it: the lines of every session that fails in that
@@ -12,7 +12,7 @@ behind the newest block:
 
 So a session's lines reach the readers if it fails less than ``window_bytes`` after them, and
 each line is tested once, with the same vectorised tests as an uncompressed file (the look-back
-of :mod:`logdiag.lookback`, which live input needs, costs a session key extracted from every line).
+of :mod:`logdiag.fastpath.lookback`, which live input needs, costs a session key extracted from every line).
 
 A session that fails after some of its lines have left the window has lost them: it is told to
 ``on_forgotten``, and its incident says so. Which sessions those are is told by the session line
@@ -30,13 +30,20 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from logdiag.lookback import Forgotten, prefix_field, session_key, tell_forgotten
-from logdiag.readers.detect import LogFormat
-from logdiag.readers.prefix import LinePrefix
-from logdiag.readers.stats import InputStats
-from logdiag.scan import MARKERS, Block, LineClassifier, Measured, errors_in, lines_with, stream_blocks
-
-WINDOW_BYTES = 64 * 1024 * 1024
+from logdiag.fastpath import WINDOW_BYTES
+from logdiag.fastpath.lookback import Forgotten, prefix_field, session_key, tell_forgotten
+from logdiag.fastpath.scan import (
+    MARKERS,
+    Block,
+    LineClassifier,
+    Measured,
+    errors_in,
+    lines_with,
+    stream_blocks,
+)
+from logdiag.formats.base import LogFormat
+from logdiag.formats.prefix import LinePrefix
+from logdiag.source.stats import InputStats
 
 #: (a block, the ERROR lines in it: (byte offset, session key, is a violation))
 Arrival = tuple[Block, list[tuple[int, str, bool]]]

@@ -6,11 +6,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from logdiag.catalog import Catalog, Declaration
-from logdiag.incidents import Culprit, Incident, OtherError, Related, SessionInfo
-from logdiag.messages import ConstraintKind, KeyText, Violation, parse_violation
-from logdiag.sessions import Entry, Failure
-from logdiag.sql import (
+from logdiag.diagnosis.catalog import Catalog, Declaration
+from logdiag.diagnosis.incidents import Culprit, Incident, OtherError, Related, SessionInfo
+from logdiag.diagnosis.messages import ConstraintKind, KeyText, Violation, parse_violation
+from logdiag.diagnosis.sessions import Entry, Failure
+from logdiag.diagnosis.sql import (
     UNKNOWN,
     Analysis,
     Cell,
@@ -21,7 +21,7 @@ from logdiag.sql import (
     same_value,
     statements_in,
 )
-from logdiag.statements import (
+from logdiag.diagnosis.statements import (
     CHECKS_DEFERRED,
     ENDS_TRANSACTION,
     Control,
@@ -144,7 +144,7 @@ class _Diagnosis:
         return cached
 
     def statements_in(self, text: str | None) -> tuple[str, ...] | None:
-        """:func:`~logdiag.sql.statements_in`, split once per diagnosis (the timing, the culprits
+        """:func:`~logdiag.diagnosis.sql.statements_in`, split once per diagnosis (the timing, the culprits
         and the hints each ask); texts without an inner semicolon are not even kept."""
         if not text or not may_hold_several(text):
             return None
@@ -506,7 +506,7 @@ def _execute_arguments(text: str) -> list[str | None] | None:
     from pglast import ast, parse_sql
     from pglast.parser import ParseError
 
-    from logdiag.sql import _const_text, _strip_casts
+    from logdiag.diagnosis.sql import _const_text, _strip_casts
 
     try:
         node = parse_sql(text)[0].stmt

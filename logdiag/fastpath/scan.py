@@ -2,7 +2,7 @@
 
 Most of a big log is traffic that ends in no error. Two passes over a file on disk pick the lines
 that matter (a compressed file is decompressed for each pass when that is quick, see
-:func:`logdiag.window.keys_every_line`), and only those go through the same readers, session tracker and diagnosis as
+:func:`logdiag.fastpath.window.keys_every_line`), and only those go through the same readers, session tracker and diagnosis as
 every other input, so the fast path and the streaming path give the same incidents:
 
 1. **Markers** (the C library's ``memmem`` over blocks of whole lines, each read while the one
@@ -22,26 +22,20 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from logdiag.bytesearch import Haystack
-from logdiag.messages import parse_violation
-from logdiag.readahead import in_thread
-from logdiag.readers.detect import LogFormat
-from logdiag.readers.inputs import decode_line
-from logdiag.readers.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
-from logdiag.readers.stats import InputStats
+from logdiag.diagnosis.messages import parse_violation
+from logdiag.fastpath.bytesearch import Haystack
+from logdiag.fastpath.readahead import in_thread
+from logdiag.formats.base import LogFormat
+from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
+from logdiag.source.framing import decode_line, whole_lines
+from logdiag.source.stats import InputStats
 
-#: Files smaller than this (decompressed) are read the ordinary way: below it, importing polars
-#: costs more than reading every record in Python (both about 0.3 s for 2 MB of csvlog; a 15 MB
-#: file took 4 s that way, against 1 s pre-filtered).
-FAST_PATH_MIN_BYTES = 2 * 1024 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024
-FORMATS = frozenset({LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR})
 
 _CSV_HEAD = re.compile(
     rb'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?[^,]*,(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),'
@@ -64,17 +58,6 @@ class Selection:
 
     sessions: set[str] = field(default_factory=set)  # keys (session id or pid) of failing sessions
     records: set[int] = field(default_factory=set)  # byte offsets of other errors, kept alone
-
-
-def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int = FAST_PATH_MIN_BYTES) -> bool:
-    """Whether the fast path applies: a big, plain, regular file in csvlog, jsonlog or stderr."""
-    if fmt not in FORMATS or compression is not None or path == "-":
-        return False
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return False
-    return os.path.isfile(path) and stat.st_size >= min_bytes
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -152,19 +135,6 @@ def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[
     if pending:
         batch = b"".join(pending)
         yield Block(offset, batch, len(batch))
-
-
-def whole_lines(pending: list[bytes]) -> tuple[bytes, list[bytes], int]:
-    """(the whole lines of the pending pieces, what is left of them, its size), copying once
-    (not at all when they are one piece that ends a line)."""
-    for index in range(len(pending) - 1, -1, -1):
-        piece = pending[index]
-        cut = piece.rfind(b"\n") + 1
-        if cut:
-            last = piece if cut == len(piece) else memoryview(piece)[:cut]
-            left = ([piece[cut:]] if cut < len(piece) else []) + pending[index + 1 :]
-            return b"".join([*pending[:index], last]), left, sum(map(len, left))
-    return b"", pending, sum(map(len, pending))
 
 
 def _read_blocks(path: str, size: int) -> Iterator[Block]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from logdiag.errors import ConfigError
-from logdiag.timestamps import parse_epoch, parse_timestamp
+from logdiag.formats.timestamps import parse_epoch, parse_timestamp
 
 PREFIX_WINDOW = 4096
 

@@ -6,47 +6,19 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
-from enum import Enum
+from dataclasses import astuple
 
 from logdiag.errors import InputError
-from logdiag.readers.prefix import KNOWN_PREFIXES, LinePrefix
-from logdiag.readers.stderr import LOGPLEX_HEADER, SYSLOG_HEADER
+from logdiag.formats.base import Detection, LogFormat
+from logdiag.formats.prefix import KNOWN_PREFIXES, LinePrefix
+from logdiag.formats.stderr import LOGPLEX_HEADER, SYSLOG_HEADER
+from logdiag.source.framing import SAMPLE_LINES
 
-SAMPLE_LINES = 200
 _TIMESTAMP_START = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 _CSV_START = re.compile(
     r'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [^,"]{1,32}"?,(?:"(?:[^"]|"")*"|[^,]*),'
     r'(?:"(?:[^"]|"")*"|[^,]*),\d*,'
 )
-
-
-class LogFormat(str, Enum):
-    """The inputs logdiag reads."""
-
-    CSVLOG = "csvlog"
-    JSONLOG = "jsonlog"
-    STDERR = "stderr"
-    SYSLOG = "syslog"
-    LOGPLEX = "logplex"
-    CLOUDSQL = "cloudsql"
-    CNPG = "cnpg"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def has_prefix(self) -> bool:
-        """Whether lines of this format carry a ``log_line_prefix``."""
-        return self in (LogFormat.STDERR, LogFormat.SYSLOG, LogFormat.LOGPLEX, LogFormat.CLOUDSQL)
-
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    """What :func:`detect` found: the format and, for stderr-style logs, the prefix."""
-
-    format: LogFormat
-    prefix: LinePrefix | None = None
 
 
 def detect(

@@ -1,4 +1,4 @@
-"""A stderr log's records as polars frames: what :class:`~logdiag.readers.stderr.StderrAssembler`
+"""A stderr log's records as polars frames: what :class:`~logdiag.formats.stderr.StderrAssembler`
 makes of lines that come in order, done on whole columns.
 
 The logging collector writes each message with its DETAIL, HINT... and STATEMENT lines at once,
@@ -8,16 +8,16 @@ that continue it. That layout is read here with one regular expression over ever
 compiled prefix, capturing its values) and a few column operations. Whatever the assembler would
 read otherwise (an attachment of another process than the message before it, one given twice, a
 line that is neither, a value whose white space Python's and polars' regular expressions tell
-apart) raises :class:`~logdiag.record_frames.NotExact`, and the file is read record by record.
+apart) raises :class:`~logdiag.fastpath.record_frames.NotExact`, and the file is read record by record.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from logdiag.readers.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, PREFIX_WINDOW, LinePrefix
-from logdiag.readers.stderr import ATTACHMENT_FIELDS
-from logdiag.record_frames import NotExact, RecordEnd, utc_instants
+from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
+from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, PREFIX_WINDOW, LinePrefix
+from logdiag.formats.stderr import ATTACHMENT_FIELDS
 from logdiag.records import RECORD_FIELDS
 
 #: Characters that Python's ``\s`` and ``str.strip`` take for white space and Rust's do not (the

@@ -21,12 +21,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from logdiag.incidents import Incident, OtherError
-from logdiag.pipeline import Analysis, analyze
-from logdiag.readers import InputStats, LogFormat, LogReader, OnBadLine
-from logdiag.readers.inputs import STDIN, expand_paths
+from logdiag.diagnosis.incidents import Incident, OtherError
+from logdiag.diagnosis.sessions import SessionTracker
+from logdiag.formats import LogFormat
+from logdiag.pipeline import Run, analyze
+from logdiag.reader import LogReader
 from logdiag.records import RECORD_FIELDS, LogRecord
-from logdiag.sessions import SessionTracker
+from logdiag.source.paths import STDIN, expand_paths
+from logdiag.source.stats import InputStats, OnBadLine
 
 STATE_FILE = "_logdiag_export.json"
 SCHEMA_VERSION = 1
@@ -74,7 +76,7 @@ class ExportResult:
     files_skipped: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=lambda: {"records": 0, "incidents": 0, "errors": 0})
     parts: list[Path] = field(default_factory=list)
-    analysis: Analysis | None = None
+    analysis: Run | None = None
 
 
 class _TableWriter:
@@ -198,7 +200,7 @@ def key_text(key: Mapping[str, str | None]) -> str:
 
 def incident_row(incident: Incident, host: str | None) -> dict[str, Any]:
     """One incident, flattened into the columns of ``incidents.parquet``."""
-    from logdiag.sql import fingerprint
+    from logdiag.diagnosis.sql import fingerprint
 
     s, top = incident.session, (incident.culprits[0] if incident.culprits else None)
     source = incident.raised_by_source
@@ -375,8 +377,8 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
     exact) record by record."""
     import polars as pl
 
-    from logdiag.readahead import in_thread
-    from logdiag.record_frames import NotExact, record_frames
+    from logdiag.fastpath.readahead import in_thread
+    from logdiag.fastpath.record_frames import NotExact, record_frames
 
     fmt = LogFormat(stats.format) if stats.format else None
     clean = not (stats.skipped_total or stats.blank or stats.recoded or stats.error)
@@ -401,7 +403,7 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
             table.add(record_row(record, host), record.timestamp)
 
 
-def _drain_errors(analysis: Analysis, table: _TableWriter, host: str | None, keep: Any) -> None:
+def _drain_errors(analysis: Run, table: _TableWriter, host: str | None, keep: Any) -> None:
     """Move the other errors found so far into the table (memory stays flat)."""
     for error in analysis.other_errors:
         if keep(error.source.file, error.source.line):

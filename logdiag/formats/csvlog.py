@@ -13,11 +13,11 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 
-from logdiag.readers.live import TICK
-from logdiag.readers.mapping import CSVLOG_KEYS, record_from_mapping
-from logdiag.readers.stats import InputStats
+from logdiag.formats.mapping import CSVLOG_KEYS, record_from_mapping
+from logdiag.formats.timestamps import parse_timestamp
 from logdiag.records import SEVERITIES, LogRecord, Severity, Source
-from logdiag.timestamps import parse_timestamp
+from logdiag.source.framing import TICK
+from logdiag.source.stats import InputStats
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 

@@ -2,7 +2,7 @@
 
 Building a :class:`~logdiag.records.LogRecord` in Python costs some 50 µs a record: exported that
 way, a 1 GB csvlog took three and a half minutes. polars parses csvlog (quoted newlines included)
-and jsonlog itself, and stderr lines with the compiled prefix (:mod:`logdiag.stderr_frames`);
+and jsonlog itself, and stderr lines with the compiled prefix (:mod:`logdiag.fastpath.stderr_frames`);
 this module turns its columns into the records table's, with the values the readers give (empty
 text is no value, timestamps in the zone the server printed, physical line numbers), a block at
 a time. A block it cannot map exactly raises :class:`NotExact`, and the caller reads that file
@@ -11,17 +11,16 @@ record by record instead.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from logdiag.readers.csvlog import COLUMNS
-from logdiag.readers.detect import LogFormat
-from logdiag.readers.inputs import OpenInput
-from logdiag.readers.mapping import CSVLOG_KEYS, JSONLOG_KEYS
-from logdiag.readers.prefix import LinePrefix
+from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
+from logdiag.formats.base import LogFormat
+from logdiag.formats.csvlog import COLUMNS
+from logdiag.formats.mapping import CSVLOG_KEYS, JSONLOG_KEYS
+from logdiag.formats.prefix import LinePrefix
 from logdiag.records import SEVERITIES
-from logdiag.timestamps import zone_for
+from logdiag.source.inputs import OpenInput
 
 BLOCK_BYTES = 16 * 1024 * 1024
 #: The records table's columns from the log (the exporter adds ``host``).
@@ -31,16 +30,6 @@ _FREE_TEXT = ("message", "detail", "hint", "internal_query", "context", "query")
 _INTEGERS = ("pid", "session_line", "xid", "query_id")
 #: The jsonlog keys read that hold numbers (the rest are text).
 _JSON_NUMBERS = frozenset({"pid", "line_num", "txid", "query_id", "remote_port"})
-#: ``record_end(data, start, end)``: where the last whole record of ``data[start:end]`` ends.
-RecordEnd = Callable[[bytes, int, int], int]
-#: The zone names :func:`logdiag.timestamps.parse_timestamp` reads with :func:`zone_for`.
-_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_/+-]{0,31}|[+-][0-9][0-9](?::?[0-9][0-9])?")
-
-
-class NotExact(Exception):
-    """A block holds something that polars' columns would not give exactly as the readers do."""
-
-
 def record_frames(
     path: str, fmt: LogFormat, lines: int | None = None, block_bytes: int | None = None,
     log_line_prefix: str | None = None,
@@ -81,7 +70,7 @@ def _readers(fmt: LogFormat, log_line_prefix: str | None) -> tuple[Callable[[byt
     (a stderr block's frames hold a column for each of the prefix's values: 8 MB, not 16, keeps
     the export's peak memory near the others')."""
     if fmt is LogFormat.STDERR:
-        from logdiag.stderr_frames import message_starts, stderr_frame
+        from logdiag.fastpath.stderr_frames import message_starts, stderr_frame
 
         if log_line_prefix is None:
             raise ValueError("a stderr log's records need its log_line_prefix")
@@ -219,41 +208,6 @@ def _plain_integer(column: str):
     text = pl.col(column)
     number = text.cast(pl.Int64, strict=False)
     return (text == "") | text.is_null() | (number.is_not_null() & ~text.str.starts_with("+"))
-
-
-def utc_instants(stamps, head: int = 23):
-    """``2026-11-21 06:52:48.092 UTC`` (``head`` 23) or ``2026-11-21 06:52:48 UTC`` (19) as UTC
-    instants, zone by zone as :func:`logdiag.timestamps.parse_timestamp` reads them (None for a
-    zone it does not know, and for no text).
-
-    csvlog, jsonlog and stderr's ``%m`` print milliseconds, ``%t`` none; the zone's name has no
-    spaces.
-    """
-    import polars as pl
-
-    formats = {23: "%Y-%m-%d %H:%M:%S%.3f", 19: "%Y-%m-%d %H:%M:%S"}
-    local = stamps.str.head(head).str.strptime(pl.Datetime("us"), formats[head], strict=False)
-    zones = stamps.str.slice(head + 1)
-    shaped = (stamps.str.slice(head, 1) == " ") & ~zones.str.contains(" ", literal=True)
-    if (local.is_null() & stamps.is_not_null()).any() or not shaped.fill_null(True).all():
-        raise NotExact("a timestamp of another shape")
-    utc = local.dt.replace_time_zone("UTC")
-    for name in zones.drop_nulls().unique().to_list():
-        if not _ZONE_NAME.fullmatch(name):
-            raise NotExact(f"a zone the readers would not take: {name!r}")
-        zone = zone_for(name)
-        key = getattr(zone, "key", None)
-        if zone is None:  # the readers leave the time out rather than guess a zone
-            instants = pl.repeat(None, len(stamps), dtype=pl.Datetime("us", "UTC"), eager=True)
-        elif key is not None:  # a zone with daylight saving time: fold 0, the earlier offset
-            instants = local.dt.replace_time_zone(key, ambiguous="earliest", non_existent="null")
-            if instants.filter(zones == name).is_null().any():
-                raise NotExact(f"a time that does not exist in {key}")
-            instants = instants.dt.convert_time_zone("UTC")
-        else:
-            instants = (local - zone.utcoffset(None)).dt.replace_time_zone("UTC")
-        utc = pl.select(pl.when(zones == name).then(instants).otherwise(utc)).to_series()
-    return utc.alias("timestamp")
 
 
 def _line_numbers(first_line: int):

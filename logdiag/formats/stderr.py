@@ -16,11 +16,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from logdiag.readers.live import TICK, _Tick
-from logdiag.readers.prefix import ATTACHMENTS, LinePrefix, PrefixFields
-from logdiag.readers.stats import InputStats
+from logdiag.formats.prefix import ATTACHMENTS, LinePrefix, PrefixFields
+from logdiag.formats.timestamps import fromisoformat
 from logdiag.records import LogRecord, Severity, Source
-from logdiag.timestamps import fromisoformat
+from logdiag.source.framing import TICK, Tick
+from logdiag.source.stats import InputStats
 
 # Verbose mode (log_error_verbosity = verbose) puts the SQLSTATE before the message.
 # stderr appends the cursor position to the message; csvlog and jsonlog keep it in its own field,
@@ -148,7 +148,7 @@ class StderrAssembler:
         self._take(raw)
         yield from self._release(raw.line)
 
-    def feed_all(self, lines: Iterable[RawLine | _Tick]) -> Iterator[LogRecord]:
+    def feed_all(self, lines: Iterable[RawLine | Tick]) -> Iterator[LogRecord]:
         """Take every line, then yield what is left at the end of the input.
 
         A TICK (live input went quiet) releases every message held: none is waiting for more.
@@ -293,8 +293,8 @@ _LOGPLEX = re.compile(
 
 
 def _wrapped_lines(
-    lines: Iterable[tuple[int, str] | _Tick], header: re.Pattern[str], stats: InputStats, what: str
-) -> Iterator[RawLine | _Tick]:
+    lines: Iterable[tuple[int, str] | Tick], header: re.Pattern[str], stats: InputStats, what: str
+) -> Iterator[RawLine | Tick]:
     for item in lines:
         if item is TICK:
             yield TICK
@@ -313,17 +313,17 @@ def _wrapped_lines(
         )
 
 
-def syslog_lines(lines: Iterable[tuple[int, str] | _Tick], stats: InputStats) -> Iterator[RawLine | _Tick]:
+def syslog_lines(lines: Iterable[tuple[int, str] | Tick], stats: InputStats) -> Iterator[RawLine | Tick]:
     """``Feb 11 13:15:39 host postgres[10808]: [3-2] ...`` lines, with the header taken off."""
     return _wrapped_lines(lines, _SYSLOG, stats, "syslog")
 
 
-def logplex_lines(lines: Iterable[tuple[int, str] | _Tick], stats: InputStats) -> Iterator[RawLine | _Tick]:
+def logplex_lines(lines: Iterable[tuple[int, str] | Tick], stats: InputStats) -> Iterator[RawLine | Tick]:
     """Heroku's ``2019-03-14T00:22:56+00:00 app[postgres.4882]: [GREEN] [15-1] ...`` lines."""
     return _wrapped_lines(lines, _LOGPLEX, stats, "Heroku logplex")
 
 
-def stderr_lines(lines: Iterable[tuple[int, str] | _Tick]) -> Iterator[RawLine | _Tick]:
+def stderr_lines(lines: Iterable[tuple[int, str] | Tick]) -> Iterator[RawLine | Tick]:
     """Plain stderr lines as they are (TICKs pass through)."""
     for item in lines:
         if item is TICK:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
-from logdiag.tzabbrevs import FIXED_OFFSETS, ZONE_ABBREVIATIONS
+from logdiag.formats.tzabbrevs import FIXED_OFFSETS, ZONE_ABBREVIATIONS
 
 _TIMESTAMP = re.compile(
     r"(?P<date>\d{4}-\d\d-\d\d)[ T](?P<time>\d\d:\d\d:\d\d)(?P<frac>\.\d{1,6})?"

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
-from logdiag.statements import may_hold_several
+from logdiag.diagnosis.statements import may_hold_several
 
 #: A value as PostgreSQL would print it in a DETAIL key: text, or None for SQL NULL.
 Value = str | None

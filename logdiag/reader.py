@@ -1,0 +1,224 @@
+"""Read any PostgreSQL log as one stream of :class:`~logdiag.records.LogRecord`.
+
+``LogReader(["postgresql.csv"])`` iterates over records; ``reader.inputs`` holds per-input counts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
+from typing import cast
+
+from logdiag import fastpath
+from logdiag.errors import InputError
+from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
+from logdiag.formats.base import Detection, LogFormat
+from logdiag.formats.csvlog import read_csvlog
+from logdiag.formats.detect import detect
+from logdiag.formats.jsonlog import cloudsql_lines, read_cnpg, read_jsonlog
+from logdiag.formats.stderr import StderrAssembler, logplex_lines, stderr_lines, syslog_lines
+from logdiag.records import LogRecord
+from logdiag.source.framing import (
+    TICK,
+    Tick,
+    all_if_under,
+    decode_lines,
+    file_segments,
+    sample_lines,
+    sample_pieces,
+    split_lines,
+    until_corrupt,
+)
+from logdiag.source.inputs import OpenInput
+from logdiag.source.live import follow
+from logdiag.source.paths import STDIN, expand_paths
+from logdiag.source.stats import InputStats, OnBadLine
+
+__all__ = ["LOOKBACK_BYTES", "WINDOW_BYTES", "LogReader", "open_log"]
+
+
+class LogReader:
+    """Iterate over the records of one or more inputs; per-input counts land in :attr:`inputs`.
+
+    Args:
+        paths: files, globs, log directories, or ``-`` for standard input; compressed or not.
+        log_line_prefix: the server's ``log_line_prefix`` for stderr-style logs (else detected).
+        format: force a format instead of detecting it.
+        on_bad_line: what to do with lines that belong to no record.
+        follow: follow the one path given (a file or a log directory) like ``tail -F``.
+        from_start: with ``follow``, read what is there first instead of starting at the end.
+        quiet: for live input (stdin, ``follow``), seconds of silence after which records still
+            waiting for DETAIL/STATEMENT lines are complete. None reads stdin as a batch.
+        stop: with ``follow``, set this event to end the iteration.
+        fast: read csvlog/jsonlog/stderr through the vectorised pre-filter, which yields only the
+            records a diagnosis needs: big plain files with :mod:`logdiag.fastpath.scan`, standard input
+            and followed files with :mod:`logdiag.fastpath.lookback`, compressed files with :mod:`logdiag.fastpath.window`.
+        fast_min_bytes: the size (decompressed) from which files are pre-filtered.
+        lookback_bytes: how far back from a session's failure a stream's lines are still kept
+            (default: :data:`~logdiag.fastpath.lookback.LOOKBACK_BYTES` for pipes and followed files,
+            :data:`~logdiag.fastpath.window.WINDOW_BYTES` for compressed files).
+        on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
+            pre-filter dropped (the tracker's :meth:`~logdiag.diagnosis.sessions.SessionTracker.forget`).
+
+    Raises:
+        InputError: (when iterated, or at once for missing paths) an input cannot be read.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        *,
+        log_line_prefix: str | None = None,
+        format: LogFormat | None = None,
+        on_bad_line: OnBadLine = OnBadLine.SKIP,
+        follow: bool = False,
+        from_start: bool = False,
+        quiet: float | None = None,
+        stop: threading.Event | None = None,
+        fast: bool = False,
+        fast_min_bytes: int | None = None,
+        lookback_bytes: int | None = None,
+        on_forgotten: Callable[..., None] | None = None,
+    ) -> None:
+        if follow and (len(paths) != 1 or paths[0] == "-"):
+            raise InputError("--follow takes one log file or log directory")
+        self.paths = list(paths) if follow else expand_paths(paths)
+        if follow and not os.path.exists(self.paths[0]):
+            raise InputError(f"no such file or directory: {self.paths[0]}")
+        self.log_line_prefix = log_line_prefix
+        self.format = format
+        self.on_bad_line = on_bad_line
+        self.follow = follow
+        self.from_start = from_start
+        self.quiet = quiet if quiet is not None or not follow else 1.0
+        self.stop = stop
+        self.fast = fast
+        self.fast_min_bytes = fast_min_bytes
+        self.lookback_bytes = lookback_bytes
+        self.on_forgotten = on_forgotten
+        self.inputs: list[InputStats] = []
+
+    def __iter__(self) -> Iterator[LogRecord]:
+        # --on-bad-line warn/fail need every line read: only the default mode is pre-filtered.
+        filtered = self.fast and self.on_bad_line is OnBadLine.SKIP
+        if self.follow:
+            for name, lines in file_segments(
+                follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or 1.0, stop=self.stop)
+            ):
+                yield from (self._streamed(name, lines) if filtered else self._records(name, lines))
+            return
+        for path in self.paths:
+            opened = OpenInput(path)
+            try:
+                if filtered and (path == STDIN or opened.compression is not None):
+                    yield from self._streamed(path, opened.pieces(self.quiet), opened.compression)
+                else:
+                    plain_file = filtered and opened.compression is None
+                    yield from self._records(path, opened.lines(self.quiet), prefilter=plain_file)
+            finally:
+                opened.close()
+
+    def _records(
+        self, name: str, raw_lines: Iterator[bytes | Tick], prefilter: bool = False,
+    ) -> Iterator[LogRecord]:
+        """An input read record by record; with ``prefilter``, a big plain file through the file
+        pre-filter, once its first lines have told its format."""
+        stats = InputStats(file=name, on_bad_line=self.on_bad_line)
+        lines = decode_lines(raw_lines, stats)
+        head = sample_lines(lines)
+        detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
+        if (
+            prefilter and detection is not None and self.quiet is None
+            and fastpath.eligible(name, detection.format, None, self._min_bytes())
+        ):
+            stats = self._stats(name, detection, fast_path=True)
+            # The readers count into a scratch copy: the pre-filter counts the whole file.
+            yield from records_of(fastpath.file_lines(name, detection, stats), detection, InputStats(file=name), name)
+            return
+        self.inputs.append(stats)
+        if detection is None:
+            return
+        stats.format = detection.format.value
+        if detection.prefix is not None:
+            stats.log_line_prefix = detection.prefix.format
+        yield from records_of(chain(head, lines), detection, stats, name, quiet=self.quiet)
+
+    def _stats(self, name: str, detection: Detection, fast_path: bool = False) -> InputStats:
+        """The counts of an input whose format is known, added to :attr:`inputs`."""
+        stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=fast_path)
+        stats.format = detection.format.value
+        stats.log_line_prefix = detection.prefix.format if detection.prefix else None
+        self.inputs.append(stats)
+        return stats
+
+    def _min_bytes(self) -> int:
+        """The size (decompressed) from which a file is pre-filtered."""
+        return fastpath.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
+
+    def _streamed(
+        self, name: str, pieces: Iterator[bytes | Tick], compression: str | None = None,
+    ) -> Iterator[LogRecord]:
+        """A stream (pipe, followed or compressed file) through a pre-filter."""
+        failure: list[BaseException] = []
+        pieces = until_corrupt(pieces, failure, hold=compression is not None)
+        sample = sample_pieces(pieces)
+        head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
+        detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
+        stream = chain(sample, pieces)
+        small = False
+        if name != STDIN and not self.follow:  # a compressed file: small ones are read as they are
+            first, small = all_if_under(stream, self._min_bytes())
+            stream = chain(first, stream)
+        if small or detection is None or detection.format not in fastpath.FORMATS:
+            yield from self._records(name, split_lines(stream))
+            if failure and self.inputs:
+                self.inputs[-1].ended_early(failure[0])
+            return
+        stats = self._stats(name, detection, fast_path=True)
+        lines: Iterator[tuple[int, str] | Tick]
+        if name == STDIN or self.follow:
+            lines = fastpath.live_lines(
+                stream, detection, stats, latency=self.quiet, lookback_bytes=self.lookback_bytes,
+                on_forgotten=self.on_forgotten, release=self.follow,
+            )
+        else:  # a compressed file's stream holds no TICK
+            lines = fastpath.compressed_lines(
+                name, cast(Iterator[bytes], stream), compression, detection, stats,
+                window_bytes=self.lookback_bytes, on_forgotten=self.on_forgotten,
+            )
+        yield from records_of(lines, detection, InputStats(file=name), name, quiet=self.quiet)
+        if failure:
+            stats.ended_early(failure[0])
+
+
+def records_of(
+    lines: Iterator[tuple[int, str] | Tick],
+    detection: Detection,
+    stats: InputStats,
+    name: str,
+    quiet: float | None = None,
+) -> Iterator[LogRecord]:
+    """The records of decoded ``(line_number, text)`` lines in a detected format."""
+    fmt = detection.format
+    if fmt is LogFormat.CSVLOG:
+        return read_csvlog(lines, stats, name)
+    if fmt is LogFormat.JSONLOG:
+        return read_jsonlog(lines, stats, name)
+    if fmt is LogFormat.CNPG:
+        return read_cnpg(lines, stats, name)
+    assert detection.prefix is not None
+    assembler = StderrAssembler(detection.prefix, stats, name, quiet=quiet)
+    if fmt is LogFormat.SYSLOG:
+        return assembler.feed_all(syslog_lines(lines, stats))
+    if fmt is LogFormat.LOGPLEX:
+        return assembler.feed_all(logplex_lines(lines, stats))
+    if fmt is LogFormat.CLOUDSQL:
+        return assembler.feed_all(cloudsql_lines(lines, stats))
+    return assembler.feed_all(stderr_lines(lines))
+
+
+def open_log(paths: Sequence[str], **options: object) -> LogReader:
+    """Shorthand for :class:`LogReader`: ``for record in open_log(["pg.csv"]): ...``."""
+    return LogReader(paths, **options)  # type: ignore[arg-type]

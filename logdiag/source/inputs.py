@@ -1,0 +1,97 @@
+"""One input opened once: a file or standard input as bytes, pieces or lines, decompressed."""
+
+from __future__ import annotations
+
+import functools
+import io
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from logdiag.errors import InputError
+from logdiag.source.compression import (
+    CHUNK_SIZE,
+    DECOMPRESSION_ERRORS,
+    INFLATED_PIECE_BYTES,
+    MAGIC,
+    decompressed,
+    gzip_files,
+    without_first,
+)
+from logdiag.source.framing import Tick, split_lines
+from logdiag.source.live import stdin_chunks
+from logdiag.source.paths import STDIN
+
+
+class OpenInput:
+    """An input opened for reading bytes: ``.lines()`` yields its lines, decompressed if need be.
+
+    Compression (gzip, bzip2, xz, zstd) is told by magic bytes, not by the file name. Compressed
+    data is decompressed incrementally, so everything before a cut in a truncated file comes out
+    before the error that ends the iteration.
+
+    Raises:
+        InputError: the file cannot be opened.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        raw: BinaryIO
+        if name == STDIN:
+            raw = sys.stdin.buffer
+        else:
+            try:
+                raw = open(name, "rb")  # noqa: SIM115 - closed by close()
+            except OSError as exc:
+                raise InputError(f"cannot open {name}: {exc.strerror or exc}") from exc
+        self._raw = raw
+        self._buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+        head = self._buffered.peek(8)[:8]
+        self.compression = next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), None)
+
+    def lines(self, quiet: float | None = None) -> Iterator[bytes | Tick]:
+        """The input's lines, each with its line ending.
+
+        Args:
+            quiet: for standard input, yield TICK after this many idle seconds (live use).
+        """
+        if self.name == STDIN and quiet is not None and self.compression is None:
+            return split_lines(stdin_chunks(self._buffered, quiet))
+        if self.compression is None:
+            return iter(self._buffered)
+        return split_lines(self.chunks())
+
+    def pieces(self, quiet: float | None = None) -> Iterator[bytes | Tick]:
+        """The input's bytes, decompressed, in chunks as they come; for standard input read live
+        (``quiet`` seconds), TICK whenever it goes quiet."""
+        if self.name == STDIN and quiet is not None and self.compression is None:
+            return stdin_chunks(self._buffered, quiet)
+        return self.chunks()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The input's bytes, decompressed, in large chunks (no line splitting)."""
+        if self.compression is None:
+            return iter(lambda: self._buffered.read(CHUNK_SIZE), b"")
+        if self.compression == "gzip" and self.name != STDIN and self._buffered.seekable():
+            return self._inflated()  # standard input goes in small pieces: its batches are small
+        return decompressed(self._buffered, self.compression)
+
+    def _inflated(self) -> Iterator[bytes]:
+        """A gzip file (every member) inflated in large pieces.
+
+        A large read that meets broken data loses what it had inflated, so the file is then read
+        again from the start, a small piece at a time, for what comes before the break.
+        """
+        start, handed = self._buffered.tell(), 0
+        try:
+            read = functools.partial(gzip_files.GzipFile(fileobj=self._buffered).read, INFLATED_PIECE_BYTES)
+            for piece in iter(read, b""):
+                handed += len(piece)
+                yield piece
+        except DECOMPRESSION_ERRORS:
+            self._buffered.seek(start)
+            yield from without_first(decompressed(self._buffered, "gzip"), handed)
+
+    def close(self) -> None:
+        if self.name != STDIN:
+            self._raw.close()
