@@ -14,11 +14,7 @@ from typing import cast
 from logdiag import fastpath
 from logdiag.errors import InputError
 from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
-from logdiag.formats.base import Detection, LogFormat
-from logdiag.formats.csvlog import read_csvlog
-from logdiag.formats.detect import detect
-from logdiag.formats.jsonlog import cloudsql_lines, read_cnpg, read_jsonlog
-from logdiag.formats.stderr import StderrAssembler, logplex_lines, stderr_lines, syslog_lines
+from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of
 from logdiag.records import LogRecord
 from logdiag.source.framing import (
     TICK,
@@ -129,13 +125,12 @@ class LogReader:
         lines = decode_lines(raw_lines, stats)
         head = sample_lines(lines)
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
-        if (
-            prefilter and detection is not None and self.quiet is None
-            and fastpath.eligible(name, detection.format, None, self._min_bytes())
-        ):
+        lines_filter = self._prefilter(detection) if prefilter and self.quiet is None else None
+        if detection is not None and lines_filter is not None and fastpath.eligible(name, self._min_bytes()):
             stats = self._stats(name, detection, fast_path=True)
             # The readers count into a scratch copy: the pre-filter counts the whole file.
-            yield from records_of(fastpath.file_lines(name, detection, stats), detection, InputStats(file=name), name)
+            kept = fastpath.file_lines(name, lines_filter, stats)
+            yield from records_of(kept, detection, InputStats(file=name), name)
             return
         self.inputs.append(stats)
         if detection is None:
@@ -152,6 +147,11 @@ class LogReader:
         stats.log_line_prefix = detection.prefix.format if detection.prefix else None
         self.inputs.append(stats)
         return stats
+
+    @staticmethod
+    def _prefilter(detection: Detection | None) -> Prefilter | None:
+        """What the fast path needs of the detected format, or None: it is read record by record."""
+        return None if detection is None else format_of(detection.format).prefilter(detection.prefix)
 
     def _min_bytes(self) -> int:
         """The size (decompressed) from which a file is pre-filtered."""
@@ -171,7 +171,8 @@ class LogReader:
         if name != STDIN and not self.follow:  # a compressed file: small ones are read as they are
             first, small = all_if_under(stream, self._min_bytes())
             stream = chain(first, stream)
-        if small or detection is None or detection.format not in fastpath.FORMATS:
+        lines_filter = self._prefilter(detection)
+        if small or detection is None or lines_filter is None:
             yield from self._records(name, split_lines(stream))
             if failure and self.inputs:
                 self.inputs[-1].ended_early(failure[0])
@@ -180,12 +181,12 @@ class LogReader:
         lines: Iterator[tuple[int, str] | Tick]
         if name == STDIN or self.follow:
             lines = fastpath.live_lines(
-                stream, detection, stats, latency=self.quiet, lookback_bytes=self.lookback_bytes,
+                stream, lines_filter, stats, latency=self.quiet, lookback_bytes=self.lookback_bytes,
                 on_forgotten=self.on_forgotten, release=self.follow,
             )
         else:  # a compressed file's stream holds no TICK
             lines = fastpath.compressed_lines(
-                name, cast(Iterator[bytes], stream), compression, detection, stats,
+                name, cast(Iterator[bytes], stream), compression, lines_filter, stats,
                 window_bytes=self.lookback_bytes, on_forgotten=self.on_forgotten,
             )
         yield from records_of(lines, detection, InputStats(file=name), name, quiet=self.quiet)
@@ -201,22 +202,7 @@ def records_of(
     quiet: float | None = None,
 ) -> Iterator[LogRecord]:
     """The records of decoded ``(line_number, text)`` lines in a detected format."""
-    fmt = detection.format
-    if fmt is LogFormat.CSVLOG:
-        return read_csvlog(lines, stats, name)
-    if fmt is LogFormat.JSONLOG:
-        return read_jsonlog(lines, stats, name)
-    if fmt is LogFormat.CNPG:
-        return read_cnpg(lines, stats, name)
-    assert detection.prefix is not None
-    assembler = StderrAssembler(detection.prefix, stats, name, quiet=quiet)
-    if fmt is LogFormat.SYSLOG:
-        return assembler.feed_all(syslog_lines(lines, stats))
-    if fmt is LogFormat.LOGPLEX:
-        return assembler.feed_all(logplex_lines(lines, stats))
-    if fmt is LogFormat.CLOUDSQL:
-        return assembler.feed_all(cloudsql_lines(lines, stats))
-    return assembler.feed_all(stderr_lines(lines))
+    return format_of(detection.format).records(lines, stats, name, detection.prefix, quiet)
 
 
 def open_log(paths: Sequence[str], **options: object) -> LogReader:

@@ -189,7 +189,7 @@ def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
     import psycopg
 
     from logdiag.fastpath import scan
-    from logdiag.formats import LogFormat
+    from logdiag.formats import LogFormat, format_of
     from logdiag.formats.prefix import LinePrefix
     from logdiag.source.stats import InputStats
 
@@ -210,10 +210,11 @@ def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
         cluster.stop()
         for fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR):
             log = str(cluster.log_file(fmt.value))
-            prefix = LinePrefix(RICH_PREFIX) if fmt is LogFormat.STDERR else None
-            selection = scan.select(scan.blocks(log), fmt, prefix)
+            prefilter = format_of(fmt).prefilter(LinePrefix(RICH_PREFIX) if fmt is LogFormat.STDERR else None)
+            assert prefilter is not None
+            selection = scan.select(scan.blocks(log), prefilter)
             assert selection.sessions == {session_id}, fmt
-            kept = [text for _, text in scan.selected_lines(scan.blocks(log), fmt, prefix, selection, InputStats(file=log))]
+            kept = [text for _, text in scan.selected_lines(scan.blocks(log), prefilter, selection, InputStats(file=log))]
             assert any("INSERT INTO child" in text for text in kept), fmt
             assert not any("AS mention" in text for text in kept), fmt
 
@@ -239,7 +240,7 @@ def test_record_starts_are_those_of_the_quote_count(pg_cluster, tmp_path, block_
     import psycopg
 
     from logdiag.fastpath import scan
-    from logdiag.formats import LogFormat
+    from logdiag.formats.csvlog import CSVLOG
     from logdiag.source.stats import InputStats
 
     culprit = f"INSERT INTO child VALUES (42, '{_LOOKALIKES}')"
@@ -272,7 +273,7 @@ def test_record_starts_are_those_of_the_quote_count(pg_cluster, tmp_path, block_
         inside ^= line.count(b'"') % 2 == 1
     assert data.count(b"\n") - len(counted) >= 3 + 3 + 3 + 1  # every statement's newlines, once at least
 
-    classifier = scan.LineClassifier(LogFormat.CSVLOG, None, InputStats(file=str(log)))
+    classifier = scan.LineClassifier(CSVLOG.prefilter(None), InputStats(file=str(log)))
     found = []
     for block in scan.blocks(str(log), block_bytes):
         frame = classifier.classify(block)
@@ -305,12 +306,12 @@ def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypat
     """A stream (here a .gz, read once) in batches of 4 kB: held lines come back when their
     session fails, and the answers are those of the streaming path."""
     from logdiag.fastpath import lookback, scan
-    from logdiag.source import inputs
+    from logdiag.source import compression
 
     monkeypatch.setattr(lookback, "BATCH_BYTES", 4096)
     monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)  # compressed files are read in blocks of this size
-    monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)  # of compressed input: pieces of a few kB
-    monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4096)
+    monkeypatch.setattr(compression, "CHUNK_SIZE", 256)  # of compressed input: pieces of a few kB
+    monkeypatch.setattr(compression, "INFLATED_PIECE_BYTES", 4096)
     prefix = RICH_PREFIX if fmt == "stderr" else None
     packed = _packed(scenario_logs[fmt], tmp_path)
     slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
@@ -358,12 +359,12 @@ def _check_short_lookback(log, fmt, source, lookback, prefix, tmp_path, monkeypa
 
     from logdiag.fastpath import lookback as lookback_module
     from logdiag.fastpath import scan
-    from logdiag.source import inputs, live
+    from logdiag.source import compression, live
 
     monkeypatch.setattr(lookback_module, "BATCH_BYTES", 256)
     monkeypatch.setattr(scan, "CHUNK_BYTES", 256)
-    monkeypatch.setattr(inputs, "CHUNK_SIZE", 32)
-    monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 256)
+    monkeypatch.setattr(compression, "CHUNK_SIZE", 32)
+    monkeypatch.setattr(compression, "INFLATED_PIECE_BYTES", 256)
     monkeypatch.setattr(live, "CHUNK", 32)
     slow = _run(log, fast=False, prefix=prefix)
     if source != "stdin":
@@ -481,11 +482,11 @@ def test_a_truncated_gzip_through_the_lookback(scenario_logs, fmt, tmp_path, mon
     import gzip
 
     from logdiag.fastpath import scan
-    from logdiag.source import inputs
+    from logdiag.source import compression
 
     monkeypatch.setattr(scan, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(inputs, "CHUNK_SIZE", 256)
-    monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4096)
+    monkeypatch.setattr(compression, "CHUNK_SIZE", 256)
+    monkeypatch.setattr(compression, "INFLATED_PIECE_BYTES", 4096)
     prefix = RICH_PREFIX if fmt == "stderr" else None
     packed = gzip.compress(scenario_logs[fmt].read_bytes())
     cut = tmp_path / (scenario_logs[fmt].name + ".gz")

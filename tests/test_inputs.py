@@ -62,9 +62,9 @@ class TestCompression:
     def test_a_cut_gzip_gives_every_byte_before_the_cut(self, server_logs, tmp_path, monkeypatch, piece_bytes):
         """A .gz of many members (the log gzipped and concatenated, some 4 MB) cut short: inflated
         in large pieces or small, every byte that can be inflated comes out, then the error."""
-        from logdiag.source import inputs
+        from logdiag.source import compression, inputs
 
-        monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", piece_bytes)
+        monkeypatch.setattr(compression, "INFLATED_PIECE_BYTES", piece_bytes)
         data = server_logs["csvlog"].read_bytes()
         members = 4 * 1024 * 1024 // len(data) + 2
         member = gzip.compress(data)
@@ -85,9 +85,9 @@ class TestCompression:
     def test_standard_input_inflates_in_small_pieces(self, server_logs, tmp_path, monkeypatch):
         """A .gz on standard input, even redirected from a file, is inflated a small piece at a
         time: the look-back's batches, and so its memory, stay small."""
-        from logdiag.source import inputs
+        from logdiag.source import compression, inputs
 
-        monkeypatch.setattr(inputs, "INFLATED_PIECE_BYTES", 4 * 1024 * 1024)
+        monkeypatch.setattr(compression, "INFLATED_PIECE_BYTES", 4 * 1024 * 1024)
         log = server_logs["csvlog"].read_bytes()
         copies = 8 * 1024 * 1024 // len(log) + 1
         data = log * copies
@@ -98,7 +98,7 @@ class TestCompression:
             opened = inputs.OpenInput("-")
             pieces = list(opened.chunks())
         assert b"".join(pieces) == data
-        assert max(map(len, pieces)) < inputs.INFLATED_PIECE_BYTES
+        assert max(map(len, pieces)) < compression.INFLATED_PIECE_BYTES
 
 @pytest.mark.postgres
 class TestPaths:

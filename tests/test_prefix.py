@@ -101,7 +101,7 @@ def _check_vectorised_fields(prefix: str, lines: list[str]) -> None:
     number) gives, on every line, what matching the whole prefix in Python gives."""
     import polars as pl
 
-    from logdiag.fastpath.lookback import prefix_field
+    from logdiag.fastpath.fields import prefix_field
 
     compiled = LinePrefix(prefix)
     frame = pl.DataFrame({"text": lines})

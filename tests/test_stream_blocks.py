@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from logdiag.fastpath.scan import Block, LineClassifier, lines_with, stream_blocks
-from logdiag.formats.base import LogFormat
+from logdiag.formats import LogFormat, format_of
 from logdiag.formats.prefix import LinePrefix
 from logdiag.source.stats import InputStats
 from tests.scenarios import RICH_PREFIX
@@ -51,7 +51,9 @@ def _classified(fmt: LogFormat, blocks: list[Block]):
     import polars as pl
 
     stats = InputStats(file="log")
-    classifier = LineClassifier(fmt, LinePrefix(RICH_PREFIX) if fmt is LogFormat.STDERR else None, stats)
+    prefilter = format_of(fmt).prefilter(LinePrefix(RICH_PREFIX) if fmt is LogFormat.STDERR else None)
+    assert prefilter is not None
+    classifier = LineClassifier(prefilter, stats)
     frame = pl.concat([classifier.classify(block) for block in blocks])
     stats.lines = classifier.carry.line
     return frame, dataclasses.asdict(stats)

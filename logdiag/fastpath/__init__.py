@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from logdiag.formats.base import Detection, LogFormat
+from logdiag.formats.base import Prefilter
 from logdiag.source.compression import QUICK_TO_DECOMPRESS
 from logdiag.source.framing import Tick, until_corrupt
 from logdiag.source.inputs import OpenInput
@@ -39,15 +39,14 @@ FAST_PATH_MIN_BYTES = 2 * 1024 * 1024
 LOOKBACK_BYTES = 6 * 1024 * 1024  # memory stays small
 #: How far after a line of a compressed file its session's failure still keeps it.
 WINDOW_BYTES = 64 * 1024 * 1024
-#: The formats the pre-filter reads; the others are read record by record.
-FORMATS = frozenset({LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR})
 
 Lines = Iterator[tuple[int, str]]
 
 
-def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int = FAST_PATH_MIN_BYTES) -> bool:
-    """Whether :func:`file_lines` applies: a big, plain, regular file in csvlog, jsonlog or stderr."""
-    if fmt not in FORMATS or compression is not None or path == "-":
+def eligible(path: str, min_bytes: int = FAST_PATH_MIN_BYTES) -> bool:
+    """Whether :func:`file_lines` applies to a plain file (of a format that has a pre-filter): a
+    big, regular file."""
+    if path == "-":
         return False
     try:
         stat = os.stat(path)
@@ -56,17 +55,17 @@ def eligible(path: str, fmt: LogFormat, compression: str | None, min_bytes: int 
     return os.path.isfile(path) and stat.st_size >= min_bytes
 
 
-def file_lines(path: str, detection: Detection, stats: InputStats) -> Lines:
+def file_lines(path: str, prefilter: Prefilter, stats: InputStats) -> Lines:
     """The lines of a plain file a diagnosis needs, with their line numbers; every line is
     counted in ``stats``."""
     from logdiag.fastpath import scan
 
-    selection = _first_pass(scan.blocks(path), detection)
-    return scan.selected_lines(scan.blocks(path), detection.format, detection.prefix, selection, stats)
+    selection = _first_pass(scan.blocks(path), prefilter)
+    return scan.selected_lines(scan.blocks(path), prefilter, selection, stats)
 
 
 def live_lines(
-    stream: Iterator[bytes | Tick], detection: Detection, stats: InputStats, *,
+    stream: Iterator[bytes | Tick], prefilter: Prefilter, stats: InputStats, *,
     latency: float | None, lookback_bytes: int | None, on_forgotten: Forgotten | None, release: bool,
 ) -> Iterator[tuple[int, str] | Tick]:
     """Live input (a pipe, a followed file): lines go on as soon as they are classified; the
@@ -74,27 +73,26 @@ def live_lines(
     from logdiag.fastpath import lookback
 
     kept = lookback.LookbackFilter(
-        detection.format, detection.prefix, stats, on_forgotten=on_forgotten,
-        lookback_bytes=lookback_bytes or LOOKBACK_BYTES,
+        prefilter, stats, on_forgotten=on_forgotten, lookback_bytes=lookback_bytes or LOOKBACK_BYTES,
     )
     return kept.lines(lookback.batches(stream, latency=latency), release=release)
 
 
 def compressed_lines(
-    name: str, stream: Iterator[bytes], compression: str | None, detection: Detection, stats: InputStats, *,
+    name: str, stream: Iterator[bytes], compression: str | None, prefilter: Prefilter, stats: InputStats, *,
     window_bytes: int | None, on_forgotten: Forgotten | None,
 ) -> Lines:
     """A compressed file's lines a diagnosis needs: read twice when that is quick and the window
     would have to find every line's session, else classified a window late."""
     from logdiag.fastpath import window
 
-    if compression in QUICK_TO_DECOMPRESS and window.keys_every_line(detection.format, detection.prefix):
-        return _read_twice(name, stream, detection, stats)
-    return _windowed(stream, detection, stats, window_bytes or WINDOW_BYTES, on_forgotten)
+    if compression in QUICK_TO_DECOMPRESS and window.keys_every_line(prefilter):
+        return _read_twice(name, stream, prefilter, stats)
+    return _windowed(stream, prefilter, stats, window_bytes or WINDOW_BYTES, on_forgotten)
 
 
 def _windowed(
-    stream: Iterator[bytes], detection: Detection, stats: InputStats, window_bytes: int,
+    stream: Iterator[bytes], prefilter: Prefilter, stats: InputStats, window_bytes: int,
     on_forgotten: Forgotten | None,
 ) -> Lines:
     """Decompressed and searched for errors by a second thread, classified a window late by this one."""
@@ -103,16 +101,16 @@ def _windowed(
 
     # The blocks that fill the window are inflated while polars is imported.
     arrivals = in_thread(
-        window.arrivals(stream, detection.format, detection.prefix),
+        window.arrivals(stream, prefilter),
         depth=1, head_start=window_bytes // scan.CHUNK_BYTES,
     )
     kept = window.WindowFilter(
-        detection.format, detection.prefix, stats, on_forgotten=on_forgotten, window_bytes=window_bytes,
+        prefilter, stats, on_forgotten=on_forgotten, window_bytes=window_bytes,
     )
     return kept.lines(arrivals)
 
 
-def _read_twice(name: str, stream: Iterator[bytes], detection: Detection, stats: InputStats) -> Lines:
+def _read_twice(name: str, stream: Iterator[bytes], prefilter: Prefilter, stats: InputStats) -> Lines:
     """Decompressed twice (each time by a second thread) and read in two passes like a plain
     file, which drops nothing."""
     from logdiag.fastpath import scan
@@ -123,13 +121,13 @@ def _read_twice(name: str, stream: Iterator[bytes], detection: Detection, stats:
 
     again = OpenInput(name)
     try:  # up to a break in the data, which the second pass reports
-        selection = _first_pass(blocks(until_corrupt(again.chunks(), [], hold=True)), detection)
+        selection = _first_pass(blocks(until_corrupt(again.chunks(), [], hold=True)), prefilter)
     finally:
         again.close()
-    return scan.selected_lines(blocks(stream), detection.format, detection.prefix, selection, stats)
+    return scan.selected_lines(blocks(stream), prefilter, selection, stats)
 
 
-def _first_pass(blocks: Iterator[Block], detection: Detection) -> Selection:
+def _first_pass(blocks: Iterator[Block], prefilter: Prefilter) -> Selection:
     """The scan's first pass; polars (a fifth of a second to import) is imported meanwhile, while
     the search releases the GIL: the second pass needs it."""
     from logdiag.fastpath import scan
@@ -137,6 +135,6 @@ def _first_pass(blocks: Iterator[Block], detection: Detection) -> Selection:
     warm_up = threading.Thread(target=importlib.import_module, args=("polars",), name="logdiag-import")
     warm_up.start()
     try:
-        return scan.select(blocks, detection.format, detection.prefix)
+        return scan.select(blocks, prefilter)
     finally:
         warm_up.join()

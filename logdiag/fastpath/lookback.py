@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from logdiag.fastpath import LOOKBACK_BYTES
-from logdiag.fastpath.scan import MARKERS, Block, LineClassifier, errors_in, lines_with
-from logdiag.formats.base import LogFormat
-from logdiag.formats.prefix import LinePrefix
+from logdiag.fastpath.fields import session_key
+from logdiag.fastpath.scan import Block, LineClassifier, errors_in, lines_with
+from logdiag.formats.base import Prefilter
 from logdiag.source.framing import TICK, Tick, whole_lines
 from logdiag.source.stats import InputStats
 
@@ -86,8 +86,7 @@ class LookbackFilter:
     """Pass on the lines of a stream that a diagnosis needs; hold the others for a while.
 
     Args:
-        fmt: csvlog, jsonlog or stderr.
-        prefix: the ``log_line_prefix`` (stderr).
+        prefilter: what the fast path knows of the format (and its ``log_line_prefix``).
         stats: the input's counts (every line is counted here, kept or not).
         lookback_bytes: how much of the held lines to keep.
         on_forgotten: told the key of every session whose held lines were dropped.
@@ -95,22 +94,21 @@ class LookbackFilter:
     """
 
     def __init__(
-        self, fmt: LogFormat, prefix: LinePrefix | None, stats: InputStats,
+        self, prefilter: Prefilter, stats: InputStats,
         lookback_bytes: int = LOOKBACK_BYTES, on_forgotten: Forgotten | None = None, compact: bool = True,
     ) -> None:
         import polars as pl
 
         self.pl = pl
-        self.fmt = fmt
-        self.prefix = prefix
+        self.prefilter = prefilter
         self.stats = stats
-        self.classifier = LineClassifier(fmt, prefix, stats, compact=compact)
+        self.classifier = LineClassifier(prefilter, stats, compact=compact)
         self.lookback_bytes = lookback_bytes
         self.on_forgotten = on_forgotten
         self.held: deque[tuple[Any, int]] = deque()  # (frame of line, text, key; its size)
         self.held_bytes = 0
         self.last_key: str | None = None  # of the record the last block ended in
-        self.session_key = session_key(fmt, prefix, self.classifier.session_letter, lean=True)
+        self.session_key = session_key(prefilter, lean=True)
         self.offset = 0
 
     def lines(self, batches: Iterable[bytes | Tick], release: bool = False) -> Iterator[tuple[int, str] | Tick]:
@@ -135,7 +133,7 @@ class LookbackFilter:
             self.held_bytes = 0
 
     def _feed(self, block: Block) -> Iterator[tuple[int, str]]:
-        found = list(errors_in(lines_with(block, MARKERS[self.fmt]), self.fmt, self.prefix))
+        found = list(errors_in(lines_with(block, self.prefilter.marker), self.prefilter))
         failing = {key for _, key, violation in found if violation and key not in self.classifier.keys}
         if failing:
             yield from self._recall(failing)
@@ -191,52 +189,3 @@ class LookbackFilter:
             self.classifier.carry.keep = True  # the record the next block continues is one of theirs
         for frame in recalled:
             yield from zip(frame["line"], frame["text"], strict=True)
-
-
-def session_key(fmt: LogFormat, prefix: LinePrefix | None, letter: str, lean: bool = False):
-    """The expression that finds a record's session key in its first line (``lean``: see
-    :func:`prefix_field`).
-
-    csvlog: the first ``,<hex>.<hex>,<digits>`` is the session id field (the fields before it are
-    a timestamp, quoted names, a pid and a quoted host), found without anchoring, which is fast.
-    """
-    import polars as pl
-
-    text = pl.col("text")
-    if fmt is LogFormat.CSVLOG:
-        return text.str.extract(r",([0-9a-f]{1,16}\.[0-9a-f]{1,16}),\d", 1)
-    if fmt is LogFormat.JSONLOG:
-        return text.str.extract('"session_id":"([^"]*)"', 1)
-    assert prefix is not None
-    field = prefix_field(prefix, letter, lean)
-    if field is None:  # neither %c nor %p: the tracker cannot follow sessions anyway
-        return pl.lit(None, pl.Utf8)
-    return field
-
-
-def prefix_field(prefix: LinePrefix, letter: str, lean: bool = False):
-    """The expression that captures the value of the ``%letter`` escape of a stderr line's
-    ``log_line_prefix``, or None when the prefix has no such escape.
-
-    Capturing costs several times as much as matching (the regular expression engine cannot
-    use its fast automaton for it), so where the format allows it (:meth:`LinePrefix.split`) the
-    value is found by matching alone: the prefix up to the end of the value, then what must follow
-    it. Only the lines where that does not go on (a user or database name that holds a space and
-    then something shaped like the value, say) are captured. ``lean`` captures every line: the
-    look-back, whose memory must stay under 150 MB, peaks 5 MB lower that way.
-    """
-    import polars as pl
-
-    if letter not in prefix.escapes:
-        return None
-    text = pl.col("text")
-    # Capturing that field alone: a quarter faster than every field, and one column, not eight.
-    regex = LinePrefix(prefix.format, capture=letter).regex
-    pattern, group = regex.pattern, regex.groupindex["v0"]
-    split = None if lean else prefix.split(letter)
-    if split is None:
-        return text.str.extract(pattern, group)
-    through = text.str.extract(split.through, 0)
-    goes_on = text.str.slice(through.str.len_chars()).str.contains(split.rest)
-    captured = pl.when(goes_on.not_()).then(text).str.extract(pattern, group)  # the other lines alone
-    return pl.when(goes_on).then(through.str.extract(f"{split.value}$", 0)).otherwise(captured)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
+from logdiag.fastpath.stderr_frames import message_starts, stderr_frame
 from logdiag.formats.base import LogFormat
 from logdiag.formats.csvlog import COLUMNS
 from logdiag.formats.mapping import CSVLOG_KEYS, JSONLOG_KEYS
@@ -48,7 +49,7 @@ def record_frames(
     """
     import polars as pl
 
-    to_frame, record_end, usual_bytes = _readers(fmt, log_line_prefix)
+    to_frame, record_end, usual_bytes = _READERS[fmt](log_line_prefix)
     opened = OpenInput(path)
     try:
         first_line = 1
@@ -65,20 +66,27 @@ def record_frames(
         opened.close()
 
 
-def _readers(fmt: LogFormat, log_line_prefix: str | None) -> tuple[Callable[[bytes, int], Any], RecordEnd, int]:
-    """How to turn a block of the format into a frame, where its blocks may end, and their size
-    (a stderr block's frames hold a column for each of the prefix's values: 8 MB, not 16, keeps
-    the export's peak memory near the others')."""
-    if fmt is LogFormat.STDERR:
-        from logdiag.fastpath.stderr_frames import message_starts, stderr_frame
+FrameReader = tuple[Callable[[bytes, int], Any], RecordEnd, int]
 
-        if log_line_prefix is None:
-            raise ValueError("a stderr log's records need its log_line_prefix")
-        prefix = LinePrefix(log_line_prefix)
-        return (lambda block, lines: stderr_frame(block, lines, prefix)), message_starts(prefix), BLOCK_BYTES // 2
-    if fmt is LogFormat.CSVLOG:
-        return _csvlog_frame, _csv_record_end, BLOCK_BYTES
-    return _jsonlog_frame, _line_end, BLOCK_BYTES
+
+def _stderr_reader(log_line_prefix: str | None) -> FrameReader:
+    # A stderr block's frames hold a column for each of the prefix's values: 8 MB, not 16, keeps
+    # the export's peak memory near the others'.
+    if log_line_prefix is None:
+        raise ValueError("a stderr log's records need its log_line_prefix")
+    prefix = LinePrefix(log_line_prefix)
+    return (lambda block, lines: stderr_frame(block, lines, prefix)), message_starts(prefix), BLOCK_BYTES // 2
+
+
+#: For each format read as whole frames: how to turn a block into a frame, where its blocks may
+#: end, and their size (from the ``log_line_prefix``, for stderr).
+_READERS: dict[LogFormat, Callable[[str | None], FrameReader]] = {
+    LogFormat.CSVLOG: lambda _: (_csvlog_frame, _csv_record_end, BLOCK_BYTES),
+    LogFormat.JSONLOG: lambda _: (_jsonlog_frame, _line_end, BLOCK_BYTES),
+    LogFormat.STDERR: _stderr_reader,
+}
+#: The formats :func:`record_frames` reads.
+FORMATS = frozenset(_READERS)
 
 
 def _blocks(chunks: Iterable[bytes], record_end: RecordEnd, block_bytes: int) -> Iterator[bytes]:

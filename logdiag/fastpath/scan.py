@@ -21,7 +21,6 @@ every other input, so the fast path and the streaming path give the same inciden
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,25 +29,14 @@ from typing import Any
 from logdiag.diagnosis.messages import parse_violation
 from logdiag.fastpath.bytesearch import Haystack
 from logdiag.fastpath.readahead import in_thread
-from logdiag.formats.base import LogFormat
-from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
+from logdiag.formats.base import Continuation, ErrorLine, Prefilter
 from logdiag.source.framing import decode_line, whole_lines
 from logdiag.source.stats import InputStats
 
 CHUNK_BYTES = 16 * 1024 * 1024
 
-_CSV_HEAD = re.compile(
-    rb'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?[^,]*,(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),'
-    rb'\d*,(?:"[^"]*"|[^,]*),(?P<sid>[^,]*),\d*,(?:"(?:[^"]|"")*"|[^,]*),[^,]*,[^,]*,\d*,ERROR,(?P<state>[0-9A-Z]{5}),'
-)
-# The same, for polars (Rust regex): a csvlog record's first line, up to its session id.
 _DDL = r"(?i)\b(?:create|alter)\b.{0,200}?\btable\b"
 _TABLE = "(?i:table)"  # in every line _DDL matches
-# A csvlog line that ends like this ends outside any quoted field, so the next line starts a record:
-# the last field but (with 14's leader_pid and query_id) two is the backend type, and PostgreSQL
-# doubles every quote inside a field, so a single quote after a character other than a comma
-# closes a field. About every line ends so: only the others need their quotes counted.
-_CSV_RECORD_END = r',"[^",]+"(?:,\d*,-?\d+)?$'
 _BOUNDARY = r"(?i)(?:statement|execute [^ :]{1,200}): \s*(?:begin|start\s+transaction|commit|end|rollback|abort)\b"
 
 
@@ -174,11 +162,11 @@ def lines_with(block: Block, marker: bytes) -> Iterator[tuple[int, bytes]]:
         position = end + 1
 
 
-def select(file_blocks: Iterable[Block], fmt: LogFormat, prefix: LinePrefix | None) -> Selection:
+def select(file_blocks: Iterable[Block], prefilter: Prefilter) -> Selection:
     """Pass 1: the sessions to keep whole, and the other errors' lines (byte offsets) to keep alone."""
     selection = Selection()
-    marked = (line for block in file_blocks for line in lines_with(block, MARKERS[fmt]))
-    for offset, key, is_violation in errors_in(marked, fmt, prefix):
+    marked = (line for block in file_blocks for line in lines_with(block, prefilter.marker))
+    for offset, key, is_violation in errors_in(marked, prefilter):
         if is_violation:
             selection.sessions.add(key)
         else:
@@ -186,59 +174,18 @@ def select(file_blocks: Iterable[Block], fmt: LogFormat, prefix: LinePrefix | No
     return selection
 
 
-#: The bytes every line that starts an ERROR record contains.
-MARKERS = {LogFormat.CSVLOG: b",ERROR,", LogFormat.JSONLOG: b'"error_severity":"ERROR"', LogFormat.STDERR: b"ERROR:"}
-
-
-def errors_in(
-    lines: Iterable[tuple[int, bytes]], fmt: LogFormat, prefix: LinePrefix | None
-) -> Iterator[tuple[int, str, bool]]:
+def errors_in(lines: Iterable[tuple[int, bytes]], prefilter: Prefilter) -> Iterator[tuple[int, str, bool]]:
     """(position, session key, whether it is a constraint violation) of the ERROR records among
     ``lines`` (which contain the format's marker); the position is passed through."""
-    if fmt is LogFormat.CSVLOG:
-        return _csv_errors(lines)
-    if fmt is LogFormat.JSONLOG:
-        return _json_errors(lines)
-    assert prefix is not None
-    return _stderr_errors(lines, prefix)
+    for error in prefilter.error_lines(lines):
+        yield error.position, error.session, _is_violation(error)
 
 
-def _csv_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str, bool]]:
-    for position, line in lines:
-        head = _CSV_HEAD.match(line)
-        if head is None:
-            continue
-        state = head["state"].decode()
-        violation = state.startswith("23") or state == "40002"
-        yield position, head["sid"].decode(), violation
-
-
-def _json_errors(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str, bool]]:
-    for position, line in lines:
-        try:
-            obj = json.loads(decode_line(line)[0])
-        except ValueError:
-            continue
-        state = obj.get("state_code") or ""
-        violation = parse_violation(obj.get("message"), obj.get("detail"), state or None) is not None
-        yield position, str(obj.get("session_id")), violation
-
-
-def _stderr_errors(lines: Iterable[tuple[int, bytes]], prefix: LinePrefix) -> Iterator[tuple[int, str, bool]]:
-    use_session = "c" in prefix.escapes
-    for position, line in lines:
-        found = prefix.match(decode_line(line)[0])
-        if found is None or found.keyword != "ERROR":
-            continue
-        text = found.text
-        state = found.fields.sqlstate
-        code = re.match(r"(?=[0-9A-Z]{0,4}\d)([0-9A-Z]{5}): ", text)
-        if code:
-            state, text = state or code[1], text[code.end() :]
-        key = found.fields.session_id if use_session else found.fields.pid
-        if key is None:
-            continue
-        yield position, str(key), parse_violation(text, None, state) is not None
+def _is_violation(error: ErrorLine) -> bool:
+    """A line whose message the format's test does not read is judged by its SQLSTATE alone."""
+    if error.message is None:
+        return error.sqlstate is not None and (error.sqlstate.startswith("23") or error.sqlstate == "40002")
+    return parse_violation(error.message, error.detail, error.sqlstate) is not None
 
 
 # --- pass 2: lines --------------------------------------------------------------------------
@@ -286,10 +233,10 @@ class _Carry:
 
 
 def selected_lines(
-    file_blocks: Iterable[Block], fmt: LogFormat, prefix: LinePrefix | None, selection: Selection, stats: InputStats,
+    file_blocks: Iterable[Block], prefilter: Prefilter, selection: Selection, stats: InputStats,
 ) -> Iterator[tuple[int, str]]:
     """Pass 2: the kept lines, with their 1-based physical line numbers, in file order."""
-    classifier = LineClassifier(fmt, prefix, stats)
+    classifier = LineClassifier(prefilter, stats)
     classifier.keep_sessions(selection.sessions)
 
     def measured_blocks() -> Iterator[Measured]:
@@ -306,7 +253,6 @@ def selected_lines(
     stats.lines = classifier.carry.line
 
 
-_CSV_HEAD_FIELDS = r'^(?:"[^"]*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),[^,]*,(?:"[^"]*"|[^,]*),'
 
 
 class LineClassifier:
@@ -319,33 +265,26 @@ class LineClassifier:
     readers would count them.
     """
 
-    def __init__(self, fmt: LogFormat, prefix: LinePrefix | None, stats: InputStats, compact: bool = False) -> None:
+    def __init__(self, prefilter: Prefilter, stats: InputStats, compact: bool = False) -> None:
         import polars as pl
 
         self.pl = pl
-        self.fmt = fmt
-        self.prefix = prefix
+        self.prefilter = prefilter
         self.stats = stats
         self.compact = compact
         self.carry = _Carry()
         self.keys: dict[str, int] = {}  # kept sessions, oldest first, with the call that kept them
         self.generation = 0
-        self.session_letter = "c"
+        self.session_letter = prefilter.session_letter
         self.in_kept_session: SessionTest | None = None
-        self.attachment_candidate: str | None = None
         text = pl.col("text")
-        if fmt is LogFormat.STDERR:
-            assert prefix is not None
-            self.session_letter = "c" if "c" in prefix.escapes else "p"
-            self.is_record = text.str.contains(LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern)
-            # DETAIL, STATEMENT... lines start with the prefix too, but they are no new record: a
-            # cheap test (part of the measure's one pass for candidates), then the exact one.
-            self.attachment_candidate = "(?:" + "|".join(ATTACHMENTS) + "):"
-            self.is_attachment = text.str.contains(prefix.regex.pattern)
-        elif fmt is LogFormat.CSVLOG:
-            self.is_record = text.str.contains(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
-        else:
-            self.is_record = text.str.contains('"error_severity":', literal=True)
+        self.is_record = text.str.contains(prefilter.record_start)
+        # stderr's DETAIL, STATEMENT... lines start with the prefix too, but they are no new record:
+        # a cheap test (part of the measure's one pass for candidates), then the exact one.
+        self.attachment_candidate: str | None = None
+        if prefilter.attachment is not None:
+            self.attachment_candidate = prefilter.attachment[0]
+            self.is_attachment = text.str.contains(prefilter.attachment[1])
 
     def keep_sessions(self, keys: Iterable[str], at_most: int | None = None) -> None:
         """Keep every record of these sessions (session ids, or pids for stderr without %c);
@@ -367,16 +306,8 @@ class LineClassifier:
     def session_test(self, keys: Iterable[str]) -> SessionTest:
         """The test for a record's first line being of these sessions."""
         alternation = "(?:" + "|".join(re.escape(k) for k in sorted(keys)) + ")"
-        text = self.pl.col("text")
-        if self.fmt is LogFormat.CSVLOG:
-            # The session id is the sixth field.
-            return SessionTest("," + alternation + ",", text.str.contains(_CSV_HEAD_FIELDS + alternation + ","))
-        if self.fmt is LogFormat.JSONLOG:
-            return SessionTest('"session_id":"' + alternation + '"', None)
-        assert self.prefix is not None
-        overrides = {self.session_letter: alternation}
-        exact = text.str.contains(LinePrefix(self.prefix.format, overrides=overrides).regex.pattern)
-        return SessionTest(alternation, exact)
+        candidate, exact = self.prefilter.session_test(alternation)
+        return SessionTest(candidate, None if exact is None else self.pl.col("text").str.contains(exact))
 
     def measure(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None) -> Measured:
         """The block's lines and what the vectorised tests (and ``extra`` expressions, computed
@@ -409,8 +340,8 @@ class LineClassifier:
             "is_record": self.is_record,
             "maybe": text.str.contains(maybe),
         }
-        if self.fmt is LogFormat.CSVLOG:
-            columns["ends_record"] = text.str.contains(_CSV_RECORD_END)
+        if self.prefilter.record_end is not None:
+            columns["ends_record"] = text.str.contains(self.prefilter.record_end)
         data, head, recoded, nul_lines = block.data, block.head, 0, 0
         if b"\x00" in data or b"\x00" in head:
             data, head, recoded, nul_lines = _recoded(block)
@@ -425,7 +356,7 @@ class LineClassifier:
             frame = frame.head(-1)  # the next block hands that line out
         kept_lines = _line_indexes(block, kept_offsets)
         frame = frame.with_columns(index=pl.int_range(pl.len(), dtype=pl.Int64))
-        quotes = _quote_runs(frame) if self.fmt is LogFormat.CSVLOG else None
+        quotes = _quote_runs(frame) if self.prefilter.continuation is Continuation.QUOTED else None
         frame = self._told_apart(frame, session_test).drop("index")
         return Measured(frame, kept_lines, tuple(extra or ()), recoded, nul_lines, quotes)
 
@@ -436,11 +367,12 @@ class LineClassifier:
         frame = measured.frame
         index = pl.int_range(pl.len(), dtype=pl.Int64)
         line = index + self.carry.line + 1
-        if self.fmt is LogFormat.STDERR:
+        continuation = self.prefilter.continuation
+        if continuation is Continuation.TAB_LINES:
             frame = frame.with_columns(line=line, is_attachment=pl.col("is_attachment") & ~pl.col("is_record"))
             frame = _confirm(frame, "is_attachment", self.is_attachment)
             frame = frame.with_columns(is_start=pl.col("is_record") | pl.col("is_attachment"))
-        elif self.fmt is LogFormat.CSVLOG:  # a line starts a record unless it is inside a quoted field
+        elif continuation is Continuation.QUOTED:  # a line starts a record unless it is inside a quoted field
             assert measured.quotes is not None
             inside = _among(index, pl.Series(measured.quotes.odd_since_end, dtype=pl.Int64))
             if self.carry.parity:  # the block starts inside a field: so do the lines before its first end
@@ -519,7 +451,7 @@ class LineClassifier:
         if measured.quotes is not None:
             carry.parity = measured.quotes.parity_after[carry.parity]
         special = []  # more record starts to keep
-        if self.fmt is LogFormat.STDERR and not carry.boundary_kept:
+        if self.prefilter.keeps_first_boundary and not carry.boundary_kept:
             # Only stderr without %v needs it: the first BEGIN/COMMIT says the log shows boundaries.
             first = frame.filter(pl.col("is_start") & text.str.contains(_BOUNDARY))["line"].head(1)
             carry.boundary_kept = bool(len(first))
@@ -550,7 +482,8 @@ class LineClassifier:
         pl = self.pl
         stats = self.stats
         is_start, blank = pl.col("is_start"), pl.col("blank_untabbed")
-        if self.fmt is LogFormat.CSVLOG:
+        continuation, unmatched_reason = self.prefilter.continuation, self.prefilter.unmatched
+        if continuation is Continuation.QUOTED:
             starts, good, blank_starts, blank_lines = frame.select(
                 starts=is_start.sum(), good=(is_start & pl.col("is_record")).sum(),
                 blank_starts=(is_start & pl.col("blank")).sum(), blank_lines=(is_start & blank).sum(),
@@ -558,19 +491,19 @@ class LineClassifier:
             stats.blank += blank_lines
             stats.records += good
             if starts - blank_starts - good:
-                stats.skipped["not a csvlog record"] += starts - blank_starts - good
+                stats.skipped[unmatched_reason] += starts - blank_starts - good
             return
         blank_lines, good = frame.select(blank=blank.sum(), good=pl.col("is_record").sum()).row(0)
         stats.blank += blank_lines
         stats.records += good
-        if self.fmt is LogFormat.JSONLOG:
+        if continuation is Continuation.NONE:
             if frame.height - blank_lines - good:
-                stats.skipped["not a jsonlog object"] += frame.height - blank_lines - good
+                stats.skipped[unmatched_reason] += frame.height - blank_lines - good
             return
         # Lines that are no record starts are few: the regular expression runs on those alone.
         unmatched = frame.filter(~is_start & ~blank).filter(~pl.col("text").str.contains(r"^\s")).height
         if unmatched:
-            stats.skipped["line does not match the log_line_prefix"] += unmatched
+            stats.skipped[unmatched_reason] += unmatched
 
 
 def _quote_runs(frame) -> QuoteRuns:

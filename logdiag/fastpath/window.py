@@ -31,9 +31,9 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from logdiag.fastpath import WINDOW_BYTES
-from logdiag.fastpath.lookback import Forgotten, prefix_field, session_key, tell_forgotten
+from logdiag.fastpath.fields import session_key, session_line_number
+from logdiag.fastpath.lookback import Forgotten, tell_forgotten
 from logdiag.fastpath.scan import (
-    MARKERS,
     Block,
     LineClassifier,
     Measured,
@@ -41,8 +41,7 @@ from logdiag.fastpath.scan import (
     lines_with,
     stream_blocks,
 )
-from logdiag.formats.base import LogFormat
-from logdiag.formats.prefix import LinePrefix
+from logdiag.formats.base import Prefilter
 from logdiag.source.stats import InputStats
 
 #: (a block, the ERROR lines in it: (byte offset, session key, is a violation))
@@ -58,44 +57,43 @@ class _Departure:
     failed: set[str]  # sessions that failed, after a block had left, since the block before left
 
 
-def arrivals(pieces: Iterable[bytes], fmt: LogFormat, prefix: LinePrefix | None) -> Iterator[Arrival]:
+def arrivals(pieces: Iterable[bytes], prefilter: Prefilter) -> Iterator[Arrival]:
     """The stream's blocks with their ERROR lines (pass 1); may run on the decompressing thread."""
     for block in stream_blocks(pieces):
-        yield block, list(errors_in(lines_with(block, MARKERS[fmt]), fmt, prefix))
+        yield block, list(errors_in(lines_with(block, prefilter.marker), prefilter))
 
 
-def keys_every_line(fmt: LogFormat, prefix: LinePrefix | None) -> bool:
+def keys_every_line(prefilter: Prefilter) -> bool:
     """Whether the window has to find the session key of every line it drops (stderr without
     ``%l``): that costs more than all its other tests together, and more than decompressing a
     gzip file again (0.4 s of CPU for 680 MB of stderr log with ISA-L, against 4 s for the keys)."""
-    return fmt is LogFormat.STDERR and prefix is not None and "l" not in prefix.escapes
+    return not prefilter.numbers_every_line
 
 
 class WindowFilter:
     """Pass on the lines of a compressed file that a diagnosis needs, deciding a window late.
 
     Args:
-        fmt: csvlog, jsonlog or stderr.
-        prefix: the ``log_line_prefix`` (stderr).
+        prefilter: what the fast path knows of the format (and its ``log_line_prefix``).
         stats: the input's counts (every line is counted here, kept or not).
         window_bytes: how far after a line its session's failure still keeps it.
         on_forgotten: told ``session_id=`` (or ``pid=``) of sessions whose lines were dropped.
     """
 
     def __init__(
-        self, fmt: LogFormat, prefix: LinePrefix | None, stats: InputStats,
+        self, prefilter: Prefilter, stats: InputStats,
         window_bytes: int = WINDOW_BYTES, on_forgotten: Forgotten | None = None,
     ) -> None:
         self.stats = stats
-        self.classifier = LineClassifier(fmt, prefix, stats)
+        self.classifier = LineClassifier(prefilter, stats)
         self.window_bytes = window_bytes
         self.on_forgotten = on_forgotten
         self.window: deque[tuple[Block, list[int]]] = deque()  # blocks, with their other errors' offsets
         self.bytes_in_window = 0
         self.released = False  # whether a block has left the window (and lines were dropped)
         self.pending: set[str] = set()  # failed after that, and none of their lines has left since
-        self.session_key = session_key(fmt, prefix, self.classifier.session_letter)
-        self.line_number = _session_line_number(fmt, prefix)
+        self.session_key = session_key(prefilter)
+        self.line_number = session_line_number(prefilter)
         self.by_pid = self.classifier.session_letter == "p"
         # Without session line numbers, the key of every dropped line is told.
         self.tell_dropped = on_forgotten is not None and self.line_number is None
@@ -177,16 +175,3 @@ class WindowFilter:
             if number != "1":
                 forgotten.append(key)
         return forgotten
-
-
-def _session_line_number(fmt: LogFormat, prefix: LinePrefix | None):
-    """The expression that finds a record's session line number in its first line, or None."""
-    import polars as pl
-
-    text = pl.col("text")
-    if fmt is LogFormat.CSVLOG:  # the field after the session id
-        return text.str.extract(r",[0-9a-f]{1,16}\.[0-9a-f]{1,16},(\d+),", 1)
-    if fmt is LogFormat.JSONLOG:
-        return text.str.extract(r'"line_num":(\d+)', 1)
-    assert prefix is not None
-    return prefix_field(prefix, "l")

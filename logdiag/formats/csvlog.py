@@ -13,7 +13,9 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 
+from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter
 from logdiag.formats.mapping import CSVLOG_KEYS, record_from_mapping
+from logdiag.formats.prefix import LinePrefix
 from logdiag.formats.timestamps import parse_timestamp
 from logdiag.records import SEVERITIES, LogRecord, Severity, Source
 from logdiag.source.framing import TICK
@@ -36,7 +38,14 @@ COLUMNS: dict[int, tuple[str, ...]] = {
     # Seen in pgBadger's fixtures: 14+'s layout without leader_pid.
     25: (*_BASE, "application_name", "backend_type", "query_id"),
 }
-RECORD_START = re.compile(r'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
+#: A record's first line starts with its timestamp (quoted when it is a csv field of its own).
+RECORD_START_PATTERN = r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d'
+RECORD_START = re.compile(RECORD_START_PATTERN)
+#: What a csvlog record's first line looks like up to its pid, for telling the format.
+LOOKS_LIKE = re.compile(
+    r'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [^,"]{1,32}"?,(?:"(?:[^"]|"")*"|[^,]*),'
+    r'(?:"(?:[^"]|"")*"|[^,]*),\d*,'
+)
 # Give up on an unbalanced record after this many lines and re-read them one by one.
 MAX_RECORD_LINES = 200_000
 
@@ -164,3 +173,55 @@ def record_from_row(row: list[str], layout: Mapping[str, int | None], source: So
 def record_from_columns(row: Mapping[str, object], source: Source) -> LogRecord:
     """A record from csvlog column names (also what CloudNativePG's JSON uses)."""
     return record_from_mapping(row, CSVLOG_KEYS, source)
+
+
+# --- what the fast path needs ---------------------------------------------------------------
+
+# The fields before the session id: time, user, database (quoted), pid, client (quoted).
+_FIELDS_BEFORE_SESSION = r'(?:"[^"]*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),[^,]*,(?:"[^"]*"|[^,]*),'
+#: An ERROR record's first line, up to its SQLSTATE.
+_ERROR_HEAD = re.compile(
+    rb'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?[^,]*,(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),'
+    rb'\d*,(?:"[^"]*"|[^,]*),(?P<sid>[^,]*),\d*,(?:"(?:[^"]|"")*"|[^,]*),[^,]*,[^,]*,\d*,ERROR,(?P<state>[0-9A-Z]{5}),'
+)
+# The session id is the first ``,<hex>.<hex>,<digits>`` of a line (the fields before it are a
+# timestamp, quoted names, a pid and a quoted host): found without anchoring, which is fast.
+_SESSION_FIELD = r",([0-9a-f]{1,16}\.[0-9a-f]{1,16}),\d"
+_LINE_NUMBER_FIELD = r",[0-9a-f]{1,16}\.[0-9a-f]{1,16},(\d+),"  # the field after the session id
+# A line that ends like this ends outside any quoted field, so the next line starts a record:
+# the last field but (with 14's leader_pid and query_id) two is the backend type, and PostgreSQL
+# doubles every quote inside a field, so a single quote after a character other than a comma
+# closes a field. About every line ends so: only the others need their quotes counted.
+_RECORD_END = r',"[^",]+"(?:,\d*,-?\d+)?$'
+
+
+def _error_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[ErrorLine]:
+    for position, line in lines:
+        head = _ERROR_HEAD.match(line)
+        if head is not None:
+            yield ErrorLine(position, head["sid"].decode(), head["state"].decode(), None)
+
+
+def _session_test(alternation: str) -> tuple[str, str | None]:
+    return "," + alternation + ",", "^" + _FIELDS_BEFORE_SESSION + alternation + ","
+
+
+class Csvlog(Format):
+    """PostgreSQL's csvlog, in every version's column set."""
+
+    kind = LogFormat.CSVLOG
+
+    def records(
+        self, lines: Lines, stats: InputStats, name: str, prefix: LinePrefix | None, quiet: float | None = None,
+    ) -> Iterator[LogRecord]:
+        return read_csvlog(lines, stats, name)
+
+    def prefilter(self, prefix: LinePrefix | None) -> Prefilter:
+        return Prefilter(
+            marker=b",ERROR,", error_lines=_error_lines, record_start=RECORD_START_PATTERN,
+            continuation=Continuation.QUOTED, unmatched="not a csvlog record", session_test=_session_test,
+            session_field=_SESSION_FIELD, line_number_field=_LINE_NUMBER_FIELD, record_end=_RECORD_END,
+        )
+
+
+CSVLOG = Csvlog()

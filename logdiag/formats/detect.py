@@ -10,15 +10,13 @@ from dataclasses import astuple
 
 from logdiag.errors import InputError
 from logdiag.formats.base import Detection, LogFormat
+from logdiag.formats.csvlog import LOOKS_LIKE as CSVLOG_LOOKS_LIKE
 from logdiag.formats.prefix import KNOWN_PREFIXES, LinePrefix
+from logdiag.formats.registry import format_of
 from logdiag.formats.stderr import LOGPLEX_HEADER, SYSLOG_HEADER
 from logdiag.source.framing import SAMPLE_LINES
 
 _TIMESTAMP_START = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
-_CSV_START = re.compile(
-    r'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [^,"]{1,32}"?,(?:"(?:[^"]|"")*"|[^,]*),'
-    r'(?:"(?:[^"]|"")*"|[^,]*),\d*,'
-)
 
 
 def detect(
@@ -47,9 +45,10 @@ def detect(
             f"{name}: cannot tell the log format from its first lines; pass --format "
             "(csvlog, jsonlog, stderr, syslog, logplex, cloudsql, cnpg)"
         )
-    if not fmt.has_prefix:
+    known = format_of(fmt)
+    if not known.has_prefix:
         return Detection(fmt)
-    bodies = _bodies(fmt, lines)
+    bodies = known.bodies(lines)
     if log_line_prefix is not None:
         return Detection(fmt, LinePrefix(log_line_prefix))
     prefix = detect_prefix(bodies)
@@ -68,7 +67,7 @@ def _detect_format(lines: Sequence[str]) -> LogFormat | None:
         line = line.lstrip("\ufeff")
         if line.startswith("{"):
             votes["json"] += 1
-        elif _CSV_START.match(line):
+        elif CSVLOG_LOOKS_LIKE.match(line):
             votes[LogFormat.CSVLOG] += 1
         elif LOGPLEX_HEADER.match(line):
             votes[LogFormat.LOGPLEX] += 1
@@ -99,23 +98,6 @@ def _detect_json(lines: Sequence[str]) -> LogFormat | None:
         if "error_severity" in obj:
             return LogFormat.JSONLOG
     return None
-
-
-def _bodies(fmt: LogFormat, lines: Sequence[str]) -> list[str]:
-    if fmt is LogFormat.STDERR:
-        return list(lines)
-    if fmt is LogFormat.CLOUDSQL:
-        bodies = []
-        for line in lines:
-            try:
-                payload = json.loads(line).get("textPayload")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(payload, str):
-                bodies.append(payload)
-        return bodies
-    header = SYSLOG_HEADER if fmt is LogFormat.SYSLOG else LOGPLEX_HEADER
-    return [line[m.end() :] for line in lines if (m := header.match(line))]
 
 
 def detect_prefix(lines: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> LinePrefix | None:

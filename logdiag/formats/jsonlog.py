@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter
 from logdiag.formats.csvlog import record_from_columns
 from logdiag.formats.mapping import JSONLOG_KEYS, record_from_mapping, text_or_none
 from logdiag.formats.prefix import LinePrefix
-from logdiag.formats.stderr import RawLine, StderrAssembler
+from logdiag.formats.stderr import RawLine, Stderr, StderrAssembler, Tick
 from logdiag.formats.timestamps import fromisoformat
 from logdiag.records import SEVERITIES, LogRecord, Source
-from logdiag.source.framing import TICK
+from logdiag.source.framing import TICK, decode_line
 from logdiag.source.stats import InputStats
 
 
@@ -88,3 +89,76 @@ def cloudsql_lines(lines: Iterable[tuple[int, str]], stats: InputStats) -> Itera
             continue
         timestamp = fromisoformat(obj["timestamp"]) if isinstance(obj.get("timestamp"), str) else None
         yield RawLine(number, payload.rstrip("\n"), timestamp=timestamp)
+
+
+# --- the formats ----------------------------------------------------------------------------
+
+def _error_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[ErrorLine]:
+    for position, line in lines:
+        try:
+            obj = json.loads(decode_line(line)[0])
+        except ValueError:
+            continue
+        state = obj.get("state_code") or None
+        yield ErrorLine(position, str(obj.get("session_id")), state, obj.get("message"), obj.get("detail"))
+
+
+def _session_test(alternation: str) -> tuple[str, str | None]:
+    return '"session_id":"' + alternation + '"', None
+
+
+class Jsonlog(Format):
+    """PostgreSQL 15+'s jsonlog."""
+
+    kind = LogFormat.JSONLOG
+
+    def records(
+        self, lines: Lines, stats: InputStats, name: str, prefix: LinePrefix | None, quiet: float | None = None,
+    ) -> Iterator[LogRecord]:
+        return read_jsonlog(lines, stats, name)
+
+    def prefilter(self, prefix: LinePrefix | None) -> Prefilter:
+        return Prefilter(
+            marker=b'"error_severity":"ERROR"', error_lines=_error_lines, record_start='"error_severity":',
+            continuation=Continuation.NONE, unmatched="not a jsonlog object", session_test=_session_test,
+            session_field='"session_id":"([^"]*)"', line_number_field=r'"line_num":(\d+)',
+        )
+
+
+class Cnpg(Format):
+    """CloudNativePG's JSON lines, wrapping csvlog fields."""
+
+    kind = LogFormat.CNPG
+
+    def records(
+        self, lines: Lines, stats: InputStats, name: str, prefix: LinePrefix | None, quiet: float | None = None,
+    ) -> Iterator[LogRecord]:
+        return read_cnpg(lines, stats, name)
+
+
+class CloudSql(Stderr):
+    """Google Cloud SQL's export: the server's stderr line in each JSON object's ``textPayload``."""
+
+    kind = LogFormat.CLOUDSQL
+
+    def bodies(self, lines: Sequence[str]) -> list[str]:
+        bodies = []
+        for line in lines:
+            try:
+                payload = json.loads(line).get("textPayload")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(payload, str):
+                bodies.append(payload)
+        return bodies
+
+    def _raw_lines(self, lines: Lines, stats: InputStats) -> Iterator[RawLine | Tick]:
+        return cloudsql_lines(lines, stats)
+
+    def prefilter(self, prefix: LinePrefix | None) -> Prefilter | None:
+        return None
+
+
+JSONLOG = Jsonlog()
+CNPG = Cnpg()
+CLOUDSQL = CloudSql()

@@ -12,14 +12,15 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from logdiag.formats.prefix import ATTACHMENTS, LinePrefix, PrefixFields
+from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter
+from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix, PrefixFields
 from logdiag.formats.timestamps import fromisoformat
 from logdiag.records import LogRecord, Severity, Source
-from logdiag.source.framing import TICK, Tick
+from logdiag.source.framing import TICK, Tick, decode_line
 from logdiag.source.stats import InputStats
 
 # Verbose mode (log_error_verbosity = verbose) puts the SQLSTATE before the message.
@@ -313,16 +314,6 @@ def _wrapped_lines(
         )
 
 
-def syslog_lines(lines: Iterable[tuple[int, str] | Tick], stats: InputStats) -> Iterator[RawLine | Tick]:
-    """``Feb 11 13:15:39 host postgres[10808]: [3-2] ...`` lines, with the header taken off."""
-    return _wrapped_lines(lines, _SYSLOG, stats, "syslog")
-
-
-def logplex_lines(lines: Iterable[tuple[int, str] | Tick], stats: InputStats) -> Iterator[RawLine | Tick]:
-    """Heroku's ``2019-03-14T00:22:56+00:00 app[postgres.4882]: [GREEN] [15-1] ...`` lines."""
-    return _wrapped_lines(lines, _LOGPLEX, stats, "Heroku logplex")
-
-
 def stderr_lines(lines: Iterable[tuple[int, str] | Tick]) -> Iterator[RawLine | Tick]:
     """Plain stderr lines as they are (TICKs pass through)."""
     for item in lines:
@@ -335,3 +326,100 @@ def stderr_lines(lines: Iterable[tuple[int, str] | Tick]) -> Iterator[RawLine | 
 
 SYSLOG_HEADER = _SYSLOG
 LOGPLEX_HEADER = _LOGPLEX
+
+
+# --- the formats ----------------------------------------------------------------------------
+
+def _error_lines(prefix: LinePrefix) -> Callable[[Iterable[tuple[int, bytes]]], Iterator[ErrorLine]]:
+    by_session = "c" in prefix.escapes
+
+    def error_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[ErrorLine]:
+        for position, line in lines:
+            found = prefix.match(decode_line(line)[0])
+            if found is None or found.keyword != "ERROR":
+                continue
+            text, state = found.text, found.fields.sqlstate
+            if code := _VERBOSE_CODE.match(text):
+                state, text = state or code["code"], text[code.end() :]
+            key = found.fields.session_id if by_session else found.fields.pid
+            if key is not None:
+                yield ErrorLine(position, str(key), state, text)
+
+    return error_lines
+
+
+def _session_test(prefix: LinePrefix, letter: str) -> Callable[[str], tuple[str, str | None]]:
+    def session_test(alternation: str) -> tuple[str, str | None]:
+        return alternation, LinePrefix(prefix.format, overrides={letter: alternation}).regex.pattern
+
+    return session_test
+
+
+class Stderr(Format):
+    """The server's stderr (or the logging collector's ``.log`` files), with any ``log_line_prefix``."""
+
+    kind = LogFormat.STDERR
+    has_prefix = True
+
+    def records(
+        self, lines: Lines, stats: InputStats, name: str, prefix: LinePrefix | None, quiet: float | None = None,
+    ) -> Iterator[LogRecord]:
+        return self._assembler(prefix, stats, name, quiet).feed_all(self._raw_lines(lines, stats))
+
+    def _raw_lines(self, lines: Lines, stats: InputStats) -> Iterator[RawLine | Tick]:
+        return stderr_lines(lines)
+
+    @staticmethod
+    def _assembler(prefix: LinePrefix | None, stats: InputStats, name: str, quiet: float | None) -> StderrAssembler:
+        if prefix is None:
+            raise ValueError("a stderr-style log is read with its log_line_prefix")
+        return StderrAssembler(prefix, stats, name, quiet=quiet)
+
+    def prefilter(self, prefix: LinePrefix | None) -> Prefilter | None:
+        if prefix is None:
+            return None
+        letter = "c" if "c" in prefix.escapes else "p"
+        return Prefilter(
+            marker=b"ERROR:", error_lines=_error_lines(prefix),
+            record_start=LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern,
+            continuation=Continuation.TAB_LINES, unmatched="line does not match the log_line_prefix",
+            session_test=_session_test(prefix, letter), session_letter=letter, prefix=prefix,
+            attachment=("(?:" + "|".join(ATTACHMENTS) + "):", prefix.regex.pattern), keeps_first_boundary=True,
+        )
+
+
+class _Wrapped(Stderr):
+    """stderr lines inside another program's line header."""
+
+    header: re.Pattern[str]
+    what: str
+
+    def bodies(self, lines: Sequence[str]) -> list[str]:
+        return [line[m.end() :] for line in lines if (m := self.header.match(line))]
+
+    def _raw_lines(self, lines: Lines, stats: InputStats) -> Iterator[RawLine | Tick]:
+        return _wrapped_lines(lines, self.header, stats, self.what)
+
+    def prefilter(self, prefix: LinePrefix | None) -> Prefilter | None:
+        return None
+
+
+class Syslog(_Wrapped):
+    """``log_destination = syslog`` as the syslog daemon writes it."""
+
+    kind = LogFormat.SYSLOG
+    header = _SYSLOG
+    what = "syslog"
+
+
+class Logplex(_Wrapped):
+    """Heroku's logplex drain."""
+
+    kind = LogFormat.LOGPLEX
+    header = _LOGPLEX
+    what = "Heroku logplex"
+
+
+STDERR = Stderr()
+SYSLOG = Syslog()
+LOGPLEX = Logplex()

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from logdiag.errors import InputError
+from logdiag.source import compression
 from logdiag.source.compression import (
-    CHUNK_SIZE,
     DECOMPRESSION_ERRORS,
-    INFLATED_PIECE_BYTES,
     MAGIC,
     decompressed,
     gzip_files,
@@ -71,7 +70,7 @@ class OpenInput:
     def chunks(self) -> Iterator[bytes]:
         """The input's bytes, decompressed, in large chunks (no line splitting)."""
         if self.compression is None:
-            return iter(lambda: self._buffered.read(CHUNK_SIZE), b"")
+            return iter(lambda: self._buffered.read(compression.CHUNK_SIZE), b"")
         if self.compression == "gzip" and self.name != STDIN and self._buffered.seekable():
             return self._inflated()  # standard input goes in small pieces: its batches are small
         return decompressed(self._buffered, self.compression)
@@ -84,7 +83,7 @@ class OpenInput:
         """
         start, handed = self._buffered.tell(), 0
         try:
-            read = functools.partial(gzip_files.GzipFile(fileobj=self._buffered).read, INFLATED_PIECE_BYTES)
+            read = functools.partial(gzip_files.GzipFile(fileobj=self._buffered).read, compression.INFLATED_PIECE_BYTES)
             for piece in iter(read, b""):
                 handed += len(piece)
                 yield piece
