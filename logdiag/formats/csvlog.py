@@ -18,7 +18,7 @@ from logdiag.formats.mapping import CSVLOG_KEYS, record_from_mapping
 from logdiag.formats.prefix import LinePrefix
 from logdiag.formats.timestamps import parse_timestamp
 from logdiag.records import SEVERITIES, LogRecord, Severity, Source
-from logdiag.source.framing import TICK
+from logdiag.source.framing import Tick
 from logdiag.source.stats import InputStats
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -50,20 +50,21 @@ LOOKS_LIKE = re.compile(
 MAX_RECORD_LINES = 200_000
 
 
-def split_records(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterator[tuple[int, str]]:
+def split_records(lines: Lines, stats: InputStats) -> Iterator[tuple[int, str]]:
     """Group physical lines into CSV records: yield ``(first_line, record_text)``."""
     source = iter(lines)
     replay: deque[tuple[int, str]] = deque()
     pending: list[tuple[int, str]] = []
     quotes = 0
     while True:
+        item: tuple[int, str] | Tick | None
         if replay:
             item = replay.popleft()
         else:
             item = next(source, None)
             if item is None:
                 break
-        if item is TICK:
+        if isinstance(item, Tick):
             continue
         number, text = item
         if not pending and not RECORD_START.match(text):
@@ -97,13 +98,13 @@ def split_records(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterat
                 pending, quotes = [], 0
 
 
-def read_csvlog(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) -> Iterator[LogRecord]:
+def read_csvlog(lines: Lines, stats: InputStats, file: str) -> Iterator[LogRecord]:
     """Yield a record per csvlog row; rows that are not PostgreSQL's are counted and skipped."""
-    current = [0, ""]
+    current: list[tuple[int, str]] = [(0, "")]  # the record being read: first line, text
 
     def texts() -> Iterator[str]:
         for first_line, text in split_records(lines, stats):
-            current[0], current[1] = first_line, text
+            current[0] = (first_line, text)
             yield text
 
     # One reader for the whole input: split_records hands it complete records, one per row.
@@ -114,15 +115,15 @@ def read_csvlog(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) 
         except StopIteration:
             return
         except csv.Error:
-            stats.skip(current[0], "malformed csvlog record", current[1])
+            stats.skip(current[0][0], "malformed csvlog record", current[0][1])
             rows = csv.reader(texts())
             continue
         layout = LAYOUTS.get(len(row))
         if layout is None or row[11] not in SEVERITIES:
-            stats.skip(current[0], f"csvlog record with {len(row)} columns", current[1])
+            stats.skip(current[0][0], f"csvlog record with {len(row)} columns", current[0][1])
             continue
         stats.records += 1
-        yield record_from_row(row, layout, Source(file, current[0]))
+        yield record_from_row(row, layout, Source(file, current[0][0]))
 
 
 #: For each column count, the position of each record field's column (None: not in this layout).

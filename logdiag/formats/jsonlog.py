@@ -10,18 +10,16 @@ from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogForm
 from logdiag.formats.csvlog import record_from_columns
 from logdiag.formats.mapping import JSONLOG_KEYS, record_from_mapping, text_or_none
 from logdiag.formats.prefix import LinePrefix
-from logdiag.formats.stderr import RawLine, Stderr, StderrAssembler, Tick
+from logdiag.formats.stderr import RawLine, Stderr, StderrAssembler
 from logdiag.formats.timestamps import fromisoformat
 from logdiag.records import SEVERITIES, LogRecord, Source
-from logdiag.source.framing import TICK, decode_line
+from logdiag.source.framing import Tick, decode_line
 from logdiag.source.stats import InputStats
 
 
-def _objects(
-    lines: Iterable[tuple[int, str]], stats: InputStats, what: str
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def _objects(lines: Lines, stats: InputStats, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for item in lines:
-        if item is TICK:
+        if isinstance(item, Tick):
             continue
         number, text = item
         if not text.strip():
@@ -44,7 +42,7 @@ def _client(obj: dict[str, Any]) -> str | None:
     return f"{host}:{port}" if host and port is not None else host
 
 
-def read_jsonlog(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) -> Iterator[LogRecord]:
+def read_jsonlog(lines: Lines, stats: InputStats, file: str) -> Iterator[LogRecord]:
     """PostgreSQL 15+ jsonlog: one object per line; keys whose value is NULL are absent."""
     for number, obj in _objects(lines, stats, "jsonlog"):
         if obj.get("error_severity") not in SEVERITIES:
@@ -59,7 +57,7 @@ def read_jsonlog(lines: Iterable[tuple[int, str]], stats: InputStats, file: str)
 CNPG_RAW_PREFIX = "%m [%p] "
 
 
-def read_cnpg(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) -> Iterator[LogRecord]:
+def read_cnpg(lines: Lines, stats: InputStats, file: str) -> Iterator[LogRecord]:
     """CloudNativePG: ``{"logger": "postgres", "msg": "record", "record": {csvlog columns}}``.
 
     The operator's own messages in the same stream are counted as skipped, by reason.
@@ -80,7 +78,7 @@ def read_cnpg(lines: Iterable[tuple[int, str]], stats: InputStats, file: str) ->
     yield from raw.flush()
 
 
-def cloudsql_lines(lines: Iterable[tuple[int, str]], stats: InputStats) -> Iterator[RawLine]:
+def cloudsql_lines(lines: Lines, stats: InputStats) -> Iterator[RawLine]:
     """Google Cloud SQL's export: the server's line in ``textPayload``, the time in ``timestamp``."""
     for number, obj in _objects(lines, stats, "Cloud SQL"):
         payload = obj.get("textPayload")

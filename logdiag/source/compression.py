@@ -5,16 +5,19 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import types
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
+gzip_files: types.ModuleType
+gzip_inflate: types.ModuleType
 try:  # Intel's ISA-L inflates gzip about four times as fast as zlib: a .gz reads as fast as zcat
     from isal import igzip as gzip_files
     from isal import isal_zlib as gzip_inflate
 except ImportError:  # no wheel for this machine: the standard library does the same, slower
-    gzip_files = gzip  # type: ignore[no-redef]
-    gzip_inflate = zlib  # type: ignore[no-redef]
+    gzip_files = gzip
+    gzip_inflate = zlib
 
 CHUNK_SIZE = 1 << 16
 
@@ -26,7 +29,7 @@ MAGIC: dict[bytes, str] = {
 }
 #: What a broken compressed stream raises while it is read.
 DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
-    EOFError, OSError, zlib.error, gzip_inflate.error, lzma.LZMAError,
+    EOFError, OSError, zlib.error, cast(type[BaseException], gzip_inflate.error), lzma.LZMAError,
 )
 
 

@@ -6,7 +6,7 @@ import functools
 import io
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from logdiag.errors import InputError
 from logdiag.source import compression
@@ -44,7 +44,7 @@ class OpenInput:
             except OSError as exc:
                 raise InputError(f"cannot open {name}: {exc.strerror or exc}") from exc
         self._raw = raw
-        self._buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+        self._buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
         head = self._buffered.peek(8)[:8]
         self.compression = next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), None)
 
