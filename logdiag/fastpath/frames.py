@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from logdiag.formats.timestamps import zone_for
+
+if TYPE_CHECKING:
+    import polars as pl
 
 #: ``record_end(data, start, end)``: where the last whole record of ``data[start:end]`` ends.
 RecordEnd = Callable[[bytes, int, int], int]
@@ -18,7 +22,7 @@ class NotExact(Exception):
     """A block holds something that polars' columns would not give exactly as the readers do."""
 
 
-def utc_instants(stamps, head: int = 23):
+def utc_instants(stamps: pl.Series, head: int = 23) -> pl.Series:
     """``2026-11-21 06:52:48.092 UTC`` (``head`` 23) or ``2026-11-21 06:52:48 UTC`` (19) as UTC
     instants, zone by zone as :func:`logdiag.formats.timestamps.parse_timestamp` reads them (None for a
     zone it does not know, and for no text).

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logdiag.fastpath import LOOKBACK_BYTES
 from logdiag.fastpath.fields import session_key
@@ -30,6 +30,9 @@ from logdiag.fastpath.scan import Block, LineClassifier, errors_in, lines_with
 from logdiag.formats.base import Prefilter
 from logdiag.source.framing import TICK, Tick, whole_lines
 from logdiag.source.stats import InputStats
+
+if TYPE_CHECKING:
+    import polars as pl
 
 BATCH_BYTES = 2 * 1024 * 1024
 #: Sessions whose lines go on at once after their first violation; beyond this many, the one that
@@ -144,7 +147,7 @@ class LookbackFilter:
         yield from zip(kept["line"], kept["text"], strict=True)
         self._hold(frame)
 
-    def _hold(self, frame) -> None:
+    def _hold(self, frame: pl.DataFrame) -> None:
         """Hold the lines not kept, each with its record's session key; drop the oldest beyond the look-back."""
         pl = self.pl
         # Continuation lines (quoted newlines, TAB lines) take the key of their record's first line,
@@ -165,7 +168,7 @@ class LookbackFilter:
             self.held_bytes -= size
             self._forget(dropped)
 
-    def _forget(self, frame) -> None:
+    def _forget(self, frame: pl.DataFrame) -> None:
         """Tell of the sessions whose lines are dropped: their history is incomplete from now on."""
         if self.on_forgotten is not None:
             keys = frame.get_column("key").drop_nulls().unique()

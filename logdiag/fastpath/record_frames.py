@@ -12,7 +12,7 @@ record by record instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
 from logdiag.fastpath.stderr_frames import message_starts, stderr_frame
@@ -22,6 +22,9 @@ from logdiag.formats.mapping import CSVLOG_KEYS, JSONLOG_KEYS
 from logdiag.formats.prefix import LinePrefix
 from logdiag.records import SEVERITIES
 from logdiag.source.inputs import OpenInput
+
+if TYPE_CHECKING:
+    import polars as pl
 
 BLOCK_BYTES = 16 * 1024 * 1024
 #: The records table's columns from the log (the exporter adds ``host``).
@@ -66,7 +69,7 @@ def record_frames(
         opened.close()
 
 
-FrameReader = tuple[Callable[[bytes, int], Any], RecordEnd, int]
+FrameReader = tuple[Callable[[bytes, int], 'pl.DataFrame'], RecordEnd, int]
 
 
 def _stderr_reader(log_line_prefix: str | None) -> FrameReader:
@@ -132,7 +135,7 @@ def _csv_record_end(data: bytes, start: int, end: int) -> int:
     return cut if cut > start else 0
 
 
-def _csvlog_frame(data: bytes, lines: int):
+def _csvlog_frame(data: bytes, lines: int) -> pl.DataFrame:
     import polars as pl
 
     if b"\r" in data:  # the readers split lines at \n and drop a \r before it
@@ -152,7 +155,7 @@ def _csvlog_frame(data: bytes, lines: int):
     return _typed(frame)
 
 
-def _spans(raw, lines: int):
+def _spans(raw: pl.DataFrame, lines: int) -> pl.Expr | pl.Series:
     """How many physical lines each row spans: one, plus the newlines in its quoted fields.
 
     They hide in the free-text columns, nearly always; the other columns are counted only when
@@ -170,7 +173,7 @@ def _spans(raw, lines: int):
     raise NotExact("records and lines do not add up")
 
 
-def _jsonlog_frame(data: bytes, lines: int):
+def _jsonlog_frame(data: bytes, lines: int) -> pl.DataFrame:
     import polars as pl
 
     keys = {*JSONLOG_KEYS.values(), "remote_port"}
@@ -191,7 +194,7 @@ def _jsonlog_frame(data: bytes, lines: int):
     return _typed(frame)
 
 
-def _typed(frame):
+def _typed(frame: pl.DataFrame) -> pl.DataFrame:
     """The text columns as the readers give them: empty is no value, numbers are integers,
     severities are checked, timestamps are aware (then UTC)."""
     import polars as pl
@@ -208,7 +211,7 @@ def _typed(frame):
     return frame.with_columns(timestamp=utc_instants(frame["timestamp"]))
 
 
-def _plain_integer(column: str):
+def _plain_integer(column: str) -> pl.Expr:
     """Whether a csvlog number column is empty or what both polars' cast and the reader read as the
     same integer: ASCII digits, a minus at most (polars would also take a plus sign)."""
     import polars as pl
@@ -218,7 +221,7 @@ def _plain_integer(column: str):
     return (text == "") | text.is_null() | (number.is_not_null() & ~text.str.starts_with("+"))
 
 
-def _line_numbers(first_line: int):
+def _line_numbers(first_line: int) -> pl.Expr:
     """The physical line each record starts at: the block's first, plus the lines of those before."""
     import polars as pl
 

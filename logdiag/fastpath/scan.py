@@ -24,7 +24,7 @@ import bisect
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from logdiag.diagnosis.messages import parse_violation
 from logdiag.fastpath.bytesearch import Haystack
@@ -32,6 +32,9 @@ from logdiag.fastpath.readahead import in_thread
 from logdiag.formats.base import Continuation, ErrorLine, Prefilter
 from logdiag.source.framing import decode_line, whole_lines
 from logdiag.source.stats import InputStats
+
+if TYPE_CHECKING:  # polars is imported when a classifier is made, not with the module
+    import polars as pl
 
 CHUNK_BYTES = 16 * 1024 * 1024
 
@@ -196,7 +199,7 @@ class SessionTest:
     gets, and the exact test (None when the candidate is exact) only its candidates get."""
 
     candidate: str  # a regular expression
-    exact: Any  # polars expression, or None
+    exact: pl.Expr | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +216,7 @@ class QuoteRuns:
 class Measured:
     """What :meth:`LineClassifier.measure` found in a block."""
 
-    frame: Any  # polars DataFrame: text and the vectorised tests' columns
+    frame: pl.DataFrame  # text and the vectorised tests' columns
     kept_lines: list[int]  # 0-based indexes in the block of the lines kept alone (other errors)
     extra: tuple[str, ...]  # the names of the extra columns
     recoded: int  # lines that were not UTF-8
@@ -309,7 +312,7 @@ class LineClassifier:
         candidate, exact = self.prefilter.session_test(alternation)
         return SessionTest(candidate, None if exact is None else self.pl.col("text").str.contains(exact))
 
-    def measure(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None) -> Measured:
+    def measure(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, pl.Expr] | None = None) -> Measured:
         """The block's lines and what the vectorised tests (and ``extra`` expressions, computed
         alongside them) say of them, before anything that depends on the blocks before it;
         ``kept_offsets``: the byte offsets in the file of lines to keep alone (other errors).
@@ -322,7 +325,7 @@ class LineClassifier:
 
     def measure_with(
         self, session_test: SessionTest | None, block: Block, kept_offsets: Sequence[int] = (),
-        extra: dict[str, Any] | None = None,
+        extra: dict[str, pl.Expr] | None = None,
     ) -> Measured:
         """:meth:`measure` with the test for kept sessions that was in use at some earlier point
         (a thread measures while the sessions kept change)."""
@@ -360,7 +363,7 @@ class LineClassifier:
         frame = self._told_apart(frame, session_test).drop("index")
         return Measured(frame, kept_lines, tuple(extra or ()), recoded, nul_lines, quotes)
 
-    def _numbered(self, measured: Measured):
+    def _numbered(self, measured: Measured) -> pl.DataFrame:
         """The measured lines with their line numbers and whether they start a record (each
         polars call costs some 0.5 ms: they are few)."""
         pl = self.pl
@@ -382,7 +385,7 @@ class LineClassifier:
             frame = frame.with_columns(line=line, is_start=pl.lit(True))
         return frame
 
-    def _told_apart(self, frame, session_test: SessionTest | None):
+    def _told_apart(self, frame: pl.DataFrame, session_test: SessionTest | None) -> pl.DataFrame:
         """The lines the measure's one cheap test let through told apart (by their ``index`` in
         the block): of a kept session (``in_session``, which counts where a record starts), DDL
         (``ddl``, likewise), stderr's attachment candidates (``is_attachment``, DETAIL... lines
@@ -398,10 +401,10 @@ class LineClassifier:
             if session_test is None:
                 sessions = sessions.clear()
             else:
-                sessions = maybe.filter(text.str.contains(session_test.candidate))
-                if session_test.exact is not None and sessions.height:
-                    sessions = sessions.filter(session_test.exact)
-                sessions = sessions["index"]
+                candidates = maybe.filter(text.str.contains(session_test.candidate))
+                if session_test.exact is not None and candidates.height:
+                    candidates = candidates.filter(session_test.exact)
+                sessions = candidates["index"]
         blank = frame.filter("short").filter(text.str.contains(r"^\s*$"))
         untabbed = blank.filter(~text.str.starts_with("\t"))["index"] if blank.height else blank["index"]
         told_apart = {}
@@ -413,35 +416,41 @@ class LineClassifier:
             blank=_among(index, blank["index"]), blank_untabbed=_among(index, untabbed), **told_apart,
         )
 
-    def _block_lines(self, block: Block, data: bytes, head: bytes):
+    def _block_lines(self, block: Block, data: bytes, head: bytes) -> pl.LazyFrame:
         """The lines a block hands out (``data`` and ``head``: its own, or made valid UTF-8), the
         one cut at its end included."""
         lines = self._lines(data)
         if block.start:
             lines = lines.slice(1)  # the end of the head
-        return self.pl.concat([self._lines(head), lines]) if head else lines
+        if not head:
+            return lines
+        joined: pl.LazyFrame = self.pl.concat([self._lines(head), lines])
+        return joined
 
-    def _lines(self, data: bytes):
+    def _lines(self, data: bytes) -> pl.LazyFrame:
         """The lines of a block as a lazy frame of ``text``, without their line endings.
 
         polars' own line scanner is the fastest, but it holds on to some 20 times the block's
         size; ``compact`` classifiers (streams, whose memory must stay small) split in Python.
         """
-        pl = self.pl
+        polars = self.pl
         if not self.compact:
-            return pl.scan_lines(data, name="text")
+            scanned: pl.LazyFrame = polars.scan_lines(data, name="text")
+            return scanned
         lines = data.decode("utf-8").split("\n")
         if data.endswith(b"\n"):
             lines.pop()
-        frame = pl.LazyFrame({"text": lines}, schema={"text": pl.Utf8})
-        return frame.with_columns(pl.col("text").str.strip_suffix("\r")) if b"\r" in data else frame
+        frame: pl.LazyFrame = polars.LazyFrame({"text": lines}, schema={"text": polars.Utf8})
+        return frame.with_columns(polars.col("text").str.strip_suffix("\r")) if b"\r" in data else frame
 
-    def classify(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, Any] | None = None):
+    def classify(
+        self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, pl.Expr] | None = None,
+    ) -> pl.DataFrame:
         """The block's lines as a frame of ``line``, ``text``, ``start`` (the line their record
         starts at), ``keep`` and the ``extra`` columns; counts go to the stats."""
         return self.decide(self.measure(block, kept_offsets, extra))
 
-    def decide(self, measured: Measured):
+    def decide(self, measured: Measured) -> pl.DataFrame:
         """:meth:`classify` for a block measured ahead (the blocks before it decided): the
         sessions kept when it was measured decide which of its lines are kept."""
         pl = self.pl
@@ -477,7 +486,7 @@ class LineClassifier:
             carry.line += frame.height
         return frame.select("line", "text", "start", "keep", *measured.extra)
 
-    def _count(self, frame) -> None:
+    def _count(self, frame: pl.DataFrame) -> None:
         """Records and unusable lines, counted the vectorised way (the fast path reads no other)."""
         pl = self.pl
         stats = self.stats
@@ -506,7 +515,7 @@ class LineClassifier:
             stats.skipped[unmatched_reason] += unmatched
 
 
-def _quote_runs(frame) -> QuoteRuns:
+def _quote_runs(frame: pl.DataFrame) -> QuoteRuns:
     """csvlog, before the blocks before it are known: where the block's lines stand with respect
     to quoted fields (see :class:`QuoteRuns`).
 
@@ -591,14 +600,14 @@ def _made_valid(piece: bytes) -> bytes:
     return piece.replace(b"\x00", b"").decode("utf-8", "replace").encode("utf-8")
 
 
-def _among(index, chosen):
+def _among(index: pl.Expr, chosen: pl.Series) -> pl.Expr:
     """Whether each line's index is one of ``chosen`` (a polars Series, often empty)."""
     import polars as pl
 
     return index.is_in(chosen.implode()) if len(chosen) else pl.lit(False)
 
 
-def _confirm(frame, column: str, exact):
+def _confirm(frame: pl.DataFrame, column: str, exact: pl.Expr | None) -> pl.DataFrame:
     """Run the ``exact`` test on the lines whose ``column`` (a cheap candidate test) is true."""
     if exact is None:
         return frame

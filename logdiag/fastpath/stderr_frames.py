@@ -13,12 +13,15 @@ apart) raises :class:`~logdiag.fastpath.record_frames.NotExact`, and the file is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
 from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, PREFIX_WINDOW, LinePrefix
 from logdiag.formats.stderr import ATTACHMENT_FIELDS
 from logdiag.records import RECORD_FIELDS
+
+if TYPE_CHECKING:
+    import polars as pl
 
 #: Characters that Python's ``\s`` and ``str.strip`` take for white space and Rust's do not (the
 #: information separators): a block holding one is read record by record.
@@ -55,7 +58,7 @@ def message_starts(prefix: LinePrefix) -> RecordEnd:
     return record_end
 
 
-def stderr_frame(data: bytes, lines: int, prefix: LinePrefix):
+def stderr_frame(data: bytes, lines: int, prefix: LinePrefix) -> pl.DataFrame:
     """The records of a block of whole stderr records: ``_span`` (the physical lines of each)
     and the record fields, as the readers give them.
 
@@ -85,7 +88,7 @@ def stderr_frame(data: bytes, lines: int, prefix: LinePrefix):
     return _records(_joined(frame), spans)
 
 
-def _lines(text, prefix: LinePrefix):
+def _lines(text: pl.Series, prefix: LinePrefix) -> pl.DataFrame:
     """Every line with what its prefix says (``%x`` columns: the values of escape x), its
     ``keyword``, its ``piece`` of text, and the ``record`` and ``part`` (message or
     attachment) it belongs to."""
@@ -126,7 +129,7 @@ def _lines(text, prefix: LinePrefix):
     )
 
 
-def _joined(frame):
+def _joined(frame: pl.DataFrame) -> pl.DataFrame:
     """The first line of every part (message or attachment), its ``piece`` now the part's text
     with its TAB lines joined on, and the ``first`` line's piece alone."""
     import polars as pl
@@ -143,7 +146,7 @@ def _joined(frame):
     return heads.join(texts, on="part", how="left").with_columns(piece=pl.coalesce("joined", "piece")).drop("joined")
 
 
-def _records(heads, spans):
+def _records(heads: pl.DataFrame, spans: pl.Series) -> pl.DataFrame:
     """One row per message: the lines it spans, its prefix's fields, its text and attachments."""
     import polars as pl
 
@@ -151,7 +154,7 @@ def _records(heads, spans):
     first = pl.col("first")
     # The assembler takes a verbose message's SQLSTATE off its first line, before the TAB lines.
     verbose = first.str.contains(_VERBOSE_CODE) & first.str.slice(0, 5).str.contains("[0-9]")
-    fields: dict[str, Any] = {}
+    fields: dict[str, pl.Expr] = {}
     for letter, field in _TEXT_ESCAPES.items():
         fields[field] = _text(f"%{letter}") if f"%{letter}" in messages.columns else pl.lit(None, pl.Utf8)
     for letter, field in _INTEGER_ESCAPES.items():
@@ -176,7 +179,7 @@ def _records(heads, spans):
     return records.join(_attachments(heads), on="record", how="left").select("_span", *_FIELDS)
 
 
-def _attachments(heads):
+def _attachments(heads: pl.DataFrame) -> pl.DataFrame:
     """Per record that has any, the text of each attachment (LOCATION is read and left out)."""
     import polars as pl
 
@@ -191,7 +194,7 @@ def _attachments(heads):
     return pivot.with_columns(pl.lit(None, pl.Utf8).alias(field) for field in missing)
 
 
-def _text(column: str):
+def _text(column: str) -> pl.Expr:
     """A value as the readers give it: empty or ``[unknown]`` is no value."""
     import polars as pl
 
@@ -199,7 +202,7 @@ def _text(column: str):
     return pl.when(value.is_in(["", "[unknown]"])).then(None).otherwise(value)
 
 
-def _client(columns: list[str]):
+def _client(columns: list[str]) -> pl.Expr:
     """``%r`` (``host(port)`` becomes ``host:port``), else ``%h``."""
     import polars as pl
 
@@ -209,14 +212,14 @@ def _client(columns: list[str]):
     return pl.coalesce(chosen) if chosen else pl.lit(None, pl.Utf8)
 
 
-def _without_position(message):
+def _without_position(message: pl.Expr) -> pl.Expr:
     """The message without stderr's `` at character N`` (csvlog and jsonlog keep it apart)."""
     import polars as pl
 
     return pl.when(message.str.contains("[0-9]$")).then(message.str.replace(_CURSOR_POSITION, "")).otherwise(message)
 
 
-def _timestamp(messages):
+def _timestamp(messages: pl.DataFrame) -> pl.Expr:
     """The time of each message as the readers take it: ``%m``, else ``%n``, else ``%t``."""
     import polars as pl
 

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from logdiag.fastpath import WINDOW_BYTES
 from logdiag.fastpath.fields import session_key, session_line_number
@@ -43,6 +44,9 @@ from logdiag.fastpath.scan import (
 )
 from logdiag.formats.base import Prefilter
 from logdiag.source.stats import InputStats
+
+if TYPE_CHECKING:
+    import polars as pl
 
 #: (a block, the ERROR lines in it: (byte offset, session key, is a violation))
 Arrival = tuple[Block, list[tuple[int, str, bool]]]
@@ -160,7 +164,7 @@ class WindowFilter:
                 tell_forgotten(self.on_forgotten, self._settle(kept), self.by_pid)
         yield from zip(kept["line"], kept["text"], strict=True)
 
-    def _settle(self, kept) -> list[str]:
+    def _settle(self, kept: pl.DataFrame) -> list[str]:
         """The pending sessions whose first kept line is not their session's first."""
         pl = self.classifier.pl
         firsts = (

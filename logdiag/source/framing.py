@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from logdiag.source.compression import DECOMPRESSION_ERRORS
 from logdiag.source.stats import InputStats
 
 
 class Tick:
+    """The type of :data:`TICK`, the one event live input sends down the pipeline in place of a line."""
+
     def __repr__(self) -> str:
         return "TICK"
 
 
 #: "Nothing new for a while": passed down the reading pipeline in place of a line.
 TICK: Final = Tick()
+#: A stream's pieces: bytes, or bytes and TICKs (live input).
+Piece = TypeVar("Piece", bytes, "bytes | Tick")
 
 def split_lines(chunks: Iterable[bytes | Tick]) -> Iterator[bytes | Tick]:
     """Lines (with their ending) from chunks; TICKs pass through, a partial line waits for its end."""
@@ -98,16 +102,14 @@ def decode_lines(chunks: Iterable[bytes | Tick], stats: InputStats) -> Iterator[
         yield number, text
 
 
-def until_corrupt(
-    pieces: Iterator[bytes | Tick], failure: list[BaseException], hold: bool = False,
-) -> Iterator[bytes | Tick]:
+def until_corrupt(pieces: Iterator[Piece], failure: list[BaseException], hold: bool = False) -> Iterator[Piece]:
     """The pieces up to a decompression error, which is put in ``failure`` instead of raised.
 
     With ``hold`` (compressed input, where an error can come), each piece waits for the next, so
     that the line the error cuts in two is left out, as the readers leave it out (their lines end
     at a newline or at the end of the input).
     """
-    held: bytes | Tick | None = None
+    held: Piece | None = None
     try:
         for piece in pieces:
             if not hold:
