@@ -132,13 +132,19 @@ class LogReader:
             kept = fastpath.file_lines(name, lines_filter, stats)
             yield from records_of(kept, detection, InputStats(file=name), name)
             return
+        yield from self._detected(name, chain(head, lines), detection, stats)
+
+    def _detected(
+        self, name: str, lines: Iterator[tuple[int, str] | Tick], detection: Detection | None, stats: InputStats,
+    ) -> Iterator[LogRecord]:
+        """An input whose format is known (None: it has no line), read record by record."""
         self.inputs.append(stats)
         if detection is None:
             return
         stats.format = detection.format.value
         if detection.prefix is not None:
             stats.log_line_prefix = detection.prefix.format
-        yield from records_of(chain(head, lines), detection, stats, name, quiet=self.quiet)
+        yield from records_of(lines, detection, stats, name, quiet=self.quiet)
 
     def _stats(self, name: str, detection: Detection, fast_path: bool = False) -> InputStats:
         """The counts of an input whose format is known, added to :attr:`inputs`."""
@@ -173,9 +179,10 @@ class LogReader:
             stream = chain(first, stream)
         lines_filter = self._prefilter(detection)
         if small or detection is None or lines_filter is None:
-            yield from self._records(name, split_lines(stream))
-            if failure and self.inputs:
-                self.inputs[-1].ended_early(failure[0])
+            stats = InputStats(file=name, on_bad_line=self.on_bad_line)
+            yield from self._detected(name, decode_lines(split_lines(stream), stats), detection, stats)
+            if failure:
+                stats.ended_early(failure[0])
             return
         stats = self._stats(name, detection, fast_path=True)
         lines: Iterator[tuple[int, str] | Tick]

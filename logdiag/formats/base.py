@@ -148,3 +148,20 @@ class Format(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} format>"
+
+
+#: How a format without a ``log_line_prefix`` reads its records: (lines, counts, input name).
+RecordReader = Callable[[Lines, InputStats, str], Iterator[LogRecord]]
+
+
+class FieldsFormat(Format):
+    """A format whose records carry their fields by name or position (csv columns, JSON keys):
+    read by one function, with no ``log_line_prefix`` to know."""
+
+    def __init__(self, read: RecordReader) -> None:
+        self._read = read
+
+    def records(
+        self, lines: Lines, stats: InputStats, name: str, prefix: LinePrefix | None, quiet: float | None = None,
+    ) -> Iterator[LogRecord]:
+        return self._read(lines, stats, name)

@@ -13,7 +13,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 
-from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter
+from logdiag.formats.base import Continuation, ErrorLine, FieldsFormat, Lines, LogFormat, Prefilter
 from logdiag.formats.mapping import CSVLOG_KEYS, record_from_mapping
 from logdiag.formats.prefix import LinePrefix
 from logdiag.formats.timestamps import parse_timestamp
@@ -207,15 +207,10 @@ def _session_test(alternation: str) -> tuple[str, str | None]:
     return "," + alternation + ",", "^" + _FIELDS_BEFORE_SESSION + alternation + ","
 
 
-class Csvlog(Format):
+class Csvlog(FieldsFormat):
     """PostgreSQL's csvlog, in every version's column set."""
 
     kind = LogFormat.CSVLOG
-
-    def records(
-        self, lines: Lines, stats: InputStats, name: str, prefix: LinePrefix | None, quiet: float | None = None,
-    ) -> Iterator[LogRecord]:
-        return read_csvlog(lines, stats, name)
 
     def prefilter(self, prefix: LinePrefix | None) -> Prefilter:
         return Prefilter(
@@ -225,4 +220,4 @@ class Csvlog(Format):
         )
 
 
-CSVLOG = Csvlog()
+CSVLOG = Csvlog(read_csvlog)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter
+from logdiag.formats.base import Continuation, ErrorLine, FieldsFormat, Lines, LogFormat, Prefilter
 from logdiag.formats.csvlog import record_from_columns
 from logdiag.formats.mapping import JSONLOG_KEYS, record_from_mapping, text_or_none
 from logdiag.formats.prefix import LinePrefix
@@ -105,15 +105,10 @@ def _session_test(alternation: str) -> tuple[str, str | None]:
     return '"session_id":"' + alternation + '"', None
 
 
-class Jsonlog(Format):
+class Jsonlog(FieldsFormat):
     """PostgreSQL 15+'s jsonlog."""
 
     kind = LogFormat.JSONLOG
-
-    def records(
-        self, lines: Lines, stats: InputStats, name: str, prefix: LinePrefix | None, quiet: float | None = None,
-    ) -> Iterator[LogRecord]:
-        return read_jsonlog(lines, stats, name)
 
     def prefilter(self, prefix: LinePrefix | None) -> Prefilter:
         return Prefilter(
@@ -123,15 +118,10 @@ class Jsonlog(Format):
         )
 
 
-class Cnpg(Format):
+class Cnpg(FieldsFormat):
     """CloudNativePG's JSON lines, wrapping csvlog fields."""
 
     kind = LogFormat.CNPG
-
-    def records(
-        self, lines: Lines, stats: InputStats, name: str, prefix: LinePrefix | None, quiet: float | None = None,
-    ) -> Iterator[LogRecord]:
-        return read_cnpg(lines, stats, name)
 
 
 class CloudSql(Stderr):
@@ -157,6 +147,6 @@ class CloudSql(Stderr):
         return None
 
 
-JSONLOG = Jsonlog()
-CNPG = Cnpg()
+JSONLOG = Jsonlog(read_jsonlog)
+CNPG = Cnpg(read_cnpg)
 CLOUDSQL = CloudSql()
