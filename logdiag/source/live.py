@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from logdiag.errors import InputError
 from logdiag.source.framing import TICK, FileSwitch, Tick
 from logdiag.source.paths import destination
 
@@ -105,13 +106,10 @@ def follow(
     preferred = None
     if directory is not None:
 
-        first = _newest(directory, None)
         names = {destination(p) for p in directory.iterdir() if p.is_file()}
         preferred = next((d for d in ("csvlog", "jsonlog", "other") if d in names), None)
         first = _newest(directory, preferred)
         if first is None:
-            from logdiag.errors import InputError
-
             raise InputError(f"no log file in directory {directory}")
         target = first
     current = _open(target, at_end=not from_start)
@@ -122,6 +120,7 @@ def follow(
         data = current.handle.read(CHUNK)
         if data:
             current.position += len(data)
+            # Cut here, not by framing.split_lines: a line cut in two by a truncation is dropped.
             lines = (current.partial + data).split(b"\n")
             current.partial = lines.pop()
             for line in lines:
