@@ -48,13 +48,14 @@ class LogReader:
         quiet: for live input (stdin, ``follow``), seconds of silence after which records still
             waiting for DETAIL/STATEMENT lines are complete. None reads stdin as a batch.
         stop: with ``follow``, set this event to end the iteration.
-        fast: read csvlog/jsonlog/stderr through the vectorised pre-filter, which yields only the
-            records a diagnosis needs: big plain files with :mod:`logdiag.fastpath.scan`, standard input
-            and followed files with :mod:`logdiag.fastpath.lookback`, compressed files with :mod:`logdiag.fastpath.window`.
+        fast: read the formats that have a :class:`~logdiag.formats.base.Prefilter` (csvlog,
+            jsonlog, stderr) through the vectorised pre-filter (:mod:`logdiag.fastpath`), which
+            yields only the records a diagnosis needs: big plain files in two passes, standard
+            input and followed files holding recent lines, compressed files a window late.
         fast_min_bytes: the size (decompressed) from which files are pre-filtered.
         lookback_bytes: how far back from a session's failure a stream's lines are still kept
-            (default: :data:`~logdiag.fastpath.lookback.LOOKBACK_BYTES` for pipes and followed files,
-            :data:`~logdiag.fastpath.window.WINDOW_BYTES` for compressed files).
+            (default: :data:`LOOKBACK_BYTES` for pipes and followed files, :data:`WINDOW_BYTES`
+            for compressed files).
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.diagnosis.sessions.SessionTracker.forget`).
 
