@@ -408,10 +408,10 @@ def _stdout_to_devnull() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def _exit_on_closed_pipe(console: Console) -> None:
+def _exit_on_closed_pipe(self: Console) -> None:
     """rich's ``Console.on_broken_pipe`` for the consoles logdiag does not make (typer's, for
     ``--help | head``): rich's quiet exit, with logdiag's code for a closed pipe instead of 1."""
-    console.quiet = True
+    self.quiet = True
     _stdout_to_devnull()
     raise SystemExit(ExitStatus.PIPE_CLOSED)
 

@@ -377,8 +377,9 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
     exact) record by record."""
     import polars as pl
 
+    from logdiag.fastpath.frames import NotExact
     from logdiag.fastpath.readahead import in_thread
-    from logdiag.fastpath.record_frames import NotExact, record_frames
+    from logdiag.fastpath.record_frames import record_frames
 
     fmt = LogFormat(stats.format) if stats.format else None
     clean = not (stats.skipped_total or stats.blank or stats.recoded or stats.error)
