@@ -406,10 +406,9 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
 
 def _drain_errors(analysis: Run, table: _TableWriter, host: str | None, keep: Any) -> None:
     """Move the other errors found so far into the table (memory stays flat)."""
-    for error in analysis.other_errors:
+    for error in analysis.take_other_errors():
         if keep(error.source.file, error.source.line):
             table.add(error_row(error, host), error.at)
-    analysis.other_errors.clear()
 
 
 def dataset_glob(path: str | os.PathLike[str], table: str = "incidents") -> str:
