@@ -1,10 +1,9 @@
 """Parquet export: incidents, records and other errors, in batches, incrementally (polars, zstd).
 
-Each table is a dataset directory (``incidents.parquet/``, ``records.parquet/``,
-``errors.parquet/``) of part files, hive-partitioned by day with ``partition_by="day"``
-(``date=YYYY-MM-DD/``). A new export adds part files and never rewrites old ones; the state file
-``_logdiag_export.json`` next to them says how far each input was read, so that exporting the
-same logs again processes only new or grown files and never duplicates a row.
+Each table is a dataset directory of part files (:mod:`logdiag.export.dataset`). A new export
+adds part files and never rewrites old ones; the state file next to them says how far each input
+was read, so that exporting the same logs again processes only new or grown files and never
+duplicates a row.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 
 from logdiag.diagnosis.incidents import Incident, OtherError
 from logdiag.diagnosis.sessions import SessionTracker
+from logdiag.export import dataset
 from logdiag.formats import LogFormat
 from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
@@ -30,10 +30,8 @@ from logdiag.records import RECORD_FIELDS, LogRecord
 from logdiag.source.paths import STDIN, expand_paths
 from logdiag.source.stats import InputStats, OnBadLine
 
-STATE_FILE = "_logdiag_export.json"
 SCHEMA_VERSION = 1
 BATCH_ROWS = 100_000
-NO_DATE = "__HIVE_DEFAULT_PARTITION__"  # the hive convention for a NULL partition value
 
 
 def _schemas() -> dict[str, dict[str, Any]]:
@@ -85,7 +83,7 @@ class _TableWriter:
 
     def __init__(self, root: Path, name: str, schema: dict[str, Any], partition: bool, run: str,
                  batch_rows: int, result: ExportResult) -> None:
-        self.directory = root / f"{name}.parquet"
+        self.directory = dataset.table_directory(root, name)
         self.name = name
         self.schema = schema
         self.partition = partition
@@ -99,7 +97,7 @@ class _TableWriter:
         self.parts = 0
 
     def add(self, row: Mapping[str, Any], when: datetime | None) -> None:
-        day = (when.astimezone(timezone.utc).strftime("%Y-%m-%d") if when else NO_DATE) if self.partition else ""
+        day = dataset.day_of(when) if self.partition else ""
         columns = self.buffers[day]
         for name, values in columns.items():
             values.append(row.get(name))
@@ -119,7 +117,7 @@ class _TableWriter:
         if not self.partition:
             self.frames[""].append(frame)
         else:
-            day = pl.col("timestamp").dt.strftime("%Y-%m-%d").fill_null(NO_DATE)
+            day = pl.col("timestamp").dt.strftime(dataset.DAY_FORMAT).fill_null(dataset.NO_DATE)
             for (when,), rows in frame.with_columns(_day=day).partition_by("_day", as_dict=True).items():
                 self.frames[when].append(rows.drop("_day"))
         if self.framed >= self.batch_rows:
@@ -145,15 +143,18 @@ class _TableWriter:
         import polars as pl
 
         for day, frames in self.frames.items():
-            self._write(pl.concat(frames), self.directory / f"date={day}" if self.partition else self.directory)
+            self._write(pl.concat(frames), self._folder(day))
         self.frames.clear()
         self.framed = 0
+
+    def _folder(self, day: str) -> Path:
+        return dataset.partition_directory(self.directory, day if self.partition else None)
 
     def _write(self, frame: Any, folder: Path) -> None:
         if not frame.height:
             return
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"part-{self.run}-{self.parts:05d}.parquet"
+        path = folder / dataset.part_name(self.run, self.parts)
         self.parts += 1
         frame.write_parquet(path, compression="zstd")
         self.result.parts.append(path)
@@ -164,9 +165,9 @@ class _TableWriter:
         if not self.directory.exists():
             import polars as pl
 
-            folder = self.directory / f"date={NO_DATE}" if self.partition else self.directory
+            folder = self._folder(dataset.NO_DATE)
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"part-{self.run}-empty.parquet"
+            path = folder / dataset.part_name(self.run, None)
             pl.DataFrame(schema=self.schema).write_parquet(path, compression="zstd")
             self.result.parts.append(path)
 
@@ -176,8 +177,7 @@ class _TableWriter:
         for day, columns in self.buffers.items():
             if not columns or not next(iter(columns.values())):
                 continue
-            folder = self.directory / f"date={day}" if self.partition else self.directory
-            self._write(pl.DataFrame(columns, schema=self.schema, strict=False), folder)
+            self._write(pl.DataFrame(columns, schema=self.schema, strict=False), self._folder(day))
         self.buffers.clear()
         self.buffered = 0
         self.write_frames()
@@ -244,7 +244,7 @@ def error_row(error: OtherError, host: str | None) -> dict[str, Any]:
 # --- incremental state --------------------------------------------------------------------
 
 def _load_state(output: Path) -> dict[str, Any]:
-    path = output / STATE_FILE
+    path = output / dataset.STATE_FILE
     if not path.exists():
         return {"version": SCHEMA_VERSION, "files": {}}
     try:
@@ -257,9 +257,9 @@ def _load_state(output: Path) -> dict[str, Any]:
 
 
 def _save_state(output: Path, state: dict[str, Any]) -> None:
-    temporary = output / (STATE_FILE + ".tmp")
+    temporary = output / (dataset.STATE_FILE + ".tmp")
     temporary.write_text(json.dumps(state, indent=1, sort_keys=True))
-    temporary.replace(output / STATE_FILE)
+    temporary.replace(output / dataset.STATE_FILE)
 
 
 def _identity(path: str) -> dict[str, Any]:
@@ -409,14 +409,3 @@ def _drain_errors(analysis: Run, table: _TableWriter, host: str | None, keep: An
     for error in analysis.take_other_errors():
         if keep(error.source.file, error.source.line):
             table.add(error_row(error, host), error.at)
-
-
-def dataset_glob(path: str | os.PathLike[str], table: str = "incidents") -> str:
-    """The glob that reads a table of an export directory, or a Parquet file or dataset itself."""
-    location = Path(path)
-    if (location / f"{table}.parquet").is_dir():
-        return str(location / f"{table}.parquet" / "**" / "*.parquet")
-    if location.is_dir():
-        return str(location / "**" / "*.parquet")
-    return str(location)
-

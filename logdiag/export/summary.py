@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logdiag.errors import InputError
-from logdiag.export.parquet import dataset_glob
+from logdiag.export.dataset import dataset_glob
 
 #: The groupings a summary shows, each with the columns it groups by.
 GROUPINGS: dict[str, list[str]] = {
