@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,20 +74,20 @@ class ExportResult:
     files_skipped: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=lambda: {"records": 0, "incidents": 0, "errors": 0})
     parts: list[Path] = field(default_factory=list)
-    analysis: Run | None = None
+    run: Run | None = None
 
 
 class _TableWriter:
     """Buffers rows (or polars frames) per partition and writes a zstd Parquet part file every
     ``batch_rows`` rows."""
 
-    def __init__(self, root: Path, name: str, schema: dict[str, Any], partition: bool, run: str,
+    def __init__(self, root: Path, name: str, schema: dict[str, Any], partition: bool, export_id: str,
                  batch_rows: int, result: ExportResult) -> None:
         self.directory = dataset.table_directory(root, name)
         self.name = name
         self.schema = schema
         self.partition = partition
-        self.run = run
+        self.export_id = export_id
         self.batch_rows = batch_rows
         self.result = result
         self.buffers: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {c: [] for c in schema})
@@ -154,7 +154,7 @@ class _TableWriter:
         if not frame.height:
             return
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / dataset.part_name(self.run, self.parts)
+        path = folder / dataset.part_name(self.export_id, self.parts)
         self.parts += 1
         frame.write_parquet(path, compression="zstd")
         self.result.parts.append(path)
@@ -167,7 +167,7 @@ class _TableWriter:
 
             folder = self._folder(dataset.NO_DATE)
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / dataset.part_name(self.run, None)
+            path = folder / dataset.part_name(self.export_id, None)
             pl.DataFrame(schema=self.schema).write_parquet(path, compression="zstd")
             self.result.parts.append(path)
 
@@ -318,7 +318,7 @@ def export(
             ``records.parquet`` (csvlog, jsonlog and stderr); off, every record passes through the analysis.
 
     Returns:
-        What was written; the analysis of the files read is in ``result.analysis``.
+        What was written; the run over the files read is ``result.run``.
     """
     if partition_by not in (None, "day"):
         from logdiag.errors import ConfigError
@@ -331,10 +331,10 @@ def export(
     result = ExportResult(root, read, skipped)
     if not read:
         return result
-    run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
+    export_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
     schemas = _schemas()
     tables = {
-        name: _TableWriter(root, name, schemas[name], partition_by == "day", run, batch_rows, result)
+        name: _TableWriter(root, name, schemas[name], partition_by == "day", export_id, batch_rows, result)
         for name in schemas
     }
 
@@ -348,26 +348,26 @@ def export(
     # records.parquet needs every record. A file can be read twice: analysed with the pre-filter,
     # then its records read again (by polars if it can); standard input passes through once.
     every_record = not fast or STDIN in read
-    analysis = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
-                       tracker=tracker, fast=not every_record)
+    run = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
+                  tracker=tracker, fast=not every_record)
     if every_record:
-        analysis.record_sink = sink
-    for incident in analysis.incidents():
+        run.record_sink = sink
+    for incident in run.incidents():
         if keep(incident.raised_by_source.file, incident.raised_by_source.line):
             tables["incidents"].add(incident_row(incident, host), incident.at)
-        _drain_errors(analysis, tables["errors"], host, keep)
-    _drain_errors(analysis, tables["errors"], host, keep)
+        _drain_errors(run, tables["errors"], host, keep)
+    _drain_errors(run, tables["errors"], host, keep)
     if not every_record:
-        for stats in analysis.inputs:
+        for stats in run.inputs:
             _export_records(stats, tables["records"], host, watermarks.get(stats.file, 0))
     for table in tables.values():
         table.close()
-    for stats in analysis.inputs:
+    for stats in run.inputs:
         if stats.file != STDIN:
             key = f"{host or ''}\0{os.path.abspath(stats.file)}"
             state["files"][key] = {**identities[stats.file], "lines": stats.lines, "host": host}
     _save_state(root, state)
-    result.analysis = analysis
+    result.run = run
     return result
 
 
@@ -404,8 +404,8 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
             table.add(record_row(record, host), record.timestamp)
 
 
-def _drain_errors(analysis: Run, table: _TableWriter, host: str | None, keep: Any) -> None:
+def _drain_errors(run: Run, table: _TableWriter, host: str | None, keep: Callable[[str, int], bool]) -> None:
     """Move the other errors found so far into the table (memory stays flat)."""
-    for error in analysis.take_other_errors():
+    for error in run.take_other_errors():
         if keep(error.source.file, error.source.line):
             table.add(error_row(error, host), error.at)
