@@ -60,3 +60,12 @@ def test_links_to_sections_resolve():
             anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
             anchors |= set(re.findall(r'<a id="([^"]+)"', text))
             assert anchor in anchors, f"{page.name}: {target}#{anchor}"
+
+
+def test_analyze_is_the_packages_entry_point():
+    """``from logdiag import analyze`` is the library's entry point, logdiag.pipeline's analyze."""
+    import logdiag
+    import logdiag.pipeline
+
+    assert logdiag.analyze is logdiag.pipeline.analyze
+    assert logdiag.Run is logdiag.pipeline.Run
