@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -34,10 +35,10 @@ def sql(statement: str, emphasise: Iterable[str | None] = ()) -> Text:
     return text
 
 
-def _distance(source: Source, at: object, incident: Incident) -> str:
+def _distance(source: Source, at: datetime | None, incident: Incident) -> str:
     parts = []
     if incident.at is not None and at is not None:
-        seconds = (incident.at - at).total_seconds()  # type: ignore[operator]
+        seconds = (incident.at - at).total_seconds()
         parts.append(f"{seconds:.3g} s")
     if source.file == incident.raised_by_source.file:
         parts.append(f"{incident.raised_by_source.line - source.line} lines")
