@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logdiag.diagnosis.incidents import Incident, OtherError
 from logdiag.diagnosis.sessions import SessionTracker
@@ -29,6 +29,9 @@ from logdiag.reader import LogReader
 from logdiag.records import RECORD_FIELDS, LogRecord
 from logdiag.source.paths import STDIN, expand_paths
 from logdiag.source.stats import InputStats, OnBadLine
+
+if TYPE_CHECKING:  # polars is imported when rows are written, not with the CLI
+    import polars as pl
 
 SCHEMA_VERSION = 1
 BATCH_ROWS = 100_000
@@ -92,7 +95,7 @@ class _TableWriter:
         self.result = result
         self.buffers: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {c: [] for c in schema})
         self.buffered = 0
-        self.frames: dict[str, list[Any]] = defaultdict(list)  # polars frames, by day
+        self.frames: dict[str, list[pl.DataFrame]] = defaultdict(list)  # by day
         self.framed = 0
         self.parts = 0
 
@@ -106,7 +109,7 @@ class _TableWriter:
         if self.buffered >= self.batch_rows:
             self.flush()
 
-    def add_frame(self, frame: Any) -> None:
+    def add_frame(self, frame: pl.DataFrame) -> None:
         """Add a frame of rows (the table's columns, in any order); written with the next ones
         once they make ``batch_rows``."""
         import polars as pl
@@ -150,7 +153,7 @@ class _TableWriter:
     def _folder(self, day: str) -> Path:
         return dataset.partition_directory(self.directory, day if self.partition else None)
 
-    def _write(self, frame: Any, folder: Path) -> None:
+    def _write(self, frame: pl.DataFrame, folder: Path) -> None:
         if not frame.height:
             return
         folder.mkdir(parents=True, exist_ok=True)
