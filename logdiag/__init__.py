@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from logdiag.errors import ConfigError, InputError, LogdiagError
 from logdiag.formats import LogFormat
+from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader, open_log
 from logdiag.records import LogRecord, Severity, Source
 from logdiag.source.stats import OnBadLine
@@ -18,8 +19,10 @@ __all__ = [
     "LogRecord",
     "LogdiagError",
     "OnBadLine",
+    "Run",
     "Severity",
     "Source",
     "__version__",
+    "analyze",
     "open_log",
 ]

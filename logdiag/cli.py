@@ -179,11 +179,11 @@ def analyze(
 
     Live: tail -F postgresql.csv | logdiag analyze - --format jsonl, or logdiag analyze --follow /var/log/postgresql
     """
-    from logdiag.pipeline import analyze as run_analysis
+    from logdiag import pipeline
 
     found = 0
     with _handled():
-        analysis = run_analysis(
+        run = pipeline.analyze(
             paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line,
             tracker=SessionTracker(max_sessions=max_sessions, max_statements=max_statements, idle_timeout=idle_timeout),
             follow=follow_log, from_start=from_start,
@@ -191,27 +191,27 @@ def analyze(
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
         )
         live = follow_log or list(paths) == ["-"]
-        status = StatusLine(analysis) if live and not quiet and StatusLine.wanted() else None
-        incidents = status.around(analysis.incidents()) if status else analysis.incidents()
+        status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
+        incidents = status.around(run.incidents()) if status else run.incidents()
         try:
             with status or nullcontext():
-                found = _render(output_format, analysis, incidents)
+                found = _render(output_format, run, incidents)
         except KeyboardInterrupt:
             if not quiet:
-                _stderr().print(_stopped(analysis), markup=False)
+                _stderr().print(_stopped(run), markup=False)
             raise
         sys.stdout.flush()
         if not quiet:
-            _summarize(analysis.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+            _summarize(run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
     if fail_on_incident and found:
         raise typer.Exit(ExitStatus.INCIDENTS)
 
 
-def _render(output_format: AnalyzeFormat, analysis: Run, incidents: Iterator[Incident]) -> int:
+def _render(output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident]) -> int:
     if output_format is AnalyzeFormat.JSON:
         from logdiag.report.json import write_json
 
-        return write_json(analysis, incidents, sys.stdout)
+        return write_json(run, incidents, sys.stdout)
     if output_format is AnalyzeFormat.JSONL:
         from logdiag.report.json import write_jsonl
 
@@ -219,17 +219,17 @@ def _render(output_format: AnalyzeFormat, analysis: Run, incidents: Iterator[Inc
     if output_format is AnalyzeFormat.MARKDOWN:
         from logdiag.report.markdown import write_markdown
 
-        return write_markdown(analysis, incidents, sys.stdout)
+        return write_markdown(run, incidents, sys.stdout)
     from logdiag.report.text import write_text
 
-    return write_text(analysis, incidents, _StdoutConsole())
+    return write_text(run, incidents, _StdoutConsole())
 
 
-def _stopped(analysis: Run) -> str:
-    stats = analysis.tracker.stats
+def _stopped(run: Run) -> str:
+    stats = run.tracker.stats
     return printable(
-        f"logdiag: stopped after {stats.records} records: {analysis.incident_count} incidents, "
-        f"{len(analysis.tracker.sessions)} sessions open, "
+        f"logdiag: stopped after {stats.records} records: {run.incident_count} incidents, "
+        f"{len(run.tracker.sessions)} sessions open, "
         f"{stats.evicted_sessions + stats.idle_sessions} evicted"
     )
 
@@ -281,8 +281,8 @@ def export(
         )
         if not quiet:
             console = _stderr()
-            if result.analysis is not None:
-                _summarize(result.analysis.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+            if result.run is not None:
+                _summarize(result.run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
             for skipped in result.files_skipped:
                 console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
             rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
@@ -408,10 +408,10 @@ def _stdout_to_devnull() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def _exit_on_closed_pipe(console: Console) -> None:
+def _exit_on_closed_pipe(self: Console) -> None:
     """rich's ``Console.on_broken_pipe`` for the consoles logdiag does not make (typer's, for
     ``--help | head``): rich's quiet exit, with logdiag's code for a closed pipe instead of 1."""
-    console.quiet = True
+    self.quiet = True
     _stdout_to_devnull()
     raise SystemExit(ExitStatus.PIPE_CLOSED)
 

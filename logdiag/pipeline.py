@@ -24,7 +24,7 @@ class Run:
     Attributes:
         record_sink: called with every record read (the Parquet export keeps them).
         inputs: per-input counts (format, prefix, records, skipped lines).
-        other_errors: ERRORs that are not constraint violations.
+        other_errors: ERRORs that are not constraint violations (less those :meth:`take_other_errors` took).
         seconds: wall time spent.
     """
 
@@ -56,6 +56,12 @@ class Run:
                         self.other_errors.append(result)
         finally:
             self.seconds = time.perf_counter() - started
+
+    def take_other_errors(self) -> list[OtherError]:
+        """Hand over the other errors found since the last call and forget them, so that a caller
+        that writes them as they come (the Parquet export) keeps memory flat."""
+        taken, self.other_errors = self.other_errors, []
+        return taken
 
     def stats(self) -> dict[str, Any]:
         """The ``stats`` object of the JSON report."""

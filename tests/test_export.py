@@ -296,7 +296,7 @@ def test_a_log_written_to_during_the_export(scenario_logs, tmp_path, monkeypatch
     monkeypatch.setattr(logdiag.export.parquet, "_export_records", written_to_meanwhile)
     first = export([str(log)], tmp_path / "out", log_line_prefix=RICH_PREFIX)
     second = export([str(log)], tmp_path / "out", log_line_prefix=RICH_PREFIX)
-    assert first.rows["records"] == first.analysis.inputs[0].records
+    assert first.rows["records"] == first.run.inputs[0].records
     assert second.rows["records"] > 0
     assert read_record_by_record == []
     export([str(scenario_logs[fmt])], tmp_path / "once", fast=False, log_line_prefix=RICH_PREFIX)

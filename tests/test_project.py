@@ -16,6 +16,13 @@ def test_ruff_is_clean():
     assert result.returncode == 0, result.stdout
 
 
+def test_mypy_is_clean(tmp_path):
+    """mypy --strict, as pyproject.toml's [tool.mypy] sets it up, finds no error in the package."""
+    command = [sys.executable, "-m", "mypy", "--config-file", str(REPO / "pyproject.toml"), "--cache-dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_cli_does_not_import_heavy_libraries():
     """Reading records needs neither polars nor pglast: they load only where they are used."""
     code = "import sys, logdiag.cli; print(sorted(m for m in ('polars', 'pglast') if m in sys.modules))"
@@ -60,3 +67,12 @@ def test_links_to_sections_resolve():
             anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
             anchors |= set(re.findall(r'<a id="([^"]+)"', text))
             assert anchor in anchors, f"{page.name}: {target}#{anchor}"
+
+
+def test_analyze_is_the_packages_entry_point():
+    """``from logdiag import analyze`` is the library's entry point, logdiag.pipeline's analyze."""
+    import logdiag
+    import logdiag.pipeline
+
+    assert logdiag.analyze is logdiag.pipeline.analyze
+    assert logdiag.Run is logdiag.pipeline.Run

@@ -1,10 +1,9 @@
 """Parquet export: incidents, records and other errors, in batches, incrementally (polars, zstd).
 
-Each table is a dataset directory (``incidents.parquet/``, ``records.parquet/``,
-``errors.parquet/``) of part files, hive-partitioned by day with ``partition_by="day"``
-(``date=YYYY-MM-DD/``). A new export adds part files and never rewrites old ones; the state file
-``_logdiag_export.json`` next to them says how far each input was read, so that exporting the
-same logs again processes only new or grown files and never duplicates a row.
+Each table is a dataset directory of part files (:mod:`logdiag.export.dataset`). A new export
+adds part files and never rewrites old ones; the state file next to them says how far each input
+was read, so that exporting the same logs again processes only new or grown files and never
+duplicates a row.
 """
 
 from __future__ import annotations
@@ -15,14 +14,15 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logdiag.diagnosis.incidents import Incident, OtherError
 from logdiag.diagnosis.sessions import SessionTracker
+from logdiag.export import dataset
 from logdiag.formats import LogFormat
 from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
@@ -30,10 +30,11 @@ from logdiag.records import RECORD_FIELDS, LogRecord
 from logdiag.source.paths import STDIN, expand_paths
 from logdiag.source.stats import InputStats, OnBadLine
 
-STATE_FILE = "_logdiag_export.json"
+if TYPE_CHECKING:  # polars is imported when rows are written, not with the CLI
+    import polars as pl
+
 SCHEMA_VERSION = 1
 BATCH_ROWS = 100_000
-NO_DATE = "__HIVE_DEFAULT_PARTITION__"  # the hive convention for a NULL partition value
 
 
 def _schemas() -> dict[str, dict[str, Any]]:
@@ -76,30 +77,30 @@ class ExportResult:
     files_skipped: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=lambda: {"records": 0, "incidents": 0, "errors": 0})
     parts: list[Path] = field(default_factory=list)
-    analysis: Run | None = None
+    run: Run | None = None
 
 
 class _TableWriter:
     """Buffers rows (or polars frames) per partition and writes a zstd Parquet part file every
     ``batch_rows`` rows."""
 
-    def __init__(self, root: Path, name: str, schema: dict[str, Any], partition: bool, run: str,
+    def __init__(self, root: Path, name: str, schema: dict[str, Any], partition: bool, export_id: str,
                  batch_rows: int, result: ExportResult) -> None:
-        self.directory = root / f"{name}.parquet"
+        self.directory = dataset.table_directory(root, name)
         self.name = name
         self.schema = schema
         self.partition = partition
-        self.run = run
+        self.export_id = export_id
         self.batch_rows = batch_rows
         self.result = result
         self.buffers: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {c: [] for c in schema})
         self.buffered = 0
-        self.frames: dict[str, list[Any]] = defaultdict(list)  # polars frames, by day
+        self.frames: dict[str, list[pl.DataFrame]] = defaultdict(list)  # by day
         self.framed = 0
         self.parts = 0
 
     def add(self, row: Mapping[str, Any], when: datetime | None) -> None:
-        day = (when.astimezone(timezone.utc).strftime("%Y-%m-%d") if when else NO_DATE) if self.partition else ""
+        day = dataset.day_of(when) if self.partition else ""
         columns = self.buffers[day]
         for name, values in columns.items():
             values.append(row.get(name))
@@ -108,7 +109,7 @@ class _TableWriter:
         if self.buffered >= self.batch_rows:
             self.flush()
 
-    def add_frame(self, frame: Any) -> None:
+    def add_frame(self, frame: pl.DataFrame) -> None:
         """Add a frame of rows (the table's columns, in any order); written with the next ones
         once they make ``batch_rows``."""
         import polars as pl
@@ -119,7 +120,7 @@ class _TableWriter:
         if not self.partition:
             self.frames[""].append(frame)
         else:
-            day = pl.col("timestamp").dt.strftime("%Y-%m-%d").fill_null(NO_DATE)
+            day = pl.col("timestamp").dt.strftime(dataset.DAY_FORMAT).fill_null(dataset.NO_DATE)
             for (when,), rows in frame.with_columns(_day=day).partition_by("_day", as_dict=True).items():
                 self.frames[when].append(rows.drop("_day"))
         if self.framed >= self.batch_rows:
@@ -145,15 +146,18 @@ class _TableWriter:
         import polars as pl
 
         for day, frames in self.frames.items():
-            self._write(pl.concat(frames), self.directory / f"date={day}" if self.partition else self.directory)
+            self._write(pl.concat(frames), self._folder(day))
         self.frames.clear()
         self.framed = 0
 
-    def _write(self, frame: Any, folder: Path) -> None:
+    def _folder(self, day: str) -> Path:
+        return dataset.partition_directory(self.directory, day if self.partition else None)
+
+    def _write(self, frame: pl.DataFrame, folder: Path) -> None:
         if not frame.height:
             return
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"part-{self.run}-{self.parts:05d}.parquet"
+        path = folder / dataset.part_name(self.export_id, self.parts)
         self.parts += 1
         frame.write_parquet(path, compression="zstd")
         self.result.parts.append(path)
@@ -164,9 +168,9 @@ class _TableWriter:
         if not self.directory.exists():
             import polars as pl
 
-            folder = self.directory / f"date={NO_DATE}" if self.partition else self.directory
+            folder = self._folder(dataset.NO_DATE)
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"part-{self.run}-empty.parquet"
+            path = folder / dataset.part_name(self.export_id, None)
             pl.DataFrame(schema=self.schema).write_parquet(path, compression="zstd")
             self.result.parts.append(path)
 
@@ -176,8 +180,7 @@ class _TableWriter:
         for day, columns in self.buffers.items():
             if not columns or not next(iter(columns.values())):
                 continue
-            folder = self.directory / f"date={day}" if self.partition else self.directory
-            self._write(pl.DataFrame(columns, schema=self.schema, strict=False), folder)
+            self._write(pl.DataFrame(columns, schema=self.schema, strict=False), self._folder(day))
         self.buffers.clear()
         self.buffered = 0
         self.write_frames()
@@ -244,7 +247,7 @@ def error_row(error: OtherError, host: str | None) -> dict[str, Any]:
 # --- incremental state --------------------------------------------------------------------
 
 def _load_state(output: Path) -> dict[str, Any]:
-    path = output / STATE_FILE
+    path = output / dataset.STATE_FILE
     if not path.exists():
         return {"version": SCHEMA_VERSION, "files": {}}
     try:
@@ -257,9 +260,9 @@ def _load_state(output: Path) -> dict[str, Any]:
 
 
 def _save_state(output: Path, state: dict[str, Any]) -> None:
-    temporary = output / (STATE_FILE + ".tmp")
+    temporary = output / (dataset.STATE_FILE + ".tmp")
     temporary.write_text(json.dumps(state, indent=1, sort_keys=True))
-    temporary.replace(output / STATE_FILE)
+    temporary.replace(output / dataset.STATE_FILE)
 
 
 def _identity(path: str) -> dict[str, Any]:
@@ -318,7 +321,7 @@ def export(
             ``records.parquet`` (csvlog, jsonlog and stderr); off, every record passes through the analysis.
 
     Returns:
-        What was written; the analysis of the files read is in ``result.analysis``.
+        What was written; the run over the files read is ``result.run``.
     """
     if partition_by not in (None, "day"):
         from logdiag.errors import ConfigError
@@ -331,10 +334,10 @@ def export(
     result = ExportResult(root, read, skipped)
     if not read:
         return result
-    run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
+    export_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
     schemas = _schemas()
     tables = {
-        name: _TableWriter(root, name, schemas[name], partition_by == "day", run, batch_rows, result)
+        name: _TableWriter(root, name, schemas[name], partition_by == "day", export_id, batch_rows, result)
         for name in schemas
     }
 
@@ -348,26 +351,26 @@ def export(
     # records.parquet needs every record. A file can be read twice: analysed with the pre-filter,
     # then its records read again (by polars if it can); standard input passes through once.
     every_record = not fast or STDIN in read
-    analysis = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
-                       tracker=tracker, fast=not every_record)
+    run = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
+                  tracker=tracker, fast=not every_record)
     if every_record:
-        analysis.record_sink = sink
-    for incident in analysis.incidents():
+        run.record_sink = sink
+    for incident in run.incidents():
         if keep(incident.raised_by_source.file, incident.raised_by_source.line):
             tables["incidents"].add(incident_row(incident, host), incident.at)
-        _drain_errors(analysis, tables["errors"], host, keep)
-    _drain_errors(analysis, tables["errors"], host, keep)
+        _drain_errors(run, tables["errors"], host, keep)
+    _drain_errors(run, tables["errors"], host, keep)
     if not every_record:
-        for stats in analysis.inputs:
+        for stats in run.inputs:
             _export_records(stats, tables["records"], host, watermarks.get(stats.file, 0))
     for table in tables.values():
         table.close()
-    for stats in analysis.inputs:
+    for stats in run.inputs:
         if stats.file != STDIN:
             key = f"{host or ''}\0{os.path.abspath(stats.file)}"
             state["files"][key] = {**identities[stats.file], "lines": stats.lines, "host": host}
     _save_state(root, state)
-    result.analysis = analysis
+    result.run = run
     return result
 
 
@@ -377,12 +380,14 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
     exact) record by record."""
     import polars as pl
 
+    from logdiag.fastpath import FORMATS
+    from logdiag.fastpath.frames import NotExact
     from logdiag.fastpath.readahead import in_thread
-    from logdiag.fastpath.record_frames import NotExact, record_frames
+    from logdiag.fastpath.record_frames import record_frames
 
     fmt = LogFormat(stats.format) if stats.format else None
     clean = not (stats.skipped_total or stats.blank or stats.recoded or stats.error)
-    if fmt in (LogFormat.CSVLOG, LogFormat.JSONLOG, LogFormat.STDERR) and clean:
+    if fmt in FORMATS and clean:  # the formats the fast path reads, record_frames too
         mark, rows = table.mark(), 0
         frames = record_frames(stats.file, fmt, lines=stats.lines, log_line_prefix=stats.log_line_prefix)
         try:
@@ -403,20 +408,8 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
             table.add(record_row(record, host), record.timestamp)
 
 
-def _drain_errors(analysis: Run, table: _TableWriter, host: str | None, keep: Any) -> None:
+def _drain_errors(run: Run, table: _TableWriter, host: str | None, keep: Callable[[str, int], bool]) -> None:
     """Move the other errors found so far into the table (memory stays flat)."""
-    for error in analysis.other_errors:
+    for error in run.take_other_errors():
         if keep(error.source.file, error.source.line):
             table.add(error_row(error, host), error.at)
-    analysis.other_errors.clear()
-
-
-def dataset_glob(path: str | os.PathLike[str], table: str = "incidents") -> str:
-    """The glob that reads a table of an export directory, or a Parquet file or dataset itself."""
-    location = Path(path)
-    if (location / f"{table}.parquet").is_dir():
-        return str(location / f"{table}.parquet" / "**" / "*.parquet")
-    if location.is_dir():
-        return str(location / "**" / "*.parquet")
-    return str(location)
-

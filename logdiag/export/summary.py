@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logdiag.errors import InputError
-from logdiag.export.parquet import dataset_glob
+from logdiag.export.dataset import dataset_glob
+
+if TYPE_CHECKING:  # polars is imported when a summary is made, not with the CLI
+    import polars as pl
 
 #: The groupings a summary shows, each with the columns it groups by.
 GROUPINGS: dict[str, list[str]] = {
@@ -82,5 +85,5 @@ def summarize(path: str | os.PathLike[str], top: int = 10) -> Summary:
     return Summary(total=frame.height, groups=groups, shapes=_rows(shapes))
 
 
-def _rows(frame: Any) -> list[dict[str, Any]]:
+def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return list(frame.to_dicts())

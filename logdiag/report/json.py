@@ -8,10 +8,10 @@ from typing import IO, Any
 
 from logdiag import __version__
 from logdiag.diagnosis.incidents import Incident
-from logdiag.pipeline import Run
+from logdiag.report.run import Run
 
 
-def inputs_of(analysis: Run) -> list[dict[str, Any]]:
+def inputs_of(run: Run) -> list[dict[str, Any]]:
     return [
         {
             "file": s.file,
@@ -21,24 +21,24 @@ def inputs_of(analysis: Run) -> list[dict[str, Any]]:
             "skipped": s.skipped_total,
             "error": s.error,
         }
-        for s in analysis.inputs
+        for s in run.inputs
     ]
 
 
-def report(analysis: Run, incidents: Iterable[Incident]) -> dict[str, Any]:
+def report(run: Run, incidents: Iterable[Incident]) -> dict[str, Any]:
     """The whole report; consumes ``incidents`` (so the stats are complete when it returns)."""
     found = [i.to_dict() for i in incidents]
     return {
         "logdiag": {"version": __version__},
-        "inputs": inputs_of(analysis),
+        "inputs": inputs_of(run),
         "incidents": found,
-        "other_errors": [e.to_dict() for e in analysis.other_errors],
-        "stats": analysis.stats(),
+        "other_errors": [e.to_dict() for e in run.other_errors],
+        "stats": run.stats(),
     }
 
 
-def write_json(analysis: Run, incidents: Iterable[Incident], out: IO[str]) -> int:
-    data = report(analysis, incidents)
+def write_json(run: Run, incidents: Iterable[Incident], out: IO[str]) -> int:
+    data = report(run, incidents)
     json.dump(data, out, ensure_ascii=False, indent=2)
     out.write("\n")
     return len(data["incidents"])

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from logdiag.diagnosis.incidents import Incident
-from logdiag.pipeline import Run
+from logdiag.report.run import Run
 
 
 def _fence(code: str) -> str:
@@ -50,7 +50,7 @@ def incident_markdown(number: int, incident: Incident) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(analysis: Run, incidents: Iterable[Incident], out: IO[str]) -> int:
+def write_markdown(run: Run, incidents: Iterable[Incident], out: IO[str]) -> int:
     count = 0
     out.write("# logdiag report\n\n")
     for incident in incidents:
@@ -58,6 +58,6 @@ def write_markdown(analysis: Run, incidents: Iterable[Incident], out: IO[str]) -
         out.write(incident_markdown(count, incident) + "\n")
     if not count:
         out.write("No constraint violation in this log.\n\n")
-    files = ", ".join(f"{_inline(s.file)} ({s.format}, {s.records} records)" for s in analysis.inputs)
-    out.write(f"Read: {files}. Other errors: {len(analysis.other_errors)}.\n")
+    files = ", ".join(f"{_inline(s.file)} ({s.format}, {s.records} records)" for s in run.inputs)
+    out.write(f"Read: {files}. Other errors: {len(run.other_errors)}.\n")
     return count

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
-from logdiag.pipeline import Run
+from logdiag.report.run import Run
 
 T = TypeVar("T")
 _CLEAR = "\r\x1b[2K"
@@ -21,8 +21,8 @@ class StatusLine:
     status and the report never share a terminal line.
     """
 
-    def __init__(self, analysis: Run, stream: IO[str] | None = None, interval: float = 0.5) -> None:
-        self.analysis = analysis
+    def __init__(self, run: Run, stream: IO[str] | None = None, interval: float = 0.5) -> None:
+        self.run = run
         self.stream = stream or sys.stderr
         self.interval = interval
         self.lock = threading.Lock()
@@ -55,14 +55,14 @@ class StatusLine:
                 yield item
 
     def text(self) -> str:
-        now, records = time.monotonic(), self.analysis.tracker.stats.records
+        now, records = time.monotonic(), self.run.tracker.stats.records
         then, before = self._last
         self._last = (now, records)
         rate = (records - before) / (now - then) if now > then else 0.0
-        t = self.analysis.tracker.stats
+        t = self.run.tracker.stats
         return (
-            f"logdiag: {records:,} records ({rate:,.0f}/s) · {len(self.analysis.tracker.sessions):,} open sessions"
-            f" · {self.analysis.incident_count} incidents · {t.evicted_sessions + t.idle_sessions} evicted"
+            f"logdiag: {records:,} records ({rate:,.0f}/s) · {len(self.run.tracker.sessions):,} open sessions"
+            f" · {self.run.incident_count} incidents · {t.evicted_sessions + t.idle_sessions} evicted"
         )
 
     def _run(self) -> None:

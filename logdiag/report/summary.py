@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from logdiag.export.summary import Summary
 from logdiag.report.safe import plain
+
+
+class Summary(Protocol):
+    """What the renderers read of a summary (:class:`logdiag.export.summary.Summary` is one)."""
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def groups(self) -> Mapping[str, list[dict[str, Any]]]: ...
+
+    @property
+    def shapes(self) -> list[dict[str, Any]]: ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary."""
+        ...
+
 
 TITLES = {
     "by_constraint": "Incidents by constraint",

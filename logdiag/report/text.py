@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -14,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from logdiag.diagnosis.incidents import Incident
-from logdiag.pipeline import Run
 from logdiag.records import Source
+from logdiag.report.run import Run
 from logdiag.report.safe import plain, printable
 
 MAX_SQL_CHARS = 2000
@@ -34,10 +35,10 @@ def sql(statement: str, emphasise: Iterable[str | None] = ()) -> Text:
     return text
 
 
-def _distance(source: Source, at: object, incident: Incident) -> str:
+def _distance(source: Source, at: datetime | None, incident: Incident) -> str:
     parts = []
     if incident.at is not None and at is not None:
-        seconds = (incident.at - at).total_seconds()  # type: ignore[operator]
+        seconds = (incident.at - at).total_seconds()
         parts.append(f"{seconds:.3g} s")
     if source.file == incident.raised_by_source.file:
         parts.append(f"{incident.raised_by_source.line - source.line} lines")
@@ -107,7 +108,7 @@ def summary_table(incidents: list[Incident]) -> Table:
     return table
 
 
-def write_text(analysis: Run, incidents: Iterable[Incident], console: Console) -> int:
+def write_text(run: Run, incidents: Iterable[Incident], console: Console) -> int:
     """Print each incident as it arrives, then the summary and what was read."""
     found: list[Incident] = []
     for incident in incidents:
@@ -118,10 +119,10 @@ def write_text(analysis: Run, incidents: Iterable[Incident], console: Console) -
         console.print(summary_table(found))
     else:
         console.print(plain("No constraint violation in this log.", "green"))
-    if analysis.other_errors:
-        codes = Counter(e.sqlstate or "?" for e in analysis.other_errors)
+    if run.other_errors:
+        codes = Counter(e.sqlstate or "?" for e in run.other_errors)
         console.print(plain(
-            f"{len(analysis.other_errors)} other errors: " + ", ".join(f"{c} × {n}" for c, n in codes.most_common()),
+            f"{len(run.other_errors)} other errors: " + ", ".join(f"{c} × {n}" for c, n in codes.most_common()),
             "dim",
         ))
     return len(found)

@@ -1,0 +1,49 @@
+"""The layout of an export directory: which files hold what, and how to read them back.
+
+Each table is a dataset directory (``incidents.parquet/``, ``records.parquet/``,
+``errors.parquet/``) of part files, hive-partitioned by day with ``partition_by="day"``
+(``date=YYYY-MM-DD/``, in UTC). A part file is named after the export that wrote it, so that no
+export overwrites another's. The state file ``_logdiag_export.json`` sits next to the tables.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+STATE_FILE = "_logdiag_export.json"
+NO_DATE = "__HIVE_DEFAULT_PARTITION__"  # the hive convention for a NULL partition value
+DAY_FORMAT = "%Y-%m-%d"  # of a partition's date=, in UTC
+
+
+def table_directory(root: Path, table: str) -> Path:
+    """The dataset directory of a table (``records``, ``incidents``, ``errors``)."""
+    return root / f"{table}.parquet"
+
+
+def day_of(when: datetime | None) -> str:
+    """The partition value of a row written at ``when``."""
+    return when.astimezone(timezone.utc).strftime(DAY_FORMAT) if when else NO_DATE
+
+
+def partition_directory(directory: Path, day: str | None) -> Path:
+    """The folder of a table's rows of ``day``; the table's own for an unpartitioned table (None)."""
+    return directory if day is None else directory / f"date={day}"
+
+
+def part_name(export_id: str, number: int | None) -> str:
+    """A part file's name: the export's id and the part's number, or ``empty`` for the typed,
+    empty part of a table that got no row."""
+    suffix = "empty" if number is None else f"{number:05d}"
+    return f"part-{export_id}-{suffix}.parquet"
+
+
+def dataset_glob(path: str | os.PathLike[str], table: str = "incidents") -> str:
+    """The glob that reads a table of an export directory, or a Parquet file or dataset itself."""
+    location = Path(path)
+    if table_directory(location, table).is_dir():
+        return str(table_directory(location, table) / "**" / "*.parquet")
+    if location.is_dir():
+        return str(location / "**" / "*.parquet")
+    return str(location)

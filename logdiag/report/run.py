@@ -1,0 +1,56 @@
+"""What the renderers read of a run, as structural types: the reports need no pipeline.
+
+:class:`logdiag.pipeline.Run` is a :class:`Run` (mypy checks it where the CLI hands one over).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence, Sized
+from typing import Any, Protocol
+
+from logdiag.diagnosis.incidents import OtherError
+from logdiag.source.stats import InputStats
+
+
+class TrackerCounts(Protocol):
+    """The session tracker's counts that the live status shows."""
+
+    @property
+    def records(self) -> int: ...
+
+    @property
+    def evicted_sessions(self) -> int: ...
+
+    @property
+    def idle_sessions(self) -> int: ...
+
+
+class Tracker(Protocol):
+    """The session tracker, as far as the live status reads it."""
+
+    @property
+    def stats(self) -> TrackerCounts: ...
+
+    @property
+    def sessions(self) -> Sized: ...
+
+
+class Run(Protocol):
+    """A run of logdiag over some inputs, as the reports read it while and after its incidents
+    are iterated."""
+
+    @property
+    def inputs(self) -> Sequence[InputStats]: ...
+
+    @property
+    def other_errors(self) -> Sequence[OtherError]: ...
+
+    @property
+    def incident_count(self) -> int: ...
+
+    @property
+    def tracker(self) -> Tracker: ...
+
+    def stats(self) -> dict[str, Any]:
+        """The ``stats`` object of the JSON report."""
+        ...
