@@ -380,14 +380,13 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
     exact) record by record."""
     import polars as pl
 
-    from logdiag.fastpath import FORMATS
     from logdiag.fastpath.frames import NotExact
     from logdiag.fastpath.readahead import in_thread
-    from logdiag.fastpath.record_frames import record_frames
+    from logdiag.fastpath.record_frames import FORMATS, record_frames
 
     fmt = LogFormat(stats.format) if stats.format else None
     clean = not (stats.skipped_total or stats.blank or stats.recoded or stats.error)
-    if fmt in FORMATS and clean:  # the formats the fast path reads, record_frames too
+    if fmt is not None and fmt in FORMATS and clean:  # the formats polars reads as frames
         mark, rows = table.mark(), 0
         frames = record_frames(stats.file, fmt, lines=stats.lines, log_line_prefix=stats.log_line_prefix)
         try:
