@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from logdiag.diagnosis.catalog import Catalog, Declaration
-from logdiag.diagnosis.incidents import Culprit, Incident, OtherError, Related, SessionInfo
+from logdiag.diagnosis.incidents import (
+    Confidence,
+    Culprit,
+    Incident,
+    Match,
+    Missing,
+    OtherError,
+    Related,
+    Role,
+    SessionInfo,
+    Timing,
+)
 from logdiag.diagnosis.messages import ConstraintKind, KeyText, Violation, parse_violation
 from logdiag.diagnosis.sessions import Entry, Failure
 from logdiag.diagnosis.sql import (
@@ -34,16 +45,15 @@ _COMMIT_TAGS = frozenset({"COMMIT", "END", "PREPARE TRANSACTION", "SET CONSTRAIN
 _DEFERRABLE_KINDS = frozenset({ConstraintKind.FOREIGN_KEY, ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION})
 #: Violations a commit can raise: deferred keys, and deferred constraint triggers (40002).
 _RAISED_AT_COMMIT = _DEFERRABLE_KINDS | {ConstraintKind.TRIGGER}
-_CONFIDENCE = ("high", "medium", "low")
-_RANK = {"key": 0, "table": 1, "call": 2}
+_RANK = {match: rank for rank, match in enumerate(Match)}
 
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     entry: Entry
     write: Write
-    match: str
-    confidence: str
+    match: Match
+    confidence: Confidence
     reason: str
     key_values: tuple[str | None, ...] | None = None
 
@@ -74,24 +84,24 @@ class _Diagnosis:
         )
         self._analyses: dict[int, Analysis] = {}
         self._statements_in: dict[str, tuple[str, ...] | None] = {}
-        self.missing: list[str] = []
+        self.missing: list[Missing] = []
 
     # --- what happened --------------------------------------------------------------------
 
-    def timing(self) -> tuple[str, str]:
-        """("commit" or "statement", the opening words of the explanation)."""
+    def timing(self) -> tuple[Timing, str]:
+        """(when the constraint was checked, the opening words of the explanation)."""
         raising = self.record.statement
         line = self.record.source.line
         control = classify_control(raising)
         if control is not None and control.kind in CHECKS_DEFERRED:
-            return "commit", f"{_first_words(raising)} at line {line} failed"
+            return Timing.COMMIT, f"{_first_words(raising)} at line {line} failed"
         if self.record.command_tag in _COMMIT_TAGS:
-            return "commit", f"{self.record.command_tag} at line {line} failed"
+            return Timing.COMMIT, f"{self.record.command_tag} at line {line} failed"
         checking = self._checking_part(raising)
         if checking is not None:
-            return "commit", f"{_first_words(checking)} at line {line} failed (sent with other statements in one query)"
+            return Timing.COMMIT, f"{_first_words(checking)} at line {line} failed (sent with other statements in one query)"
         if raising is None and self.violation.kind in _RAISED_AT_COMMIT:
-            return "commit", (
+            return Timing.COMMIT, (
                 f"The implicit commit at line {line} failed (no statement was running: an autocommit "
                 "statement sent with the extended protocol is committed at Sync)"
             )
@@ -100,8 +110,8 @@ class _Diagnosis:
             and not self.failure.explicit
             and (self._initially_deferred() or self._deferred_by)
         ):
-            return "commit", f"The autocommit statement at line {line} failed at its implicit commit"
-        return "statement", f"The statement at line {line} failed"
+            return Timing.COMMIT, f"The autocommit statement at line {line} failed at its implicit commit"
+        return Timing.STATEMENT, f"The statement at line {line} failed"
 
     def _checking_part(self, raising: str | None) -> str | None:
         """The last statement of a raising query string of several that checks deferred
@@ -193,38 +203,38 @@ class _Diagnosis:
         key = v.key
         if write.kind is WriteKind.CALL:
             what = f"{write.function}()" if write.function and write.function != "DO block" else "a DO block"
-            return _Candidate(entry, write, "call", "low", f"calls {what}, whose writes the log does not show")
+            return _Candidate(entry, write, Match.CALL, Confidence.LOW, f"calls {what}, whose writes the log does not show")
         if v.kind is ConstraintKind.FOREIGN_KEY and v.parent_side:
             return self._match_parent(entry, write)
         table = self.table
         if v.kind in (ConstraintKind.TRIGGER, ConstraintKind.OTHER):
             if write.kind in (WriteKind.INSERT, WriteKind.UPDATE, WriteKind.DELETE, WriteKind.MERGE, WriteKind.COPY):
-                return _Candidate(entry, write, "table", "low", f"wrote {write.table} in this transaction")
+                return _Candidate(entry, write, Match.TABLE, Confidence.LOW, f"wrote {write.table} in this transaction")
             return None
         if table is not None and not self._lands_in_table(write.table):
             return None
         if write.kind in (WriteKind.DELETE,):
             return None
         if write.kind in (WriteKind.COPY, WriteKind.MERGE) or write.rows is None:
-            return _Candidate(entry, write, "table", "medium", f"{write.kind} into {write.table}: its rows are not in the log")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"{write.kind} into {write.table}: its rows are not in the log")
         if key is None or not key.columns or write.columns is None:
-            return _Candidate(entry, write, "table", "medium", f"wrote {write.table}; the log does not show the key")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table}; the log does not show the key")
         if write.kind is WriteKind.UPDATE and not set(key.columns) & set(write.columns):
             return None
         if not set(key.columns) <= set(write.columns):
             if v.kind is ConstraintKind.UNIQUE and table is None:
                 return None
-            return _Candidate(entry, write, "table", "medium", f"wrote {write.table} without setting {', '.join(key.columns)}")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table} without setting {', '.join(key.columns)}")
         unknown = False
         for values in write.values_of(key.columns):
             matched = _key_match(key, values)
             if matched is not None:
                 shown = ", ".join(f"{c} = {_show(x)}" for c, x in zip(key.columns, matched, strict=True))
                 verb = "set" if write.kind is WriteKind.UPDATE else "inserted"
-                return _Candidate(entry, write, "key", "high", f"{verb} {shown} into {write.table}", matched)
+                return _Candidate(entry, write, Match.KEY, Confidence.HIGH, f"{verb} {shown} into {write.table}", matched)
             unknown = unknown or any(value is UNKNOWN for value in values)
         if unknown:
-            return _Candidate(entry, write, "table", "medium", f"wrote {write.table}; the key's value is computed or not logged")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table}; the key's value is computed or not logged")
         return None
 
     def _lands_in_table(self, written: str | None) -> bool:
@@ -252,10 +262,10 @@ class _Diagnosis:
             if matched is not None:
                 shown = ", ".join(f"{c} = {_show(x)}" for c, x in zip(key.columns, matched, strict=True))
                 return _Candidate(
-                    entry, write, "key", "high",
+                    entry, write, Match.KEY, Confidence.HIGH,
                     f"{write.kind}d the {parent} row with {shown} that {self.violation.table} still references", matched,
                 )
-        return _Candidate(entry, write, "table", "medium", f"{write.kind}d rows of {parent}")
+        return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"{write.kind}d rows of {parent}")
 
     # --- evidence -------------------------------------------------------------------------
 
@@ -270,15 +280,15 @@ class _Diagnosis:
                 if write.kind is WriteKind.INSERT and entry.undone_by is not None and _row_has(write, values):
                     undo = entry.undone_by
                     out.append(_related(
-                        "rolled_back_parent", entry.statement,
+                        Role.ROLLED_BACK_PARENT, entry.statement,
                         f"undone by {undo.text.strip()} at line {undo.record.source.line}",
                     ))
                 elif write.kind in (WriteKind.DELETE, WriteKind.UPDATE) and entry.undone_by is None:
                     hits = [x for x in write.where.values() if isinstance(x, str) and x in values]
                     note = "removed the referenced key" if hits else "changed rows of the referenced table"
-                    out.append(_related("parent_change", entry.statement, note))
+                    out.append(_related(Role.PARENT_CHANGE, entry.statement, note))
         for entry in self._deferred_by:
-            out.append(_related("deferred_by", entry.statement, "made the constraint deferred in this transaction"))
+            out.append(_related(Role.DEFERRED_BY, entry.statement, "made the constraint deferred in this transaction"))
         if self.declaration is not None and (
             self.declaration.constraint.deferrable or self.declaration.constraint.initially_deferred
         ):
@@ -298,7 +308,7 @@ class _Diagnosis:
         timing, timing_reason = self.timing()
         entries = list(failure.entries)
         candidates: list[_Candidate] = []
-        if timing == "commit":
+        if timing is Timing.COMMIT:
             pool = [e for e in entries if e.undone_by is None]
             raising_text = record.statement
             raising_entry = next((e for e in reversed(pool) if e.statement.text == raising_text), None)
@@ -320,12 +330,12 @@ class _Diagnosis:
                     if found is not None:
                         candidates.append(found)
                 if not candidates:
-                    candidates.append(_Candidate(raising, Write(WriteKind.CALL, self.table), "table", "high", "raised the error"))
+                    candidates.append(_Candidate(raising, Write(WriteKind.CALL, self.table), Match.TABLE, Confidence.HIGH, "raised the error"))
         candidates.sort(key=lambda c: _RANK[c.match])
         key_values = next((c.key_values for c in candidates if c.key_values is not None), None)
         weaker = self._weaker_reasons(timing)
         culprits = tuple(_culprit(c, weaker) for c in _unique(candidates))
-        table = self.table or next((c.write.table for c in candidates if c.match == "key"), None)
+        table = self.table or next((c.write.table for c in candidates if c.match is Match.KEY), None)
         related = self.related(key_values)
         key = _key_dict(v.key, key_values)
         session = failure.session
@@ -335,7 +345,7 @@ class _Diagnosis:
             timing=timing,
             at=record.timestamp,
             constraint=v.constraint,
-            constraint_kind=v.kind.value,
+            constraint_kind=v.kind,
             table=table,
             referenced_table=self.referenced_table,
             key=key,
@@ -363,30 +373,30 @@ class _Diagnosis:
                 return entry
         return Entry(LoggedStatement(raising, self.record))
 
-    def _weaker_reasons(self, timing: str) -> list[str]:
+    def _weaker_reasons(self, timing: Timing) -> list[str]:
         reasons = []
         f = self.failure
-        if timing == "commit" and not f.by_vxid and not f.boundaries_seen:
+        if timing is Timing.COMMIT and not f.by_vxid and not f.boundaries_seen:
             reasons.append("the transaction's start is inferred (no BEGIN/COMMIT or %v in the log)")
-            self.missing.append("transaction boundaries")
+            self.missing.append(Missing.TRANSACTION_BOUNDARIES)
         if f.dropped:
             reasons.append(f"{f.dropped} earlier statements of this transaction were dropped (memory cap)")
-            self.missing.append("dropped statements")
+            self.missing.append(Missing.DROPPED_STATEMENTS)
         if f.history_lost:
             reasons.append("this session's earlier records were dropped (session cap, idle timeout or look-back)")
-            self.missing.append("session history")
+            self.missing.append(Missing.SESSION_HISTORY)
         return reasons
 
     # --- words ----------------------------------------------------------------------------
 
-    def explain(self, timing: str, why: str, culprits: tuple[Culprit, ...], related: list[Related],
+    def explain(self, timing: Timing, why: str, culprits: tuple[Culprit, ...], related: list[Related],
                 key: dict[str, str | None], table: str | None) -> str:
         v = self.violation
         shown_key = ", ".join(f"{c} = {_show(x)}" for c, x in key.items()) or "a key the log does not show"
         name = f'"{v.constraint}"' if v.constraint else "a constraint"
         parts = []
         kind = v.kind.value.replace("_", " ")
-        if timing == "commit":
+        if timing is Timing.COMMIT:
             parts.append(f"{why}: {kind} constraint {name} is checked at commit, and a row written earlier broke it.")
         else:
             parts.append(f"{why}: it broke {kind} constraint {name}.")
@@ -406,33 +416,33 @@ class _Diagnosis:
                 + (f" ({', '.join(v.conflicting_key.columns)} = {existing})." if v.conflicting_key else ".")
             )
         top = next(iter(culprits), None)
-        if top is not None and top.match == "key":
+        if top is not None and top.match is Match.KEY:
             parts.append(f"The statement that wrote it is at line {top.source.line}: {top.reason}.")
         elif top is not None:
             parts.append(f"The log does not show the key being written; the likeliest statement is at line {top.source.line} ({top.reason}).")
-        elif timing == "commit" and self.failure.history_lost:
+        elif timing is Timing.COMMIT and self.failure.history_lost:
             parts.append(
                 "logdiag had dropped this session's earlier records (its cap on open sessions, the idle "
                 "timeout, or the look-back of a streamed log): the statement that wrote the key may be among them."
             )
-        elif timing == "commit" and self.failure.dropped:
+        elif timing is Timing.COMMIT and self.failure.dropped:
             parts.append(
                 f"logdiag dropped the {self.failure.dropped} oldest statements of this transaction (its memory "
                 "cap): the one that wrote the key may be among them."
             )
-        elif timing == "commit":
+        elif timing is Timing.COMMIT:
             parts.append("No statement of this transaction in the log wrote it.")
-            self.missing.append("statements")
+            self.missing.append(Missing.STATEMENTS)
         for item in related:
-            if item.role == "rolled_back_parent":
+            if item.role is Role.ROLLED_BACK_PARENT:
                 parts.append(f"The {v.referenced_table} row was inserted at line {item.source.line} but {item.note}.")
-            elif item.role == "parent_change":
+            elif item.role is Role.PARENT_CHANGE:
                 parts.append(f"The transaction also changed {v.referenced_table} at line {item.source.line}.")
-        if timing == "commit":
+        if timing is Timing.COMMIT:
             parts.append("The whole transaction was rolled back.")
         return " ".join(parts)
 
-    def hints(self, timing: str, culprits: tuple[Culprit, ...], related: list[Related],
+    def hints(self, timing: Timing, culprits: tuple[Culprit, ...], related: list[Related],
               key: dict[str, str | None], table: str | None) -> Iterator[str]:
         v = self.violation
         shown_key = ", ".join(f"{c} = {_show(x)}" for c, x in key.items())
@@ -450,16 +460,16 @@ class _Diagnosis:
                 "Check how the constraint is declared: SELECT conname, condeferrable, condeferred "
                 f"FROM pg_constraint WHERE conname = '{v.constraint.replace(chr(39), chr(39) * 2)}';"
             )
-        if timing == "commit":
+        if timing is Timing.COMMIT:
             yield (
                 "A commit-time error rolls back the whole transaction: retry the whole transaction "
                 "(a savepoint cannot recover it)."
             )
-        if any(r.role == "rolled_back_parent" for r in related):
+        if any(r.role is Role.ROLLED_BACK_PARENT for r in related):
             yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
         yield from self._setting_hints(timing, culprits)
 
-    def _setting_hints(self, timing: str, culprits: tuple[Culprit, ...]) -> Iterator[str]:
+    def _setting_hints(self, timing: Timing, culprits: tuple[Culprit, ...]) -> Iterator[str]:
         f = self.failure
         if f.dropped:
             yield (
@@ -471,14 +481,14 @@ class _Diagnosis:
                 "This session's earlier records were dropped: raise --max-sessions or --idle-timeout, or, for "
                 "a streamed log, --lookback-mb (or read the file itself rather than a pipe)."
             )
-        if timing == "commit" and not culprits and not f.dropped and not f.history_lost:
+        if timing is Timing.COMMIT and not culprits and not f.dropped and not f.history_lost:
             yield (
                 "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
                 "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."
             )
         if f.session.session_id is None:
             yield "Sessions were told apart by pid: add %c to log_line_prefix (or use csvlog/jsonlog) to make it certain."
-        if not f.by_vxid and timing == "commit":
+        if not f.by_vxid and timing is Timing.COMMIT:
             yield "Add %v %x to log_line_prefix (or use csvlog/jsonlog) so each statement's transaction is known."
         if self.record.sqlstate is None:
             yield "Add %e to log_line_prefix so errors carry their SQLSTATE."
@@ -569,10 +579,6 @@ def _unique(candidates: list[_Candidate]) -> Iterator[_Candidate]:
             yield candidate
 
 
-def _weaken(confidence: str, steps: int) -> str:
-    return _CONFIDENCE[min(len(_CONFIDENCE) - 1, _CONFIDENCE.index(confidence) + steps)]
-
-
 def _culprit(candidate: _Candidate, weaker: list[str]) -> Culprit:
     statement = candidate.entry.statement
     reason = candidate.reason + "".join(f"; {w}" for w in weaker)
@@ -582,17 +588,17 @@ def _culprit(candidate: _Candidate, weaker: list[str]) -> Culprit:
         at=statement.record.timestamp,
         parameters=statement.parameters,
         match=candidate.match,
-        confidence=_weaken(candidate.confidence, len(weaker) and 1),
+        confidence=candidate.confidence.weakened(len(weaker) and 1),
         reason=reason,
     )
 
 
-def _related(role: str, statement: LoggedStatement, note: str | None = None) -> Related:
+def _related(role: Role, statement: LoggedStatement, note: str | None = None) -> Related:
     return Related(role, statement.text, statement.record.source, statement.record.timestamp, note)
 
 
 def _declared(declaration: Declaration) -> Related:
     c = declaration.constraint
     note = "DEFERRABLE INITIALLY DEFERRED" if c.initially_deferred else "DEFERRABLE"
-    return _related("declared_by", declaration.statement, note)
+    return _related(Role.DECLARED_BY, declaration.statement, note)
 
