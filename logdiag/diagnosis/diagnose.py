@@ -23,13 +23,13 @@ from logdiag.diagnosis.messages import ConstraintKind, KeyText, Violation, parse
 from logdiag.diagnosis.sessions import Entry, Failure
 from logdiag.diagnosis.sql import (
     UNKNOWN,
-    Analysis,
     Cell,
+    StatementWrites,
     Write,
     WriteKind,
-    analyze_sql,
     default_constraint_name,
     same_value,
+    statement_writes,
     statements_in,
 )
 from logdiag.diagnosis.statements import (
@@ -82,7 +82,7 @@ class _Diagnosis:
         self.referenced_table = violation.referenced_table or (
             self.declaration.constraint.referenced_table if self.declaration else None
         )
-        self._analyses: dict[int, Analysis] = {}
+        self._writes_of: dict[int, StatementWrites] = {}
         self._statements_in: dict[str, tuple[str, ...] | None] = {}
         self.missing: list[Missing] = []
 
@@ -143,14 +143,14 @@ class _Diagnosis:
 
     # --- statements -----------------------------------------------------------------------
 
-    def analysis(self, statement: LoggedStatement) -> Analysis:
-        cached = self._analyses.get(id(statement))
+    def writes_of(self, statement: LoggedStatement) -> StatementWrites:
+        cached = self._writes_of.get(id(statement))
         if cached is None:
-            cached = analyze_sql(statement.text, statement.parameters, self.catalog.columns)
-            executed = _sql_execute(statement, cached)
+            cached = statement_writes(statement.text, statement.parameters, self.catalog.columns)
+            executed = _prepared_writes(statement, cached)
             if executed is not None:
                 cached = executed
-            self._analyses[id(statement)] = cached
+            self._writes_of[id(statement)] = cached
         return cached
 
     def statements_in(self, text: str | None) -> tuple[str, ...] | None:
@@ -193,7 +193,7 @@ class _Diagnosis:
     def writes(self, entries: Sequence[Entry]) -> Iterator[tuple[Entry, Write]]:
         for entry in entries:
             if entry.statement.may_write:
-                for write in self.analysis(entry.statement).writes:
+                for write in self.writes_of(entry.statement).writes:
                     yield entry, write
 
     # --- matching -------------------------------------------------------------------------
@@ -501,15 +501,15 @@ class _Diagnosis:
             yield "Bind parameters were cut short: set log_parameter_max_length = -1 to log them whole."
 
 
-def _sql_execute(statement: LoggedStatement, analysis: Analysis) -> Analysis | None:
+def _prepared_writes(statement: LoggedStatement, written: StatementWrites) -> StatementWrites | None:
     """``EXECUTE p(42)`` logs ``DETAIL: prepare: PREPARE p AS ...``: analyse that with the arguments."""
     detail = statement.record.detail
-    if analysis.writes or not detail or not detail.startswith("prepare: "):
+    if written.writes or not detail or not detail.startswith("prepare: "):
         return None
     arguments = _execute_arguments(statement.text)
     if arguments is None:
         return None
-    return analyze_sql(detail[len("prepare: ") :], {f"${n}": v for n, v in enumerate(arguments, 1)})
+    return statement_writes(detail[len("prepare: ") :], {f"${n}": v for n, v in enumerate(arguments, 1)})
 
 
 def _execute_arguments(text: str) -> list[str | None] | None:

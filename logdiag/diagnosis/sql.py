@@ -88,8 +88,8 @@ class ConstraintDefinition:
 
 
 @dataclass(frozen=True, slots=True)
-class Analysis:
-    """Everything logdiag learns from one statement's text.
+class StatementWrites:
+    """What one statement's text writes, and the DDL it declares: everything logdiag learns from it.
 
     Attributes:
         writes: the writes, in order.
@@ -109,11 +109,11 @@ class Analysis:
     error: str | None = None
 
 
-def analyze_sql(
+def statement_writes(
     text: str,
     parameters: Mapping[str, Value] | None = None,
     table_columns: Mapping[str, Sequence[str]] | None = None,
-) -> Analysis:
+) -> StatementWrites:
     """Parse ``text`` and say what it writes.
 
     Args:
@@ -123,9 +123,9 @@ def analyze_sql(
             not list their columns.
 
     Returns:
-        The analysis; a text pglast cannot parse gives an analysis with ``error`` set.
+        What it writes; a text pglast cannot parse gives a result with ``error`` set (and nothing else).
 
-    >>> analyze_sql("INSERT INTO orders (id, customer_id) VALUES (1, $1)", {"$1": "42"}).writes[0].rows
+    >>> statement_writes("INSERT INTO orders (id, customer_id) VALUES (1, $1)", {"$1": "42"}).writes[0].rows
     (('1', '42'),)
     """
     from pglast import parse_sql
@@ -134,13 +134,13 @@ def analyze_sql(
     try:
         statements = parse_sql(text)
     except ParseError as exc:
-        return Analysis(error=f"not parsed: {exc}")
+        return StatementWrites(error=f"not parsed: {exc}")
     except (ValueError, RecursionError, MemoryError) as exc:  # pragma: no cover - defensive
-        return Analysis(error=f"not parsed: {type(exc).__name__}")
+        return StatementWrites(error=f"not parsed: {type(exc).__name__}")
     builder = _Builder(parameters or {}, table_columns or {})
     for raw in statements:
         builder.statement(raw.stmt)
-    return Analysis(
+    return StatementWrites(
         writes=tuple(builder.writes),
         tables=builder.tables,
         constraints=tuple(builder.constraints),
