@@ -25,6 +25,7 @@ from logdiag.diagnosis.sql import (
     UNKNOWN,
     Cell,
     StatementWrites,
+    UnknownValue,
     Write,
     WriteKind,
     default_constraint_name,
@@ -506,37 +507,19 @@ def _prepared_writes(statement: LoggedStatement, written: StatementWrites) -> St
     detail = statement.record.detail
     if written.writes or not detail or not detail.startswith("prepare: "):
         return None
-    arguments = _execute_arguments(statement.text)
+    arguments = written.execute_arguments
     if arguments is None:
         return None
     return statement_writes(detail[len("prepare: ") :], {f"${n}": v for n, v in enumerate(arguments, 1)})
 
 
-def _execute_arguments(text: str) -> list[str | None] | None:
-    from pglast import ast, parse_sql
-    from pglast.parser import ParseError
-
-    from logdiag.diagnosis.sql import _const_text, _strip_casts
-
-    try:
-        node = parse_sql(text)[0].stmt
-    except (ParseError, IndexError):
-        return None
-    if not isinstance(node, ast.ExecuteStmt):
-        return None
-    values: list[str | None] = []
-    for param in node.params or ():
-        value = _strip_casts(param)
-        values.append(_const_text(value.val) if isinstance(value, ast.A_Const) and not value.isnull else None)
-    return values
-
-
 def _key_match(key: KeyText, values: tuple[Cell, ...]) -> tuple[str | None, ...] | None:
     """The split of ``key`` that equals ``values``, or None."""
-    if any(value is UNKNOWN for value in values):
+    known = tuple(value for value in values if not isinstance(value, UnknownValue))
+    if len(known) < len(values):  # a value the statement computes
         return None
-    if key.matches(tuple(v if isinstance(v, str) or v is None else None for v in values)):  # type: ignore[misc]
-        return tuple(v for v in values)  # type: ignore[misc]
+    if key.matches(known):
+        return known
     for split in key.candidates():
         if all(same_value(value, printed) for value, printed in zip(values, split, strict=True)):
             return split
