@@ -1,4 +1,4 @@
-"""From a failure (an ERROR and its transaction) to an incident: key, culprits, evidence, advice."""
+"""From a failure (an ERROR and its transaction) to an incident: its timing, key, culprits and evidence."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from logdiag.diagnosis.catalog import Catalog, Declaration
+from logdiag.diagnosis.explain import Findings, explanation, hints, show_key
 from logdiag.diagnosis.incidents import (
     Confidence,
     Culprit,
@@ -85,7 +86,6 @@ class _Diagnosis:
         )
         self._writes_of: dict[int, StatementWrites] = {}
         self._statements_in: dict[str, tuple[str, ...] | None] = {}
-        self.missing: list[Missing] = []
 
     # --- what happened --------------------------------------------------------------------
 
@@ -199,6 +199,40 @@ class _Diagnosis:
 
     # --- matching -------------------------------------------------------------------------
 
+    def candidates(self, timing: Timing) -> list[_Candidate]:
+        """The statements that may have written the key, strongest match first: at commit, any
+        statement of the transaction that was not rolled back; else the statement that raised."""
+        record = self.record
+        entries = list(self.failure.entries)
+        candidates: list[_Candidate] = []
+        if timing is Timing.COMMIT:
+            pool = [e for e in entries if e.undone_by is None]
+            raising_text = record.statement
+            raising_entry = next((e for e in reversed(pool) if e.statement.text == raising_text), None)
+            if raising_text is not None and classify_control(raising_text) is None and raising_entry is None:
+                # An autocommit statement that failed at its own commit, and that the log did not
+                # show before (log_min_duration_statement logs a statement only once it succeeded).
+                raising_entry = Entry(LoggedStatement(raising_text, record))
+                pool.append(raising_entry)
+            pool = [e for e in self.one_by_one(pool, raising_entry) if not _is_control(e)]
+            for entry, write in self.writes(pool):
+                found = self.match(entry, write)
+                if found is not None:
+                    candidates.append(found)
+        else:
+            raising = self._raising_entry(entries)
+            if raising is not None:
+                for entry, write in self.writes(self.one_by_one([raising], raising)):
+                    found = self.match(entry, write)
+                    if found is not None:
+                        candidates.append(found)
+                if not candidates:
+                    candidates.append(_Candidate(
+                        raising, Write(WriteKind.CALL, self.table), Match.TABLE, Confidence.HIGH, "raised the error"
+                    ))
+        candidates.sort(key=lambda c: _RANK[c.match])
+        return candidates
+
     def match(self, entry: Entry, write: Write) -> _Candidate | None:
         v = self.violation
         key = v.key
@@ -230,7 +264,7 @@ class _Diagnosis:
         for values in write.values_of(key.columns):
             matched = _key_match(key, values)
             if matched is not None:
-                shown = ", ".join(f"{c} = {_show(x)}" for c, x in zip(key.columns, matched, strict=True))
+                shown = show_key(zip(key.columns, matched, strict=True))
                 verb = "set" if write.kind is WriteKind.UPDATE else "inserted"
                 return _Candidate(entry, write, Match.KEY, Confidence.HIGH, f"{verb} {shown} into {write.table}", matched)
             unknown = unknown or any(value is UNKNOWN for value in values)
@@ -261,7 +295,7 @@ class _Diagnosis:
         if key is not None and key.columns and all(c in write.where for c in key.columns):
             matched = _key_match(key, tuple(write.where[c] for c in key.columns))
             if matched is not None:
-                shown = ", ".join(f"{c} = {_show(x)}" for c, x in zip(key.columns, matched, strict=True))
+                shown = show_key(zip(key.columns, matched, strict=True))
                 return _Candidate(
                     entry, write, Match.KEY, Confidence.HIGH,
                     f"{write.kind}d the {parent} row with {shown} that {self.violation.table} still references", matched,
@@ -306,39 +340,27 @@ class _Diagnosis:
 
     def incident(self) -> Incident:
         failure, record, v = self.failure, self.record, self.violation
-        timing, timing_reason = self.timing()
-        entries = list(failure.entries)
-        candidates: list[_Candidate] = []
-        if timing is Timing.COMMIT:
-            pool = [e for e in entries if e.undone_by is None]
-            raising_text = record.statement
-            raising_entry = next((e for e in reversed(pool) if e.statement.text == raising_text), None)
-            if raising_text is not None and classify_control(raising_text) is None and raising_entry is None:
-                # An autocommit statement that failed at its own commit, and that the log did not
-                # show before (log_min_duration_statement logs a statement only once it succeeded).
-                raising_entry = Entry(LoggedStatement(raising_text, record))
-                pool.append(raising_entry)
-            pool = [e for e in self.one_by_one(pool, raising_entry) if not _is_control(e)]
-            for entry, write in self.writes(pool):
-                found = self.match(entry, write)
-                if found is not None:
-                    candidates.append(found)
-        else:
-            raising = self._raising_entry(entries)
-            if raising is not None:
-                for entry, write in self.writes(self.one_by_one([raising], raising)):
-                    found = self.match(entry, write)
-                    if found is not None:
-                        candidates.append(found)
-                if not candidates:
-                    candidates.append(_Candidate(raising, Write(WriteKind.CALL, self.table), Match.TABLE, Confidence.HIGH, "raised the error"))
-        candidates.sort(key=lambda c: _RANK[c.match])
+        timing, what_failed = self.timing()
+        candidates = self.candidates(timing)
         key_values = next((c.key_values for c in candidates if c.key_values is not None), None)
-        weaker = self._weaker_reasons(timing)
-        culprits = tuple(_culprit(c, weaker) for c in _unique(candidates))
-        table = self.table or next((c.write.table for c in candidates if c.match is Match.KEY), None)
-        related = self.related(key_values)
-        key = _key_dict(v.key, key_values)
+        gaps = self._gaps(timing)
+        culprits = tuple(_culprit(c, [weakens for _, weakens in gaps]) for c in _unique(candidates))
+        missing = [what for what, _ in gaps]
+        if timing is Timing.COMMIT and not culprits and not failure.dropped and not failure.history_lost:
+            missing.append(Missing.STATEMENTS)  # none of the transaction's statements in the log wrote the key
+        findings = Findings(
+            failure=failure,
+            violation=v,
+            timing=timing,
+            what_failed=what_failed,
+            table=self.table or next((c.write.table for c in candidates if c.match is Match.KEY), None),
+            referenced_table=self.referenced_table,
+            key=_key_dict(v.key, key_values),
+            culprits=culprits,
+            related=tuple(self.related(key_values)),
+            missing=tuple(missing),
+            raised_by_one_of_several=record.command_tag is None and self.statements_in(record.statement) is not None,
+        )
         session = failure.session
         return Incident(
             sqlstate=v.sqlstate,
@@ -347,9 +369,9 @@ class _Diagnosis:
             at=record.timestamp,
             constraint=v.constraint,
             constraint_kind=v.kind,
-            table=table,
-            referenced_table=self.referenced_table,
-            key=key,
+            table=findings.table,
+            referenced_table=findings.referenced_table,
+            key=findings.key,
             message=record.message or "",
             detail=record.detail,
             session=SessionInfo(session.session_id, session.pid, session.user, session.database,
@@ -359,10 +381,10 @@ class _Diagnosis:
             raised_by_statement=record.statement,
             raised_by_source=record.source,
             culprits=culprits,
-            related=tuple(related),
-            explanation=self.explain(timing, timing_reason, culprits, related, key, table),
-            hints=tuple(self.hints(timing, culprits, related, key, table)),
-            missing=tuple(self.missing),
+            related=findings.related,
+            explanation=explanation(findings),
+            hints=hints(findings),
+            missing=findings.missing,
         )
 
     def _raising_entry(self, entries: list[Entry]) -> Entry | None:
@@ -374,132 +396,20 @@ class _Diagnosis:
                 return entry
         return Entry(LoggedStatement(raising, self.record))
 
-    def _weaker_reasons(self, timing: Timing) -> list[str]:
-        reasons = []
+    def _gaps(self, timing: Timing) -> list[tuple[Missing, str]]:
+        """What the log lacks that weakens every culprit, each with the words that say so."""
+        gaps: list[tuple[Missing, str]] = []
         f = self.failure
         if timing is Timing.COMMIT and not f.by_vxid and not f.boundaries_seen:
-            reasons.append("the transaction's start is inferred (no BEGIN/COMMIT or %v in the log)")
-            self.missing.append(Missing.TRANSACTION_BOUNDARIES)
+            gaps.append((Missing.TRANSACTION_BOUNDARIES,
+                         "the transaction's start is inferred (no BEGIN/COMMIT or %v in the log)"))
         if f.dropped:
-            reasons.append(f"{f.dropped} earlier statements of this transaction were dropped (memory cap)")
-            self.missing.append(Missing.DROPPED_STATEMENTS)
+            gaps.append((Missing.DROPPED_STATEMENTS,
+                         f"{f.dropped} earlier statements of this transaction were dropped (memory cap)"))
         if f.history_lost:
-            reasons.append("this session's earlier records were dropped (session cap, idle timeout or look-back)")
-            self.missing.append(Missing.SESSION_HISTORY)
-        return reasons
-
-    # --- words ----------------------------------------------------------------------------
-
-    def explain(self, timing: Timing, why: str, culprits: tuple[Culprit, ...], related: list[Related],
-                key: dict[str, str | None], table: str | None) -> str:
-        v = self.violation
-        shown_key = ", ".join(f"{c} = {_show(x)}" for c, x in key.items()) or "a key the log does not show"
-        name = f'"{v.constraint}"' if v.constraint else "a constraint"
-        parts = []
-        kind = v.kind.value.replace("_", " ")
-        if timing is Timing.COMMIT:
-            parts.append(f"{why}: {kind} constraint {name} is checked at commit, and a row written earlier broke it.")
-        else:
-            parts.append(f"{why}: it broke {kind} constraint {name}.")
-        referenced = self.referenced_table
-        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and v.detail_reason:
-            parts.append(f"{table or 'The table'} got a row that breaks it: {v.detail_reason}")
-        elif v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
-            parts.append(f"{table or 'The table'} got {shown_key}, which has no row in {referenced or 'the referenced table'}.")
-        elif v.kind is ConstraintKind.FOREIGN_KEY:
-            parts.append(f"{referenced} lost {shown_key}, which {v.table} still references.")
-        elif v.kind is ConstraintKind.UNIQUE:
-            parts.append(f"Two rows of {table or 'the table'} have {shown_key}.")
-        elif v.kind is ConstraintKind.EXCLUSION:
-            existing = v.conflicting_key.values if v.conflicting_key else None
-            parts.append(
-                f"The row of {table or 'the table'} with {shown_key} conflicts with an existing row"
-                + (f" ({', '.join(v.conflicting_key.columns)} = {existing})." if v.conflicting_key else ".")
-            )
-        top = next(iter(culprits), None)
-        if top is not None and top.match is Match.KEY:
-            parts.append(f"The statement that wrote it is at line {top.source.line}: {top.reason}.")
-        elif top is not None:
-            parts.append(f"The log does not show the key being written; the likeliest statement is at line {top.source.line} ({top.reason}).")
-        elif timing is Timing.COMMIT and self.failure.history_lost:
-            parts.append(
-                "logdiag had dropped this session's earlier records (its cap on open sessions, the idle "
-                "timeout, or the look-back of a streamed log): the statement that wrote the key may be among them."
-            )
-        elif timing is Timing.COMMIT and self.failure.dropped:
-            parts.append(
-                f"logdiag dropped the {self.failure.dropped} oldest statements of this transaction (its memory "
-                "cap): the one that wrote the key may be among them."
-            )
-        elif timing is Timing.COMMIT:
-            parts.append("No statement of this transaction in the log wrote it.")
-            self.missing.append(Missing.STATEMENTS)
-        for item in related:
-            if item.role is Role.ROLLED_BACK_PARENT:
-                parts.append(f"The {v.referenced_table} row was inserted at line {item.source.line} but {item.note}.")
-            elif item.role is Role.PARENT_CHANGE:
-                parts.append(f"The transaction also changed {v.referenced_table} at line {item.source.line}.")
-        if timing is Timing.COMMIT:
-            parts.append("The whole transaction was rolled back.")
-        return " ".join(parts)
-
-    def hints(self, timing: Timing, culprits: tuple[Culprit, ...], related: list[Related],
-              key: dict[str, str | None], table: str | None) -> Iterator[str]:
-        v = self.violation
-        shown_key = ", ".join(f"{c} = {_show(x)}" for c, x in key.items())
-        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
-            yield (
-                f"Insert the {v.referenced_table} row for {shown_key or 'the key'} first, or in the same transaction "
-                f"before COMMIT; or correct the value the culprit statement writes."
-            )
-        elif v.kind is ConstraintKind.FOREIGN_KEY:
-            yield f"Delete or repoint the {v.table} rows that reference {shown_key or 'the key'} before changing {v.referenced_table}."
-        elif v.kind in (ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION):
-            yield f"Make sure the transaction writes {shown_key or 'the key'} once (or use INSERT ... ON CONFLICT)."
-        if v.constraint and v.kind is not ConstraintKind.NOT_NULL:
-            yield (
-                "Check how the constraint is declared: SELECT conname, condeferrable, condeferred "
-                f"FROM pg_constraint WHERE conname = '{v.constraint.replace(chr(39), chr(39) * 2)}';"
-            )
-        if timing is Timing.COMMIT:
-            yield (
-                "A commit-time error rolls back the whole transaction: retry the whole transaction "
-                "(a savepoint cannot recover it)."
-            )
-        if any(r.role is Role.ROLLED_BACK_PARENT for r in related):
-            yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
-        yield from self._setting_hints(timing, culprits)
-
-    def _setting_hints(self, timing: Timing, culprits: tuple[Culprit, ...]) -> Iterator[str]:
-        f = self.failure
-        if f.dropped:
-            yield (
-                f"{f.dropped} statements of this transaction were dropped to bound memory: run again with a "
-                "larger --max-statements to keep them."
-            )
-        if f.history_lost:
-            yield (
-                "This session's earlier records were dropped: raise --max-sessions or --idle-timeout, or, for "
-                "a streamed log, --lookback-mb (or read the file itself rather than a pipe)."
-            )
-        if timing is Timing.COMMIT and not culprits and not f.dropped and not f.history_lost:
-            yield (
-                "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
-                "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."
-            )
-        if f.session.session_id is None:
-            yield "Sessions were told apart by pid: add %c to log_line_prefix (or use csvlog/jsonlog) to make it certain."
-        if not f.by_vxid and timing is Timing.COMMIT:
-            yield "Add %v %x to log_line_prefix (or use csvlog/jsonlog) so each statement's transaction is known."
-        if self.record.sqlstate is None:
-            yield "Add %e to log_line_prefix so errors carry their SQLSTATE."
-        if self.record.command_tag is None and self.statements_in(self.record.statement):
-            yield (
-                "The query that failed held several statements, and the log does not say which of them raised "
-                "the error: add %i to log_line_prefix (or use csvlog/jsonlog)."
-            )
-        if any(e.statement.parameters_truncated for e in f.entries):
-            yield "Bind parameters were cut short: set log_parameter_max_length = -1 to log them whole."
+            gaps.append((Missing.SESSION_HISTORY,
+                         "this session's earlier records were dropped (session cap, idle timeout or look-back)"))
+        return gaps
 
 
 def _prepared_writes(statement: LoggedStatement, written: StatementWrites) -> StatementWrites | None:
@@ -544,10 +454,6 @@ def _key_dict(key: KeyText | None, values: tuple[str | None, ...] | None) -> dic
 def _first_words(statement: str | None) -> str:
     words = (statement or "").strip().rstrip(";").split()
     return " ".join(words[:4]) if words else "The commit"
-
-
-def _show(value: str | None) -> str:
-    return "NULL" if value is None else value
 
 
 def _is_control(entry: Entry) -> bool:
