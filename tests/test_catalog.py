@@ -19,13 +19,13 @@ def test_each_ddl_statement_is_parsed_once(tmp_path, monkeypatch):
     log = tmp_path / "postgresql.csv"
     log.write_bytes(SAMPLE.read_bytes() * 3)
     parsed: Counter[str] = Counter()
-    real = catalog.analyze_sql
+    real = catalog.statement_writes
 
     def counting(text: str, *args, **kwargs):
         parsed[text] += 1
         return real(text, *args, **kwargs)
 
-    monkeypatch.setattr(catalog, "analyze_sql", counting)
+    monkeypatch.setattr(catalog, "statement_writes", counting)
     catalog._parsed.cache_clear()
     incidents = list(Run(LogReader([str(log)]), SessionTracker()).incidents())
     assert len(incidents) == 3 * len(list(Run(LogReader([str(SAMPLE)]), SessionTracker()).incidents()))

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from logdiag.diagnosis.sql import Analysis, ConstraintDefinition, analyze_sql
+from logdiag.diagnosis.sql import ConstraintDefinition, StatementWrites, statement_writes
 from logdiag.diagnosis.statements import LoggedStatement
 
 
@@ -33,10 +33,10 @@ class Catalog:
             lowered = statement.text.lower()
             if wanted and not any(name in lowered for name in wanted):
                 continue
-            analysis = _parsed(statement.text)
-            self.columns.update(analysis.tables)
-            self.partitioned.update(analysis.partitions)
-            self.declarations.extend(Declaration(c, statement) for c in analysis.constraints)
+            declared = _parsed(statement.text)
+            self.columns.update(declared.tables)
+            self.partitioned.update(declared.partitions)
+            self.declarations.extend(Declaration(c, statement) for c in declared.constraints)
 
     def partitioned_tables(self, table: str) -> list[str]:
         """The partitioned tables a partition belongs to, nearest first (rows inserted into them
@@ -57,7 +57,7 @@ class Catalog:
 
 
 @lru_cache(maxsize=1024)
-def _parsed(ddl: str) -> Analysis:
+def _parsed(ddl: str) -> StatementWrites:
     """A DDL statement parsed once, however many incidents need it (a log that creates the same
     table over and over, as a test suite's does, would otherwise be parsed once per incident)."""
-    return analyze_sql(ddl)
+    return statement_writes(ddl)

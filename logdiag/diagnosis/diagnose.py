@@ -1,4 +1,4 @@
-"""From a failure (an ERROR and its transaction) to an incident: key, culprits, evidence, advice."""
+"""From a failure (an ERROR and its transaction) to an incident: its timing, key, culprits and evidence."""
 
 from __future__ import annotations
 
@@ -7,18 +7,31 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from logdiag.diagnosis.catalog import Catalog, Declaration
-from logdiag.diagnosis.incidents import Culprit, Incident, OtherError, Related, SessionInfo
+from logdiag.diagnosis.explain import Findings, explanation, hints, show_key
+from logdiag.diagnosis.incidents import (
+    Confidence,
+    Culprit,
+    Incident,
+    Match,
+    Missing,
+    OtherError,
+    Related,
+    Role,
+    SessionInfo,
+    Timing,
+)
 from logdiag.diagnosis.messages import ConstraintKind, KeyText, Violation, parse_violation
 from logdiag.diagnosis.sessions import Entry, Failure
 from logdiag.diagnosis.sql import (
     UNKNOWN,
-    Analysis,
     Cell,
+    StatementWrites,
+    UnknownValue,
     Write,
     WriteKind,
-    analyze_sql,
     default_constraint_name,
     same_value,
+    statement_writes,
     statements_in,
 )
 from logdiag.diagnosis.statements import (
@@ -34,16 +47,15 @@ _COMMIT_TAGS = frozenset({"COMMIT", "END", "PREPARE TRANSACTION", "SET CONSTRAIN
 _DEFERRABLE_KINDS = frozenset({ConstraintKind.FOREIGN_KEY, ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION})
 #: Violations a commit can raise: deferred keys, and deferred constraint triggers (40002).
 _RAISED_AT_COMMIT = _DEFERRABLE_KINDS | {ConstraintKind.TRIGGER}
-_CONFIDENCE = ("high", "medium", "low")
-_RANK = {"key": 0, "table": 1, "call": 2}
+_RANK = {match: rank for rank, match in enumerate(Match)}
 
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     entry: Entry
     write: Write
-    match: str
-    confidence: str
+    match: Match
+    confidence: Confidence
     reason: str
     key_values: tuple[str | None, ...] | None = None
 
@@ -72,26 +84,25 @@ class _Diagnosis:
         self.referenced_table = violation.referenced_table or (
             self.declaration.constraint.referenced_table if self.declaration else None
         )
-        self._analyses: dict[int, Analysis] = {}
+        self._writes_of: dict[int, StatementWrites] = {}
         self._statements_in: dict[str, tuple[str, ...] | None] = {}
-        self.missing: list[str] = []
 
     # --- what happened --------------------------------------------------------------------
 
-    def timing(self) -> tuple[str, str]:
-        """("commit" or "statement", the opening words of the explanation)."""
+    def timing(self) -> tuple[Timing, str]:
+        """(when the constraint was checked, the opening words of the explanation)."""
         raising = self.record.statement
         line = self.record.source.line
         control = classify_control(raising)
         if control is not None and control.kind in CHECKS_DEFERRED:
-            return "commit", f"{_first_words(raising)} at line {line} failed"
+            return Timing.COMMIT, f"{_first_words(raising)} at line {line} failed"
         if self.record.command_tag in _COMMIT_TAGS:
-            return "commit", f"{self.record.command_tag} at line {line} failed"
+            return Timing.COMMIT, f"{self.record.command_tag} at line {line} failed"
         checking = self._checking_part(raising)
         if checking is not None:
-            return "commit", f"{_first_words(checking)} at line {line} failed (sent with other statements in one query)"
+            return Timing.COMMIT, f"{_first_words(checking)} at line {line} failed (sent with other statements in one query)"
         if raising is None and self.violation.kind in _RAISED_AT_COMMIT:
-            return "commit", (
+            return Timing.COMMIT, (
                 f"The implicit commit at line {line} failed (no statement was running: an autocommit "
                 "statement sent with the extended protocol is committed at Sync)"
             )
@@ -100,8 +111,8 @@ class _Diagnosis:
             and not self.failure.explicit
             and (self._initially_deferred() or self._deferred_by)
         ):
-            return "commit", f"The autocommit statement at line {line} failed at its implicit commit"
-        return "statement", f"The statement at line {line} failed"
+            return Timing.COMMIT, f"The autocommit statement at line {line} failed at its implicit commit"
+        return Timing.STATEMENT, f"The statement at line {line} failed"
 
     def _checking_part(self, raising: str | None) -> str | None:
         """The last statement of a raising query string of several that checks deferred
@@ -133,14 +144,14 @@ class _Diagnosis:
 
     # --- statements -----------------------------------------------------------------------
 
-    def analysis(self, statement: LoggedStatement) -> Analysis:
-        cached = self._analyses.get(id(statement))
+    def writes_of(self, statement: LoggedStatement) -> StatementWrites:
+        cached = self._writes_of.get(id(statement))
         if cached is None:
-            cached = analyze_sql(statement.text, statement.parameters, self.catalog.columns)
-            executed = _sql_execute(statement, cached)
+            cached = statement_writes(statement.text, statement.parameters, self.catalog.columns)
+            executed = _prepared_writes(statement, cached)
             if executed is not None:
                 cached = executed
-            self._analyses[id(statement)] = cached
+            self._writes_of[id(statement)] = cached
         return cached
 
     def statements_in(self, text: str | None) -> tuple[str, ...] | None:
@@ -183,48 +194,82 @@ class _Diagnosis:
     def writes(self, entries: Sequence[Entry]) -> Iterator[tuple[Entry, Write]]:
         for entry in entries:
             if entry.statement.may_write:
-                for write in self.analysis(entry.statement).writes:
+                for write in self.writes_of(entry.statement).writes:
                     yield entry, write
 
     # --- matching -------------------------------------------------------------------------
+
+    def candidates(self, timing: Timing) -> list[_Candidate]:
+        """The statements that may have written the key, strongest match first: at commit, any
+        statement of the transaction that was not rolled back; else the statement that raised."""
+        record = self.record
+        entries = list(self.failure.entries)
+        candidates: list[_Candidate] = []
+        if timing is Timing.COMMIT:
+            pool = [e for e in entries if e.undone_by is None]
+            raising_text = record.statement
+            raising_entry = next((e for e in reversed(pool) if e.statement.text == raising_text), None)
+            if raising_text is not None and classify_control(raising_text) is None and raising_entry is None:
+                # An autocommit statement that failed at its own commit, and that the log did not
+                # show before (log_min_duration_statement logs a statement only once it succeeded).
+                raising_entry = Entry(LoggedStatement(raising_text, record))
+                pool.append(raising_entry)
+            pool = [e for e in self.one_by_one(pool, raising_entry) if not _is_control(e)]
+            for entry, write in self.writes(pool):
+                found = self.match(entry, write)
+                if found is not None:
+                    candidates.append(found)
+        else:
+            raising = self._raising_entry(entries)
+            if raising is not None:
+                for entry, write in self.writes(self.one_by_one([raising], raising)):
+                    found = self.match(entry, write)
+                    if found is not None:
+                        candidates.append(found)
+                if not candidates:
+                    candidates.append(_Candidate(
+                        raising, Write(WriteKind.CALL, self.table), Match.TABLE, Confidence.HIGH, "raised the error"
+                    ))
+        candidates.sort(key=lambda c: _RANK[c.match])
+        return candidates
 
     def match(self, entry: Entry, write: Write) -> _Candidate | None:
         v = self.violation
         key = v.key
         if write.kind is WriteKind.CALL:
             what = f"{write.function}()" if write.function and write.function != "DO block" else "a DO block"
-            return _Candidate(entry, write, "call", "low", f"calls {what}, whose writes the log does not show")
+            return _Candidate(entry, write, Match.CALL, Confidence.LOW, f"calls {what}, whose writes the log does not show")
         if v.kind is ConstraintKind.FOREIGN_KEY and v.parent_side:
             return self._match_parent(entry, write)
         table = self.table
         if v.kind in (ConstraintKind.TRIGGER, ConstraintKind.OTHER):
             if write.kind in (WriteKind.INSERT, WriteKind.UPDATE, WriteKind.DELETE, WriteKind.MERGE, WriteKind.COPY):
-                return _Candidate(entry, write, "table", "low", f"wrote {write.table} in this transaction")
+                return _Candidate(entry, write, Match.TABLE, Confidence.LOW, f"wrote {write.table} in this transaction")
             return None
         if table is not None and not self._lands_in_table(write.table):
             return None
         if write.kind in (WriteKind.DELETE,):
             return None
         if write.kind in (WriteKind.COPY, WriteKind.MERGE) or write.rows is None:
-            return _Candidate(entry, write, "table", "medium", f"{write.kind} into {write.table}: its rows are not in the log")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"{write.kind} into {write.table}: its rows are not in the log")
         if key is None or not key.columns or write.columns is None:
-            return _Candidate(entry, write, "table", "medium", f"wrote {write.table}; the log does not show the key")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table}; the log does not show the key")
         if write.kind is WriteKind.UPDATE and not set(key.columns) & set(write.columns):
             return None
         if not set(key.columns) <= set(write.columns):
             if v.kind is ConstraintKind.UNIQUE and table is None:
                 return None
-            return _Candidate(entry, write, "table", "medium", f"wrote {write.table} without setting {', '.join(key.columns)}")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table} without setting {', '.join(key.columns)}")
         unknown = False
         for values in write.values_of(key.columns):
             matched = _key_match(key, values)
             if matched is not None:
-                shown = ", ".join(f"{c} = {_show(x)}" for c, x in zip(key.columns, matched, strict=True))
+                shown = show_key(zip(key.columns, matched, strict=True))
                 verb = "set" if write.kind is WriteKind.UPDATE else "inserted"
-                return _Candidate(entry, write, "key", "high", f"{verb} {shown} into {write.table}", matched)
+                return _Candidate(entry, write, Match.KEY, Confidence.HIGH, f"{verb} {shown} into {write.table}", matched)
             unknown = unknown or any(value is UNKNOWN for value in values)
         if unknown:
-            return _Candidate(entry, write, "table", "medium", f"wrote {write.table}; the key's value is computed or not logged")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table}; the key's value is computed or not logged")
         return None
 
     def _lands_in_table(self, written: str | None) -> bool:
@@ -250,12 +295,12 @@ class _Diagnosis:
         if key is not None and key.columns and all(c in write.where for c in key.columns):
             matched = _key_match(key, tuple(write.where[c] for c in key.columns))
             if matched is not None:
-                shown = ", ".join(f"{c} = {_show(x)}" for c, x in zip(key.columns, matched, strict=True))
+                shown = show_key(zip(key.columns, matched, strict=True))
                 return _Candidate(
-                    entry, write, "key", "high",
+                    entry, write, Match.KEY, Confidence.HIGH,
                     f"{write.kind}d the {parent} row with {shown} that {self.violation.table} still references", matched,
                 )
-        return _Candidate(entry, write, "table", "medium", f"{write.kind}d rows of {parent}")
+        return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"{write.kind}d rows of {parent}")
 
     # --- evidence -------------------------------------------------------------------------
 
@@ -270,15 +315,15 @@ class _Diagnosis:
                 if write.kind is WriteKind.INSERT and entry.undone_by is not None and _row_has(write, values):
                     undo = entry.undone_by
                     out.append(_related(
-                        "rolled_back_parent", entry.statement,
+                        Role.ROLLED_BACK_PARENT, entry.statement,
                         f"undone by {undo.text.strip()} at line {undo.record.source.line}",
                     ))
                 elif write.kind in (WriteKind.DELETE, WriteKind.UPDATE) and entry.undone_by is None:
                     hits = [x for x in write.where.values() if isinstance(x, str) and x in values]
                     note = "removed the referenced key" if hits else "changed rows of the referenced table"
-                    out.append(_related("parent_change", entry.statement, note))
+                    out.append(_related(Role.PARENT_CHANGE, entry.statement, note))
         for entry in self._deferred_by:
-            out.append(_related("deferred_by", entry.statement, "made the constraint deferred in this transaction"))
+            out.append(_related(Role.DEFERRED_BY, entry.statement, "made the constraint deferred in this transaction"))
         if self.declaration is not None and (
             self.declaration.constraint.deferrable or self.declaration.constraint.initially_deferred
         ):
@@ -295,39 +340,27 @@ class _Diagnosis:
 
     def incident(self) -> Incident:
         failure, record, v = self.failure, self.record, self.violation
-        timing, timing_reason = self.timing()
-        entries = list(failure.entries)
-        candidates: list[_Candidate] = []
-        if timing == "commit":
-            pool = [e for e in entries if e.undone_by is None]
-            raising_text = record.statement
-            raising_entry = next((e for e in reversed(pool) if e.statement.text == raising_text), None)
-            if raising_text is not None and classify_control(raising_text) is None and raising_entry is None:
-                # An autocommit statement that failed at its own commit, and that the log did not
-                # show before (log_min_duration_statement logs a statement only once it succeeded).
-                raising_entry = Entry(LoggedStatement(raising_text, record))
-                pool.append(raising_entry)
-            pool = [e for e in self.one_by_one(pool, raising_entry) if not _is_control(e)]
-            for entry, write in self.writes(pool):
-                found = self.match(entry, write)
-                if found is not None:
-                    candidates.append(found)
-        else:
-            raising = self._raising_entry(entries)
-            if raising is not None:
-                for entry, write in self.writes(self.one_by_one([raising], raising)):
-                    found = self.match(entry, write)
-                    if found is not None:
-                        candidates.append(found)
-                if not candidates:
-                    candidates.append(_Candidate(raising, Write(WriteKind.CALL, self.table), "table", "high", "raised the error"))
-        candidates.sort(key=lambda c: _RANK[c.match])
+        timing, what_failed = self.timing()
+        candidates = self.candidates(timing)
         key_values = next((c.key_values for c in candidates if c.key_values is not None), None)
-        weaker = self._weaker_reasons(timing)
-        culprits = tuple(_culprit(c, weaker) for c in _unique(candidates))
-        table = self.table or next((c.write.table for c in candidates if c.match == "key"), None)
-        related = self.related(key_values)
-        key = _key_dict(v.key, key_values)
+        gaps = self._gaps(timing)
+        culprits = tuple(_culprit(c, [weakens for _, weakens in gaps]) for c in _unique(candidates))
+        missing = [what for what, _ in gaps]
+        if timing is Timing.COMMIT and not culprits and not failure.dropped and not failure.history_lost:
+            missing.append(Missing.STATEMENTS)  # none of the transaction's statements in the log wrote the key
+        findings = Findings(
+            failure=failure,
+            violation=v,
+            timing=timing,
+            what_failed=what_failed,
+            table=self.table or next((c.write.table for c in candidates if c.match is Match.KEY), None),
+            referenced_table=self.referenced_table,
+            key=_key_dict(v.key, key_values),
+            culprits=culprits,
+            related=tuple(self.related(key_values)),
+            missing=tuple(missing),
+            raised_by_one_of_several=record.command_tag is None and self.statements_in(record.statement) is not None,
+        )
         session = failure.session
         return Incident(
             sqlstate=v.sqlstate,
@@ -335,10 +368,10 @@ class _Diagnosis:
             timing=timing,
             at=record.timestamp,
             constraint=v.constraint,
-            constraint_kind=v.kind.value,
-            table=table,
-            referenced_table=self.referenced_table,
-            key=key,
+            constraint_kind=v.kind,
+            table=findings.table,
+            referenced_table=findings.referenced_table,
+            key=findings.key,
             message=record.message or "",
             detail=record.detail,
             session=SessionInfo(session.session_id, session.pid, session.user, session.database,
@@ -348,10 +381,10 @@ class _Diagnosis:
             raised_by_statement=record.statement,
             raised_by_source=record.source,
             culprits=culprits,
-            related=tuple(related),
-            explanation=self.explain(timing, timing_reason, culprits, related, key, table),
-            hints=tuple(self.hints(timing, culprits, related, key, table)),
-            missing=tuple(self.missing),
+            related=findings.related,
+            explanation=explanation(findings),
+            hints=hints(findings),
+            missing=findings.missing,
         )
 
     def _raising_entry(self, entries: list[Entry]) -> Entry | None:
@@ -363,170 +396,40 @@ class _Diagnosis:
                 return entry
         return Entry(LoggedStatement(raising, self.record))
 
-    def _weaker_reasons(self, timing: str) -> list[str]:
-        reasons = []
+    def _gaps(self, timing: Timing) -> list[tuple[Missing, str]]:
+        """What the log lacks that weakens every culprit, each with the words that say so."""
+        gaps: list[tuple[Missing, str]] = []
         f = self.failure
-        if timing == "commit" and not f.by_vxid and not f.boundaries_seen:
-            reasons.append("the transaction's start is inferred (no BEGIN/COMMIT or %v in the log)")
-            self.missing.append("transaction boundaries")
+        if timing is Timing.COMMIT and not f.by_vxid and not f.boundaries_seen:
+            gaps.append((Missing.TRANSACTION_BOUNDARIES,
+                         "the transaction's start is inferred (no BEGIN/COMMIT or %v in the log)"))
         if f.dropped:
-            reasons.append(f"{f.dropped} earlier statements of this transaction were dropped (memory cap)")
-            self.missing.append("dropped statements")
+            gaps.append((Missing.DROPPED_STATEMENTS,
+                         f"{f.dropped} earlier statements of this transaction were dropped (memory cap)"))
         if f.history_lost:
-            reasons.append("this session's earlier records were dropped (session cap, idle timeout or look-back)")
-            self.missing.append("session history")
-        return reasons
-
-    # --- words ----------------------------------------------------------------------------
-
-    def explain(self, timing: str, why: str, culprits: tuple[Culprit, ...], related: list[Related],
-                key: dict[str, str | None], table: str | None) -> str:
-        v = self.violation
-        shown_key = ", ".join(f"{c} = {_show(x)}" for c, x in key.items()) or "a key the log does not show"
-        name = f'"{v.constraint}"' if v.constraint else "a constraint"
-        parts = []
-        kind = v.kind.value.replace("_", " ")
-        if timing == "commit":
-            parts.append(f"{why}: {kind} constraint {name} is checked at commit, and a row written earlier broke it.")
-        else:
-            parts.append(f"{why}: it broke {kind} constraint {name}.")
-        referenced = self.referenced_table
-        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and v.detail_reason:
-            parts.append(f"{table or 'The table'} got a row that breaks it: {v.detail_reason}")
-        elif v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
-            parts.append(f"{table or 'The table'} got {shown_key}, which has no row in {referenced or 'the referenced table'}.")
-        elif v.kind is ConstraintKind.FOREIGN_KEY:
-            parts.append(f"{referenced} lost {shown_key}, which {v.table} still references.")
-        elif v.kind is ConstraintKind.UNIQUE:
-            parts.append(f"Two rows of {table or 'the table'} have {shown_key}.")
-        elif v.kind is ConstraintKind.EXCLUSION:
-            existing = v.conflicting_key.values if v.conflicting_key else None
-            parts.append(
-                f"The row of {table or 'the table'} with {shown_key} conflicts with an existing row"
-                + (f" ({', '.join(v.conflicting_key.columns)} = {existing})." if v.conflicting_key else ".")
-            )
-        top = next(iter(culprits), None)
-        if top is not None and top.match == "key":
-            parts.append(f"The statement that wrote it is at line {top.source.line}: {top.reason}.")
-        elif top is not None:
-            parts.append(f"The log does not show the key being written; the likeliest statement is at line {top.source.line} ({top.reason}).")
-        elif timing == "commit" and self.failure.history_lost:
-            parts.append(
-                "logdiag had dropped this session's earlier records (its cap on open sessions, the idle "
-                "timeout, or the look-back of a streamed log): the statement that wrote the key may be among them."
-            )
-        elif timing == "commit" and self.failure.dropped:
-            parts.append(
-                f"logdiag dropped the {self.failure.dropped} oldest statements of this transaction (its memory "
-                "cap): the one that wrote the key may be among them."
-            )
-        elif timing == "commit":
-            parts.append("No statement of this transaction in the log wrote it.")
-            self.missing.append("statements")
-        for item in related:
-            if item.role == "rolled_back_parent":
-                parts.append(f"The {v.referenced_table} row was inserted at line {item.source.line} but {item.note}.")
-            elif item.role == "parent_change":
-                parts.append(f"The transaction also changed {v.referenced_table} at line {item.source.line}.")
-        if timing == "commit":
-            parts.append("The whole transaction was rolled back.")
-        return " ".join(parts)
-
-    def hints(self, timing: str, culprits: tuple[Culprit, ...], related: list[Related],
-              key: dict[str, str | None], table: str | None) -> Iterator[str]:
-        v = self.violation
-        shown_key = ", ".join(f"{c} = {_show(x)}" for c, x in key.items())
-        if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
-            yield (
-                f"Insert the {v.referenced_table} row for {shown_key or 'the key'} first, or in the same transaction "
-                f"before COMMIT; or correct the value the culprit statement writes."
-            )
-        elif v.kind is ConstraintKind.FOREIGN_KEY:
-            yield f"Delete or repoint the {v.table} rows that reference {shown_key or 'the key'} before changing {v.referenced_table}."
-        elif v.kind in (ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION):
-            yield f"Make sure the transaction writes {shown_key or 'the key'} once (or use INSERT ... ON CONFLICT)."
-        if v.constraint and v.kind is not ConstraintKind.NOT_NULL:
-            yield (
-                "Check how the constraint is declared: SELECT conname, condeferrable, condeferred "
-                f"FROM pg_constraint WHERE conname = '{v.constraint.replace(chr(39), chr(39) * 2)}';"
-            )
-        if timing == "commit":
-            yield (
-                "A commit-time error rolls back the whole transaction: retry the whole transaction "
-                "(a savepoint cannot recover it)."
-            )
-        if any(r.role == "rolled_back_parent" for r in related):
-            yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
-        yield from self._setting_hints(timing, culprits)
-
-    def _setting_hints(self, timing: str, culprits: tuple[Culprit, ...]) -> Iterator[str]:
-        f = self.failure
-        if f.dropped:
-            yield (
-                f"{f.dropped} statements of this transaction were dropped to bound memory: run again with a "
-                "larger --max-statements to keep them."
-            )
-        if f.history_lost:
-            yield (
-                "This session's earlier records were dropped: raise --max-sessions or --idle-timeout, or, for "
-                "a streamed log, --lookback-mb (or read the file itself rather than a pipe)."
-            )
-        if timing == "commit" and not culprits and not f.dropped and not f.history_lost:
-            yield (
-                "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
-                "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."
-            )
-        if f.session.session_id is None:
-            yield "Sessions were told apart by pid: add %c to log_line_prefix (or use csvlog/jsonlog) to make it certain."
-        if not f.by_vxid and timing == "commit":
-            yield "Add %v %x to log_line_prefix (or use csvlog/jsonlog) so each statement's transaction is known."
-        if self.record.sqlstate is None:
-            yield "Add %e to log_line_prefix so errors carry their SQLSTATE."
-        if self.record.command_tag is None and self.statements_in(self.record.statement):
-            yield (
-                "The query that failed held several statements, and the log does not say which of them raised "
-                "the error: add %i to log_line_prefix (or use csvlog/jsonlog)."
-            )
-        if any(e.statement.parameters_truncated for e in f.entries):
-            yield "Bind parameters were cut short: set log_parameter_max_length = -1 to log them whole."
+            gaps.append((Missing.SESSION_HISTORY,
+                         "this session's earlier records were dropped (session cap, idle timeout or look-back)"))
+        return gaps
 
 
-def _sql_execute(statement: LoggedStatement, analysis: Analysis) -> Analysis | None:
+def _prepared_writes(statement: LoggedStatement, written: StatementWrites) -> StatementWrites | None:
     """``EXECUTE p(42)`` logs ``DETAIL: prepare: PREPARE p AS ...``: analyse that with the arguments."""
     detail = statement.record.detail
-    if analysis.writes or not detail or not detail.startswith("prepare: "):
+    if written.writes or not detail or not detail.startswith("prepare: "):
         return None
-    arguments = _execute_arguments(statement.text)
+    arguments = written.execute_arguments
     if arguments is None:
         return None
-    return analyze_sql(detail[len("prepare: ") :], {f"${n}": v for n, v in enumerate(arguments, 1)})
-
-
-def _execute_arguments(text: str) -> list[str | None] | None:
-    from pglast import ast, parse_sql
-    from pglast.parser import ParseError
-
-    from logdiag.diagnosis.sql import _const_text, _strip_casts
-
-    try:
-        node = parse_sql(text)[0].stmt
-    except (ParseError, IndexError):
-        return None
-    if not isinstance(node, ast.ExecuteStmt):
-        return None
-    values: list[str | None] = []
-    for param in node.params or ():
-        value = _strip_casts(param)
-        values.append(_const_text(value.val) if isinstance(value, ast.A_Const) and not value.isnull else None)
-    return values
+    return statement_writes(detail[len("prepare: ") :], {f"${n}": v for n, v in enumerate(arguments, 1)})
 
 
 def _key_match(key: KeyText, values: tuple[Cell, ...]) -> tuple[str | None, ...] | None:
     """The split of ``key`` that equals ``values``, or None."""
-    if any(value is UNKNOWN for value in values):
+    known = tuple(value for value in values if not isinstance(value, UnknownValue))
+    if len(known) < len(values):  # a value the statement computes
         return None
-    if key.matches(tuple(v if isinstance(v, str) or v is None else None for v in values)):  # type: ignore[misc]
-        return tuple(v for v in values)  # type: ignore[misc]
+    if key.matches(known):
+        return known
     for split in key.candidates():
         if all(same_value(value, printed) for value, printed in zip(values, split, strict=True)):
             return split
@@ -553,10 +456,6 @@ def _first_words(statement: str | None) -> str:
     return " ".join(words[:4]) if words else "The commit"
 
 
-def _show(value: str | None) -> str:
-    return "NULL" if value is None else value
-
-
 def _is_control(entry: Entry) -> bool:
     return entry.statement.control is not None
 
@@ -569,10 +468,6 @@ def _unique(candidates: list[_Candidate]) -> Iterator[_Candidate]:
             yield candidate
 
 
-def _weaken(confidence: str, steps: int) -> str:
-    return _CONFIDENCE[min(len(_CONFIDENCE) - 1, _CONFIDENCE.index(confidence) + steps)]
-
-
 def _culprit(candidate: _Candidate, weaker: list[str]) -> Culprit:
     statement = candidate.entry.statement
     reason = candidate.reason + "".join(f"; {w}" for w in weaker)
@@ -582,17 +477,17 @@ def _culprit(candidate: _Candidate, weaker: list[str]) -> Culprit:
         at=statement.record.timestamp,
         parameters=statement.parameters,
         match=candidate.match,
-        confidence=_weaken(candidate.confidence, len(weaker) and 1),
+        confidence=candidate.confidence.weakened(len(weaker) and 1),
         reason=reason,
     )
 
 
-def _related(role: str, statement: LoggedStatement, note: str | None = None) -> Related:
+def _related(role: Role, statement: LoggedStatement, note: str | None = None) -> Related:
     return Related(role, statement.text, statement.record.source, statement.record.timestamp, note)
 
 
 def _declared(declaration: Declaration) -> Related:
     c = declaration.constraint
     note = "DEFERRABLE INITIALLY DEFERRED" if c.initially_deferred else "DEFERRABLE"
-    return _related("declared_by", declaration.statement, note)
+    return _related(Role.DECLARED_BY, declaration.statement, note)
 

@@ -4,9 +4,65 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
+from logdiag.diagnosis.messages import ConstraintKind
 from logdiag.records import Source
+
+
+class _Word(str, Enum):
+    """A closed set of words of the JSON contract: each member is its word (``== "commit"``,
+    prints as ``commit``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Timing(_Word):
+    """When the constraint was checked: at the statement, or at commit (deferred)."""
+
+    STATEMENT = "statement"
+    COMMIT = "commit"
+
+
+class Match(_Word):
+    """How a culprit matches the violation, strongest first."""
+
+    KEY = "key"  # it wrote exactly the offending key
+    TABLE = "table"  # it wrote rows of the table that the log does not show
+    CALL = "call"  # a function call (or DO block) whose writes are unknown
+
+
+class Confidence(_Word):
+    """How sure a culprit is, strongest first."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    def weakened(self, steps: int) -> Confidence:
+        """``steps`` levels weaker, no weaker than LOW."""
+        order = list(Confidence)
+        return order[min(len(order) - 1, order.index(self) + steps)]
+
+
+class Role(_Word):
+    """What a piece of related evidence is."""
+
+    ROLLED_BACK_PARENT = "rolled_back_parent"  # the parent row, undone by ROLLBACK TO SAVEPOINT
+    PARENT_CHANGE = "parent_change"  # the transaction also changed the referenced table
+    DEFERRED_BY = "deferred_by"  # SET CONSTRAINTS ... DEFERRED
+    DECLARED_BY = "declared_by"  # the DDL that declared the constraint deferrable
+
+
+class Missing(_Word):
+    """What the log lacked for a certain diagnosis (not part of the JSON)."""
+
+    TRANSACTION_BOUNDARIES = "transaction boundaries"
+    DROPPED_STATEMENTS = "dropped statements"
+    SESSION_HISTORY = "session history"
+    STATEMENTS = "statements"
 
 
 def _source(source: Source | None) -> dict[str, Any] | None:
@@ -31,8 +87,8 @@ class Culprit:
     source: Source
     at: datetime | None
     parameters: dict[str, str | None] | None
-    match: str
-    confidence: str
+    match: Match
+    confidence: Confidence
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,8 +97,8 @@ class Culprit:
             "source": _source(self.source),
             "at": _time(self.at),
             "parameters": self.parameters,
-            "match": self.match,
-            "confidence": self.confidence,
+            "match": self.match.value,
+            "confidence": self.confidence.value,
             "reason": self.reason,
         }
 
@@ -51,14 +107,14 @@ class Culprit:
 class Related:
     """Other evidence: ``rolled_back_parent``, ``parent_change``, ``deferred_by``, ``declared_by``."""
 
-    role: str
+    role: Role
     statement: str
     source: Source
     at: datetime | None = None
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"role": self.role, "statement": self.statement, "source": _source(self.source)}
+        out: dict[str, Any] = {"role": self.role.value, "statement": self.statement, "source": _source(self.source)}
         if self.at is not None:
             out["at"] = _time(self.at)
         if self.note:
@@ -88,10 +144,10 @@ class Incident:
 
     sqlstate: str
     condition: str
-    timing: str
+    timing: Timing
     at: datetime | None
     constraint: str | None
-    constraint_kind: str
+    constraint_kind: ConstraintKind
     table: str | None
     referenced_table: str | None
     key: dict[str, str | None]
@@ -106,17 +162,17 @@ class Incident:
     related: tuple[Related, ...]
     explanation: str
     hints: tuple[str, ...]
-    missing: tuple[str, ...] = field(default=())
+    missing: tuple[Missing, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """The incident as the JSON contract names it."""
         return {
             "sqlstate": self.sqlstate,
             "condition": self.condition,
-            "timing": self.timing,
+            "timing": self.timing.value,
             "at": _time(self.at),
             "constraint": self.constraint,
-            "constraint_kind": self.constraint_kind,
+            "constraint_kind": self.constraint_kind.value,
             "table": self.table,
             "referenced_table": self.referenced_table,
             "key": self.key,

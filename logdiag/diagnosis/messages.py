@@ -180,7 +180,9 @@ def parse_key(detail: str | None) -> KeyText | None:
 
 
 def _split_columns(text: str) -> list[str]:
-    columns, current, quoted = [], [], False
+    columns: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted
@@ -236,10 +238,25 @@ def parse_violation(message: str | None, detail: str | None, sqlstate: str | Non
             sqlstate or "23502", ConstraintKind.NOT_NULL, None, found["table"],
             key=KeyText((found["column"],), "null"), detail_reason=detail,
         )
-    if sqlstate in ("40002", "23000") or (sqlstate or "").startswith("23"):
+    if sqlstate is not None and is_violation_sqlstate(sqlstate):
         kind = ConstraintKind.TRIGGER if sqlstate == "40002" else ConstraintKind.OTHER
-        return Violation(sqlstate or "23000", kind, detail_reason=detail)
+        return Violation(sqlstate, kind, detail_reason=detail)
     return None
+
+
+def is_violation_sqlstate(state: str) -> bool:
+    """Whether an error with this SQLSTATE is a constraint violation, from the code alone.
+
+    The rule: class 23 (integrity constraint violation), and 40002 (a constraint trigger
+    deferred to commit failed). When it holds, :func:`parse_violation` returns a
+    :class:`Violation` for any message; the messages it recognises without a SQLSTATE are
+    raised by PostgreSQL only with these codes. So for a record that carries its SQLSTATE
+    (csvlog, jsonlog, ``%e``) the code alone decides, and the fast path need not read the message.
+
+    >>> is_violation_sqlstate("23505"), is_violation_sqlstate("40002"), is_violation_sqlstate("40001")
+    (True, True, False)
+    """
+    return state.startswith("23") or state == "40002"
 
 
 def _referenced_table(detail: str | None) -> str | None:

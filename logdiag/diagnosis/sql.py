@@ -7,13 +7,18 @@ back the writes it made: table, columns, and the rows' values where the text say
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from logdiag.diagnosis.statements import may_hold_several
+
+if TYPE_CHECKING:  # pglast is imported where it is used: loading it takes a third of a second
+    from pglast import ast
+    from pglast.visitors import Ancestor
 
 #: A value as PostgreSQL would print it in a DETAIL key: text, or None for SQL NULL.
 Value = str | None
@@ -88,8 +93,8 @@ class ConstraintDefinition:
 
 
 @dataclass(frozen=True, slots=True)
-class Analysis:
-    """Everything logdiag learns from one statement's text.
+class StatementWrites:
+    """What one statement's text writes, and the DDL it declares: everything logdiag learns from it.
 
     Attributes:
         writes: the writes, in order.
@@ -98,6 +103,8 @@ class Analysis:
         partitions: each partition's partitioned table (``CREATE TABLE ... PARTITION OF``,
             ``ALTER TABLE ... ATTACH PARTITION``).
         set_constraints: for SET CONSTRAINTS, (names or ("ALL",), deferred?).
+        execute_arguments: for ``EXECUTE name(...)``, its arguments (None where one is NULL or
+            not a constant); None for any other statement.
         error: why the text could not be parsed, or None.
     """
 
@@ -106,14 +113,15 @@ class Analysis:
     constraints: tuple[ConstraintDefinition, ...] = ()
     partitions: Mapping[str, str] = field(default_factory=dict)
     set_constraints: tuple[tuple[str, ...], bool] | None = None
+    execute_arguments: tuple[Value, ...] | None = None
     error: str | None = None
 
 
-def analyze_sql(
+def statement_writes(
     text: str,
     parameters: Mapping[str, Value] | None = None,
     table_columns: Mapping[str, Sequence[str]] | None = None,
-) -> Analysis:
+) -> StatementWrites:
     """Parse ``text`` and say what it writes.
 
     Args:
@@ -123,31 +131,145 @@ def analyze_sql(
             not list their columns.
 
     Returns:
-        The analysis; a text pglast cannot parse gives an analysis with ``error`` set.
+        What it writes; a text pglast cannot parse gives a result with ``error`` set (and nothing else).
 
-    >>> analyze_sql("INSERT INTO orders (id, customer_id) VALUES (1, $1)", {"$1": "42"}).writes[0].rows
+    >>> statement_writes("INSERT INTO orders (id, customer_id) VALUES (1, $1)", {"$1": "42"}).writes[0].rows
     (('1', '42'),)
+    >>> statement_writes("EXECUTE ins(42, NULL, now())").execute_arguments
+    ('42', None, None)
     """
-    from pglast import parse_sql
+    from pglast import ast, parse_sql
     from pglast.parser import ParseError
 
     try:
         statements = parse_sql(text)
     except ParseError as exc:
-        return Analysis(error=f"not parsed: {exc}")
+        return StatementWrites(error=f"not parsed: {exc}")
     except (ValueError, RecursionError, MemoryError) as exc:  # pragma: no cover - defensive
-        return Analysis(error=f"not parsed: {type(exc).__name__}")
+        return StatementWrites(error=f"not parsed: {type(exc).__name__}")
     builder = _Builder(parameters or {}, table_columns or {})
-    for raw in statements:
-        builder.statement(raw.stmt)
-    return Analysis(
+    for node in _nodes_in_text_order(statements):
+        builder.add(node)
+    first = statements[0].stmt if statements else None
+    return StatementWrites(
         writes=tuple(builder.writes),
         tables=builder.tables,
         constraints=tuple(builder.constraints),
         partitions=builder.partitions,
         set_constraints=builder.set_constraints,
+        execute_arguments=_arguments(first) if isinstance(first, ast.ExecuteStmt) else None,
         error=None,
     )
+
+
+# --- finding the nodes: pglast's Visitor ----------------------------------------------------------
+#
+# pglast's Visitor walks the tree breadth first, but the writes must come out in the order the text
+# says them, depth first: the first write of a statement that matches the key gives its culprit's
+# reason. So the finder notes each node it keeps with its place in the tree, and the nodes are
+# sorted by place: a node's place is a prefix of its children's, so that sort is depth first.
+
+#: A node's place in the tree: the index of each member on the way down from the root to it.
+_Place = tuple[int, ...]
+
+
+def _nodes_in_text_order(tree: tuple[ast.RawStmt, ...]) -> list[ast.Node]:
+    """The nodes of ``tree`` a StatementWrites is made of, in the order of the text: the
+    statements that write or declare, and the functions that select lists call.
+
+    A function call counts once for each SELECT (not part of a write) whose select list holds
+    it, even through a subquery, right after that SELECT and before anything inside it."""
+    found = _finder()(tree)
+    found.sort(key=lambda item: item[0])
+    return [node for _, node in found]
+
+
+@cache
+def _finder() -> Callable[[tuple[ast.RawStmt, ...]], list[tuple[_Place, ast.Node]]]:
+    """The finder, a pglast Visitor: defined on first use, when pglast is imported."""
+    from pglast import ast
+    from pglast.visitors import Skip, Visitor
+
+    writing = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+
+    class Finder(Visitor):
+        # A visit method returns None (go on into the node) or Skip (do not): whatever else it
+        # returned would replace the node in the tree.
+
+        def __init__(self) -> None:
+            self.found: list[tuple[_Place, ast.Node]] = []
+
+        def keep(self, ancestors: Ancestor, node: ast.Node) -> None:
+            self.found.append((_place(ancestors), node))
+
+        visit_InsertStmt = visit_UpdateStmt = visit_DeleteStmt = visit_MergeStmt = visit_CopyStmt = keep
+        visit_CallStmt = visit_DoStmt = visit_CreateStmt = visit_AlterTableStmt = keep
+        visit_ConstraintsSetStmt = keep
+
+        def visit_FuncCall(self, ancestors: Ancestor, node: ast.FuncCall) -> None:
+            if _funcname(node) in _HARMLESS_FUNCTIONS:
+                return
+            selects: list[Ancestor] = []  # the SELECTs whose select list holds the call
+            step: Ancestor | None = ancestors
+            while step is not None:  # up: step.node is a parent, step.member leads down from it
+                if isinstance(step.node, writing):
+                    selects.clear()  # a SELECT under a write is analysed with the write
+                elif isinstance(step.node, ast.ResTarget) and step.member == "val":
+                    target_list = step.parent
+                    select = target_list.parent if target_list is not None else None
+                    if (
+                        select is not None and select.parent is not None
+                        and isinstance(select.node, ast.SelectStmt) and select.member == "targetList"
+                    ):
+                        selects.append(select.parent)
+                step = step.parent
+            if selects:
+                place = _place(ancestors)
+                # -1 sorts the call after its SELECT and before every node inside the SELECT.
+                self.found.extend(((*_place(select), -1, *place), node) for select in selects)
+
+        def skip(self, ancestors: Ancestor, node: ast.Node) -> type[Skip]:
+            return Skip
+
+        # Nothing the finder keeps is ever inside a literal, a column name or a table name.
+        visit_A_Const = visit_ColumnRef = visit_RangeVar = skip
+
+    def find(tree: tuple[ast.RawStmt, ...]) -> list[tuple[_Place, ast.Node]]:
+        finder = Finder()
+        finder(tree)
+        return finder.found
+
+    return find
+
+
+def _place(ancestors: Ancestor) -> _Place:
+    """The place of the node that pglast's ``ancestors`` chain leads to: each link holds a
+    parent (a node or a tuple) and the member (a name or an index) that leads down from it."""
+    steps: list[int] = []
+    step = ancestors
+    while step.parent is not None:  # the root link leads to the whole tree
+        member = step.member
+        if isinstance(member, int):
+            steps.append(member)
+        elif member is not None:
+            steps.append(_member_index(step.node, member))
+        step = step.parent
+    steps.reverse()
+    return tuple(steps)
+
+
+_MEMBER_INDEX: dict[type, dict[str, int]] = {}
+
+
+def _member_index(node: ast.Node, member: str) -> int:
+    """The position of ``member`` among the node's members, in the order the tree is walked."""
+    index = _MEMBER_INDEX.get(type(node))
+    if index is None:
+        index = _MEMBER_INDEX[type(node)] = {name: position for position, name in enumerate(node)}
+    return index[member]
+
+
+# --- what the nodes say -------------------------------------------------------------------------
 
 
 class _Builder:
@@ -162,56 +284,59 @@ class _Builder:
 
     # --- dispatch -------------------------------------------------------------------------
 
-    def statement(self, node: Any) -> None:
+    def add(self, node: ast.Node) -> None:
+        """Take in one node the finder found."""
         from pglast import ast
 
-        inside_writes = _nodes_inside_writes(node)
-        for found in _walk(node):
-            if isinstance(found, ast.InsertStmt):
-                self.writes.append(self.insert(found))
-            elif isinstance(found, ast.UpdateStmt):
-                self.writes.append(self.update(found))
-            elif isinstance(found, ast.DeleteStmt):
-                self.writes.append(
-                    Write(WriteKind.DELETE, *_relation(found.relation), where=self.conditions(found.whereClause))
-                )
-            elif isinstance(found, ast.MergeStmt):
-                self.writes.append(Write(WriteKind.MERGE, *_relation(found.relation)))
-            elif isinstance(found, ast.CopyStmt) and found.is_from and found.relation is not None:
-                columns = tuple(_name(c) for c in found.attlist) if found.attlist else None
-                self.writes.append(Write(WriteKind.COPY, *_relation(found.relation), columns=columns))
-            elif isinstance(found, ast.CallStmt):
-                self.writes.append(Write(WriteKind.CALL, None, function=_funcname(found.funccall)))
-            elif isinstance(found, ast.SelectStmt) and id(found) not in inside_writes:
-                self.calls_in_select(found)
-            elif isinstance(found, ast.CreateStmt):
-                self.create_table(found)
-            elif isinstance(found, ast.AlterTableStmt):
-                self.alter_table(found)
-            elif isinstance(found, ast.ConstraintsSetStmt):
-                names = tuple(_range_name(c) for c in found.constraints) if found.constraints else ("ALL",)
-                self.set_constraints = (names, bool(found.deferred))
-            elif isinstance(found, ast.DoStmt):
-                self.writes.append(Write(WriteKind.CALL, None, function="DO block"))
+        if isinstance(node, ast.InsertStmt):
+            self.writes.append(self.insert(node))
+        elif isinstance(node, ast.UpdateStmt):
+            self.writes.append(self.update(node))
+        elif isinstance(node, ast.DeleteStmt):
+            self.writes.append(
+                Write(WriteKind.DELETE, *_relation(node.relation), where=self.conditions(node.whereClause))
+            )
+        elif isinstance(node, ast.MergeStmt):
+            self.writes.append(Write(WriteKind.MERGE, *_relation(node.relation)))
+        elif isinstance(node, ast.CopyStmt) and node.is_from and node.relation is not None:
+            columns = tuple(_name(c) for c in node.attlist) if node.attlist else None
+            self.writes.append(Write(WriteKind.COPY, *_relation(node.relation), columns=columns))
+        elif isinstance(node, ast.CallStmt):
+            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node.funccall)))
+        elif isinstance(node, ast.FuncCall):  # called by a select list
+            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node)))
+        elif isinstance(node, ast.CreateStmt):
+            self.create_table(node)
+        elif isinstance(node, ast.AlterTableStmt):
+            self.alter_table(node)
+        elif isinstance(node, ast.ConstraintsSetStmt):
+            names = tuple(_range_name(c) for c in node.constraints) if node.constraints else ("ALL",)
+            self.set_constraints = (names, bool(node.deferred))
+        elif isinstance(node, ast.DoStmt):
+            self.writes.append(Write(WriteKind.CALL, None, function="DO block"))
 
     # --- writes ---------------------------------------------------------------------------
 
-    def insert(self, node: Any) -> Write:
-        schema_table = _relation(node.relation)
+    def insert(self, node: ast.InsertStmt) -> Write:
+        table, schema = _relation(node.relation)
         columns: tuple[str, ...] | None = tuple(t.name for t in node.cols) if node.cols else None
-        if columns is None and schema_table[0] in self.table_columns:
-            columns = tuple(self.table_columns[schema_table[0]])
+        if columns is None and table is not None and table in self.table_columns:
+            columns = tuple(self.table_columns[table])
         rows = self.insert_rows(node.selectStmt, len(columns) if columns else None)
-        return Write(WriteKind.INSERT, *schema_table, columns=columns, rows=rows)
+        return Write(WriteKind.INSERT, table, schema, columns=columns, rows=rows)
 
-    def insert_rows(self, select: Any, width: int | None) -> tuple[tuple[Cell, ...], ...] | None:
+    def insert_rows(self, select: ast.Node | None, width: int | None) -> tuple[tuple[Cell, ...], ...] | None:
+        from pglast import ast
+
         if select is None:  # INSERT ... DEFAULT VALUES
             return ((UNKNOWN,) * (width or 0),)
+        if not isinstance(select, ast.SelectStmt):  # pragma: no cover - the grammar gives a SELECT
+            return None
         if select.valuesLists:
             return tuple(tuple(self.value(v) for v in row) for row in select.valuesLists)
         return self.rows_from_select(select)
 
-    def rows_from_select(self, select: Any) -> tuple[tuple[Cell, ...], ...] | None:
+    def rows_from_select(self, select: ast.SelectStmt) -> tuple[tuple[Cell, ...], ...] | None:
         """SQLAlchemy's insertmanyvalues, Django's UNNEST, and plain ``SELECT const, ...``."""
         from pglast import ast
 
@@ -222,7 +347,10 @@ class _Builder:
         if len(sources) != 1:
             return None
         source = sources[0]
-        if isinstance(source, ast.RangeSubselect) and source.subquery.valuesLists and source.alias:
+        if (
+            isinstance(source, ast.RangeSubselect) and isinstance(source.subquery, ast.SelectStmt)
+            and source.subquery.valuesLists and source.alias
+        ):
             # INSERT ... SELECT p0::INTEGER, p1 FROM (VALUES ($1, $2, 0), ...) AS imp_sen(p0, p1, sen)
             alias = [_name(c) for c in source.alias.colnames or ()]
             picks = []
@@ -235,20 +363,22 @@ class _Builder:
                 tuple(self.value(row[i]) if i < len(row) else UNKNOWN for i in picks)
                 for row in source.subquery.valuesLists
             )
-        if isinstance(source, ast.RangeFunction) and len(source.functions) == 1:
+        if isinstance(source, ast.RangeFunction) and source.functions and len(source.functions) == 1:
             call = source.functions[0][0]
             star = len(targets) == 1 and isinstance(targets[0], ast.ColumnRef) and isinstance(
-                targets[0].fields[-1], ast.A_Star
+                (targets[0].fields or (None,))[-1], ast.A_Star
             )
             if isinstance(call, ast.FuncCall) and _funcname(call) == "unnest" and star:
                 arrays = [self.array(arg) for arg in call.args or ()]
-                if any(a is None for a in arrays):
+                known = [array for array in arrays if array is not None]
+                if len(known) < len(arrays):
                     return None
-                return tuple(zip(*arrays, strict=False))  # type: ignore[misc]
+                return tuple(zip(*known, strict=False))
         return None
 
-    def update(self, node: Any) -> Write:
-        columns, values = [], []
+    def update(self, node: ast.UpdateStmt) -> Write:
+        columns: list[str] = []
+        values: list[Cell] = []
         for target in node.targetList or ():
             columns.append(target.name)
             values.append(self.value(target.val))
@@ -257,15 +387,7 @@ class _Builder:
             where=self.conditions(node.whereClause),
         )
 
-    def calls_in_select(self, select: Any) -> None:
-        from pglast import ast
-
-        for target in select.targetList or ():
-            for found in _walk(target.val):
-                if isinstance(found, ast.FuncCall) and _funcname(found) not in _HARMLESS_FUNCTIONS:
-                    self.writes.append(Write(WriteKind.CALL, None, function=_funcname(found)))
-
-    def conditions(self, where: Any) -> dict[str, Cell]:
+    def conditions(self, where: object) -> dict[str, Cell]:
         """``a = 1 AND b = 'x'`` → {"a": "1", "b": "x"}; anything else is left out."""
         from pglast import ast, enums
 
@@ -273,7 +395,7 @@ class _Builder:
         if where is None:
             return found
         if isinstance(where, ast.BoolExpr) and where.boolop == enums.BoolExprType.AND_EXPR:
-            for arg in where.args:
+            for arg in where.args or ():
                 found.update(self.conditions(arg))
         elif isinstance(where, ast.A_Expr) and where.kind == enums.A_Expr_Kind.AEXPR_OP and _op(where) == "=":
             for left, right in ((where.lexpr, where.rexpr), (where.rexpr, where.lexpr)):
@@ -285,7 +407,7 @@ class _Builder:
 
     # --- values ---------------------------------------------------------------------------
 
-    def value(self, node: Any) -> Cell:
+    def value(self, node: object) -> Cell:
         from pglast import ast
 
         node = _strip_casts(node)
@@ -301,7 +423,7 @@ class _Builder:
             return f"-{inner}" if isinstance(inner, str) else UNKNOWN
         return UNKNOWN
 
-    def array(self, node: Any) -> list[Cell] | None:
+    def array(self, node: object) -> list[Cell] | None:
         from pglast import ast
 
         node = _strip_casts(node)
@@ -314,15 +436,17 @@ class _Builder:
 
     # --- DDL ------------------------------------------------------------------------------
 
-    def create_table(self, node: Any) -> None:
+    def create_table(self, node: ast.CreateStmt) -> None:
         from pglast import ast
 
-        table = node.relation.relname
+        table = _relation(node.relation)[0]
+        if table is None:  # pragma: no cover - the grammar names the table
+            return
         if node.partbound is not None and node.inhRelations:
             self.partitions[table] = node.inhRelations[0].relname
         columns = []
         for element in node.tableElts or ():
-            if isinstance(element, ast.ColumnDef):
+            if isinstance(element, ast.ColumnDef) and element.colname is not None:
                 columns.append(element.colname)
                 for constraint in element.constraints or ():
                     self.constraint(table, constraint, (element.colname,))
@@ -330,10 +454,12 @@ class _Builder:
                 self.constraint(table, element, None)
         self.tables[table] = tuple(columns)
 
-    def alter_table(self, node: Any) -> None:
+    def alter_table(self, node: ast.AlterTableStmt) -> None:
         from pglast import ast, enums
 
-        table = node.relation.relname
+        table = _relation(node.relation)[0]
+        if table is None:  # pragma: no cover - the grammar names the table
+            return
         for command in node.cmds or ():
             if isinstance(command, ast.AlterTableCmd) and isinstance(command.def_, ast.Constraint):
                 self.constraint(table, command.def_, None)
@@ -341,9 +467,11 @@ class _Builder:
                 isinstance(command, ast.AlterTableCmd) and isinstance(command.def_, ast.PartitionCmd)
                 and command.subtype == enums.AlterTableType.AT_AttachPartition
             ):
-                self.partitions[command.def_.name.relname] = table
+                partition = _relation(command.def_.name)[0]
+                if partition is not None:
+                    self.partitions[partition] = table
 
-    def constraint(self, table: str, node: Any, column: tuple[str, ...] | None) -> None:
+    def constraint(self, table: str, node: ast.Constraint, column: tuple[str, ...] | None) -> None:
         from pglast import enums
 
         kinds = {
@@ -353,7 +481,7 @@ class _Builder:
             enums.ConstrType.CONSTR_EXCLUSION: "exclusion",
             enums.ConstrType.CONSTR_CHECK: "check",
         }
-        kind = kinds.get(node.contype)
+        kind = kinds.get(node.contype) if node.contype is not None else None
         if kind is None:
             # A column constraint's DEFERRABLE / INITIALLY DEFERRED come as nodes of their own,
             # after the constraint they qualify.
@@ -409,60 +537,45 @@ _HARMLESS_FUNCTIONS = frozenset({
 })
 
 
-def _walk(node: Any) -> Iterator[Any]:
-    """Every AST node under ``node``, depth first, the node itself included."""
+def _arguments(execute: ast.ExecuteStmt) -> tuple[Value, ...]:
+    """The arguments of ``EXECUTE name(...)``: a constant's text, None for NULL and for anything else."""
     from pglast import ast
 
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, ast.Node):
-            yield current
-            children = [getattr(current, name, None) for name in current.__slots__]
-            stack.extend(reversed([c for c in children if c is not None]))
-        elif isinstance(current, (tuple, list)):
-            stack.extend(reversed(current))
+    values: list[Value] = []
+    for param in execute.params or ():
+        value = _strip_casts(param)
+        values.append(_const_text(value.val) if isinstance(value, ast.A_Const) and not value.isnull else None)
+    return tuple(values)
 
 
-def _nodes_inside_writes(root: Any) -> set[int]:
-    """Ids of the nodes that are part of an INSERT/UPDATE/DELETE/MERGE (analysed there)."""
-    from pglast import ast
-
-    inside: set[int] = set()
-    for found in _walk(root):
-        if id(found) not in inside and isinstance(
-            found, (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
-        ):
-            inside.update(id(inner) for inner in _walk(found))
-    return inside
+def _relation(node: ast.RangeVar | None) -> tuple[str | None, str | None]:
+    """(table, schema)."""
+    return (None, None) if node is None else (node.relname, node.schemaname)
 
 
-def _relation(node: Any) -> tuple[str | None, str | None]:
-    return node.relname, node.schemaname
-
-
-def _name(node: Any) -> str:
+def _name(node: object) -> str:
     return str(getattr(node, "sval", node))
 
 
-def _range_name(node: Any) -> str:
-    return node.relname
+def _range_name(node: ast.RangeVar) -> str:
+    return node.relname or ""
 
 
-def _exclusion_column(element: Any) -> str:
+def _exclusion_column(element: tuple[Any, ...]) -> str:
     index_elem = element[0]
-    return index_elem.name or "expression"
+    name: str = index_elem.name or "expression"
+    return name
 
 
-def _funcname(call: Any) -> str:
-    return ".".join(_name(part) for part in call.funcname)
+def _funcname(call: ast.FuncCall | None) -> str:
+    return "" if call is None else ".".join(_name(part) for part in call.funcname or ())
 
 
-def _op(expr: Any) -> str:
+def _op(expr: ast.A_Expr) -> str:
     return _name(expr.name[-1]) if expr.name else ""
 
 
-def _strip_casts(node: Any) -> Any:
+def _strip_casts(node: object) -> object:
     from pglast import ast
 
     while isinstance(node, ast.TypeCast):
@@ -470,15 +583,15 @@ def _strip_casts(node: Any) -> Any:
     return node
 
 
-def _column_name(node: Any) -> str | None:
+def _column_name(node: object) -> str | None:
     from pglast import ast
 
-    if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+    if isinstance(node, ast.ColumnRef) and node.fields and isinstance(node.fields[-1], ast.String):
         return node.fields[-1].sval
     return None
 
 
-def _const_text(value: Any) -> Value:
+def _const_text(value: object) -> Value:
     from pglast import ast
 
     if isinstance(value, ast.Integer):
