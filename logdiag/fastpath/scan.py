@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from logdiag.diagnosis.messages import parse_violation
+from logdiag.diagnosis.messages import is_violation_sqlstate, parse_violation
 from logdiag.fastpath.bytesearch import Haystack
 from logdiag.fastpath.readahead import in_thread
 from logdiag.formats.base import Continuation, ErrorLine, Prefilter
@@ -187,7 +187,7 @@ def errors_in(lines: Iterable[tuple[int, bytes]], prefilter: Prefilter) -> Itera
 def _is_violation(error: ErrorLine) -> bool:
     """A line whose message the format's test does not read is judged by its SQLSTATE alone."""
     if error.message is None:
-        return error.sqlstate is not None and (error.sqlstate.startswith("23") or error.sqlstate == "40002")
+        return error.sqlstate is not None and is_violation_sqlstate(error.sqlstate)
     return parse_violation(error.message, error.detail, error.sqlstate) is not None
 
 
