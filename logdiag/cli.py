@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from enum import Enum
 from typing import Annotated, Optional
@@ -19,6 +19,7 @@ from logdiag.diagnosis.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENT
 from logdiag.errors import LogdiagError
 from logdiag.exitcodes import ExitStatus
 from logdiag.formats import LogFormat
+from logdiag.formats.detect import detect_prefix
 from logdiag.pipeline import Run
 from logdiag.reader import LOOKBACK_BYTES, WINDOW_BYTES, LogReader
 from logdiag.report.records import write_jsonl, write_table
@@ -104,11 +105,13 @@ InputFormatOpt = Annotated[
     typer.Option("--input-format", help="The input's format (default: detected).", case_sensitive=False),
 ]
 OnBadLineOpt = Annotated[
-    OnBadLine,
+    Optional[OnBadLine],  # noqa: UP045
     typer.Option(
         "--on-bad-line",
-        help="Lines that belong to no record: skip (count them), warn (show examples), fail.",
+        help="Lines that belong to no record: skip (count them; exit 0), warn (show examples), fail. "
+        "By default they are counted and, if any could have held records, exit 3.",
         case_sensitive=False,
+        show_default=False,
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
@@ -127,7 +130,7 @@ def analyze(
     ] = AnalyzeFormat.TEXT,
     log_line_prefix: PrefixOpt = None,
     input_format: InputFormatOpt = None,
-    on_bad_line: OnBadLineOpt = OnBadLine.SKIP,
+    on_bad_line: OnBadLineOpt = None,
     follow_log: Annotated[
         bool,
         typer.Option("--follow", "-F", help="Follow one log file or log directory as it is written, like tail -F."),
@@ -184,7 +187,7 @@ def analyze(
     found = 0
     with _handled():
         run = pipeline.analyze(
-            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line,
+            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP,
             tracker=SessionTracker(max_sessions=max_sessions, max_statements=max_statements, idle_timeout=idle_timeout),
             follow=follow_log, from_start=from_start,
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
@@ -203,8 +206,11 @@ def analyze(
         sys.stdout.flush()
         if not quiet:
             _summarize(run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+        incomplete = _unread_warning(run.inputs, on_bad_line)
     if fail_on_incident and found:
         raise typer.Exit(ExitStatus.INCIDENTS)
+    if incomplete:
+        raise typer.Exit(ExitStatus.INCOMPLETE)
 
 
 def _render(output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident]) -> int:
@@ -258,7 +264,7 @@ def export(
     ] = None,
     log_line_prefix: PrefixOpt = None,
     input_format: InputFormatOpt = None,
-    on_bad_line: OnBadLineOpt = OnBadLine.SKIP,
+    on_bad_line: OnBadLineOpt = None,
     quiet: QuietOpt = False,
     fast_path: Annotated[
         bool,
@@ -277,7 +283,7 @@ def export(
     with _handled():
         result = run_export(
             paths, output, host=host, partition_by=partition_by, log_line_prefix=log_line_prefix,
-            format=input_format, on_bad_line=on_bad_line, fast=fast_path,
+            format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP, fast=fast_path,
         )
         if not quiet:
             console = _stderr()
@@ -287,6 +293,9 @@ def export(
                 console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
             rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
             console.print(printable(f"exported {rows} to {result.output} ({len(result.parts)} files)"), markup=False)
+        incomplete = result.run is not None and _unread_warning(result.run.inputs, on_bad_line)
+    if incomplete:
+        raise typer.Exit(ExitStatus.INCOMPLETE)
 
 
 @app.command()
@@ -323,7 +332,7 @@ def records(
     ] = RecordsFormat.JSONL,
     log_line_prefix: PrefixOpt = None,
     input_format: InputFormatOpt = None,
-    on_bad_line: OnBadLineOpt = OnBadLine.SKIP,
+    on_bad_line: OnBadLineOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Print the records logdiag understood in a log: what did it make of my log?
@@ -332,7 +341,7 @@ def records(
     """
     with _handled():
         reader = LogReader(
-            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line
+            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP
         )
         if output_format is RecordsFormat.JSONL:
             write_jsonl(reader, sys.stdout)
@@ -341,6 +350,41 @@ def records(
         sys.stdout.flush()
         if not quiet:
             _summarize(reader.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+        incomplete = _unread_warning(reader.inputs, on_bad_line)
+    if incomplete:
+        raise typer.Exit(ExitStatus.INCOMPLETE)
+
+
+def _unread_warning(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None) -> bool:
+    """Say on stderr (even with ``--quiet``) of each input whose lines were not all read, with an
+    example and what to do; and whether the run is incomplete (exit 3). Lines skipped under an
+    explicit ``--on-bad-line skip`` are the user's choice: counted in the summary, no more."""
+    if on_bad_line is OnBadLine.SKIP:
+        return False
+    console = _stderr()
+    incomplete = False
+    for stats in inputs:
+        if not stats.unread:
+            continue
+        incomplete = True
+        reasons = "; ".join(f"{n} {reason}" for reason, n in stats.skipped.most_common())
+        example = next((e for e in stats.examples if not e.foreign), None)
+        shown = f"; e.g. line {example.line}: {example.text[:100]!r}" if example else ""
+        console.print(printable(
+            f"logdiag: warning: {stats.file}: {stats.unread} of {stats.lines} lines could not be read "
+            f"({reasons}){shown}. The report covers only the lines read. {_what_to_do(stats, on_bad_line)}".rstrip()
+        ), markup=False)
+    return incomplete
+
+
+def _what_to_do(stats: InputStats, on_bad_line: OnBadLine | None) -> str:
+    """The advice for an input with unread lines: a prefix that fits them, if one does."""
+    if stats.log_line_prefix is None:
+        return "" if on_bad_line is OnBadLine.WARN else "See them with --on-bad-line warn."
+    fits = detect_prefix(stats.unread_sample)
+    if fits is not None and fits.format != stats.log_line_prefix:
+        return f"Those lines fit --log-line-prefix {fits.format!r}; pass the server's setting (psql: SHOW log_line_prefix;)."
+    return "Pass --log-line-prefix with the server's setting (psql: SHOW log_line_prefix;)."
 
 
 def _summarize(inputs: list[InputStats], show_examples: bool) -> None:

@@ -110,3 +110,47 @@ def test_markup_and_escapes_in_the_log_print_as_text(pg_cluster, tmp_path):
     assert "[red]evil[/red]" in result.stdout
     assert "\\x1b[31m" in result.stdout  # the escape from the log, made visible
     assert "[/bold]\x1b[31m" not in result.stdout  # and never passed through raw
+
+
+@pytest.mark.postgres
+class TestIncompleteRead:
+    """Lines that could have held records and were not read are never an all-clear: a warning on
+    stderr and exit 3 (the server wrote its stderr log with Debian's prefix, ``%m [%p] %q%u@%d ``)."""
+
+    WRONG_PREFIX = "%t [%p] "  # no milliseconds: none of the server's lines fits it
+
+    def test_a_wrong_prefix_exits_3_and_says_which_fits(self, server_logs):
+        """Every line unread: exit 3, the count, an example, the prefix that fits; no all-clear."""
+        log = server_logs["stderr"]
+        result = _run("analyze", "--log-line-prefix", self.WRONG_PREFIX, str(log))
+        assert result.returncode == ExitStatus.INCOMPLETE, result.stderr
+        lines = log.read_bytes().count(b"\n")
+        assert f"logdiag: warning: {log}: {lines} of {lines} lines could not be read" in result.stderr
+        assert "e.g. line 1: " in result.stderr
+        assert "Those lines fit --log-line-prefix '%m [%p] %q%u@%d '" in result.stderr
+        assert "No constraint violation in this log." not in result.stdout
+        assert f"No constraint violation in the lines read; {lines} lines could not be read." in result.stdout
+
+    def test_json_carries_the_counts_and_quiet_keeps_the_warning(self, server_logs):
+        """--format json -q: exit 3, inputs[] says how many lines were not read, stderr still warns."""
+        result = _run("analyze", "-q", "--format", "json", "--log-line-prefix", self.WRONG_PREFIX, str(server_logs["stderr"]))
+        assert result.returncode == ExitStatus.INCOMPLETE
+        (read,) = json.loads(result.stdout)["inputs"]
+        assert read["records"] == 0
+        assert read["unread"] == read["lines"] == server_logs["stderr"].read_bytes().count(b"\n")
+        assert "lines could not be read" in result.stderr
+
+    def test_an_explicit_skip_is_the_users_choice(self, server_logs):
+        """--on-bad-line skip, given: the lines are counted in the summary, and the exit is 0."""
+        result = _run("analyze", "--on-bad-line", "skip", "--log-line-prefix", self.WRONG_PREFIX, str(server_logs["stderr"]))
+        assert result.returncode == ExitStatus.OK
+        assert "could not be read" not in result.stderr
+        assert "skipped (" in result.stderr
+
+    def test_the_right_prefix_reads_every_line(self, server_logs):
+        """The server's own prefix: nothing unread, exit 0, no warning."""
+        result = _run("analyze", "--format", "json", "--log-line-prefix", "%m [%p] %q%u@%d ", str(server_logs["stderr"]))
+        assert result.returncode == ExitStatus.OK, result.stderr
+        (read,) = json.loads(result.stdout)["inputs"]
+        assert (read["unread"], read["skipped"]) == (0, 0)
+        assert "could not be read" not in result.stderr

@@ -480,6 +480,7 @@ class LineClassifier:
         if measured.nul_lines:  # counted as blank, they are lines of NUL bytes
             self.stats.blank -= measured.nul_lines
             self.stats.skipped["NUL bytes"] += measured.nul_lines
+            self.stats.foreign += measured.nul_lines  # they hold nothing of PostgreSQL's
         if frame.height:
             carry.start = frame["start"][-1]
             carry.keep = bool(frame["keep"][-1])

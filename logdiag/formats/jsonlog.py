@@ -74,7 +74,7 @@ def read_cnpg(lines: Lines, stats: InputStats, file: str) -> Iterator[LogRecord]
         elif obj.get("logger") == "postgres" and isinstance(obj.get("msg"), str):
             yield from raw.feed(RawLine(number, obj["msg"].rstrip("\n")))
         else:
-            stats.skip(number, "CloudNativePG operator message, not a PostgreSQL record")
+            stats.skip(number, "CloudNativePG operator message, not a PostgreSQL record", foreign=True)
     yield from raw.flush()
 
 
@@ -83,7 +83,7 @@ def cloudsql_lines(lines: Lines, stats: InputStats) -> Iterator[RawLine]:
     for number, obj in _objects(lines, stats, "Cloud SQL"):
         payload = obj.get("textPayload")
         if not isinstance(payload, str):
-            stats.skip(number, "Cloud SQL entry without textPayload", json.dumps(obj)[:200])
+            stats.skip(number, "Cloud SQL entry without textPayload", json.dumps(obj)[:200], foreign=True)
             continue
         timestamp = fromisoformat(obj["timestamp"]) if isinstance(obj.get("timestamp"), str) else None
         yield RawLine(number, payload.rstrip("\n"), timestamp=timestamp)

@@ -303,7 +303,7 @@ def _wrapped_lines(
         number, text = item  # type: ignore[misc]
         found = header.match(text)
         if found is None:
-            stats.skip(number, f"not a {what} line from PostgreSQL", text)
+            stats.skip(number, f"not a {what} line from PostgreSQL", text, foreign=True)
             continue
         yield RawLine(
             line=number,

@@ -18,7 +18,9 @@ def inputs_of(run: Run) -> list[dict[str, Any]]:
             "format": s.format,
             "log_line_prefix": s.log_line_prefix,
             "records": s.records,
+            "lines": s.lines,
             "skipped": s.skipped_total,
+            "unread": s.unread,
             "error": s.error,
         }
         for s in run.inputs

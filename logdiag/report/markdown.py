@@ -56,7 +56,10 @@ def write_markdown(run: Run, incidents: Iterable[Incident], out: IO[str]) -> int
     for incident in incidents:
         count += 1
         out.write(incident_markdown(count, incident) + "\n")
-    if not count:
+    unread = sum(s.unread for s in run.inputs)
+    if not count and unread:
+        out.write(f"No constraint violation in the lines read; {unread} line{'s' * (unread != 1)} could not be read.\n\n")
+    elif not count:
         out.write("No constraint violation in this log.\n\n")
     files = ", ".join(f"{_inline(s.file)} ({s.format}, {s.records} records)" for s in run.inputs)
     out.write(f"Read: {files}. Other errors: {len(run.other_errors)}.\n")

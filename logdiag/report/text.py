@@ -117,6 +117,8 @@ def write_text(run: Run, incidents: Iterable[Incident], console: Console) -> int
         console.file.flush()
     if found:
         console.print(summary_table(found))
+    elif unread := sum(s.unread for s in run.inputs):
+        console.print(plain(f"No constraint violation in the lines read; {unread} line{'s' * (unread != 1)} could not be read.", "yellow"))
     else:
         console.print(plain("No constraint violation in this log.", "green"))
     if run.other_errors:

@@ -91,7 +91,7 @@ def decode_lines(chunks: Iterable[bytes | Tick], stats: InputStats) -> Iterator[
         if b"\x00" in raw:
             raw = raw.replace(b"\x00", b"")
             if not raw.strip():
-                stats.skip(number, "NUL bytes")
+                stats.skip(number, "NUL bytes", foreign=True)
                 continue
         text, recoded = decode_line(raw)
         stats.recoded += recoded

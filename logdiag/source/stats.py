@@ -9,6 +9,8 @@ from enum import Enum
 from logdiag.errors import BadLineError
 
 MAX_EXAMPLES = 5
+#: Unread lines kept to find a ``log_line_prefix`` that would read them.
+UNREAD_SAMPLE = 200
 
 
 class OnBadLine(str, Enum):
@@ -29,6 +31,7 @@ class SkippedLine:
     line: int
     reason: str
     text: str
+    foreign: bool = False  # it holds nothing of PostgreSQL's
 
 
 @dataclass(slots=True)
@@ -42,6 +45,9 @@ class InputStats:
         lines: physical lines read.
         records: records produced.
         skipped: lines not accounted for by a record, by reason.
+        foreign: of those, the lines that hold nothing of PostgreSQL's (another program's line
+            in a shared syslog file, an operator's message, a line of NUL bytes): nothing was
+            lost by leaving them out.
         recoded: lines that were not UTF-8 and were read as Latin-1.
         blank: empty lines, which carry nothing (PostgreSQL never writes one).
         error: why reading stopped early (e.g. a truncated .gz), or None.
@@ -53,10 +59,12 @@ class InputStats:
     lines: int = 0
     records: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    foreign: int = 0
     recoded: int = 0
     blank: int = 0
     error: str | None = None
     examples: list[SkippedLine] = field(default_factory=list)
+    unread_sample: list[str] = field(default_factory=list)  # the first unread lines' text
     on_bad_line: OnBadLine = OnBadLine.SKIP
     fast_path: bool = False  # read through the vectorised pre-filter (logdiag.fastpath.scan)
 
@@ -65,16 +73,26 @@ class InputStats:
         """Lines that no record accounts for."""
         return sum(self.skipped.values())
 
+    @property
+    def unread(self) -> int:
+        """Lines that may have held PostgreSQL's records and were not read: a run that has any did
+        not read the whole log."""
+        return self.skipped_total - self.foreign
+
     def ended_early(self, exc: BaseException, after_line: int | None = None) -> None:
         """The input (a compressed file) stopped short: say where, once."""
         if self.error is None:
             line = self.lines if after_line is None else after_line
             self.error = f"input ends early or is corrupt after line {line}: {exc}"
 
-    def skip(self, line: int, reason: str, text: str = "", count: int = 1) -> None:
-        """Count ``count`` skipped lines starting at ``line``; raise under ``--on-bad-line fail``."""
+    def skip(self, line: int, reason: str, text: str = "", count: int = 1, foreign: bool = False) -> None:
+        """Count ``count`` skipped lines starting at ``line`` (``foreign``: they hold nothing of
+        PostgreSQL's); raise under ``--on-bad-line fail``."""
         self.skipped[reason] += count
+        self.foreign += count if foreign else 0
         if self.on_bad_line is OnBadLine.FAIL:
             raise BadLineError(f"{self.file}:{line}: {reason}: {text[:80]!r}")
+        if not foreign and text and len(self.unread_sample) < UNREAD_SAMPLE:
+            self.unread_sample.append(text[:1000])
         if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(SkippedLine(line, reason, text[:200]))
+            self.examples.append(SkippedLine(line, reason, text[:200], foreign))
