@@ -13,7 +13,6 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from logdiag import __version__
 from logdiag.diagnosis.incidents import Incident
 from logdiag.diagnosis.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
 from logdiag.errors import LogdiagError
@@ -26,6 +25,7 @@ from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
 from logdiag.source.stats import InputStats, OnBadLine
+from logdiag.version import __version__
 
 app = typer.Typer(
     name="logdiag",

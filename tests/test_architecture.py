@@ -131,13 +131,13 @@ def _violations(places: tuple[str, ...], forbidden: tuple[str, ...], *, exempt: 
 
 
 def _edges() -> dict[str, dict[str, Import]]:
-    """Which modules of the package each module imports, and one import that does. Importing
-    a module runs its ancestors' ``__init__`` first anyway, so an import of an ancestor
-    package is no edge (it cannot close a cycle)."""
+    """Which modules of the package each module imports, and one import that does. An import of
+    an ancestor package counts too: a module that takes a name from its package's ``__init__``,
+    which imports that module, makes the same cycle as two modules importing each other."""
     edges: dict[str, dict[str, Import]] = {module: {} for module in _sources()}
     for imp in _imports():
         target = _imported_module(imp.target)
-        if target is None or target == imp.module or imp.module.startswith(target + "."):
+        if target is None or target == imp.module:
             continue
         edges[imp.module].setdefault(target, imp)
     return edges
@@ -219,6 +219,57 @@ def test_fast_path_is_used_only_by_the_reader_and_the_export() -> None:
     assert not bad, "the fast path used from outside its one interface's callers:\n" + "\n".join(bad)
 
 
+#: What each stage (a folder, or a module at the top) may import of the others: each stage
+#: imports only those below it (docs/architecture.md). ``logdiag`` is the package's
+#: ``__init__``, the public API; ``version`` and ``errors`` are leaves any stage may read.
+LAYERS: dict[str, frozenset[str]] = {
+    "errors": frozenset(), "exitcodes": frozenset(), "records": frozenset(), "version": frozenset(),
+    "source": frozenset({"errors"}),
+    "formats": frozenset({"errors", "records", "source"}),
+    "diagnosis": frozenset({"errors", "records"}),
+    "fastpath": frozenset({"errors", "records", "source", "formats", "diagnosis"}),
+    "reader": frozenset({"errors", "records", "source", "formats", "fastpath"}),
+    "pipeline": frozenset({"errors", "records", "source", "formats", "diagnosis", "reader"}),
+    "report": frozenset({"errors", "records", "source", "formats", "diagnosis", "version"}),
+    "export": frozenset({"errors", "records", "source", "formats", "diagnosis", "fastpath", "reader", "pipeline"}),
+    "cli": frozenset({
+        "errors", "exitcodes", "records", "version", "source", "formats", "diagnosis", "reader", "pipeline",
+        "report", "export",
+    }),
+    "__main__": frozenset({"cli"}),
+    "logdiag": frozenset({"errors", "records", "version", "source", "formats", "diagnosis", "reader", "pipeline"}),
+}
+
+
+def _stage(module: str) -> str:
+    """``logdiag.fastpath.scan`` is of the stage ``fastpath``; ``logdiag`` of ``logdiag``."""
+    return module.split(".")[1] if "." in module else module
+
+
+def test_every_module_is_in_a_stage() -> None:
+    """Every module of logdiag belongs to a stage that LAYERS lists (a new folder says where it stands)."""
+    unknown = sorted({_stage(module) for module in _sources()} - set(LAYERS))
+    assert not unknown, f"stages missing from LAYERS: {unknown}"
+
+
+def test_stages_import_only_the_stages_below_them() -> None:
+    """Each stage imports only the stages LAYERS allows it; the fast path takes from diagnosis
+    only messages (which errors are violations)."""
+    bad = []
+    for imp in _imports():
+        target = _imported_module(imp.target)
+        if target is None:
+            continue
+        here, there = _stage(imp.module), _stage(target)
+        if here == there:
+            continue
+        if there not in LAYERS.get(here, frozenset()):
+            bad.append(f"{imp} ({here} may not import {there})")
+        elif here == "fastpath" and there == "diagnosis" and target != "logdiag.diagnosis.messages":
+            bad.append(f"{imp} (the fast path asks diagnosis only through messages)")
+    assert not bad, "imports against the layers:\n" + "\n".join(bad)
+
+
 def _is_format_member(node: ast.expr) -> bool:
     """``LogFormat.X`` (or ``something.LogFormat.X``)."""
     return isinstance(node, ast.Attribute) and ast.unparse(node.value).split(".")[-1] == "LogFormat"
@@ -241,6 +292,31 @@ def _format_branches(tree: ast.Module) -> Iterator[ast.Compare | ast.MatchValue]
 
 def _source_text(node: ast.Compare | ast.MatchValue) -> str:
     return ast.unparse(node) if isinstance(node, ast.Compare) else f"case {ast.unparse(node)}:"
+
+
+#: Places outside formats/ that may name a format: the polars readers of whole record frames
+#: (for the export) are the fast path's, one per format that has one, and polars may not be
+#: imported in formats/.
+NAMES_FORMATS = {"logdiag.fastpath.record_frames": "its polars frame readers, by format"}
+#: The formats' names as strings, which a comparison could use instead of the members.
+_FORMAT_NAMES = frozenset({"csvlog", "jsonlog", "stderr", "syslog", "logplex", "cloudsql", "cnpg"})
+
+
+def test_no_format_named_outside_formats() -> None:
+    """Outside logdiag/formats/, no code names a format (``LogFormat.X``, or its name as a
+    string in a comparison): it asks the format's object."""
+    bad = []
+    for module, (_, tree) in _sources().items():
+        if _in(module, "logdiag.formats") or module in NAMES_FORMATS:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _is_format_member(node):
+                bad.append(f"{module}:{node.lineno} names a format: {ast.unparse(node)}")
+            elif isinstance(node, ast.Compare) and any(
+                isinstance(side, ast.Constant) and side.value in _FORMAT_NAMES for side in (node.left, *node.comparators)
+            ):
+                bad.append(f"{module}:{node.lineno} compares with a format's name: {ast.unparse(node)}")
+    assert not bad, "ask the format's own objects instead:\n" + "\n".join(sorted(bad))
 
 
 def test_no_branch_on_a_format_outside_formats() -> None:

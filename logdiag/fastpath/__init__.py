@@ -21,24 +21,22 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from logdiag.fastpath.limits import FAST_PATH_MIN_BYTES, LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats.base import Prefilter
 from logdiag.source.compression import QUICK_TO_DECOMPRESS
 from logdiag.source.framing import Tick, until_corrupt
 from logdiag.source.inputs import OpenInput
 from logdiag.source.stats import InputStats
 
+__all__ = [
+    "FAST_PATH_MIN_BYTES", "LOOKBACK_BYTES", "WINDOW_BYTES", "compressed_lines", "eligible", "file_lines",
+    "live_lines",
+]
+
 if TYPE_CHECKING:
     from logdiag.fastpath.lookback import Forgotten
     from logdiag.fastpath.scan import Block, Selection
 
-#: Files smaller than this (decompressed) are read the ordinary way: below it, importing polars
-#: costs more than reading every record in Python (both about 0.3 s for 2 MB of csvlog; a 15 MB
-#: file took 4 s that way, against 1 s pre-filtered).
-FAST_PATH_MIN_BYTES = 2 * 1024 * 1024
-#: How much of a pipe's or followed file's recent lines is held for sessions that may fail later.
-LOOKBACK_BYTES = 6 * 1024 * 1024  # memory stays small
-#: How far after a line of a compressed file its session's failure still keeps it.
-WINDOW_BYTES = 64 * 1024 * 1024
 
 Lines = Iterator[tuple[int, str]]
 

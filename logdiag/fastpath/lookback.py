@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from logdiag.fastpath import LOOKBACK_BYTES
 from logdiag.fastpath.fields import session_key
+from logdiag.fastpath.limits import LOOKBACK_BYTES
 from logdiag.fastpath.scan import Block, LineClassifier, errors_in, lines_with
 from logdiag.formats.base import Prefilter
 from logdiag.source.framing import TICK, Tick, whole_lines

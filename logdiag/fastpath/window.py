@@ -31,8 +31,8 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from logdiag.fastpath import WINDOW_BYTES
 from logdiag.fastpath.fields import session_key, session_line_number
+from logdiag.fastpath.limits import WINDOW_BYTES
 from logdiag.fastpath.lookback import Forgotten, tell_forgotten
 from logdiag.fastpath.scan import (
     Block,

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable
 from typing import IO, Any
 
-from logdiag import __version__
 from logdiag.diagnosis.incidents import Incident
 from logdiag.report.run import Run
+from logdiag.version import __version__
 
 
 def inputs_of(run: Run) -> list[dict[str, Any]]:

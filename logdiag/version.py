@@ -1,0 +1,3 @@
+"""The version of logdiag, in a leaf module that any stage may read."""
+
+__version__ = "0.1.0"
