@@ -95,10 +95,10 @@ def analyze(
 ) -> Run:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
-    ``fast`` reads big plain files (:mod:`logdiag.fastpath.scan`) and streams (:mod:`logdiag.fastpath.lookback`:
-    standard input, followed and compressed files, holding ``lookback_bytes`` of lines for
-    sessions that may fail later) through the vectorised pre-filter, which finds the same
-    incidents much faster. ``tracker`` lets the caller set the memory caps (see
+    ``fast`` reads big plain files (two passes), standard input and followed files (holding
+    ``lookback_bytes`` of recent lines for sessions that may fail later) and compressed files (a
+    window of that many bytes) through the vectorised pre-filter (:mod:`logdiag.fastpath`),
+    which finds the same incidents much faster. ``tracker`` lets the caller set the memory caps (see
     :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet`` and ``stop`` are for live use
     (see :class:`LogReader`); standard input is always read live, so incidents come out as soon as
     they are complete.

@@ -113,20 +113,20 @@ class LogReader:
                     yield from self._streamed(path, opened.pieces(self.quiet), opened.compression)
                 else:
                     plain_file = filtered and opened.compression is None
-                    yield from self._records(path, opened.lines(self.quiet), prefilter=plain_file)
+                    yield from self._records(path, opened.lines(self.quiet), plain_file=plain_file)
             finally:
                 opened.close()
 
     def _records(
-        self, name: str, raw_lines: Iterator[bytes | Tick], prefilter: bool = False,
+        self, name: str, raw_lines: Iterator[bytes | Tick], plain_file: bool = False,
     ) -> Iterator[LogRecord]:
-        """An input read record by record; with ``prefilter``, a big plain file through the file
-        pre-filter, once its first lines have told its format."""
+        """An input read record by record; with ``plain_file`` (the fast path on), a big plain
+        file through the file pre-filter, once its first lines have told its format."""
         stats = InputStats(file=name, on_bad_line=self.on_bad_line)
         lines = decode_lines(raw_lines, stats)
         head = sample_lines(lines)
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
-        lines_filter = self._prefilter(detection) if prefilter and self.quiet is None else None
+        lines_filter = self._prefilter(detection) if plain_file and self.quiet is None else None
         if detection is not None and lines_filter is not None and fastpath.eligible(name, self._min_bytes()):
             stats = self._stats(name, detection, fast_path=True)
             # The readers count into a scratch copy: the pre-filter counts the whole file.
@@ -213,6 +213,5 @@ def records_of(
     return format_of(detection.format).records(lines, stats, name, detection.prefix, quiet)
 
 
-def open_log(paths: Sequence[str], **options: object) -> LogReader:
-    """Shorthand for :class:`LogReader`: ``for record in open_log(["pg.csv"]): ...``."""
-    return LogReader(paths, **options)  # type: ignore[arg-type]
+#: Shorthand for :class:`LogReader`, with its arguments: ``for record in open_log(["pg.csv"]): ...``.
+open_log = LogReader

@@ -498,6 +498,7 @@ scenario(Scenario(
              "INSERT INTO partb_child (id, parent_id, at) VALUES (352, 42, '2026-05-02');", table="partb_child_2026"),
 ))
 
+
 def run_decoys(cluster: PgCluster) -> None:
     """Other sessions writing the same key values, committed or rolled back: never culprits."""
     with psycopg.connect(cluster.conninfo, application_name="decoy") as conn:

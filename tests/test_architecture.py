@@ -327,3 +327,12 @@ def test_no_branch_on_a_format_outside_formats() -> None:
         for node in sorted(_format_branches(tree), key=lambda node: node.lineno)
     ]
     assert not bad, "ask the format's own objects instead:\n" + "\n".join(bad)
+
+
+def test_every_format_has_its_object() -> None:
+    """Every LogFormat name has one Format object in the registry, and it says it is that format."""
+    from logdiag.formats import LogFormat
+    from logdiag.formats.registry import FORMATS
+
+    assert set(FORMATS) == set(LogFormat)
+    assert all(fmt.kind is kind for kind, fmt in FORMATS.items())

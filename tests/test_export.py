@@ -252,7 +252,6 @@ class TestRecordsReadByPolars:
             assert statements.str.contains("AS before_it").sum() == statements.str.contains("AS after_it").sum() == 40
             assert statements.str.contains("1 AS a,").sum() == 1
 
-
     def test_a_stderr_detail_after_another_process_line(self, scenario_logs, tmp_path, read_record_by_record):
         """A tool that merges lines (a log shipper, syslog) can put another process's line between
         a message and its DETAIL: the readers still join them by process, so that file is read

@@ -81,7 +81,6 @@ class TestCompression:
         opened.close()
         assert bytes(got) == expected
 
-
     def test_standard_input_inflates_in_small_pieces(self, server_logs, tmp_path, monkeypatch):
         """A .gz on standard input, even redirected from a file, is inflated a small piece at a
         time: the look-back's batches, and so its memory, stay small."""
@@ -99,6 +98,7 @@ class TestCompression:
             pieces = list(opened.chunks())
         assert b"".join(pieces) == data
         assert max(map(len, pieces)) < compression.INFLATED_PIECE_BYTES
+
 
 @pytest.mark.postgres
 class TestPaths:

@@ -130,7 +130,9 @@ def test_pre_filters_change_nothing(real_logs: Path, name: str) -> None:
     from logdiag.pipeline import Run
 
     def run(fast: bool):
-        analysis = Run(LogReader([str(real_logs / name)], fast=fast, fast_min_bytes=0), SessionTracker())
+        tracker = SessionTracker()
+        reader = LogReader([str(real_logs / name)], fast=fast, fast_min_bytes=0, on_forgotten=tracker.forget)
+        analysis = Run(reader, tracker)
         incidents = [i.to_dict() for i in analysis.incidents()]
         stats = analysis.inputs[0]
         return incidents, [e.to_dict() for e in analysis.other_errors], stats.records, dict(stats.skipped), stats.lines

@@ -382,11 +382,11 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
 
     from logdiag.fastpath.frames import NotExact
     from logdiag.fastpath.readahead import in_thread
-    from logdiag.fastpath.record_frames import FORMATS, record_frames
+    from logdiag.fastpath.record_frames import FRAME_FORMATS, record_frames
 
     fmt = LogFormat(stats.format) if stats.format else None
     clean = not (stats.skipped_total or stats.blank or stats.recoded or stats.error)
-    if fmt is not None and fmt in FORMATS and clean:  # the formats polars reads as frames
+    if fmt is not None and fmt in FRAME_FORMATS and clean:  # the formats polars reads as frames
         mark, rows = table.mark(), 0
         frames = record_frames(stats.file, fmt, lines=stats.lines, log_line_prefix=stats.log_line_prefix)
         try:

@@ -34,6 +34,8 @@ _FREE_TEXT = ("message", "detail", "hint", "internal_query", "context", "query")
 _INTEGERS = ("pid", "session_line", "xid", "query_id")
 #: The jsonlog keys read that hold numbers (the rest are text).
 _JSON_NUMBERS = frozenset({"pid", "line_num", "txid", "query_id", "remote_port"})
+
+
 def record_frames(
     path: str, fmt: LogFormat, lines: int | None = None, block_bytes: int | None = None,
     log_line_prefix: str | None = None,
@@ -89,7 +91,7 @@ _READERS: dict[LogFormat, Callable[[str | None], FrameReader]] = {
     LogFormat.STDERR: _stderr_reader,
 }
 #: The formats :func:`record_frames` reads.
-FORMATS = frozenset(_READERS)
+FRAME_FORMATS = frozenset(_READERS)
 
 
 def _blocks(chunks: Iterable[bytes], record_end: RecordEnd, block_bytes: int) -> Iterator[bytes]:

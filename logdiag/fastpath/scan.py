@@ -256,8 +256,6 @@ def selected_lines(
     stats.lines = classifier.carry.line
 
 
-
-
 class LineClassifier:
     """Decide, a block at a time, which physical lines go on to the readers; count the rest.
 
@@ -520,7 +518,7 @@ def _quote_runs(frame: pl.DataFrame) -> QuoteRuns:
     """csvlog, before the blocks before it are known: where the block's lines stand with respect
     to quoted fields (see :class:`QuoteRuns`).
 
-    Quotes are counted only on the lines that do not end like a record (see _CSV_RECORD_END).
+    Quotes are counted only on the lines that do not end like a record (the format's ``Prefilter.record_end``).
     They are few, and they come in runs: each run, with the line that ends it, starts outside
     any field (the line before it ended a record), so it is walked here on its own.
     """

@@ -8,7 +8,7 @@ that continue it. That layout is read here with one regular expression over ever
 compiled prefix, capturing its values) and a few column operations. Whatever the assembler would
 read otherwise (an attachment of another process than the message before it, one given twice, a
 line that is neither, a value whose white space Python's and polars' regular expressions tell
-apart) raises :class:`~logdiag.fastpath.record_frames.NotExact`, and the file is read record by record.
+apart) raises :class:`~logdiag.fastpath.frames.NotExact`, and the file is read record by record.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
 from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, PREFIX_WINDOW, LinePrefix
-from logdiag.formats.stderr import ATTACHMENT_FIELDS
+from logdiag.formats.stderr import ATTACHMENT_FIELDS, CURSOR_POSITION
 from logdiag.records import RECORD_FIELDS
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ _TEXT_ESCAPES = {"c": "session_id", "v": "vxid", "u": "user", "d": "database", "
 _INTEGER_ESCAPES = {"p": "pid", "l": "session_line", "x": "xid", "Q": "query_id"}
 #: A verbose message's SQLSTATE (log_error_verbosity = verbose), which the assembler takes off.
 _VERBOSE_CODE = "^[0-9A-Z]{5}: "
-_CURSOR_POSITION = r" at character \d{1,10}$"
 _NO_KEY = "\x00"  # the key of the records of a prefix with neither %c nor %p (no NUL gets here)
 #: Epoch seconds (``%n``) from which a float, as the readers parse them, may miss a millisecond.
 _EPOCH_LIMIT = 10**10
@@ -216,7 +215,7 @@ def _without_position(message: pl.Expr) -> pl.Expr:
     """The message without stderr's `` at character N`` (csvlog and jsonlog keep it apart)."""
     import polars as pl
 
-    return pl.when(message.str.contains("[0-9]$")).then(message.str.replace(_CURSOR_POSITION, "")).otherwise(message)
+    return pl.when(message.str.contains("[0-9]$")).then(message.str.replace(CURSOR_POSITION, "")).otherwise(message)
 
 
 def _timestamp(messages: pl.DataFrame) -> pl.Expr:

@@ -42,8 +42,8 @@ def detect(
     fmt = format or _detect_format(lines)
     if fmt is None:
         raise InputError(
-            f"{name}: cannot tell the log format from its first lines; pass --format "
-            "(csvlog, jsonlog, stderr, syslog, logplex, cloudsql, cnpg)"
+            f"{name}: cannot tell the log format from its first lines; pass --input-format "
+            f"({', '.join(kind.value for kind in LogFormat)})"
         )
     known = format_of(fmt)
     if not known.has_prefix:

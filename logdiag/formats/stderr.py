@@ -26,7 +26,9 @@ from logdiag.source.stats import InputStats
 # Verbose mode (log_error_verbosity = verbose) puts the SQLSTATE before the message.
 # stderr appends the cursor position to the message; csvlog and jsonlog keep it in its own field,
 # so it is taken off to give the same message whatever the format.
-_CURSOR_POSITION = re.compile(r" at character \d{1,10}$")
+#: What stderr appends to a message that has a cursor position (polars reads it too).
+CURSOR_POSITION = r" at character \d{1,10}$"
+_CURSOR_POSITION = re.compile(CURSOR_POSITION)
 _VERBOSE_CODE = re.compile(r"(?P<code>(?=[0-9A-Z]{0,4}\d)[0-9A-Z]{5}): ")
 ATTACHMENT_FIELDS = {
     "DETAIL": "detail",
@@ -155,10 +157,10 @@ class StderrAssembler:
         A TICK (live input went quiet) releases every message held: none is waiting for more.
         """
         for raw in lines:
-            if raw is TICK:
+            if isinstance(raw, Tick):
                 yield from self.flush()
             else:
-                yield from self.feed(raw)  # type: ignore[arg-type]
+                yield from self.feed(raw)
         yield from self.flush()
 
     def flush(self) -> Iterator[LogRecord]:
@@ -297,10 +299,10 @@ def _wrapped_lines(
     lines: Iterable[tuple[int, str] | Tick], header: re.Pattern[str], stats: InputStats, what: str
 ) -> Iterator[RawLine | Tick]:
     for item in lines:
-        if item is TICK:
+        if isinstance(item, Tick):
             yield TICK
             continue
-        number, text = item  # type: ignore[misc]
+        number, text = item
         found = header.match(text)
         if found is None:
             stats.skip(number, f"not a {what} line from PostgreSQL", text, foreign=True)
@@ -317,10 +319,10 @@ def _wrapped_lines(
 def stderr_lines(lines: Iterable[tuple[int, str] | Tick]) -> Iterator[RawLine | Tick]:
     """Plain stderr lines as they are (TICKs pass through)."""
     for item in lines:
-        if item is TICK:
+        if isinstance(item, Tick):
             yield TICK
         else:
-            number, text = item  # type: ignore[misc]
+            number, text = item
             yield RawLine(number, text)
 
 

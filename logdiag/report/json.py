@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from logdiag.diagnosis.incidents import Incident
-from logdiag.report.run import Run
+from logdiag.report.run import RunView
 from logdiag.version import __version__
 
 
-def inputs_of(run: Run) -> list[dict[str, Any]]:
+def inputs_of(run: RunView) -> list[dict[str, Any]]:
     return [
         {
             "file": s.file,
@@ -27,7 +27,7 @@ def inputs_of(run: Run) -> list[dict[str, Any]]:
     ]
 
 
-def report(run: Run, incidents: Iterable[Incident]) -> dict[str, Any]:
+def report(run: RunView, incidents: Iterable[Incident]) -> dict[str, Any]:
     """The whole report; consumes ``incidents`` (so the stats are complete when it returns)."""
     found = [i.to_dict() for i in incidents]
     return {
@@ -39,7 +39,7 @@ def report(run: Run, incidents: Iterable[Incident]) -> dict[str, Any]:
     }
 
 
-def write_json(run: Run, incidents: Iterable[Incident], out: IO[str]) -> int:
+def write_json(run: RunView, incidents: Iterable[Incident], out: IO[str]) -> int:
     data = report(run, incidents)
     json.dump(data, out, ensure_ascii=False, indent=2)
     out.write("\n")

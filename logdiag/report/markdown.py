@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from logdiag.diagnosis.incidents import Incident
-from logdiag.report.run import Run
+from logdiag.report.run import RunView
 
 
 def _fence(code: str) -> str:
@@ -50,7 +50,7 @@ def incident_markdown(number: int, incident: Incident) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(run: Run, incidents: Iterable[Incident], out: IO[str]) -> int:
+def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str]) -> int:
     count = 0
     out.write("# logdiag report\n\n")
     for incident in incidents:

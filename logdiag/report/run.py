@@ -1,6 +1,6 @@
 """What the renderers read of a run, as structural types: the reports need no pipeline.
 
-:class:`logdiag.pipeline.Run` is a :class:`Run` (mypy checks it where the CLI hands one over).
+:class:`logdiag.pipeline.Run` is a :class:`RunView` (mypy checks it where the CLI hands one over).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Tracker(Protocol):
     def sessions(self) -> Sized: ...
 
 
-class Run(Protocol):
+class RunView(Protocol):
     """A run of logdiag over some inputs, as the reports read it while and after its incidents
     are iterated."""
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
-from logdiag.report.run import Run
+from logdiag.report.run import RunView
 
 T = TypeVar("T")
 _CLEAR = "\r\x1b[2K"
@@ -21,7 +21,7 @@ class StatusLine:
     status and the report never share a terminal line.
     """
 
-    def __init__(self, run: Run, stream: IO[str] | None = None, interval: float = 0.5) -> None:
+    def __init__(self, run: RunView, stream: IO[str] | None = None, interval: float = 0.5) -> None:
         self.run = run
         self.stream = stream or sys.stderr
         self.interval = interval

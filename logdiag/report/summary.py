@@ -1,4 +1,4 @@
-"""Render a Summary: rich tables, JSON, or Markdown."""
+"""Render a summary of exported incidents: rich tables, JSON, or Markdown."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 from logdiag.report.safe import plain
 
 
-class Summary(Protocol):
+class SummaryView(Protocol):
     """What the renderers read of a summary (:class:`logdiag.export.summary.Summary` is one)."""
 
     @property
@@ -55,7 +55,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_summary_text(summary: Summary, console: Console) -> None:
+def write_summary_text(summary: SummaryView, console: Console) -> None:
     console.print(plain(f"{summary.total} incidents", "bold"))
     for name, rows in [*summary.groups.items(), ("culprit_shapes", summary.shapes)]:
         if not rows:
@@ -71,12 +71,12 @@ def write_summary_text(summary: Summary, console: Console) -> None:
         console.print(table)
 
 
-def write_summary_json(summary: Summary, out: IO[str]) -> None:
+def write_summary_json(summary: SummaryView, out: IO[str]) -> None:
     json.dump(summary.to_dict(), out, ensure_ascii=False, indent=2)
     out.write("\n")
 
 
-def write_summary_markdown(summary: Summary, out: IO[str]) -> None:
+def write_summary_markdown(summary: SummaryView, out: IO[str]) -> None:
     out.write(f"# logdiag summary\n\n{summary.total} incidents.\n")
     for name, rows in [*summary.groups.items(), ("culprit_shapes", summary.shapes)]:
         if not rows:

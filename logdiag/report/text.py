@@ -16,7 +16,7 @@ from rich.text import Text
 
 from logdiag.diagnosis.incidents import Incident
 from logdiag.records import Source
-from logdiag.report.run import Run
+from logdiag.report.run import RunView
 from logdiag.report.safe import plain, printable
 
 MAX_SQL_CHARS = 2000
@@ -108,7 +108,7 @@ def summary_table(incidents: list[Incident]) -> Table:
     return table
 
 
-def write_text(run: Run, incidents: Iterable[Incident], console: Console) -> int:
+def write_text(run: RunView, incidents: Iterable[Incident], console: Console) -> int:
     """Print each incident as it arrives, then the summary and what was read."""
     found: list[Incident] = []
     for incident in incidents:

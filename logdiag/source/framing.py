@@ -26,6 +26,7 @@ TICK: Final = Tick()
 #: A stream's pieces: bytes, or bytes and TICKs (live input).
 Piece = TypeVar("Piece", bytes, "bytes | Tick")
 
+
 def split_lines(chunks: Iterable[bytes | Tick]) -> Iterator[bytes | Tick]:
     """Lines (with their ending) from chunks; TICKs pass through, a partial line waits for its end."""
     pending: list[bytes] = []
@@ -132,11 +133,11 @@ def sample_pieces(pieces: Iterator[bytes | Tick]) -> list[bytes | Tick]:
     newlines = 0
     for piece in pieces:
         sample.append(piece)
-        if piece is TICK:
+        if isinstance(piece, Tick):
             if any(isinstance(p, bytes) and p.strip() for p in sample):
                 break
             continue
-        newlines += piece.count(b"\n")  # type: ignore[union-attr]
+        newlines += piece.count(b"\n")
         if newlines >= SAMPLE_LINES:
             break
     return sample
@@ -158,11 +159,11 @@ def sample_lines(lines: Iterator[tuple[int, str] | Tick]) -> list[tuple[int, str
     """The first lines, for detection: up to SAMPLE_LINES, or fewer if live input goes quiet."""
     head: list[tuple[int, str]] = []
     for item in lines:
-        if item is TICK:
+        if isinstance(item, Tick):
             if any(text.strip() for _, text in head):
                 break
             continue
-        head.append(item)  # type: ignore[arg-type]
+        head.append(item)
         if len(head) >= SAMPLE_LINES:
             break
     return head

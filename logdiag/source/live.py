@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from logdiag.errors import InputError
 from logdiag.source.framing import TICK, FileSwitch, Tick
-from logdiag.source.paths import destination
+from logdiag.source.paths import DIRECTORY_PREFERENCE, destination
 
 CHUNK = 1 << 16
 
@@ -107,7 +107,7 @@ def follow(
     if directory is not None:
 
         names = {destination(p) for p in directory.iterdir() if p.is_file()}
-        preferred = next((d for d in ("csvlog", "jsonlog", "other") if d in names), None)
+        preferred = next((d for d in DIRECTORY_PREFERENCE if d in names), None)
         first = _newest(directory, preferred)
         if first is None:
             raise InputError(f"no log file in directory {directory}")

@@ -13,7 +13,8 @@ STDIN = "-"
 
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 # In a log directory that holds several destinations of one server, read only one of them.
-_DIRECTORY_PREFERENCE = ("csvlog", "jsonlog", "other")
+DIRECTORY_PREFERENCE = ("csvlog", "jsonlog", "other")
+
 
 def expand_paths(paths: Sequence[str]) -> list[str]:
     """Expand globs and log directories into an ordered list of inputs, checking that each exists.
@@ -71,5 +72,5 @@ def _directory_logs(directory: Path) -> list[str]:
     by_destination: dict[str, list[Path]] = {}
     for path in files:
         by_destination.setdefault(destination(path), []).append(path)
-    chosen = next(d for d in _DIRECTORY_PREFERENCE if d in by_destination)
+    chosen = next(d for d in DIRECTORY_PREFERENCE if d in by_destination)
     return sorted((str(p) for p in by_destination[chosen]), key=_age_key)
