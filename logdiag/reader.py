@@ -142,16 +142,13 @@ class LogReader:
         self.inputs.append(stats)
         if detection is None:
             return
-        stats.format = detection.format.value
-        if detection.prefix is not None:
-            stats.log_line_prefix = detection.prefix.format
+        _note_format(stats, detection)
         yield from records_of(lines, detection, stats, name, quiet=self.quiet)
 
     def _stats(self, name: str, detection: Detection, fast_path: bool = False) -> InputStats:
         """The counts of an input whose format is known, added to :attr:`inputs`."""
         stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=fast_path)
-        stats.format = detection.format.value
-        stats.log_line_prefix = detection.prefix.format if detection.prefix else None
+        _note_format(stats, detection)
         self.inputs.append(stats)
         return stats
 
@@ -200,6 +197,12 @@ class LogReader:
         yield from records_of(lines, detection, InputStats(file=name), name, quiet=self.quiet)
         if failure:
             stats.ended_early(failure[0])
+
+
+def _note_format(stats: InputStats, detection: Detection) -> None:
+    """Say in an input's counts which format (and prefix) it was read in."""
+    stats.format = detection.format.value
+    stats.log_line_prefix = detection.prefix.format if detection.prefix else None
 
 
 def records_of(

@@ -16,10 +16,7 @@ def session_key(prefilter: Prefilter, lean: bool = False) -> pl.Expr:
     :func:`prefix_field`)."""
     import polars as pl
 
-    if prefilter.session_field is not None:
-        return pl.col("text").str.extract(prefilter.session_field, 1)
-    assert prefilter.prefix is not None
-    field = prefix_field(prefilter.prefix, prefilter.session_letter, lean)
+    field = _field(prefilter, prefilter.session_field, prefilter.session_letter, lean)
     if field is None:  # neither %c nor %p: the tracker cannot follow sessions anyway
         return pl.lit(None, pl.Utf8)
     return field
@@ -27,12 +24,17 @@ def session_key(prefilter: Prefilter, lean: bool = False) -> pl.Expr:
 
 def session_line_number(prefilter: Prefilter) -> pl.Expr | None:
     """The expression that finds a record's session line number in its first line, or None."""
+    return _field(prefilter, prefilter.line_number_field, "l")
+
+
+def _field(prefilter: Prefilter, pattern: str | None, letter: str, lean: bool = False) -> pl.Expr | None:
+    """A value by the format's own ``pattern`` (its first group), else by the prefix's ``%letter``."""
     import polars as pl
 
-    if prefilter.line_number_field is not None:
-        return pl.col("text").str.extract(prefilter.line_number_field, 1)
+    if pattern is not None:
+        return pl.col("text").str.extract(pattern, 1)
     assert prefilter.prefix is not None
-    return prefix_field(prefilter.prefix, "l")
+    return prefix_field(prefilter.prefix, letter, lean)
 
 
 def prefix_field(prefix: LinePrefix, letter: str, lean: bool = False) -> pl.Expr | None:
