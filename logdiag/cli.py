@@ -18,7 +18,7 @@ from logdiag.diagnosis.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENT
 from logdiag.errors import LogdiagError
 from logdiag.exitcodes import ExitStatus
 from logdiag.formats import LogFormat
-from logdiag.formats.detect import detect_prefix
+from logdiag.formats.detect import find_prefix
 from logdiag.pipeline import Run
 from logdiag.reader import LOOKBACK_BYTES, WINDOW_BYTES, LogReader
 from logdiag.report.records import write_jsonl, write_table
@@ -206,7 +206,7 @@ def analyze(
         sys.stdout.flush()
         if not quiet:
             _summarize(run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
-        incomplete = _unread_warning(run.inputs, on_bad_line)
+        incomplete = _input_warnings(run.inputs, on_bad_line)
     if fail_on_incident and found:
         raise typer.Exit(ExitStatus.INCIDENTS)
     if incomplete:
@@ -293,7 +293,7 @@ def export(
                 console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
             rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
             console.print(printable(f"exported {rows} to {result.output} ({len(result.parts)} files)"), markup=False)
-        incomplete = result.run is not None and _unread_warning(result.run.inputs, on_bad_line)
+        incomplete = result.run is not None and _input_warnings(result.run.inputs, on_bad_line)
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
@@ -350,18 +350,26 @@ def records(
         sys.stdout.flush()
         if not quiet:
             _summarize(reader.inputs, show_examples=on_bad_line is OnBadLine.WARN)
-        incomplete = _unread_warning(reader.inputs, on_bad_line)
+        incomplete = _input_warnings(reader.inputs, on_bad_line)
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
 
-def _unread_warning(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None) -> bool:
+def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None) -> bool:
     """Say on stderr (even with ``--quiet``) of each input whose lines were not all read, with an
-    example and what to do; and whether the run is incomplete (exit 3). Lines skipped under an
-    explicit ``--on-bad-line skip`` are the user's choice: counted in the summary, no more."""
+    example and what to do, and of each inferred prefix the lines left unsettled; and whether the
+    run is incomplete (exit 3). Lines skipped under an explicit ``--on-bad-line skip`` are the
+    user's choice: counted in the summary, no more."""
+    console = _stderr()
+    for stats in inputs:
+        if stats.prefix_unsettled:
+            console.print(printable(
+                f"logdiag: note: {stats.file}: log_line_prefix worked out as {stats.log_line_prefix!r}, but "
+                f"the lines do not settle it ({'; '.join(stats.prefix_unsettled)}); pass --log-line-prefix "
+                "to be sure (psql: SHOW log_line_prefix;)."
+            ), markup=False)
     if on_bad_line is OnBadLine.SKIP:
         return False
-    console = _stderr()
     incomplete = False
     for stats in inputs:
         if not stats.unread:
@@ -386,9 +394,9 @@ def _what_to_do(stats: InputStats, on_bad_line: OnBadLine | None) -> str:
     """The advice for an input with unread lines: a prefix that fits them, if one does."""
     if stats.log_line_prefix is None:
         return "" if on_bad_line is OnBadLine.WARN else "See them with --on-bad-line warn."
-    fits = detect_prefix(stats.unread_sample)
-    if fits is not None and fits.format != stats.log_line_prefix:
-        return f"Those lines fit --log-line-prefix {fits.format!r}; pass the server's setting (psql: SHOW log_line_prefix;)."
+    fits = find_prefix(stats.unread_sample)
+    if fits is not None and fits.prefix != stats.log_line_prefix:
+        return f"Those lines fit --log-line-prefix {fits.prefix!r}; pass the server's setting (psql: SHOW log_line_prefix;)."
     return "Pass --log-line-prefix with the server's setting (psql: SHOW log_line_prefix;)."
 
 
@@ -397,7 +405,7 @@ def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
     for stats in inputs:
         what = stats.format or "empty"
         if stats.log_line_prefix is not None:
-            what += f", log_line_prefix {stats.log_line_prefix!r}"
+            what += f", log_line_prefix {stats.log_line_prefix!r}" + (" (inferred)" if stats.prefix_inferred else "")
         line = f"{stats.file}: {what}: {stats.records} records from {stats.lines} lines"
         if stats.skipped_total:
             line += f", {stats.skipped_total} skipped ({_reasons(stats)})"

@@ -203,6 +203,8 @@ def _note_format(stats: InputStats, detection: Detection) -> None:
     """Say in an input's counts which format (and prefix) it was read in."""
     stats.format = detection.format.value
     stats.log_line_prefix = detection.prefix.format if detection.prefix else None
+    stats.prefix_inferred = detection.inferred
+    stats.prefix_unsettled = list(detection.unsettled)
 
 
 def records_of(

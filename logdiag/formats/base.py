@@ -46,6 +46,8 @@ class Detection:
 
     format: LogFormat
     prefix: LinePrefix | None = None
+    inferred: bool = False  # the prefix was worked out from the lines, not given
+    unsettled: tuple[str, ...] = ()  # what the lines could not settle about it
 
 
 class Continuation(Enum):

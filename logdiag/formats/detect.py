@@ -11,6 +11,7 @@ from dataclasses import astuple
 from logdiag.errors import InputError
 from logdiag.formats.base import Detection, LogFormat
 from logdiag.formats.csvlog import LOOKS_LIKE as CSVLOG_LOOKS_LIKE
+from logdiag.formats.infer import Inference, infer_prefix
 from logdiag.formats.prefix import KNOWN_PREFIXES, LinePrefix
 from logdiag.formats.registry import format_of
 from logdiag.formats.stderr import LOGPLEX_HEADER, SYSLOG_HEADER
@@ -51,13 +52,13 @@ def detect(
     bodies = known.bodies(lines)
     if log_line_prefix is not None:
         return Detection(fmt, LinePrefix(log_line_prefix))
-    prefix = detect_prefix(bodies)
-    if prefix is None:
+    found = find_prefix(bodies)
+    if found is None:
         raise InputError(
-            f"{name}: {fmt} log whose log_line_prefix logdiag does not recognise; pass "
+            f"{name}: {fmt} log whose log_line_prefix cannot be worked out from its first lines; pass "
             "--log-line-prefix with the server's setting (psql: SHOW log_line_prefix;)"
         )
-    return Detection(fmt, prefix)
+    return Detection(fmt, LinePrefix(found.prefix), inferred=True, unsettled=found.unsettled)
 
 
 def _detect_format(lines: Sequence[str]) -> LogFormat | None:
@@ -100,18 +101,28 @@ def _detect_json(lines: Sequence[str]) -> LogFormat | None:
     return None
 
 
-def detect_prefix(lines: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> LinePrefix | None:
-    """The candidate prefix that fits most of ``lines`` (TAB continuations aside), or None.
-
-    Among candidates that fit equally many lines, the one that captures the most non-empty
-    values wins, then the earlier one: ``%m [%p] `` beats ``%m [%p] %q%u@%d `` on a log whose
-    lines have no user and database.
-    """
-    heads = [line for line in lines if not line.startswith("\t")][:SAMPLE_LINES]
+def find_prefix(lines: Sequence[str]) -> Inference | None:
+    """The ``log_line_prefix`` that reads the most of ``lines`` (TAB continuations aside), or None
+    when none reads half of them: worked out from the lines (:mod:`.infer`); a well-known prefix
+    is taken only where it reads more lines than the one worked out."""
+    heads = [line for line in lines if line and not line.startswith("\t")][:SAMPLE_LINES]
     if not heads:
         return None
+    found = infer_prefix(heads)
+    known = _best_known(heads)
+    if known is not None and (found is None or known.read > found.read):
+        found = known
+    if found is None or found.read * 2 < len(heads):
+        return None
+    return found
+
+
+def _best_known(heads: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> Inference | None:
+    """The well-known prefix that reads the most lines: of those that read as many, the one that
+    captures the most values, then the earlier (``%m [%p] `` before ``%m [%p] %q%u@%d `` on lines
+    without user and database)."""
     best: tuple[int, int, int] | None = None
-    best_prefix: LinePrefix | None = None
+    best_candidate = ""
     for position, candidate in enumerate(candidates):
         prefix = LinePrefix(candidate, strict=True)
         matched = values = 0
@@ -122,7 +133,5 @@ def detect_prefix(lines: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIX
                 values += sum(1 for v in astuple(found.fields) if v is not None)
         score = (matched, values, -position)
         if matched and (best is None or score > best):
-            best, best_prefix = score, prefix
-    if best is None or best_prefix is None or best[0] * 2 < len(heads):
-        return None
-    return LinePrefix(best_prefix.format)
+            best, best_candidate = score, candidate
+    return None if best is None else Inference(best_candidate, len(heads), best[0])

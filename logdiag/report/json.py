@@ -17,6 +17,8 @@ def inputs_of(run: RunView) -> list[dict[str, Any]]:
             "file": s.file,
             "format": s.format,
             "log_line_prefix": s.log_line_prefix,
+            "log_line_prefix_inferred": s.prefix_inferred,
+            "log_line_prefix_unsettled": list(s.prefix_unsettled),
             "records": s.records,
             "lines": s.lines,
             "skipped": s.skipped_total,

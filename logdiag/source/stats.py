@@ -42,6 +42,8 @@ class InputStats:
         file: the input's name as the user gave it (``-`` for stdin).
         format: the detected or requested format's name.
         log_line_prefix: the prefix used to read stderr-style lines, if any.
+        prefix_inferred: whether that prefix was worked out from the lines (else it was given).
+        prefix_unsettled: what the lines could not settle about an inferred prefix.
         lines: physical lines read.
         records: records produced.
         skipped: lines not accounted for by a record, by reason.
@@ -56,6 +58,8 @@ class InputStats:
     file: str
     format: str | None = None
     log_line_prefix: str | None = None
+    prefix_inferred: bool = False
+    prefix_unsettled: list[str] = field(default_factory=list)
     lines: int = 0
     records: int = 0
     skipped: Counter[str] = field(default_factory=Counter)

@@ -1,0 +1,554 @@
+"""Work out a ``log_line_prefix`` from the lines a server wrote with it.
+
+No list of known prefixes is needed: the severity keyword and its two spaces (``LOG:  ``,
+``ERROR:  ``...) cut every header line into the *rendered* prefix and the message; each rendered
+prefix is cut into values of a recognisable shape (timestamps, pids, session ids, vxids,
+SQLSTATEs, hosts, names) and the literal text between them. The lines of client sessions, which
+print every escape, give the skeleton; the values found at the same place on every such line
+tell the escape (``%l`` counts up by one from a message's line to its DETAIL or STATEMENT, ``%p``
+is the end of the session id, ``%x`` is 0 outside write transactions...); the lines of other
+processes show where ``%q`` stands. Each candidate is checked against every sample line, and the
+one that reads the most lines, with the most values, wins.
+
+What the lines cannot settle is said in :attr:`Inference.unsettled`: an escape that printed
+nothing on every line (``%P``, ``%L`` on PostgreSQL 15, ``%i`` where no line has a command), a
+value the same on every line (it reads as literal text), or user, database and application names
+told apart only by their order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from itertools import pairwise
+
+from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
+
+#: The keyword that ends every header line's prefix, and the colon and two spaces after it.
+_KEYWORD = re.compile("(?:" + "|".join(MESSAGE_SEVERITIES + ATTACHMENTS) + "):(?:  |$)")
+#: How far into a line the keyword is looked for: a prefix is short, a statement may be 10 MB.
+_PREFIX_WINDOW = 512
+
+
+class Shape(Enum):
+    """What a value in a rendered prefix looks like."""
+
+    MILLISECONDS = "milliseconds"  # %m
+    SECONDS = "seconds"  # %t or %s
+    EPOCH = "epoch"  # %n
+    SESSION = "session"  # %c
+    VXID = "vxid"  # %v
+    HOST_PORT = "host_port"  # %r
+    HOST = "host"  # %h (or %r on a local connection)
+    NUMBER = "number"  # %p %l %x %Q %P, or %e when it is 00000
+    SQLSTATE = "sqlstate"  # %e
+    NAME = "name"  # %u %d %a %b %i %h
+
+
+_ZONE = r"(?: (?:[A-Z]{2,6}|[+-][0-9]{2}(?::?[0-9]{2})?))?"
+_DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
+_BACKEND_TYPES = (
+    "logical replication tablesync worker", "logical replication apply worker",
+    "logical replication parallel worker", "logical replication launcher", "logical replication worker",
+    "dead-end client backend", "autovacuum launcher", "autovacuum worker", "background worker",
+    "background writer", "standalone backend", "not initialized", "slotsync worker", "client backend",
+    "parallel worker", "io worker", "checkpointer", "walsummarizer", "walreceiver", "postmaster", "walsender",
+    "walwriter", "archiver", "startup", "logger",
+)
+_COMMAND = r"idle in transaction \(aborted\)|idle in transaction|[A-Z]{2,}(?: [A-Z]{2,}){0,3}"
+_WORD_END = r"(?![0-9A-Za-z_])"
+#: The shapes, tried in this order at each place a value may start.
+_LEXER = re.compile(
+    "|".join(
+        f"(?P<{name}>{pattern})"
+        for name, pattern in (
+            ("milliseconds", _DATE_TIME + r"\.[0-9]{3}" + _ZONE),
+            ("seconds", _DATE_TIME + _ZONE),
+            ("epoch", r"[0-9]{10}\.[0-9]{3}" + _WORD_END),
+            ("session", r"[0-9a-f]{1,16}\.[0-9a-f]{1,16}(?![0-9A-Za-z_.])"),
+            ("vxid", r"[0-9]{1,10}/[0-9]{1,10}" + _WORD_END),
+            ("host_port", r"[0-9A-Za-z\[][^\s()]{0,254}\([0-9]{1,5}\)"),
+            ("host", r"\[local\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}" + _WORD_END),
+            ("unknown", r"\[unknown\]"),
+            ("sqlstate", r"(?=[0-9A-Z]{0,4}[A-Z])(?=[0-9A-Z]{0,4}[0-9])[0-9A-Z]{5}" + _WORD_END),
+            ("backend", "|".join(_BACKEND_TYPES) + _WORD_END),
+            ("number", r"[0-9]{1,20}" + _WORD_END),
+            ("command", "(?:" + _COMMAND + ")" + _WORD_END),
+            ("word", r"[0-9A-Za-z_][^\s\[\](){}<>@,;|:=/\"'#%]{0,63}"),
+        )
+    )
+)
+_NEGATIVE = re.compile(r"-[0-9]{1,20}" + _WORD_END)
+_GROUP_SHAPES = {
+    "milliseconds": Shape.MILLISECONDS, "seconds": Shape.SECONDS, "epoch": Shape.EPOCH,
+    "session": Shape.SESSION, "vxid": Shape.VXID, "host_port": Shape.HOST_PORT, "host": Shape.HOST,
+    "unknown": Shape.NAME, "sqlstate": Shape.SQLSTATE, "backend": Shape.NAME, "number": Shape.NUMBER,
+    "command": Shape.NAME, "word": Shape.NAME,
+}
+#: A label in the literal text names the value after it (``user=%u``, ``db=%d``).
+_LABELS = {
+    "u": ("user", "usr", "u", "role", "username", "user_name"),
+    "d": ("db", "database", "dbname", "d", "datname"),
+    "a": ("app", "appli", "application", "application_name", "appname", "a"),
+    "h": ("client", "host", "remote", "clienthost", "client_addr", "ip", "h", "r", "remote_host"),
+    "b": ("backend", "backend_type", "type", "b"),
+    "i": ("tag", "command", "cmd", "command_tag", "ps", "i"),
+    "e": ("sql_error_code", "sqlstate", "code", "err", "error", "e", "state"),
+    "p": ("pid", "p", "process"),
+    "l": ("line", "l", "session_line"),
+    "c": ("session", "session_id", "sid", "c"),
+    "x": ("xid", "txid", "x", "transaction"),
+    "v": ("vxid", "v", "virtualxid"),
+    "Q": ("query_id", "queryid", "qid", "Q"),
+}
+_LABEL_OF = {label.lower(): letter for letter, labels in _LABELS.items() for label in labels}
+_LABEL_BEFORE = re.compile(r"([A-Za-z_]+) ?[=:] ?$")
+_COMMAND_VALUE = re.compile(r"(?:" + _COMMAND + r"|authentication|startup|idle|PARSE|BIND)\Z")
+_BACKEND_VALUE = re.compile("(?:" + "|".join(_BACKEND_TYPES) + r")\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A header line cut at its keyword: the rendered prefix, cut into literal text and values."""
+
+    rendered: str
+    keyword: str
+    message: str  # the start of the text after the keyword
+    literals: tuple[str, ...]  # one more than values: before, between and after them
+    values: tuple[tuple[Shape, str], ...]
+
+    @property
+    def skeleton(self) -> tuple[object, ...]:
+        """What lines written by the same kind of process share: the literal text (spaces
+        squeezed, padding varies them) and the shapes of the values."""
+        shapes = [shape for shape, _ in self.values]
+        squeezed = [re.sub(" +", " ", text) for text in self.literals]
+        return tuple(x for pair in zip(squeezed, [*shapes, None], strict=True) for x in pair if x is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Inference:
+    """A prefix worked out from lines, how many of them it reads, and what they could not settle."""
+
+    prefix: str
+    lines: int
+    read: int
+    unsettled: tuple[str, ...] = ()
+
+
+def cut(line: str) -> Header | None:
+    """A header line's rendered prefix, cut into literal text and values; None for a line
+    without a severity keyword (a continuation, or no server line)."""
+    found = _KEYWORD.search(line, 0, _PREFIX_WINDOW)
+    if found is None:
+        return None
+    rendered = line[: found.start()]
+    literals: list[str] = []
+    values: list[tuple[Shape, str]] = []
+    text_start = position = 0
+    while position < len(rendered):
+        value = None
+        if position == 0 or not rendered[position - 1].isalnum():
+            value = _LEXER.match(rendered, position) or _NEGATIVE.match(rendered, position)
+        if value is None or (value.lastgroup == "word" and _is_label(rendered, value.end())):
+            position = _skip_word(rendered, position) if value is not None else position + 1
+            continue
+        shape = _GROUP_SHAPES[value.lastgroup] if value.lastgroup else Shape.NUMBER
+        literals.append(rendered[text_start:position])
+        values.append((shape, value.group()))
+        text_start = position = value.end()
+    literals.append(rendered[text_start:])
+    message = line[found.end() : found.end() + 200]
+    return Header(rendered, found.group().split(":")[0], message, tuple(literals), tuple(values))
+
+
+def _is_label(text: str, end: int) -> bool:
+    """Whether a word is a label: literal text followed by ``=``."""
+    return text[end : end + 1] == "=" or text[end : end + 2] == " ="
+
+
+def _skip_word(text: str, position: int) -> int:
+    while position < len(text) and (text[position].isalnum() or text[position] == "_"):
+        position += 1
+    return max(position, 1)
+
+
+def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
+    """The ``log_line_prefix`` that reads the most of these lines (TAB continuations aside), or
+    None when no line has a severity keyword.
+
+    Args:
+        lines: the start of a log, each line without its prefix's wrapper (syslog header...).
+        limit: how many of the commonest line skeletons to build a candidate from.
+    """
+    heads = [line for line in lines if line and not line.startswith("\t")]
+    headers = [header for line in heads if (header := cut(line)) is not None]
+    if not headers:
+        return None
+    connections = _connections(heads)
+    by_skeleton: dict[tuple[object, ...], list[int]] = {}
+    for index, header in enumerate(headers):
+        by_skeleton.setdefault(header.skeleton, []).append(index)
+    # The commonest skeletons first; of two as common, the one with fewer values (a name with a
+    # space or a bracket in it is cut into more).
+    ranked = sorted(by_skeleton.values(), key=lambda members: (-len(members), len(headers[members[0]].values)))
+    best: tuple[tuple[int, int, int, int], Inference] | None = None
+    for members in ranked[:limit]:
+        for candidate, unsettled in _candidates(headers, members, connections):
+            read, stray, values = _verify(candidate, heads)
+            score = (read, -stray, values, -len(candidate))
+            if best is None or score > best[0]:
+                best = score, Inference(candidate, len(heads), read, unsettled)
+        if best is not None and best[0][:2] == (len(heads), 0):  # every line read, no value astray
+            break
+    return None if best is None else best[1]
+
+
+def _candidates(
+    headers: Sequence[Header], members: Sequence[int], connections: dict[str, set[str]],
+) -> Iterable[tuple[str, tuple[str, ...]]]:
+    """The prefixes that explain the lines of one skeleton, and where ``%q`` may stand in them."""
+    template = _Template(headers, members, connections, _writes_in_transactions(headers))
+    escapes = template.escapes()
+    if escapes is None:
+        return
+    pieces = template.pieces(escapes)
+    unsettled = tuple(template.unsettled)
+    yield "".join(pieces), unsettled
+    for cut_at in range(1, len(pieces)):
+        if not (pieces[cut_at - 1].isalnum() and pieces[cut_at].isalnum()):  # not inside a word
+            yield "".join(pieces[:cut_at]) + "%q" + "".join(pieces[cut_at:]), unsettled
+
+
+@dataclass
+class _Template:
+    """The lines of one skeleton, value by value: which escape printed each value."""
+
+    headers: Sequence[Header]
+    members: Sequence[int]
+    connections: dict[str, set[str]] = field(default_factory=dict)  # escape letter -> names seen
+    writes_in_transactions: bool = False  # whether lines show BEGIN and writes (then %x is not 0 everywhere)
+    unsettled: list[str] = field(default_factory=list)
+
+    def column(self, index: int) -> list[str]:
+        return [self.headers[member].values[index][1] for member in self.members]
+
+    def escapes(self) -> list[str] | None:
+        """The escape letter of each value (``""``: literal text after all)."""
+        first = self.headers[self.members[0]]
+        shapes = [shape for shape, _ in first.values]
+        letters: list[str | None] = [None] * len(shapes)
+        labelled = [_label(first.literals[index]) for index in range(len(shapes))]
+        ports = any(shape is Shape.HOST_PORT for header in self.headers for shape, _ in header.values)
+        for index, shape in enumerate(shapes):
+            letters[index] = _by_shape(shape, labelled[index], ports)
+        self._tell_seconds(shapes, letters)
+        self._tell_numbers(shapes, letters, labelled)
+        self._tell_names(first, shapes, letters, labelled)
+        if any(letter is None for letter in letters):
+            return None
+        return [letter or "" for letter in letters]
+
+    def pieces(self, letters: Sequence[str]) -> list[str]:
+        """The format string in pieces: literal text and escapes (with their padding), each a
+        place ``%q`` may go between."""
+        first = self.headers[self.members[0]]
+        padding = [self._padding(index) for index in range(len(letters))]
+        pieces: list[str] = []
+        for index, letter in enumerate(letters):
+            pieces.extend(_escaped(self._literal(index, padding)))
+            if letter == "":
+                pieces.append(_escape_percent(Counter(self.column(index)).most_common(1)[0][0]))
+            else:
+                pieces.append(f"%{padding[index] or ''}{letter}")
+        pieces.extend(_escaped(self._literal(len(first.literals) - 1, padding)))
+        return [piece for piece in pieces if piece]
+
+    def _padding(self, index: int) -> int:
+        """A value's padding, as in ``%-12u`` (negative: spaces after) or ``%9p``, 0 for none
+        seen: the value and the spaces on one side fill the same width on every line, and the
+        spaces vary (values of one length show no padding)."""
+        rows = [self.headers[member] for member in self.members]
+        lengths = [len(row.values[index][1]) for row in rows]
+        after = [len(row.literals[index + 1]) - len(row.literals[index + 1].lstrip(" ")) for row in rows]
+        before = [len(row.literals[index]) - len(row.literals[index].rstrip(" ")) for row in rows]
+        for spaces, sign in ((after, -1), (before, 1)):
+            widths = {length + count for length, count in zip(lengths, spaces, strict=True)}
+            if len(set(spaces)) > 1 and len(widths) == 1:
+                return sign * widths.pop()
+        return 0
+
+    def _literal(self, index: int, padding: Sequence[int]) -> str:
+        """The literal text at one place, without the padding of the values on either side; a
+        label with nothing after it (``user=,``: a process without a session) gets its escape back."""
+        return _EMPTY_AFTER_LABEL.sub(_label_escape, self._text(index, padding))
+
+    def _text(self, index: int, padding: Sequence[int]) -> str:
+        texts = []
+        for member in self.members:
+            row = self.headers[member]
+            text = row.literals[index]
+            if index > 0 and padding[index - 1] < 0:  # the value before pads after itself
+                fill = -padding[index - 1] - len(row.values[index - 1][1])
+                text = text[max(fill, 0) :]
+            if index < len(row.values) and padding[index] > 0:  # the value after pads before itself
+                fill = padding[index] - len(row.values[index][1])
+                text = text[: len(text) - max(fill, 0)]
+            texts.append(text)
+        return Counter(texts).most_common(1)[0][0]
+
+    def _tell_seconds(self, shapes: Sequence[Shape], letters: list[str | None]) -> None:
+        """Two timestamps in seconds: the session's start varies less than the line's time."""
+        places = [index for index, shape in enumerate(shapes) if shape is Shape.SECONDS]
+        if len(places) == 2:
+            first, second = (len(set(self.column(index))) for index in places)
+            letters[places[0]], letters[places[1]] = ("s", "t") if second > first else ("t", "s")
+
+    def _tell_numbers(self, shapes: Sequence[Shape], letters: list[str | None], labelled: Sequence[str | None]) -> None:
+        """Which numbers are the pid, the session's line number, the xid, the query id."""
+        places = [index for index, shape in enumerate(shapes) if shape is Shape.NUMBER and letters[index] is None]
+        session = next((index for index, letter in enumerate(letters) if letter == "c"), None)
+        taken = {letter for letter in letters if letter}
+        left = []
+        for index in places:
+            column = self.column(index)
+            letter: str | None = None
+            if labelled[index] and labelled[index] not in taken:
+                letter = labelled[index]
+            elif all(len(value) == 5 for value in column) and any(value.startswith("0") for value in column):
+                letter = "e"
+            elif session is not None and "p" not in taken and all(
+                int(value) == int(pid.split(".")[1], 16) for value, pid in zip(column, self.column(session), strict=True)
+            ):
+                letter = "p"
+            elif len(set(column)) == 1 and len(column[0]) == 1 and column[0] != "0":
+                letter = ""  # a digit the same on every line (``[%l-1]``): literal text
+            elif any(len(value.lstrip("-")) > 10 or value.startswith("-") for value in column):
+                letter = "Q"
+            elif set(column) == {"0"}:
+                # 0 on every line: a query id without compute_query_id, or an xid where no
+                # line shows a write transaction's.
+                letter = "Q" if self.writes_in_transactions and "Q" not in taken else "x"
+                self.unsettled.append(f"%{letter}: 0 on every line, %x or %Q")
+            elif "0" in column:
+                letter = "x" if "x" not in taken else "Q"
+            if letter is None or letter in taken - {""}:
+                left.append(index)
+            else:
+                letters[index] = letter
+                taken.add(letter)
+        self._tell_pid_and_line(left, letters, taken)
+
+    def _tell_pid_and_line(self, places: Sequence[int], letters: list[str | None], taken: set[str]) -> None:
+        """The numbers left: a session's line number goes up from one line of its pid to the next
+        (by one where every line is logged), and starts at 1; a pid stays the same."""
+        if len(places) == 2 and not {"p", "l"} & taken:
+            first, second = places
+            if self._rises_within(first, second) != self._rises_within(second, first):
+                line, pid = (first, second) if self._rises_within(first, second) else (second, first)
+                letters[line], letters[pid] = "l", "p"
+                taken |= {"l", "p"}
+                return
+        for index in places:
+            equal, up = self._steps(index)
+            starts = "1" in self.column(index)
+            wanted = "l" if up > equal and starts else "p"
+            letter = wanted if wanted not in taken else next((x for x in "plxQ" if x not in taken), "")
+            letters[index] = letter
+            taken.add(letter)
+
+    def _rises_within(self, index: int, key: int) -> bool:
+        """Whether a number only goes up from one line to the next line of the same ``key``."""
+        last: dict[str, int] = {}
+        rises = falls = 0
+        for member in self.members:
+            values = self.headers[member].values
+            number, group = int(values[index][1]), values[key][1]
+            if group in last:
+                rises += number > last[group]
+                falls += number <= last[group]
+            last[group] = number
+        return rises > 0 and falls == 0
+
+    def _steps(self, index: int) -> tuple[int, int]:
+        """From each line to the next of the skeleton: how often the number stays the same, and
+        how often it goes up by one."""
+        column = [int(value) for value in self.column(index)]
+        equal = sum(1 for before, after in pairwise(column) if after == before)
+        up = sum(1 for before, after in pairwise(column) if after == before + 1)
+        return equal, up
+
+    def _tell_names(
+        self, first: Header, shapes: Sequence[Shape], letters: list[str | None], labelled: Sequence[str | None],
+    ) -> None:
+        """User, database, application, backend type, command tag: by label, by ``user@db``, by
+        value, then by order."""
+        places = [index for index, shape in enumerate(shapes) if shape is Shape.NAME and letters[index] is None]
+        taken = {letter for letter in letters if letter}
+        for index in places:
+            column = self.column(index)
+            letter = labelled[index]
+            if letter is None or letter in taken:
+                letter = None
+                if first.literals[index + 1].startswith("@") and index + 1 in places:
+                    letter = "u"
+                elif first.literals[index].endswith("@") and index - 1 in places:
+                    letter = "d"
+                elif all(_BACKEND_VALUE.match(value) for value in column):
+                    letter = "b"
+                elif all(_COMMAND_VALUE.match(value) for value in column):
+                    letter = "i"
+            if letter is not None and letter not in taken:
+                letters[index] = letter
+                taken.add(letter)
+        left = [index for index in places if letters[index] is None]
+        self._tell_by_connections(left, letters, taken)
+        left = [index for index in left if letters[index] is None]
+        order = [letter for letter in "uda" if letter not in taken]
+        if len(left) > 1:
+            self.unsettled.append("user, database and application names told apart by their order only")
+        for index in left:
+            letters[index] = order.pop(0) if order else None  # more names than escapes: no candidate
+
+
+    def _tell_by_connections(self, places: Sequence[int], letters: list[str | None], taken: set[str]) -> None:
+        """Names told by what ``connection authorized`` lines (``log_connections``) say."""
+        known = self.connections
+        scores = []
+        for index in places:
+            values = {value for value in self.column(index) if value and value != "[unknown]"}
+            for letter, names in known.items():
+                if values and letter not in taken and values <= names:
+                    scores.append((len(names), "uda".index(letter), index, letter))
+        # The narrowest set first (a user is often also a database), then in the order u, d, a.
+        for _, _, index, letter in sorted(scores):
+            if letters[index] is None and letter not in taken:
+                letters[index] = letter
+                taken.add(letter)
+
+
+def _by_shape(shape: Shape, label: str | None, ports: bool) -> str | None:
+    """The escape a value's shape tells (``ports``: whether any line shows a host with its
+    port, ``%r``), None when it takes more than its shape."""
+    if shape is Shape.MILLISECONDS:
+        return "m"
+    if shape is Shape.SECONDS:
+        return "t"
+    if shape is Shape.EPOCH:
+        return "n"
+    if shape is Shape.SESSION:
+        return "c"
+    if shape is Shape.VXID:
+        return "v"
+    if shape is Shape.SQLSTATE:
+        return "e"
+    if shape is Shape.HOST_PORT:
+        return "r"
+    if shape is Shape.HOST:
+        return "r" if ports else "h"
+    return None
+
+
+_AUTHORIZED = re.compile(
+    r"connection authorized: user=(?P<u>\S+)(?: database=(?P<d>\S+))?(?: application_name=(?P<a>.+?))?"
+    r"(?: \(|$| SSL| GSS)"
+)
+
+
+def _connections(lines: Iterable[str]) -> dict[str, set[str]]:
+    """The user, database and application names that ``connection authorized`` lines name."""
+    names: dict[str, set[str]] = {"u": set(), "d": set(), "a": set()}
+    for line in lines:
+        found = _AUTHORIZED.search(line, 0, _PREFIX_WINDOW + 400)
+        if found is not None:
+            for letter, seen in names.items():
+                if found.group(letter):
+                    seen.add(found.group(letter))
+    return {letter: values for letter, values in names.items() if values}
+
+
+_WRITE = re.compile(r"(?i)(?:statement|execute [^:]{1,200}): \s*(?:insert|update|delete|create|alter)\b")
+_BEGIN = re.compile(r"(?i)(?:statement|execute [^:]{1,200}): \s*(?:begin|start transaction)\b")
+
+
+def _writes_in_transactions(headers: Sequence[Header]) -> bool:
+    """Whether the lines show a transaction begun and a write after it."""
+    begun = False
+    for header in headers:
+        message = header.message
+        begun = begun or _BEGIN.match(message) is not None
+        if begun and _WRITE.match(message):
+            return True
+    return False
+
+
+_EMPTY_AFTER_LABEL = re.compile(r"(?<![A-Za-z_])([A-Za-z_]+)=(?=[\s,;|\]])")
+
+
+def _label_escape(found: re.Match[str]) -> str:
+    letter = _LABEL_OF.get(found.group(1).lower())
+    return found.group() + ("\0" + letter if letter in _FREE_TEXT else "")
+
+
+def _label(literal: str) -> str | None:
+    found = _LABEL_BEFORE.search(literal)
+    return _LABEL_OF.get(found.group(1).lower()) if found else None
+
+
+def _escaped(literal: str) -> list[str]:
+    """Literal text as pieces of a format string, a character each (``%q`` may stand between); an
+    escape given back to an empty label comes marked by a NUL."""
+    return [
+        "%" + piece[1:] if piece.startswith("\0") else _escape_percent(piece)
+        for piece in re.findall(r"\0.|.", literal, re.DOTALL)
+    ]
+
+
+def _escape_percent(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _verify(candidate: str, heads: Sequence[str]) -> tuple[int, int, int]:
+    """How many lines a candidate reads, how many of its values hold the literal text that
+    should follow them (a sign that ``%q`` or a name swallowed it), and how many values it finds."""
+    prefix = LinePrefix(candidate)
+    anchors = _anchors(candidate)
+    letters = prefix.groups
+    read = stray = values = 0
+    for line in heads:
+        found = prefix.regex.match(line, 0, _PREFIX_WINDOW)
+        if found is None:
+            continue
+        read += 1
+        for name, value in found.groupdict().items():
+            letter = letters.get(name)
+            if letter is not None and value:
+                values += 1
+                shape = _STRICT_SHAPES.get(letter)
+                stray += (letter in anchors and anchors[letter] in value.strip()) or (
+                    shape is not None and shape.fullmatch(value.strip()) is None
+                )
+    return read, stray, values
+
+
+#: The values that have one shape: a capture of another shape has taken literal text with it.
+_STRICT_SHAPES = {
+    "m": re.compile(_DATE_TIME + r"\.[0-9]{3}" + _ZONE),
+    "t": re.compile(_DATE_TIME + _ZONE),
+    "s": re.compile(_DATE_TIME + _ZONE),
+    "n": re.compile(r"[0-9]{10}\.[0-9]{3}"),
+}
+_FREE_TEXT = frozenset("udahbirL")  # escapes whose values a lazy pattern may stretch over literal text
+
+
+def _anchors(candidate: str) -> dict[str, str]:
+    """The first character of literal text after each escape (``%q`` and spaces passed over)."""
+    anchors: dict[str, str] = {}
+    for escape in re.finditer(r"%-?[0-9]*([A-Za-z])", candidate):
+        rest = re.sub(r"%q| ", "", candidate[escape.end() :])
+        if rest and rest[0] != "%" and escape.group(1) in _FREE_TEXT:
+            anchors.setdefault(escape.group(1), rest[0])
+    return anchors
