@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -152,7 +153,30 @@ class PgCluster:
     def stop(self) -> None:
         """Stop the server; the logging collector has written every line when this returns."""
         if (self.data / "postmaster.pid").exists():
+            logger = self._logger_pid()
             _run(_as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "stop"]))
+            # pg_ctl returns when the postmaster is gone; its logger may still be writing the last lines.
+            deadline = time.monotonic() + 30
+            while logger is not None and Path(f"/proc/{logger}").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def _logger_pid(self) -> int | None:
+        """The logging collector's pid: the postmaster's child that calls itself ``logger``."""
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        for process in Path("/proc").iterdir():
+            if not process.name.isdigit():
+                continue
+            try:
+                parent = int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (process / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == postmaster and b"logger" in command:
+                return int(process.name)
+        return None
 
     def psql(self, sql: str, *, application: str = "psql", check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run SQL through psql (simple query protocol), one statement after another, like a script."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from logdiag.formats.prefix import LinePrefix
 from logdiag.reader import LogReader
 from tests.traffic import run_driver_traffic, run_psql_traffic
 
@@ -18,8 +19,6 @@ PREFIXES = {
     "pgbadger": "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
     "rich": "%m [%p] %q%u@%d app=%a c=%c l=%l v=%v x=%x e=%e ",
 }
-#: Detection only promises to recognise the well-known prefixes; a custom one is passed.
-DETECTED = {"default", "debian", "rds", "pgbadger"}
 
 
 def _read(path, prefix=None):
@@ -34,9 +33,8 @@ def logs(pg_cluster, name):
         run_psql_traffic(cluster)
         run_driver_traffic(cluster)
         cluster.stop()
-        prefix = None if name in DETECTED else PREFIXES[name]
         yield {
-            "stderr": _read(cluster.log_file("stderr"), prefix),
+            "stderr": _read(cluster.log_file("stderr")),  # its prefix worked out from its lines
             "csvlog": _read(cluster.log_file("csvlog")),
             "jsonlog": _read(cluster.log_file("jsonlog")),
         }
@@ -54,8 +52,15 @@ class TestSameRunThreeFormats:
             assert stats.skipped_total == 0, (fmt, stats.skipped, stats.examples)
 
     def test_detected_prefix(self, logs, name):
-        """A well-known prefix is detected exactly."""
-        assert logs["stderr"][1].log_line_prefix == PREFIXES[name]
+        """The prefix worked out gives every line the fields the server's setting gives it."""
+        stats = logs["stderr"][1]
+        assert stats.prefix_inferred
+        given, inferred = LinePrefix(PREFIXES[name]), LinePrefix(stats.log_line_prefix)
+        for line in Path(stats.file).read_text().splitlines():
+            if line and not line.startswith("\t"):
+                expected = given.match(line)
+                assert expected is not None and inferred.match(line) is not None, line
+                assert inferred.match(line).fields == expected.fields, (stats.log_line_prefix, line)
 
     def test_same_messages(self, logs, name):
         """Same count, severities, messages, details, hints, contexts and statements."""

@@ -406,6 +406,9 @@ class _Diagnosis:
         if f.dropped:
             gaps.append((Missing.DROPPED_STATEMENTS,
                          f"{f.dropped} earlier statements of this transaction were dropped (memory cap)"))
+        if f.keyless:
+            gaps.append((Missing.SESSION,
+                         "the log tells no session: add %p or %c to log_line_prefix to tie the error to its statements"))
         if f.history_lost:
             gaps.append((Missing.SESSION_HISTORY,
                          "this session's earlier records were dropped (session cap, idle timeout or look-back)"))

@@ -139,12 +139,17 @@ def _setting_hints(found: Findings) -> Iterator[str]:
             "This session's earlier records were dropped: raise --max-sessions or --idle-timeout, or, for "
             "a streamed log, --lookback-mb (or read the file itself rather than a pipe)."
         )
-    if Missing.STATEMENTS in found.missing:
+    if f.keyless:
+        yield (
+            "The log tells no session, so no statement can be tied to this error: add %p, or better %c, "
+            "to log_line_prefix (or use csvlog/jsonlog)."
+        )
+    elif Missing.STATEMENTS in found.missing:
         yield (
             "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
             "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."
         )
-    if f.session.session_id is None:
+    if f.session.session_id is None and not f.keyless:
         yield "Sessions were told apart by pid: add %c to log_line_prefix (or use csvlog/jsonlog) to make it certain."
     if not f.by_vxid and found.timing is Timing.COMMIT:
         yield "Add %v %x to log_line_prefix (or use csvlog/jsonlog) so each statement's transaction is known."

@@ -62,6 +62,7 @@ class Missing(_Word):
     TRANSACTION_BOUNDARIES = "transaction boundaries"
     DROPPED_STATEMENTS = "dropped statements"
     SESSION_HISTORY = "session history"
+    SESSION = "session"
     STATEMENTS = "statements"
 
 

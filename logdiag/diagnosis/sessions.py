@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from logdiag.diagnosis.statements import (
@@ -136,6 +136,7 @@ class Failure:
         explicit: the transaction began with BEGIN.
         ddl: CREATE/ALTER TABLE statements seen so far in the log.
         history_lost: this session's earlier records were dropped (session cap, idle timeout or look-back).
+        keyless: the log tells no session (a ``log_line_prefix`` without %p or %c).
     """
 
     record: LogRecord
@@ -147,6 +148,7 @@ class Failure:
     explicit: bool
     ddl: tuple[LoggedStatement, ...] = ()
     history_lost: bool = False
+    keyless: bool = False
 
 
 @dataclass(slots=True)
@@ -197,6 +199,12 @@ class SessionTracker:
         if self.stats.records % _SWEEP_EVERY == 0:
             self._sweep_idle()
         if record.pid is None and record.session_id is None:
+            # No %p or %c: nothing ties this record to others; an error is still reported, alone.
+            if record.severity is Severity.ERROR:
+                alone = Session(("record", self.stats.records), None, None)
+                alone.transaction = Transaction(max_statements=self.max_statements, max_bytes=self.max_bytes)
+                alone.learn(record)
+                yield replace(self._failure(alone, record), keyless=True)
             return
         message = record.message or ""
         if record.severity is Severity.LOG and message.startswith("connection received:"):
