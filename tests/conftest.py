@@ -10,8 +10,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.pgcluster import PgCluster, ServerUnavailable, find_bindir, make_template, running_cluster
+
+# Property tests draw the same examples on every run: a failure is reproducible, never a fluke.
+settings.register_profile("logdiag", derandomize=True, database=None)
+settings.load_profile("logdiag")
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_LOGS = REPO.parent / "shared" / "real-logs"

@@ -178,12 +178,15 @@ class PgCluster:
                 return int(process.name)
         return None
 
-    def psql(self, sql: str, *, application: str = "psql", check: bool = False) -> subprocess.CompletedProcess[str]:
+    def psql(
+        self, sql: str, *, application: str = "psql", check: bool = False, user: str = "postgres",
+        database: str = "postgres",
+    ) -> subprocess.CompletedProcess[str]:
         """Run SQL through psql (simple query protocol), one statement after another, like a script."""
         psql = shutil.which("psql") or str(self.bindir / "psql")
         env = {**os.environ, "PGAPPNAME": application, "PGOPTIONS": "", "PSQLRC": "/dev/null"}
         result = subprocess.run(
-            [psql, "-X", "-q", "-h", str(self.base), "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-f", "-"],
+            [psql, "-X", "-q", "-h", str(self.base), "-p", str(self.port), "-U", user, "-d", database, "-f", "-"],
             input=sql, capture_output=True, text=True, env=env, check=False,
         )
         if check and (result.returncode != 0 or "ERROR" in result.stderr):

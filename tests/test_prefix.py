@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from logdiag.formats.detect import find_prefix
 from logdiag.formats.prefix import ESCAPE_PATTERNS, KNOWN_PREFIXES, LinePrefix
 from logdiag.reader import LogReader
 from logdiag.records import LogRecord
@@ -42,6 +44,18 @@ def prefixes(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
+#: Escapes that can give each field.
+FIELD_ESCAPES = {
+    "timestamp": {"m", "t", "s", "n"}, "pid": {"p"}, "session_id": {"c"}, "session_line": {"l"}, "vxid": {"v"},
+    "xid": {"x", "Q"}, "user": {"u", "d", "a"}, "database": {"u", "d", "a"}, "application": {"u", "d", "a"},
+    "client": {"h", "r"}, "backend_type": {"b"}, "sqlstate": {"e"}, "command_tag": {"i"}, "query_id": {"x", "Q"},
+}
+#: A user and a database of their own (then ``connection authorized`` lines tell %u from %d), and
+#: application names with spaces and parentheses; none holds a character of SAFE_AFTER_TEXT, which
+#: would make the given prefix itself ambiguous (tests/test_prefix_inference.py has names that do,
+#: with real-world prefixes).
+SETUP = "CREATE ROLE app_user LOGIN SUPERUSER; CREATE DATABASE shop OWNER app_user;"
+APPLICATIONS = ("billing worker (eu-1)", "shipping-sync v2 (batch)", "psql")
 SCRIPT = """
 SELECT 1;
 BEGIN;
@@ -58,9 +72,13 @@ SELECT 1/0;
 @given(prefix=prefixes())
 @example(prefix="%l| ")  # no %p: the two files may order two processes' lines differently
 def test_random_prefix_against_real_server(pg_cluster, prefix):
-    """A server writes with a random prefix; parsed stderr fields equal csvlog's."""
-    with pg_cluster(log_line_prefix=prefix) as cluster:
-        cluster.psql(SCRIPT, application="prop_app")
+    """A server writes with a random prefix; parsed stderr fields equal csvlog's, and the prefix
+    worked out from the file alone gives every line the same fields (or says which escape the
+    lines could not settle)."""
+    with pg_cluster(log_line_prefix=prefix, log_connections="on") as cluster:
+        cluster.psql(SETUP, check=True)
+        for application in APPLICATIONS:
+            cluster.psql(SCRIPT, application=application, user="app_user", database="shop")
         cluster.stop()
         ours = LogReader([str(cluster.log_file("stderr"))], log_line_prefix=prefix)
         stderr_records = list(ours)
@@ -68,6 +86,7 @@ def test_random_prefix_against_real_server(pg_cluster, prefix):
         lines = cluster.log_file("stderr").read_text().splitlines()
     assert ours.inputs[0].skipped_total == 0, (prefix, ours.inputs[0].examples)
     _check_vectorised_fields(prefix, lines)
+    _check_inferred_fields(prefix, lines)
     assert len(stderr_records) == len(csv_records)
     # Paired by content, not by position: stderr and csvlog are written by separate calls, so two
     # processes' lines can come in another order in each file (seen with '%l| ', no %p to tell them).
@@ -82,6 +101,23 @@ def test_random_prefix_against_real_server(pg_cluster, prefix):
         fits = [[_field_mismatch(prefix, one, other) is None for other in expected] for one in theirs]
         unfit = _unmatched(fits)
         assert unfit is None, _field_mismatch(prefix, theirs[unfit], expected[0])
+
+
+def _check_inferred_fields(prefix: str, lines: list[str]) -> None:
+    """The prefix worked out from the lines gives each line the given prefix's fields, but for
+    the escapes its notes name as unsettled."""
+    found = find_prefix(lines)
+    assert found is not None, prefix
+    unsettled = {letter for note in found.unsettled for letter in re.findall("%([A-Za-z])", note)}
+    given, inferred = LinePrefix(prefix), LinePrefix(found.prefix)
+    for line in lines:
+        if line.startswith("\t") or (expected := given.match(line)) is None:
+            continue
+        got = inferred.match(line)
+        assert got is not None, (prefix, found.prefix, line)
+        for field, letters in FIELD_ESCAPES.items():
+            if not letters & unsettled:
+                assert getattr(got.fields, field) == getattr(expected.fields, field), (prefix, found.prefix, field, line)
 
 
 def _text_of(record: LogRecord) -> tuple[str | None, ...]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import pairwise
@@ -69,7 +69,7 @@ _LEXER = re.compile(
             ("seconds", _DATE_TIME + _ZONE),
             ("epoch", r"[0-9]{10}\.[0-9]{3}" + _WORD_END),
             ("session", r"[0-9a-f]{1,16}\.[0-9a-f]{1,16}(?![0-9A-Za-z_.])"),
-            ("vxid", r"[0-9]{1,10}/[0-9]{1,10}" + _WORD_END),
+            ("vxid", r"[0-9]{1,10}/[0-9]{1,10}(?![0-9A-Za-z_]|-[0-9])"),
             ("host_port", r"[0-9A-Za-z\[][^\s()]{0,254}\([0-9]{1,5}\)"),
             ("host", r"\[local\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}" + _WORD_END),
             ("unknown", r"\[unknown\]"),
@@ -197,30 +197,50 @@ def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
     ranked = sorted(by_skeleton.values(), key=lambda members: (-len(members), len(headers[members[0]].values)))
     best: tuple[tuple[int, int, int, int], Inference] | None = None
     for members in ranked[:limit]:
-        for candidate, unsettled in _candidates(headers, members, connections):
-            read, stray, values = _verify(candidate, heads)
-            score = (read, -stray, values, -len(candidate))
-            if best is None or score > best[0]:
-                best = score, Inference(candidate, len(heads), read, unsettled)
-        if best is not None and best[0][:2] == (len(heads), 0):  # every line read, no value astray
-            break
+        template = _Template(headers, members, connections, _writes_in_transactions(headers))
+        escapes = template.escapes()
+        if escapes is None:
+            continue
+        pieces = template.pieces(escapes)
+        # Padding shows only where values of one place differ in length; else try it where the
+        # lines need it (an empty value padded to its width on other processes' lines).
+        for variant in (pieces, *_padded(pieces, template.lengths(escapes))):
+            for candidate in _with_q(variant):
+                read, stray, values = _verify(candidate, heads)
+                score = (read, -stray, values, -len(candidate))
+                if best is None or score > best[0]:
+                    best = score, Inference(candidate, len(heads), read, tuple(template.unsettled))
+            if best is not None and best[0][:2] == (len(heads), 0):  # every line read, no value astray
+                return best[1]
     return None if best is None else best[1]
 
 
-def _candidates(
-    headers: Sequence[Header], members: Sequence[int], connections: dict[str, set[str]],
-) -> Iterable[tuple[str, tuple[str, ...]]]:
-    """The prefixes that explain the lines of one skeleton, and where ``%q`` may stand in them."""
-    template = _Template(headers, members, connections, _writes_in_transactions(headers))
-    escapes = template.escapes()
-    if escapes is None:
-        return
-    pieces = template.pieces(escapes)
-    unsettled = tuple(template.unsettled)
-    yield "".join(pieces), unsettled
+def _with_q(pieces: Sequence[str]) -> Iterator[str]:
+    """A format string without ``%q``, then with it at each place it may stand."""
+    yield "".join(pieces)
     for cut_at in range(1, len(pieces)):
         if not (pieces[cut_at - 1].isalnum() and pieces[cut_at].isalnum()):  # not inside a word
-            yield "".join(pieces[:cut_at]) + "%q" + "".join(pieces[cut_at:]), unsettled
+            yield "".join(pieces[:cut_at]) + "%q" + "".join(pieces[cut_at:])
+
+
+def _padded(pieces: Sequence[str], lengths: Mapping[str, int]) -> Iterator[list[str]]:
+    """The pieces with one escape padded over the spaces next to it (``%9p``, ``%-12u``)."""
+    for index, piece in enumerate(pieces):
+        if not _PLAIN_ESCAPE.fullmatch(piece) or piece not in lengths:
+            continue
+        before = 0
+        while index - before - 1 >= 0 and pieces[index - before - 1] == " ":
+            before += 1
+        after = 0
+        while index + after + 1 < len(pieces) and pieces[index + after + 1] == " ":
+            after += 1
+        if before:
+            yield [*pieces[: index - before], f"%{lengths[piece] + before}{piece[1:]}", *pieces[index + 1 :]]
+        if after:
+            yield [*pieces[:index], f"%-{lengths[piece] + after}{piece[1:]}", *pieces[index + after + 1 :]]
+
+
+_PLAIN_ESCAPE = re.compile("%[A-Za-z]")
 
 
 @dataclass
@@ -233,6 +253,11 @@ class _Template:
     writes_in_transactions: bool = False  # whether lines show BEGIN and writes (then %x is not 0 everywhere)
     unsettled: list[str] = field(default_factory=list)
 
+    def lengths(self, letters: Sequence[str]) -> dict[str, int]:
+        """The length of each escape's value on the skeleton's first line, by ``%letter``."""
+        first = self.headers[self.members[0]]
+        return {f"%{letter}": len(value) for letter, (_, value) in zip(letters, first.values, strict=True) if letter}
+
     def column(self, index: int) -> list[str]:
         return [self.headers[member].values[index][1] for member in self.members]
 
@@ -243,14 +268,29 @@ class _Template:
         letters: list[str | None] = [None] * len(shapes)
         labelled = [_label(first.literals[index]) for index in range(len(shapes))]
         ports = any(shape is Shape.HOST_PORT for header in self.headers for shape, _ in header.values)
+        repeats = self._repeats(shapes)
         for index, shape in enumerate(shapes):
-            letters[index] = _by_shape(shape, labelled[index], ports)
+            letters[index] = "" if index in repeats else _by_shape(shape, labelled[index], ports)
         self._tell_seconds(shapes, letters)
         self._tell_numbers(shapes, letters, labelled)
         self._tell_names(first, shapes, letters, labelled)
+        for index, earlier in repeats.items():
+            letters[index] = letters[earlier]
         if any(letter is None for letter in letters):
             return None
         return [letter or "" for letter in letters]
+
+    def _repeats(self, shapes: Sequence[Shape]) -> dict[int, int]:
+        """Values that repeat an earlier one on every line (an escape written twice), by place."""
+        repeats: dict[int, int] = {}
+        columns = [self.column(index) for index in range(len(shapes))]
+        for index, column in enumerate(columns):
+            if len(set(column)) < 2:
+                continue
+            earlier = next((e for e in range(index) if e not in repeats and columns[e] == column), None)
+            if earlier is not None:
+                repeats[index] = earlier
+        return repeats
 
     def pieces(self, letters: Sequence[str]) -> list[str]:
         """The format string in pieces: literal text and escapes (with their padding), each a
@@ -301,11 +341,21 @@ class _Template:
         return Counter(texts).most_common(1)[0][0]
 
     def _tell_seconds(self, shapes: Sequence[Shape], letters: list[str | None]) -> None:
-        """Two timestamps in seconds: the session's start varies less than the line's time."""
-        places = [index for index, shape in enumerate(shapes) if shape is Shape.SECONDS]
-        if len(places) == 2:
+        """Timestamps in seconds: a line's time (%t) never goes back much from line to line, a
+        process's start (%s) does (the postmaster's start comes back after a session's); of two,
+        the session's start varies less."""
+        places = [index for index, shape in enumerate(shapes) if shape is Shape.SECONDS and letters[index] == "t"]
+        if len(places) == 1:
+            column = self.column(places[0])
+            back = any(after < before for before, after in pairwise(column))
+            letters[places[0]] = "s" if back and len(set(column)) < len(column) / 2 else "t"
+            if len(set(column)) == 1:
+                self.unsettled.append(f"%{letters[places[0]]}: the same second on every line, %t or %s")
+        elif len(places) == 2:
             first, second = (len(set(self.column(index))) for index in places)
             letters[places[0]], letters[places[1]] = ("s", "t") if second > first else ("t", "s")
+            if first == second:
+                self.unsettled.append("%t and %s: they vary alike, told apart by their order only")
 
     def _tell_numbers(self, shapes: Sequence[Shape], letters: list[str | None], labelled: Sequence[str | None]) -> None:
         """Which numbers are the pid, the session's line number, the xid, the query id."""
@@ -354,8 +404,10 @@ class _Template:
                 return
         for index in places:
             equal, up = self._steps(index)
-            starts = "1" in self.column(index)
-            wanted = "l" if up > equal and starts else "p"
+            # A line number starts at 1 in each process; a pid is never so small but for a
+            # container's postmaster (pid 1).
+            lowest = min(int(value) for value in self.column(index))
+            wanted = "l" if (up > equal and 1 < lowest <= 3) or (up > equal and lowest == 1 and up > 1) else "p"
             letter = wanted if wanted not in taken else next((x for x in "plxQ" if x not in taken), "")
             letters[index] = letter
             taken.add(letter)
@@ -388,19 +440,25 @@ class _Template:
         value, then by order."""
         places = [index for index, shape in enumerate(shapes) if shape is Shape.NAME and letters[index] is None]
         taken = {letter for letter in letters if letter}
-        for index in places:
+        for index in places:  # backend types and command tags are closed sets
             column = self.column(index)
             letter = labelled[index]
             if letter is None or letter in taken:
                 letter = None
-                if first.literals[index + 1].startswith("@") and index + 1 in places:
-                    letter = "u"
-                elif first.literals[index].endswith("@") and index - 1 in places:
-                    letter = "d"
-                elif all(_BACKEND_VALUE.match(value) for value in column):
+                if all(_BACKEND_VALUE.match(value) for value in column):
                     letter = "b"
                 elif all(_COMMAND_VALUE.match(value) for value in column):
                     letter = "i"
+            if letter is not None and letter not in taken:
+                letters[index] = letter
+                taken.add(letter)
+        names = {index for index in places if letters[index] is None}
+        for index in sorted(names):
+            letter = None
+            if first.literals[index + 1].startswith("@") and index + 1 in names:
+                letter = "u"
+            elif first.literals[index].endswith("@") and index - 1 in names:
+                letter = "d"
             if letter is not None and letter not in taken:
                 letters[index] = letter
                 taken.add(letter)
@@ -409,7 +467,7 @@ class _Template:
         left = [index for index in left if letters[index] is None]
         order = [letter for letter in "uda" if letter not in taken]
         if len(left) > 1:
-            self.unsettled.append("user, database and application names told apart by their order only")
+            self.unsettled.append("%u, %d and %a: names told apart by their order only")
         for index in left:
             letters[index] = order.pop(0) if order else None  # more names than escapes: no candidate
 
@@ -528,7 +586,7 @@ def _verify(candidate: str, heads: Sequence[str]) -> tuple[int, int, int]:
             if letter is not None and value:
                 values += 1
                 shape = _STRICT_SHAPES.get(letter)
-                stray += (letter in anchors and anchors[letter] in value.strip()) or (
+                stray += (letter in anchors and anchors[letter] in value.strip() and value.strip() not in _WHOLE) or (
                     shape is not None and shape.fullmatch(value.strip()) is None
                 )
     return read, stray, values
@@ -541,6 +599,7 @@ _STRICT_SHAPES = {
     "s": re.compile(_DATE_TIME + _ZONE),
     "n": re.compile(r"[0-9]{10}\.[0-9]{3}"),
 }
+_WHOLE = frozenset({"[unknown]", "[local]"})  # values printed whole, brackets and all
 _FREE_TEXT = frozenset("udahbirL")  # escapes whose values a lazy pattern may stretch over literal text
 
 
@@ -548,7 +607,7 @@ def _anchors(candidate: str) -> dict[str, str]:
     """The first character of literal text after each escape (``%q`` and spaces passed over)."""
     anchors: dict[str, str] = {}
     for escape in re.finditer(r"%-?[0-9]*([A-Za-z])", candidate):
-        rest = re.sub(r"%q| ", "", candidate[escape.end() :])
+        rest = re.sub(r"%q| ", "", candidate[escape.end() :]).replace("%%", "\0")
         if rest and rest[0] != "%" and escape.group(1) in _FREE_TEXT:
-            anchors.setdefault(escape.group(1), rest[0])
+            anchors.setdefault(escape.group(1), rest[0].replace("\0", "%"))
     return anchors

@@ -30,7 +30,7 @@ ESCAPE_PATTERNS: dict[str, str] = {
     "d": _NAME,  # database name
     "r": r"(?:\[local\]|[^\s()]{1,255}\([0-9]{1,5}\)|[^\s()]{0,255}?)",  # host(port)
     "h": r"(?:\[local\]|[^\s]{0,255}?)",  # remote host
-    "L": r"[^\s]{0,64}?",  # local address
+    "L": r"(?:\[local\]|[0-9A-Fa-f.:%]{0,64}?)",  # local address (IPv4, IPv6 with a zone)
     "b": r".{0,48}?",  # backend type
     "p": r"[0-9]{1,10}",  # process id
     "P": r"[0-9]{0,10}",  # parallel group leader's pid
