@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from logdiag.fastpath.fields import session_key
 from logdiag.fastpath.limits import LOOKBACK_BYTES
 from logdiag.fastpath.scan import Block, LineClassifier, errors_in, lines_with
-from logdiag.formats.base import Prefilter
+from logdiag.formats.base import Prefilter, ReadTo
 from logdiag.source.framing import TICK, Tick, whole_lines
 from logdiag.source.stats import InputStats
 
@@ -115,7 +115,8 @@ class LookbackFilter:
         self.offset = 0
 
     def lines(self, batches: Iterable[bytes | Tick], release: bool = False) -> Iterator[tuple[int, str] | Tick]:
-        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through.
+        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through,
+        and each batch ends with a :class:`~logdiag.formats.base.ReadTo` of its last line.
 
         With ``release``, the held lines are handed on at the end too, oldest first: a followed
         file that is rotated away takes the history of transactions that go on in the next one.
@@ -129,6 +130,7 @@ class LookbackFilter:
             self.offset += len(batch)
             yield from self._feed(block)
             self.stats.lines = self.classifier.carry.line
+            yield ReadTo(self.stats.lines)  # the lines held after the last kept one follow it (issue 24)
         if release:
             while self.held:
                 frame, _ = self.held.popleft()
