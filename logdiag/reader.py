@@ -17,6 +17,7 @@ from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of
 from logdiag.records import LogRecord
 from logdiag.source.framing import (
+    SAMPLE_LINES,
     TICK,
     Tick,
     all_if_under,
@@ -133,6 +134,11 @@ class LogReader:
             kept = fastpath.file_lines(name, lines_filter, stats)
             yield from records_of(kept, detection, InputStats(file=name), name)
             return
+        if self.quiet is not None and len(head) < SAMPLE_LINES:
+            # Live input: the sample ended at a TICK, which it took (or at the end of the input).
+            # Passed on, it completes the records waiting in the sample: --follow sends one TICK
+            # per quiet period, and they would wait for the next line (issue 24).
+            lines = chain([TICK], lines)
         yield from self._detected(name, chain(head, lines), detection, stats)
 
     def _detected(
