@@ -29,7 +29,7 @@ from logdiag.source.framing import (
     until_corrupt,
 )
 from logdiag.source.inputs import OpenInput
-from logdiag.source.live import follow
+from logdiag.source.live import QUIET_PERIOD, follow
 from logdiag.source.paths import STDIN, expand_paths
 from logdiag.source.stats import InputStats, OnBadLine
 
@@ -90,7 +90,7 @@ class LogReader:
         self.on_bad_line = on_bad_line
         self.follow = follow
         self.from_start = from_start
-        self.quiet = quiet if quiet is not None or not follow else 1.0
+        self.quiet = quiet if quiet is not None or not follow else QUIET_PERIOD
         self.stop = stop
         self.fast = fast
         self.fast_min_bytes = fast_min_bytes
@@ -103,7 +103,7 @@ class LogReader:
         filtered = self.fast and self.on_bad_line is OnBadLine.SKIP
         if self.follow:
             for name, lines in file_segments(
-                follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or 1.0, stop=self.stop)
+                follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or QUIET_PERIOD, stop=self.stop)
             ):
                 yield from (self._streamed(name, lines) if filtered else self._records(name, lines))
             return
