@@ -173,6 +173,8 @@ class LogReader:
         """A stream (pipe, followed or compressed file) through a pre-filter."""
         failure: list[BaseException] = []
         pieces = until_corrupt(pieces, failure, hold=compression is not None)
+        if name == STDIN or self.follow:
+            fastpath.warm_up()  # while the first lines come: an incident among them is not late
         sample = sample_pieces(pieces)
         head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
