@@ -38,6 +38,11 @@ BATCH_BYTES = 2 * 1024 * 1024
 #: Sessions whose lines go on at once after their first violation; beyond this many, the one that
 #: failed longest ago is held again like any other (and recalled if it fails again).
 MAX_KEPT_SESSIONS = 1_000
+#: Held lines are added to the last frame held while it is smaller than this (and than a
+#: sixteenth of the look-back, which drops whole frames): a recall filters every frame (some
+#: 0.3 ms each), and a quiet server's batches of a line or two would otherwise make tens of
+#: thousands of frames, and seconds of recall (issue 24).
+HELD_FRAME_BYTES = 256 * 1024
 
 #: Told ``session_id=`` (or ``pid=``, for stderr without %c) of a session whose held lines were dropped.
 Forgotten = Callable[..., None]
@@ -162,6 +167,10 @@ class LookbackFilter:
         held = frame.filter(~pl.col("keep")).select("line", "text", "key")
         if not held.height:
             return
+        if self.held and self.held[-1][1] < min(HELD_FRAME_BYTES, self.lookback_bytes >> 4):
+            last, last_size = self.held.pop()
+            self.held_bytes -= last_size
+            held = pl.concat([last, held], how="vertical_relaxed", rechunk=True)
         size = int(held.estimated_size())
         self.held.append((held, size))
         self.held_bytes += size
