@@ -87,7 +87,8 @@ def live_lines(
 
 def warm_up() -> threading.Thread:
     """Import polars on a thread (a fifth of a second or more) while the caller does something
-    else, such as waiting for live input's first lines; join the thread before using it."""
+    else, such as waiting for live input's first lines; an import of polars meanwhile waits
+    for it to finish."""
     thread = threading.Thread(target=importlib.import_module, args=("polars",), name="logdiag-import")
     thread.start()
     return thread
