@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,7 +97,13 @@ def main() -> None:
     bindir = find_bindir()
     directory = Path(tempfile.mkdtemp(prefix="logdiag-bench-"))
     os.chmod(directory, 0o755)
-    template = make_template(bindir, directory)
+    try:
+        _measure(bindir, make_template(bindir, directory), args)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _measure(bindir: Path, template: Path, args: argparse.Namespace) -> None:
     with running_cluster(bindir, template, {"log_line_prefix": "%m [%p] %q%u@%d "}) as cluster:
         cluster.psql(
             "CREATE TABLE p (id int PRIMARY KEY);"
