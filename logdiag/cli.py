@@ -24,6 +24,7 @@ from logdiag.reader import LOOKBACK_BYTES, WINDOW_BYTES, LogReader
 from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
+from logdiag.source.live import QUIET_PERIOD
 from logdiag.source.stats import InputStats, OnBadLine
 from logdiag.version import __version__
 
@@ -144,7 +145,7 @@ def analyze(
             "--quiet-period", min=0.05,
             help="Live input: seconds of silence after which a stderr record is complete.",
         ),
-    ] = 1.0,
+    ] = QUIET_PERIOD,
     fail_on_incident: Annotated[
         bool, typer.Option("--fail-on-incident", help="Exit with 1 when an incident is found (for CI and cron).")
     ] = False,

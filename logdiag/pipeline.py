@@ -14,6 +14,7 @@ from logdiag.diagnosis.sessions import SessionTracker
 from logdiag.formats import LogFormat
 from logdiag.reader import LogReader
 from logdiag.records import LogRecord
+from logdiag.source.live import QUIET_PERIOD
 from logdiag.source.stats import InputStats, OnBadLine
 
 
@@ -108,7 +109,7 @@ def analyze(
     [('orders_customer_id_fkey', {'customer_id': '42'}, 25)]
     """
     if quiet is None and (follow or list(paths) == ["-"]):
-        quiet = 1.0
+        quiet = QUIET_PERIOD
     tracker = tracker or SessionTracker()
     reader = LogReader(
         paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,

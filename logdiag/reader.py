@@ -17,6 +17,7 @@ from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of
 from logdiag.records import LogRecord
 from logdiag.source.framing import (
+    SAMPLE_LINES,
     TICK,
     Tick,
     all_if_under,
@@ -28,7 +29,7 @@ from logdiag.source.framing import (
     until_corrupt,
 )
 from logdiag.source.inputs import OpenInput
-from logdiag.source.live import follow
+from logdiag.source.live import QUIET_PERIOD, follow
 from logdiag.source.paths import STDIN, expand_paths
 from logdiag.source.stats import InputStats, OnBadLine
 
@@ -89,7 +90,7 @@ class LogReader:
         self.on_bad_line = on_bad_line
         self.follow = follow
         self.from_start = from_start
-        self.quiet = quiet if quiet is not None or not follow else 1.0
+        self.quiet = quiet if quiet is not None or not follow else QUIET_PERIOD
         self.stop = stop
         self.fast = fast
         self.fast_min_bytes = fast_min_bytes
@@ -102,7 +103,7 @@ class LogReader:
         filtered = self.fast and self.on_bad_line is OnBadLine.SKIP
         if self.follow:
             for name, lines in file_segments(
-                follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or 1.0, stop=self.stop)
+                follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or QUIET_PERIOD, stop=self.stop)
             ):
                 yield from (self._streamed(name, lines) if filtered else self._records(name, lines))
             return
@@ -133,6 +134,11 @@ class LogReader:
             kept = fastpath.file_lines(name, lines_filter, stats)
             yield from records_of(kept, detection, InputStats(file=name), name)
             return
+        if self.quiet is not None and len(head) < SAMPLE_LINES:
+            # Live input: the sample ended at a TICK, which it took (or at the end of the input).
+            # Passed on, it completes the records waiting in the sample: --follow sends one TICK
+            # per quiet period, and they would wait for the next line (issue 24).
+            lines = chain([TICK], lines)
         yield from self._detected(name, chain(head, lines), detection, stats)
 
     def _detected(
@@ -167,6 +173,8 @@ class LogReader:
         """A stream (pipe, followed or compressed file) through a pre-filter."""
         failure: list[BaseException] = []
         pieces = until_corrupt(pieces, failure, hold=compression is not None)
+        if name == STDIN or self.follow:
+            fastpath.warm_up()  # while the first lines come: an incident among them is not late
         sample = sample_pieces(pieces)
         head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)

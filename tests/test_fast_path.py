@@ -444,6 +444,42 @@ def test_standard_input_in_small_batches(scenario_logs, fmt, kept_sessions, monk
 
 
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_a_trickle_is_held_in_few_frames(scenario_logs, fmt, monkeypatch):
+    """Standard input a few lines per batch, as from a quiet server: the held lines go into few
+    frames, which a recall filters one by one (a frame per batch made tens of thousands of them,
+    and seconds of recall; issue 24), and the answers are those of the streaming path."""
+    import io
+    import sys
+    import types
+
+    from logdiag.fastpath import lookback
+    from logdiag.source import live
+
+    monkeypatch.setattr(live, "CHUNK", 1024)
+    monkeypatch.setattr(lookback, "BATCH_BYTES", 1)  # every piece is a batch
+    monkeypatch.setattr(lookback, "HELD_FRAME_BYTES", 8 * 1024)
+    frames, batches = [], []
+    hold = lookback.LookbackFilter._hold
+
+    def counted(self, frame):
+        hold(self, frame)
+        batches.append(frame.height)
+        frames.append(len(self.held))
+
+    monkeypatch.setattr(lookback.LookbackFilter, "_hold", counted)
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(scenario_logs[fmt].read_bytes())))
+    prefix = RICH_PREFIX if fmt == "stderr" else None
+    tracker = SessionTracker()
+    reader = LogReader(["-"], fast=True, quiet=1.0, log_line_prefix=prefix, on_forgotten=tracker.forget)
+    piped = _renamed([i.to_dict() for i in Run(reader, tracker).incidents()], "-", scenario_logs[fmt])
+    assert piped == _run(scenario_logs[fmt], fast=False, prefix=prefix)[0]
+    # A frame's size counts each line's number and key too: twice the log's bytes is ample.
+    bound = 2 * len(scenario_logs[fmt].read_bytes()) // (8 * 1024) + 1
+    assert len(batches) > 2 * bound  # a frame per batch would go past it
+    assert max(frames) <= bound
+
+
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
 def test_a_gzip_cut_inside_a_line_counts_as_the_readers_do(scenario_logs, fmt, tmp_path, monkeypatch):
     """The line a broken .gz cuts in two is not a line: the pre-filter counts what the readers
     count (records, lines, and where the input ends early), for a file and on standard input."""

@@ -8,7 +8,10 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from itertools import cycle, islice
@@ -92,6 +95,117 @@ def test_follow_a_log_directory_across_rotation(pg_cluster):
             _, stderr = process.communicate(timeout=10)
         assert process.returncode == ExitStatus.TERMINATED
         assert "Traceback" not in stderr and "3 incidents" in stderr
+
+
+def _fail_and_stay(cluster, parent_id: int) -> tuple[psycopg.Connection, str]:
+    """Commit a child row whose parent does not exist, and keep the session connected and silent
+    (as a pooled connection waits); return it and the culprit's text as executed."""
+    statement = f"INSERT INTO live_child VALUES ({parent_id}, {parent_id})"
+    conn = psycopg.connect(cluster.conninfo, application_name="pooled", autocommit=False,
+                           cursor_factory=psycopg.ClientCursor)
+    conn.execute(statement)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.commit()
+    return conn, statement
+
+
+@contextmanager
+def _others_busy(cluster, every: float = 0.1) -> Iterator[None]:
+    """Another session logs a statement every ``every`` seconds meanwhile: the log never goes
+    quiet, so no quiet period can complete a record."""
+    stop = threading.Event()
+    conn = psycopg.connect(cluster.conninfo, application_name="busy", autocommit=True)
+
+    def run() -> None:
+        while not stop.wait(every):
+            conn.execute("SELECT 1")
+
+    thread = threading.Thread(target=run, name="busy-session")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        conn.close()
+
+
+class _Incidents:
+    """logdiag's stdout (``--format jsonl``), read a line at a time as it comes."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self.fd = process.stdout.fileno()
+        self.pending = b""
+
+    def next(self, timeout: float) -> dict | None:
+        """The next incident, or None if none comes within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fast", ["--fast-path", "--no-fast-path"])
+@pytest.mark.parametrize("path", ["stdin", "follow"])
+@pytest.mark.parametrize("fmt", ["stderr", "csvlog", "jsonlog"])
+def test_incident_arrives_while_the_failing_session_stays_idle(pg_cluster, fmt, path, fast):
+    """An incident comes out while its session stays connected and silent after its COMMIT failed,
+    on a quiet server (its record among the lines that tell the format) and while another
+    session keeps the log busy (issue 24, section 4: through the fast path, a stderr incident
+    waited for the failing session's next line)."""
+    with pg_cluster(log_line_prefix=DEFAULT_PREFIX, log_destination=fmt) as cluster:
+        cluster.psql(
+            "CREATE TABLE live_parent (id int PRIMARY KEY);"
+            "CREATE TABLE live_child (id int, parent_id int REFERENCES live_parent DEFERRABLE INITIALLY DEFERRED);",
+            check=True,
+        )
+        command = [sys.executable, "-m", "logdiag", "analyze", "--format", "jsonl", "--quiet", fast]
+        idle: list[psycopg.Connection] = []
+        tail = process = None
+        try:
+            conn, culprit = _fail_and_stay(cluster, 42)  # before logdiag starts: nothing else logs
+            idle.append(conn)
+            if path == "stdin":
+                tail = subprocess.Popen(["tail", "-n", "+1", "-F", str(cluster.log_file(fmt))], stdout=subprocess.PIPE)
+                assert tail.stdout is not None
+                process = subprocess.Popen([*command, "-"], stdin=tail.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                tail.stdout.close()  # logdiag holds it
+            else:
+                process = subprocess.Popen(
+                    [*command, "--follow", str(cluster.log_dir), "--from-start"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                )
+            incidents = _Incidents(process)
+            first = incidents.next(timeout=20)  # logdiag's start-up included
+            assert first is not None, "no incident while the failing session was idle on a quiet server"
+            assert first["key"] == {"parent_id": "42"} and first["culprits"][0]["statement"] == culprit
+            with _others_busy(cluster):
+                conn, culprit = _fail_and_stay(cluster, 43)
+                idle.append(conn)
+                second = incidents.next(timeout=10)
+            assert second is not None, "no incident while the failing session was idle and another busy"
+            assert second["key"] == {"parent_id": "43"} and second["culprits"][0]["statement"] == culprit
+            assert not any(conn.closed for conn in idle)  # the failing sessions never spoke again
+        finally:
+            for conn in idle:
+                conn.close()
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                _, stderr = process.communicate(timeout=10)
+            if tail is not None:
+                tail.terminate()
+                tail.wait(timeout=10)
+        assert process.returncode == ExitStatus.TERMINATED
+        assert b"Traceback" not in stderr
 
 
 @pytest.mark.postgres

@@ -29,8 +29,8 @@ from logdiag.source.inputs import OpenInput
 from logdiag.source.stats import InputStats
 
 __all__ = [
-    "FAST_PATH_MIN_BYTES", "LOOKBACK_BYTES", "WINDOW_BYTES", "compressed_lines", "eligible", "file_lines",
-    "live_lines",
+    "FAST_PATH_MIN_BYTES", "LIVE_BATCH_SECONDS", "LOOKBACK_BYTES", "WINDOW_BYTES", "compressed_lines", "eligible",
+    "file_lines", "live_lines", "warm_up",
 ]
 
 if TYPE_CHECKING:
@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 
 
 Lines = Iterator[tuple[int, str]]
+
+#: Live input: the longest a line waits in a batch for more (besides the wait for the next piece
+#: of input, at most the quiet period). A quarter of a second leaves most of the second an
+#: incident has (issue 24) to the quiet period and the reading; a busy stream fills 2 MB batches
+#: before it anyway.
+LIVE_BATCH_SECONDS = 0.25
 
 
 def eligible(path: str, min_bytes: int = FAST_PATH_MIN_BYTES) -> bool:
@@ -66,14 +72,26 @@ def live_lines(
     stream: Iterator[bytes | Tick], prefilter: Prefilter, stats: InputStats, *,
     latency: float | None, lookback_bytes: int | None, on_forgotten: Forgotten | None, release: bool,
 ) -> Iterator[tuple[int, str] | Tick]:
-    """Live input (a pipe, a followed file): lines go on as soon as they are classified; the
+    """Live input (a pipe, a followed file): lines go on as soon as they are classified, in
+    batches that wait ``latency`` seconds at most (:data:`LIVE_BATCH_SECONDS` if less); the
     others are held a while (``lookback_bytes``) for sessions that may fail later."""
     from logdiag.fastpath import lookback
 
     kept = lookback.LookbackFilter(
         prefilter, stats, on_forgotten=on_forgotten, lookback_bytes=lookback_bytes or LOOKBACK_BYTES,
     )
+    if latency is not None:
+        latency = min(latency, LIVE_BATCH_SECONDS)
     return kept.lines(lookback.batches(stream, latency=latency), release=release)
+
+
+def warm_up() -> threading.Thread:
+    """Import polars on a thread (a fifth of a second or more) while the caller does something
+    else, such as waiting for live input's first lines; an import of polars meanwhile waits
+    for it to finish."""
+    thread = threading.Thread(target=importlib.import_module, args=("polars",), name="logdiag-import")
+    thread.start()
+    return thread
 
 
 def compressed_lines(
@@ -130,9 +148,8 @@ def _first_pass(blocks: Iterator[Block], prefilter: Prefilter) -> Selection:
     the search releases the GIL: the second pass needs it."""
     from logdiag.fastpath import scan
 
-    warm_up = threading.Thread(target=importlib.import_module, args=("polars",), name="logdiag-import")
-    warm_up.start()
+    warming = warm_up()
     try:
         return scan.select(blocks, prefilter)
     finally:
-        warm_up.join()
+        warming.join()

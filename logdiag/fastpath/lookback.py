@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from logdiag.fastpath.fields import session_key
 from logdiag.fastpath.limits import LOOKBACK_BYTES
 from logdiag.fastpath.scan import Block, LineClassifier, errors_in, lines_with
-from logdiag.formats.base import Prefilter
+from logdiag.formats.base import Prefilter, ReadTo
 from logdiag.source.framing import TICK, Tick, whole_lines
 from logdiag.source.stats import InputStats
 
@@ -38,6 +38,11 @@ BATCH_BYTES = 2 * 1024 * 1024
 #: Sessions whose lines go on at once after their first violation; beyond this many, the one that
 #: failed longest ago is held again like any other (and recalled if it fails again).
 MAX_KEPT_SESSIONS = 1_000
+#: Held lines are added to the last frame held while it is smaller than this (and than a
+#: sixteenth of the look-back, which drops whole frames): a recall filters every frame (some
+#: 0.3 ms each), and a quiet server's batches of a line or two would otherwise make tens of
+#: thousands of frames, and seconds of recall (issue 24).
+HELD_FRAME_BYTES = 256 * 1024
 
 #: Told ``session_id=`` (or ``pid=``, for stderr without %c) of a session whose held lines were dropped.
 Forgotten = Callable[..., None]
@@ -115,7 +120,8 @@ class LookbackFilter:
         self.offset = 0
 
     def lines(self, batches: Iterable[bytes | Tick], release: bool = False) -> Iterator[tuple[int, str] | Tick]:
-        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through.
+        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through,
+        and each batch ends with a :class:`~logdiag.formats.base.ReadTo` of its last line.
 
         With ``release``, the held lines are handed on at the end too, oldest first: a followed
         file that is rotated away takes the history of transactions that go on in the next one.
@@ -129,6 +135,7 @@ class LookbackFilter:
             self.offset += len(batch)
             yield from self._feed(block)
             self.stats.lines = self.classifier.carry.line
+            yield ReadTo(self.stats.lines)  # the lines held after the last kept one follow it (issue 24)
         if release:
             while self.held:
                 frame, _ = self.held.popleft()
@@ -160,6 +167,10 @@ class LookbackFilter:
         held = frame.filter(~pl.col("keep")).select("line", "text", "key")
         if not held.height:
             return
+        if self.held and self.held[-1][1] < min(HELD_FRAME_BYTES, self.lookback_bytes >> 4):
+            last, last_size = self.held.pop()
+            self.held_bytes -= last_size
+            held = pl.concat([last, held], how="vertical_relaxed", rechunk=True)
         size = int(held.estimated_size())
         self.held.append((held, size))
         self.held_bytes += size

@@ -20,8 +20,28 @@ from logdiag.records import LogRecord
 from logdiag.source.framing import Tick
 from logdiag.source.stats import InputStats
 
-#: Decoded lines as the readers take them: ``(line number, text)``, and TICKs from live input.
+#: Decoded lines as the readers take them: ``(line number, text)``, and TICKs from live input
+#: (:data:`~logdiag.source.framing.TICK`, and :class:`ReadTo` from the fast path).
 Lines = Iterable[tuple[int, str] | Tick]
+
+
+class ReadTo(Tick):
+    """The input has been read up to ``line``: the lines after the last one handed on, if any,
+    were held by the fast path's pre-filter (live input, :mod:`logdiag.fastpath.lookback`).
+
+    A record is over when another line follows it. On a busy server that other line is most
+    often one the pre-filter holds, and with it the TICK of a quiet period never comes: without
+    this, a stderr record whose session then went quiet stayed open until that session wrote
+    again (issue 24, section 4). Formats whose records end on their own pass it by, as a TICK.
+    """
+
+    __slots__ = ("line",)
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+    def __repr__(self) -> str:
+        return f"ReadTo({self.line})"
 
 
 class LogFormat(str, Enum):

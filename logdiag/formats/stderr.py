@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter
+from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter, ReadTo
 from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix, PrefixFields
 from logdiag.formats.timestamps import fromisoformat
 from logdiag.records import LogRecord, Severity, Source
-from logdiag.source.framing import TICK, Tick, decode_line
+from logdiag.source.framing import Tick, decode_line
 from logdiag.source.stats import InputStats
 
 # Verbose mode (log_error_verbosity = verbose) puts the SQLSTATE before the message.
@@ -155,13 +155,27 @@ class StderrAssembler:
         """Take every line, then yield what is left at the end of the input.
 
         A TICK (live input went quiet) releases every message held: none is waiting for more.
+        A :class:`~logdiag.formats.base.ReadTo` (the fast path held the lines after the last one
+        fed) counts as a line that follows: see :meth:`read_to`.
         """
         for raw in lines:
-            if isinstance(raw, Tick):
+            if isinstance(raw, ReadTo):
+                yield from self.read_to(raw.line)
+            elif isinstance(raw, Tick):
                 yield from self.flush()
             else:
                 yield from self.feed(raw)
         yield from self.flush()
+
+    def read_to(self, line: int) -> Iterator[LogRecord]:
+        """The input went on up to ``line`` with lines not fed here; yield the records now complete.
+
+        As a line of another process would, a line after the last one fed ends that message's TAB
+        lines: a message whose STATEMENT (always its last line) has come is complete.
+        """
+        if self._last is not None and self._last.last_line < line:
+            self._last = None
+        yield from self._release(line)
 
     def flush(self) -> Iterator[LogRecord]:
         """Release every message still held (end of input, or a quiet period when following)."""
@@ -300,7 +314,7 @@ def _wrapped_lines(
 ) -> Iterator[RawLine | Tick]:
     for item in lines:
         if isinstance(item, Tick):
-            yield TICK
+            yield item
             continue
         number, text = item
         found = header.match(text)
@@ -320,7 +334,7 @@ def stderr_lines(lines: Iterable[tuple[int, str] | Tick]) -> Iterator[RawLine | 
     """Plain stderr lines as they are (TICKs pass through)."""
     for item in lines:
         if isinstance(item, Tick):
-            yield TICK
+            yield item
         else:
             number, text = item
             yield RawLine(number, text)
