@@ -18,7 +18,7 @@ from logdiag.diagnosis.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENT
 from logdiag.errors import LogdiagError
 from logdiag.exitcodes import ExitStatus
 from logdiag.formats import LogFormat
-from logdiag.formats.detect import find_prefix
+from logdiag.formats.infer import find_prefix
 from logdiag.pipeline import Run
 from logdiag.reader import LOOKBACK_BYTES, WINDOW_BYTES, LogReader
 from logdiag.report.records import write_jsonl, write_table

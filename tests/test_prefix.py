@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from logdiag.formats.detect import find_prefix
+from logdiag.formats.infer import find_prefix
 from logdiag.formats.prefix import ESCAPE_PATTERNS, KNOWN_PREFIXES, LinePrefix
 from logdiag.reader import LogReader
 from logdiag.records import LogRecord

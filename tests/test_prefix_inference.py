@@ -10,11 +10,12 @@ same as in the csvlog file of the same run.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from logdiag.formats.detect import find_prefix
+from logdiag.formats.infer import find_prefix
 from logdiag.formats.prefix import LinePrefix
 from logdiag.pipeline import analyze
 
@@ -135,3 +136,34 @@ class TestRealWorldPrefixes:
         else:  # nothing tells the session: the error is reported alone, and says what to add
             assert incident["culprits"] == []
             assert any("%p" in hint and "%c" in hint for hint in incident["hints"])
+
+
+@pytest.mark.postgres
+def test_prefix_worked_out_again_when_the_first_lines_mislead(pg_cluster, tmp_path):
+    """The first 200 lines are all the checkpointer's (two a checkpoint), which stop at %q: the prefix
+    worked out from them is the part before %q. The session lines after it do not fit; logdiag
+    works the prefix out again from both kinds of line and finds the scenario's incident."""
+    prefix = "%m [%p] %q%u@%d %c %v %x %e "
+    with pg_cluster(
+        log_line_prefix=prefix, log_statement="none", log_checkpoints="on", log_connections="off",
+        log_disconnections="off",
+    ) as cluster:
+        cluster.psql(SETUP, check=True)
+        cluster.psql("CHECKPOINT;\n" * 110, check=True)
+        cluster.psql("ALTER SYSTEM SET log_statement = 'all';\nSELECT pg_reload_conf();", check=True)
+        time.sleep(0.5)  # the reload reaches the backends started after it
+        cluster.psql(_scenario(1)["billing worker [eu-1]"], application="billing worker [eu-1]")
+        cluster.stop()
+        log = tmp_path / "postgresql.log"
+        log.write_bytes(cluster.log_file("stderr").read_bytes())
+    lines = _header_lines(log)
+    first = find_prefix(lines[:200])
+    assert first is not None and "%u" not in first.prefix  # the sample alone misleads
+    run = analyze([str(log)])
+    incidents = [incident.to_dict() for incident in run.incidents()]
+    stats = run.inputs[0]
+    assert stats.unread == 0, stats.examples
+    assert LinePrefix(stats.log_line_prefix).match(lines[-1]).fields == LinePrefix(prefix).match(lines[-1]).fields
+    assert [(i["key"], i["culprits"][0]["statement"]) for i in incidents] == [
+        ({"parent_id": "9001"}, "INSERT INTO child VALUES (3, 9001);")
+    ]

@@ -6,16 +6,14 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import astuple
 
 from logdiag.errors import InputError
 from logdiag.formats.base import Detection, LogFormat
 from logdiag.formats.csvlog import LOOKS_LIKE as CSVLOG_LOOKS_LIKE
-from logdiag.formats.infer import Inference, infer_prefix
-from logdiag.formats.prefix import KNOWN_PREFIXES, LinePrefix
+from logdiag.formats.infer import find_prefix
+from logdiag.formats.prefix import LinePrefix
 from logdiag.formats.registry import format_of
 from logdiag.formats.stderr import LOGPLEX_HEADER, SYSLOG_HEADER
-from logdiag.source.framing import SAMPLE_LINES
 
 _TIMESTAMP_START = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
@@ -99,39 +97,3 @@ def _detect_json(lines: Sequence[str]) -> LogFormat | None:
         if "error_severity" in obj:
             return LogFormat.JSONLOG
     return None
-
-
-def find_prefix(lines: Sequence[str]) -> Inference | None:
-    """The ``log_line_prefix`` that reads the most of ``lines`` (TAB continuations aside), or None
-    when none reads half of them: worked out from the lines (:mod:`.infer`); a well-known prefix
-    is taken only where it reads more lines than the one worked out."""
-    heads = [line for line in lines if line and not line.startswith("\t")][:SAMPLE_LINES]
-    if not heads:
-        return None
-    found = infer_prefix(heads)
-    known = _best_known(heads)
-    if known is not None and (found is None or known.read > found.read):
-        found = known
-    if found is None or found.read * 2 < len(heads):
-        return None
-    return found
-
-
-def _best_known(heads: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> Inference | None:
-    """The well-known prefix that reads the most lines: of those that read as many, the one that
-    captures the most values, then the earlier (``%m [%p] `` before ``%m [%p] %q%u@%d `` on lines
-    without user and database)."""
-    best: tuple[int, int, int] | None = None
-    best_candidate = ""
-    for position, candidate in enumerate(candidates):
-        prefix = LinePrefix(candidate, strict=True)
-        matched = values = 0
-        for line in heads:
-            found = prefix.match(line)
-            if found is not None:
-                matched += 1
-                values += sum(1 for v in astuple(found.fields) if v is not None)
-        score = (matched, values, -position)
-        if matched and (best is None or score > best):
-            best, best_candidate = score, candidate
-    return None if best is None else Inference(best_candidate, len(heads), best[0])

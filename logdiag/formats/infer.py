@@ -21,11 +21,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from enum import Enum
 from itertools import pairwise
 
-from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix
+from logdiag.formats.prefix import ATTACHMENTS, KNOWN_PREFIXES, MESSAGE_SEVERITIES, LinePrefix
+from logdiag.source.framing import SAMPLE_LINES
 
 #: The keyword that ends every header line's prefix, and the colon and two spaces after it.
 _KEYWORD = re.compile("(?:" + "|".join(MESSAGE_SEVERITIES + ATTACHMENTS) + "):(?:  |$)")
@@ -611,3 +612,39 @@ def _anchors(candidate: str) -> dict[str, str]:
         if rest and rest[0] != "%" and escape.group(1) in _FREE_TEXT:
             anchors.setdefault(escape.group(1), rest[0].replace("\0", "%"))
     return anchors
+
+
+def find_prefix(lines: Sequence[str]) -> Inference | None:
+    """The ``log_line_prefix`` that reads the most of ``lines`` (TAB continuations aside), or None
+    when none reads half of them: worked out from the lines (:func:`infer_prefix`); a well-known prefix
+    is taken only where it reads more lines than the one worked out."""
+    heads = [line for line in lines if line and not line.startswith("\t")][:SAMPLE_LINES]
+    if not heads:
+        return None
+    found = infer_prefix(heads)
+    known = _best_known(heads)
+    if known is not None and (found is None or known.read > found.read):
+        found = known
+    if found is None or found.read * 2 < len(heads):
+        return None
+    return found
+
+
+def _best_known(heads: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> Inference | None:
+    """The well-known prefix that reads the most lines: of those that read as many, the one that
+    captures the most values, then the earlier (``%m [%p] `` before ``%m [%p] %q%u@%d `` on lines
+    without user and database)."""
+    best: tuple[int, int, int] | None = None
+    best_candidate = ""
+    for position, candidate in enumerate(candidates):
+        prefix = LinePrefix(candidate, strict=True)
+        matched = values = 0
+        for line in heads:
+            found = prefix.match(line)
+            if found is not None:
+                matched += 1
+                values += sum(1 for v in astuple(found.fields) if v is not None)
+        score = (matched, values, -position)
+        if matched and (best is None or score > best):
+            best, best_candidate = score, candidate
+    return None if best is None else Inference(best_candidate, len(heads), best[0])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter, ReadTo
+from logdiag.formats.infer import find_prefix
 from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix, PrefixFields
 from logdiag.formats.timestamps import fromisoformat
 from logdiag.records import LogRecord, Severity, Source
@@ -122,6 +123,11 @@ class _Message:
         )
 
 
+_MISFIT = "line does not match the log_line_prefix"
+_REDETECT_AFTER = 20  # lines the prefix cannot read, before it is worked out again
+_REDETECT_SAMPLE = 150  # lines it read, kept to check the new one against (with the misfits, under SAMPLE_LINES)
+
+
 class StderrAssembler:
     """Feed :class:`RawLine` objects in, get :class:`LogRecord` objects out, in starting order.
 
@@ -145,6 +151,12 @@ class StderrAssembler:
         self._pending: dict[object, _Message] = {}
         self._queue: deque[_Message] = deque()
         self._last: _Message | None = None
+        # A prefix worked out from the first lines may not fit later ones (the first lines were
+        # the postmaster's, which stop at %q): the lines it cannot read are held, and the prefix
+        # is worked out again once, from lines it read and lines it did not.
+        self._redetect = stats.prefix_inferred
+        self._read_sample: list[str] = []
+        self._held: list[tuple[RawLine, str]] = []
 
     def feed(self, raw: RawLine) -> Iterator[LogRecord]:
         """Take one line; yield the records that are now complete."""
@@ -179,6 +191,8 @@ class StderrAssembler:
 
     def flush(self) -> Iterator[LogRecord]:
         """Release every message still held (end of input, or a quiet period when following)."""
+        if self._held:
+            self._work_out_again()
         while self._queue:
             yield self._emit(self._queue.popleft())
         self._last = None
@@ -192,6 +206,8 @@ class StderrAssembler:
             self.stats.blank += 1  # PostgreSQL never writes one; editors and shippers do
             return
         found = self.prefix.match(text)
+        if found is not None and self._redetect and len(self._read_sample) < _REDETECT_SAMPLE:
+            self._read_sample.append(text)
         if found is None:
             if text[0] in " \t" and (self._last is not None or raw.sequence is not None):
                 # A continuation whose TAB became spaces (log shippers, hand-edited files).
@@ -199,7 +215,7 @@ class StderrAssembler:
             elif raw.sequence is not None and raw.sequence[1] > 1:
                 self._continuation(raw, text, newline=False)  # a long line split by syslog
             else:
-                self._skip(raw, "line does not match the log_line_prefix")
+                self._skip(raw, _MISFIT)
             return
         pid = found.fields.pid if found.fields.pid is not None else raw.pid
         key = found.fields.session_id or pid
@@ -265,6 +281,27 @@ class StderrAssembler:
 
     def _skip(self, raw: RawLine, reason: str) -> None:
         self.stats.skip(raw.line, reason, raw.text)
+        if self._redetect:
+            self._held.append((raw, reason))
+            if sum(reason == _MISFIT for _, reason in self._held) >= _REDETECT_AFTER:
+                self._work_out_again()
+
+    def _work_out_again(self) -> None:
+        """Once: if a prefix worked out from the lines read and the lines not read reads them all,
+        take it, and read again the lines held."""
+        self._redetect = False
+        held, self._held = self._held, []
+        misfits = [raw.text for raw, reason in held if reason == _MISFIT]
+        lines = self._read_sample + misfits
+        found = find_prefix(lines) if misfits else None
+        if found is None or found.read < len(lines) or found.prefix == self.prefix.format:
+            return
+        self.prefix = LinePrefix(found.prefix)
+        self.stats.log_line_prefix = found.prefix
+        self.stats.prefix_unsettled = list(found.unsettled)
+        self.stats.unskip([(raw.line, reason, raw.text) for raw, reason in held])
+        for raw, _ in held:
+            self._take(raw)
 
     def _release(self, line: int) -> Iterator[LogRecord]:
         queue = self._queue

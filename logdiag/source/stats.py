@@ -89,6 +89,17 @@ class InputStats:
             line = self.lines if after_line is None else after_line
             self.error = f"input ends early or is corrupt after line {line}: {exc}"
 
+    def unskip(self, lines: list[tuple[int, str, str]]) -> None:
+        """Take back skips of ``(line, reason, text)``: those lines were read after all."""
+        for _, reason, _ in lines:
+            self.skipped[reason] -= 1
+            if not self.skipped[reason]:
+                del self.skipped[reason]
+        numbers = {line for line, _, _ in lines}
+        texts = {text[:1000] for _, _, text in lines}
+        self.examples = [example for example in self.examples if example.line not in numbers]
+        self.unread_sample = [text for text in self.unread_sample if text not in texts]
+
     def skip(self, line: int, reason: str, text: str = "", count: int = 1, foreign: bool = False) -> None:
         """Count ``count`` skipped lines starting at ``line`` (``foreign``: they hold nothing of
         PostgreSQL's); raise under ``--on-bad-line fail``."""
