@@ -21,6 +21,13 @@ PREFIXES = {
 }
 
 
+def _by_process(records):
+    """The records in file order within each process, processes by pid: each destination is
+    written by its own call, so two processes' lines can come in another order in each file
+    (seen once for csvlog against jsonlog); one process's never do."""
+    return sorted(records, key=lambda record: record.pid or 0)  # sorted() is stable
+
+
 def _read(path, prefix=None):
     reader = LogReader([str(path)], log_line_prefix=prefix)
     records = list(reader)
@@ -69,14 +76,14 @@ class TestSameRunThreeFormats:
                 (r.severity, r.message, r.detail, r.hint, r.context, r.statement, r.query) for r in records
             ]
 
-        csv_view = view(logs["csvlog"][0])
-        assert view(logs["jsonlog"][0]) == csv_view
-        assert view(logs["stderr"][0]) == csv_view
+        csv_view = view(_by_process(logs["csvlog"][0]))
+        assert view(_by_process(logs["jsonlog"][0])) == csv_view
+        assert view(_by_process(logs["stderr"][0])) == csv_view
 
     def test_same_sqlstates_where_carried(self, logs, name):
         """jsonlog leaves out 00000; stderr has a SQLSTATE only with %e; where present they agree."""
         for fmt in ("jsonlog", "stderr"):
-            for theirs, ours in zip(logs[fmt][0], logs["csvlog"][0], strict=True):
+            for theirs, ours in zip(_by_process(logs[fmt][0]), _by_process(logs["csvlog"][0]), strict=True):
                 if theirs.sqlstate is not None:
                     assert theirs.sqlstate == ours.sqlstate
         errors = [r.sqlstate for r in logs["jsonlog"][0] if r.severity == "ERROR"]
@@ -91,7 +98,7 @@ class TestSameRunThreeFormats:
             "pgbadger": ("pid", "user", "database", "application", "client"),
             "rich": ("pid", "user", "database", "application", "session_id", "vxid", "xid", "sqlstate"),
         }[name]
-        for theirs, ours in zip(logs["stderr"][0], logs["csvlog"][0], strict=True):
+        for theirs, ours in zip(_by_process(logs["stderr"][0]), _by_process(logs["csvlog"][0]), strict=True):
             for field in fields:
                 expected = getattr(ours, field)
                 if field == "client" and expected and ":" in expected and "%h" in PREFIXES[name]:
