@@ -286,7 +286,7 @@ class _Template:
         repeats: dict[int, int] = {}
         columns = [self.column(index) for index in range(len(shapes))]
         for index, column in enumerate(columns):
-            if len(set(column)) < 2:
+            if len(set(column)) < 2 or shapes[index] is Shape.NAME:  # a user is often its database
                 continue
             earlier = next((e for e in range(index) if e not in repeats and columns[e] == column), None)
             if earlier is not None:
