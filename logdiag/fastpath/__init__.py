@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 
 from logdiag.fastpath.limits import FAST_PATH_MIN_BYTES, LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats.base import Prefilter
+from logdiag.source import framing
 from logdiag.source.compression import QUICK_TO_DECOMPRESS
-from logdiag.source.framing import Tick, until_corrupt
+from logdiag.source.framing import Block, Tick, until_corrupt
 from logdiag.source.inputs import OpenInput
 from logdiag.source.stats import InputStats
 
@@ -35,7 +36,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from logdiag.fastpath.lookback import Forgotten
-    from logdiag.fastpath.scan import Block, Selection
+    from logdiag.fastpath.scan import Selection
 
 
 Lines = Iterator[tuple[int, str]]
@@ -73,7 +74,7 @@ def live_lines(
     kept = lookback.LookbackFilter(
         prefilter, stats, on_forgotten=on_forgotten, lookback_bytes=lookback_bytes or LOOKBACK_BYTES,
     )
-    return kept.lines(lookback.batches(stream, latency=latency), release=release)
+    return kept.lines(framing.blocks(stream, lookback.BATCH_BYTES, latency=latency), release=release)
 
 
 def compressed_lines(

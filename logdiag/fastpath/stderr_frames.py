@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
+from logdiag.fastpath.frames import NotExact, utc_instants
 from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, PREFIX_WINDOW, LinePrefix
 from logdiag.formats.stderr import ATTACHMENT_FIELDS, CURSOR_POSITION
 from logdiag.records import RECORD_FIELDS
+from logdiag.source.framing import RecordEnd
 
 if TYPE_CHECKING:
     import polars as pl
