@@ -11,6 +11,13 @@ The interface:
 - :func:`file_lines`: a big plain file, in two passes (:mod:`.scan`);
 - :func:`live_lines`: standard input and followed files, holding recent lines (:mod:`.lookback`);
 - :func:`compressed_lines`: a compressed file, a window late or in two passes (:mod:`.window`).
+
+Each is a :class:`LineFilter` fed blocks of whole lines (:func:`logdiag.source.framing.blocks`):
+``scan.SelectionFilter`` a file's blocks after pass 1 has selected the sessions to keep,
+``lookback.LookbackFilter`` a stream's blocks and TICKs as they come, ``window.WindowFilter``
+a decompressed stream's blocks with their ERROR lines, found by the decompressing thread. What
+they are fed differs because what each can know before a block is classified differs; what they
+give is the same: numbered lines.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from logdiag.fastpath.limits import FAST_PATH_MIN_BYTES, LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats.base import Prefilter
@@ -37,9 +44,22 @@ __all__ = [
 if TYPE_CHECKING:
     from logdiag.fastpath.lookback import Forgotten
     from logdiag.fastpath.scan import Selection
+    from logdiag.fastpath.window import Arrival
 
 
-Lines = Iterator[tuple[int, str]]
+#: The kept lines: ``(line number, text)``, in the order the readers take them; TICKs from live input.
+Lines = Iterator[tuple[int, str] | Tick]
+#: What a filter is fed: blocks, and what comes with them.
+Fed_contra = TypeVar("Fed_contra", contravariant=True)
+
+
+class LineFilter(Protocol[Fed_contra]):
+    """The lines of one input that a diagnosis needs, from blocks of all its lines; every line is
+    counted in the input's stats."""
+
+    def lines(self, blocks: Iterable[Fed_contra], /) -> Lines:
+        """The kept lines, with their 1-based physical line numbers."""
+        ...
 
 
 def eligible(path: str, min_bytes: int = FAST_PATH_MIN_BYTES) -> bool:
@@ -60,7 +80,8 @@ def file_lines(path: str, prefilter: Prefilter, stats: InputStats) -> Lines:
     from logdiag.fastpath import scan
 
     selection = _first_pass(scan.blocks(path), prefilter)
-    return scan.selected_lines(scan.blocks(path), prefilter, selection, stats)
+    kept: LineFilter[Block] = scan.SelectionFilter(prefilter, selection, stats)
+    return kept.lines(scan.blocks(path))
 
 
 def live_lines(
@@ -71,10 +92,10 @@ def live_lines(
     others are held a while (``lookback_bytes``) for sessions that may fail later."""
     from logdiag.fastpath import lookback
 
-    kept = lookback.LookbackFilter(
-        prefilter, stats, on_forgotten=on_forgotten, lookback_bytes=lookback_bytes or LOOKBACK_BYTES,
+    kept: LineFilter[Block | Tick] = lookback.LookbackFilter(
+        prefilter, stats, on_forgotten=on_forgotten, lookback_bytes=lookback_bytes or LOOKBACK_BYTES, release=release,
     )
-    return kept.lines(framing.blocks(stream, lookback.BATCH_BYTES, latency=latency), release=release)
+    return kept.lines(framing.blocks(stream, lookback.BATCH_BYTES, latency=latency))
 
 
 def compressed_lines(
@@ -103,7 +124,7 @@ def _windowed(
         window.arrivals(stream, prefilter),
         depth=1, head_start=window_bytes // scan.CHUNK_BYTES,
     )
-    kept = window.WindowFilter(
+    kept: LineFilter[Arrival] = window.WindowFilter(
         prefilter, stats, on_forgotten=on_forgotten, window_bytes=window_bytes,
     )
     return kept.lines(arrivals)
@@ -115,15 +136,16 @@ def _read_twice(name: str, stream: Iterator[bytes], prefilter: Prefilter, stats:
     from logdiag.fastpath import scan
     from logdiag.fastpath.readahead import in_thread
 
-    def blocks(pieces: Iterator[bytes]) -> Iterator[Block]:
+    def read(pieces: Iterator[bytes]) -> Iterator[Block]:
         return in_thread(scan.stream_blocks(pieces), depth=1)
 
     again = OpenInput(name)
     try:  # up to a break in the data, which the second pass reports
-        selection = _first_pass(blocks(until_corrupt(again.chunks(), [], hold=True)), prefilter)
+        selection = _first_pass(read(until_corrupt(again.chunks(), [], hold=True)), prefilter)
     finally:
         again.close()
-    return scan.selected_lines(blocks(stream), prefilter, selection, stats)
+    kept: LineFilter[Block] = scan.SelectionFilter(prefilter, selection, stats)
+    return kept.lines(read(stream))
 
 
 def _first_pass(blocks: Iterator[Block], prefilter: Prefilter) -> Selection:

@@ -61,12 +61,14 @@ class LookbackFilter:
         stats: the input's counts (every line is counted here, kept or not).
         lookback_bytes: how much of the held lines to keep.
         on_forgotten: told the key of every session whose held lines were dropped.
+        release: hand on the held lines too at the end, oldest first: a followed file that is
+            rotated away takes the history of transactions that go on in the next one.
         compact: trade some speed for memory (see :meth:`LineClassifier._lines`).
     """
 
     def __init__(
         self, prefilter: Prefilter, stats: InputStats, lookback_bytes: int = LOOKBACK_BYTES,
-        on_forgotten: Forgotten | None = None, compact: bool = True,
+        on_forgotten: Forgotten | None = None, release: bool = False, compact: bool = True,
     ) -> None:
         import polars as pl
 
@@ -80,20 +82,17 @@ class LookbackFilter:
         self.held_bytes = 0
         self.last_key: str | None = None  # of the record the last block ended in
         self.session_key = session_key(prefilter, lean=True)
+        self.release = release
 
-    def lines(self, blocks: Iterable[Block | Tick], release: bool = False) -> Iterator[tuple[int, str] | Tick]:
-        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through.
-
-        With ``release``, the held lines are handed on at the end too, oldest first: a followed
-        file that is rotated away takes the history of transactions that go on in the next one.
-        """
+    def lines(self, blocks: Iterable[Block | Tick]) -> Iterator[tuple[int, str] | Tick]:
+        """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through."""
         for block in blocks:
             if isinstance(block, Tick):
                 yield block
                 continue
             yield from self._feed(block)
             self.stats.lines = self.classifier.carry.line
-        if release:
+        if self.release:
             while self.held:
                 frame, _ = self.held.popleft()
                 yield from zip(frame["line"], frame["text"], strict=True)

@@ -165,25 +165,37 @@ class _Carry:
     boundary_kept: bool = False
 
 
-def selected_lines(
-    file_blocks: Iterable[Block], prefilter: Prefilter, selection: Selection, stats: InputStats,
-) -> Iterator[tuple[int, str]]:
-    """Pass 2: the kept lines, with their 1-based physical line numbers, in file order."""
-    classifier = LineClassifier(prefilter, stats)
-    classifier.keep_sessions(selection.sessions)
+class SelectionFilter:
+    """Pass 2: pass on the lines of what pass 1 selected (:func:`select`), counting every line.
 
-    def measured_blocks() -> Iterator[Measured]:
-        offsets = sorted(selection.records)
-        for block in file_blocks:
-            upto = bisect.bisect_left(offsets, block.offset + block.end)
-            here, offsets = offsets[:upto], offsets[upto:]
-            yield classifier.measure(block, here)
+    Args:
+        prefilter: what the fast path knows of the format (and its ``log_line_prefix``).
+        selection: the sessions to keep whole and the other errors to keep alone.
+        stats: the input's counts (every line is counted here, kept or not).
+    """
 
-    # The kept sessions are known from the start: a thread measures the next block meanwhile.
-    for measured in in_thread(measured_blocks(), depth=1):
-        chosen = classifier.decide(measured).filter("keep")
-        yield from zip(chosen["line"], chosen["text"], strict=True)
-    stats.lines = classifier.carry.line
+    def __init__(self, prefilter: Prefilter, selection: Selection, stats: InputStats) -> None:
+        self.classifier = LineClassifier(prefilter, stats)
+        self.classifier.keep_sessions(selection.sessions)
+        self.offsets = sorted(selection.records)
+        self.stats = stats
+
+    def lines(self, blocks: Iterable[Block]) -> Iterator[tuple[int, str]]:
+        """The kept lines, with their 1-based physical line numbers, in file order."""
+        classifier = self.classifier
+
+        def measured_blocks() -> Iterator[Measured]:
+            offsets = self.offsets
+            for block in blocks:
+                upto = bisect.bisect_left(offsets, block.offset + block.end)
+                here, offsets = offsets[:upto], offsets[upto:]
+                yield classifier.measure(block, here)
+
+        # The kept sessions are known from the start: a thread measures the next block meanwhile.
+        for measured in in_thread(measured_blocks(), depth=1):
+            chosen = classifier.decide(measured).filter("keep")
+            yield from zip(chosen["line"], chosen["text"], strict=True)
+        self.stats.lines = classifier.carry.line
 
 
 class LineClassifier:
