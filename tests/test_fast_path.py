@@ -214,7 +214,7 @@ def test_a_line_that_names_a_kept_session_is_not_one_of_its_lines(pg_cluster):
             assert prefilter is not None
             selection = scan.select(scan.blocks(log), prefilter)
             assert selection.sessions == {session_id}, fmt
-            kept = [text for _, text in scan.selected_lines(scan.blocks(log), prefilter, selection, InputStats(file=log))]
+            kept = [text for _, text in scan.SelectionFilter(prefilter, selection, InputStats(file=log)).lines(scan.blocks(log))]
             assert any("INSERT INTO child" in text for text in kept), fmt
             assert not any("AS mention" in text for text in kept), fmt
 

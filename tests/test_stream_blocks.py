@@ -1,4 +1,5 @@
-"""A decompressed stream in blocks, its big pieces not copied (logdiag.fastpath.scan.stream_blocks)."""
+"""The one framer (logdiag.source.framing.blocks): a stream in blocks of whole lines, its big
+pieces not copied, or of whole records; and the fast path's tests over blocks cut anywhere."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from logdiag.fastpath.scan import Block, LineClassifier, lines_with, stream_blocks
-from logdiag.formats import LogFormat, format_of
+from logdiag.fastpath.scan import LineClassifier, lines_with, stream_blocks
+from logdiag.formats import LogFormat, csvlog, format_of
 from logdiag.formats.prefix import LinePrefix
+from logdiag.source.framing import TICK, Block, Tick, blocks
 from logdiag.source.stats import InputStats
 from tests.scenarios import RICH_PREFIX
 
-SAMPLE = Path(__file__).parent.parent / "sample_logs" / "postgresql.log"  # written by a real server
+SAMPLES = Path(__file__).parent.parent / "sample_logs"  # written by a real server
+SAMPLE = SAMPLES / "postgresql.log"
 
 
 def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -45,6 +48,34 @@ def test_every_line_is_handed_out_once_and_big_pieces_are_not_copied(seed):
         found = [line for block in blocks for line in lines_with(block, b"ERROR:")]
         assert found == list(lines_with(Block(0, data, len(data)), b"ERROR:"))
         assert found
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_csvlog_blocks_hold_whole_records(seed):
+    """With csvlog's record rule, every block is whole records as the reader splits them (a
+    quoted newline never ends one), and the blocks are the input."""
+    data = (SAMPLES / "postgresql.csv").read_bytes()
+    lines = [(number, line) for number, line in enumerate(data.decode().split("\n")[:-1], start=1)]
+    firsts = {first for first, _ in csvlog.split_records(lines, InputStats(file="log"))}
+    assert len(firsts) < len(lines)  # records of several lines
+    chance = random.Random(seed)
+    for _ in range(200):
+        size = chance.choice((1, 100, 700, 3000))
+        pieces = _cut(data, sorted(chance.sample(range(1, len(data)), chance.randint(0, 12))))
+        cut = list(blocks(pieces, size, record_end=csvlog.record_end))
+        assert b"".join(block.data for block in cut) == data
+        for block in cut:
+            assert (block.start, block.head, block.end) == (0, b"", len(block.data))
+            assert data.count(b"\n", 0, block.offset) + 1 in firsts  # each block starts a record
+
+
+def test_ticks_pass_after_the_whole_lines_before_them():
+    """Live input: at a TICK the whole lines so far go out, then the TICK; a line without its
+    end waits for it."""
+    pieces: list[bytes | Tick] = [b"one\ntw", TICK, b"o\nthree", TICK, TICK, b"\n"]
+    out = [item if isinstance(item, Tick) else item.head + item.data[item.start : item.end]
+           for item in blocks(pieces, 1 << 20, latency=60.0)]
+    assert out == [b"one\n", TICK, b"two\n", TICK, TICK, b"three\n"]
 
 
 def _classified(fmt: LogFormat, blocks: list[Block]):

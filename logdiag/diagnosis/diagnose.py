@@ -1,4 +1,5 @@
-"""From a failure (an ERROR and its transaction) to an incident: its timing, key, culprits and evidence."""
+"""From a failure (an ERROR and its transaction) to an incident: its timing, key, culprits and
+evidence. This module decides; :mod:`logdiag.diagnosis.explain` words what it decided."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from logdiag.diagnosis.catalog import Catalog, Declaration
-from logdiag.diagnosis.explain import Findings, explanation, hints, show_key
+from logdiag.diagnosis.explain import (
+    Findings,
+    Opening,
+    Reason,
+    WhatFailed,
+    Why,
+    culprit_reason,
+    explanation,
+    hints,
+    related_note,
+)
 from logdiag.diagnosis.incidents import (
     Confidence,
     Culprit,
@@ -56,7 +67,7 @@ class _Candidate:
     write: Write
     match: Match
     confidence: Confidence
-    reason: str
+    reason: Reason
     key_values: tuple[str | None, ...] | None = None
 
 
@@ -89,30 +100,27 @@ class _Diagnosis:
 
     # --- what happened --------------------------------------------------------------------
 
-    def timing(self) -> tuple[Timing, str]:
-        """(when the constraint was checked, the opening words of the explanation)."""
+    def timing(self) -> tuple[Timing, WhatFailed]:
+        """(when the constraint was checked, which statement failed and how)."""
         raising = self.record.statement
         line = self.record.source.line
         control = classify_control(raising)
         if control is not None and control.kind in CHECKS_DEFERRED:
-            return Timing.COMMIT, f"{_first_words(raising)} at line {line} failed"
+            return Timing.COMMIT, WhatFailed(Opening.CHECKING, line, raising)
         if self.record.command_tag in _COMMIT_TAGS:
-            return Timing.COMMIT, f"{self.record.command_tag} at line {line} failed"
+            return Timing.COMMIT, WhatFailed(Opening.COMMAND_TAG, line, self.record.command_tag)
         checking = self._checking_part(raising)
         if checking is not None:
-            return Timing.COMMIT, f"{_first_words(checking)} at line {line} failed (sent with other statements in one query)"
+            return Timing.COMMIT, WhatFailed(Opening.ONE_OF_SEVERAL, line, checking)
         if raising is None and self.violation.kind in _RAISED_AT_COMMIT:
-            return Timing.COMMIT, (
-                f"The implicit commit at line {line} failed (no statement was running: an autocommit "
-                "statement sent with the extended protocol is committed at Sync)"
-            )
+            return Timing.COMMIT, WhatFailed(Opening.SYNC, line)
         if (
             self.violation.kind in _DEFERRABLE_KINDS
             and not self.failure.explicit
             and (self._initially_deferred() or self._deferred_by)
         ):
-            return Timing.COMMIT, f"The autocommit statement at line {line} failed at its implicit commit"
-        return Timing.STATEMENT, f"The statement at line {line} failed"
+            return Timing.COMMIT, WhatFailed(Opening.AUTOCOMMIT, line)
+        return Timing.STATEMENT, WhatFailed(Opening.STATEMENT, line)
 
     def _checking_part(self, raising: str | None) -> str | None:
         """The last statement of a raising query string of several that checks deferred
@@ -227,9 +235,8 @@ class _Diagnosis:
                     if found is not None:
                         candidates.append(found)
                 if not candidates:
-                    candidates.append(_Candidate(
-                        raising, Write(WriteKind.CALL, self.table), Match.TABLE, Confidence.HIGH, "raised the error"
-                    ))
+                    write = Write(WriteKind.CALL, self.table)
+                    candidates.append(_Candidate(raising, write, Match.TABLE, Confidence.HIGH, Reason(Why.RAISED, write)))
         candidates.sort(key=lambda c: _RANK[c.match])
         return candidates
 
@@ -237,39 +244,37 @@ class _Diagnosis:
         v = self.violation
         key = v.key
         if write.kind is WriteKind.CALL:
-            what = f"{write.function}()" if write.function and write.function != "DO block" else "a DO block"
-            return _Candidate(entry, write, Match.CALL, Confidence.LOW, f"calls {what}, whose writes the log does not show")
+            return _Candidate(entry, write, Match.CALL, Confidence.LOW, Reason(Why.CALLS, write))
         if v.kind is ConstraintKind.FOREIGN_KEY and v.parent_side:
             return self._match_parent(entry, write)
         table = self.table
         if v.kind in (ConstraintKind.TRIGGER, ConstraintKind.OTHER):
             if write.kind in (WriteKind.INSERT, WriteKind.UPDATE, WriteKind.DELETE, WriteKind.MERGE, WriteKind.COPY):
-                return _Candidate(entry, write, Match.TABLE, Confidence.LOW, f"wrote {write.table} in this transaction")
+                return _Candidate(entry, write, Match.TABLE, Confidence.LOW, Reason(Why.WROTE_TABLE, write))
             return None
         if table is not None and not self._lands_in_table(write.table):
             return None
         if write.kind in (WriteKind.DELETE,):
             return None
         if write.kind in (WriteKind.COPY, WriteKind.MERGE) or write.rows is None:
-            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"{write.kind} into {write.table}: its rows are not in the log")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.ROWS_NOT_LOGGED, write))
         if key is None or not key.columns or write.columns is None:
-            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table}; the log does not show the key")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_NOT_LOGGED, write))
         if write.kind is WriteKind.UPDATE and not set(key.columns) & set(write.columns):
             return None
         if not set(key.columns) <= set(write.columns):
             if v.kind is ConstraintKind.UNIQUE and table is None:
                 return None
-            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table} without setting {', '.join(key.columns)}")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_NOT_SET, write))
         unknown = False
         for values in write.values_of(key.columns):
             matched = _key_match(key, values)
             if matched is not None:
-                shown = show_key(zip(key.columns, matched, strict=True))
-                verb = "set" if write.kind is WriteKind.UPDATE else "inserted"
-                return _Candidate(entry, write, Match.KEY, Confidence.HIGH, f"{verb} {shown} into {write.table}", matched)
+                wrote = Reason(Why.WROTE_KEY, write, tuple(zip(key.columns, matched, strict=True)))
+                return _Candidate(entry, write, Match.KEY, Confidence.HIGH, wrote, matched)
             unknown = unknown or any(value is UNKNOWN for value in values)
         if unknown:
-            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"wrote {write.table}; the key's value is computed or not logged")
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_UNKNOWN, write))
         return None
 
     def _lands_in_table(self, written: str | None) -> bool:
@@ -295,12 +300,9 @@ class _Diagnosis:
         if key is not None and key.columns and all(c in write.where for c in key.columns):
             matched = _key_match(key, tuple(write.where[c] for c in key.columns))
             if matched is not None:
-                shown = show_key(zip(key.columns, matched, strict=True))
-                return _Candidate(
-                    entry, write, Match.KEY, Confidence.HIGH,
-                    f"{write.kind}d the {parent} row with {shown} that {self.violation.table} still references", matched,
-                )
-        return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, f"{write.kind}d rows of {parent}")
+                changed = Reason(Why.CHANGED_PARENT_KEY, write, tuple(zip(key.columns, matched, strict=True)))
+                return _Candidate(entry, write, Match.KEY, Confidence.HIGH, changed, matched)
+        return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.CHANGED_PARENT, write))
 
     # --- evidence -------------------------------------------------------------------------
 
@@ -313,17 +315,12 @@ class _Diagnosis:
                 if write.table != self.referenced_table:
                     continue
                 if write.kind is WriteKind.INSERT and entry.undone_by is not None and _row_has(write, values):
-                    undo = entry.undone_by
-                    out.append(_related(
-                        Role.ROLLED_BACK_PARENT, entry.statement,
-                        f"undone by {undo.text.strip()} at line {undo.record.source.line}",
-                    ))
+                    out.append(_related(Role.ROLLED_BACK_PARENT, entry.statement, undone_by=entry.undone_by))
                 elif write.kind in (WriteKind.DELETE, WriteKind.UPDATE) and entry.undone_by is None:
                     hits = [x for x in write.where.values() if isinstance(x, str) and x in values]
-                    note = "removed the referenced key" if hits else "changed rows of the referenced table"
-                    out.append(_related(Role.PARENT_CHANGE, entry.statement, note))
+                    out.append(_related(Role.PARENT_CHANGE, entry.statement, removed_key=bool(hits)))
         for entry in self._deferred_by:
-            out.append(_related(Role.DEFERRED_BY, entry.statement, "made the constraint deferred in this transaction"))
+            out.append(_related(Role.DEFERRED_BY, entry.statement))
         if self.declaration is not None and (
             self.declaration.constraint.deferrable or self.declaration.constraint.initially_deferred
         ):
@@ -344,8 +341,8 @@ class _Diagnosis:
         candidates = self.candidates(timing)
         key_values = next((c.key_values for c in candidates if c.key_values is not None), None)
         gaps = self._gaps(timing)
-        culprits = tuple(_culprit(c, [weakens for _, weakens in gaps]) for c in _unique(candidates))
-        missing = [what for what, _ in gaps]
+        culprits = tuple(_culprit(c, culprit_reason(c.reason, v, failure, gaps), gaps) for c in _unique(candidates))
+        missing = list(gaps)
         if timing is Timing.COMMIT and not culprits and not failure.dropped and not failure.history_lost:
             missing.append(Missing.STATEMENTS)  # none of the transaction's statements in the log wrote the key
         findings = Findings(
@@ -396,22 +393,18 @@ class _Diagnosis:
                 return entry
         return Entry(LoggedStatement(raising, self.record))
 
-    def _gaps(self, timing: Timing) -> list[tuple[Missing, str]]:
-        """What the log lacks that weakens every culprit, each with the words that say so."""
-        gaps: list[tuple[Missing, str]] = []
+    def _gaps(self, timing: Timing) -> list[Missing]:
+        """What the log lacks that weakens every culprit."""
+        gaps: list[Missing] = []
         f = self.failure
         if timing is Timing.COMMIT and not f.by_vxid and not f.boundaries_seen:
-            gaps.append((Missing.TRANSACTION_BOUNDARIES,
-                         "the transaction's start is inferred (no BEGIN/COMMIT or %v in the log)"))
+            gaps.append(Missing.TRANSACTION_BOUNDARIES)
         if f.dropped:
-            gaps.append((Missing.DROPPED_STATEMENTS,
-                         f"{f.dropped} earlier statements of this transaction were dropped (memory cap)"))
+            gaps.append(Missing.DROPPED_STATEMENTS)
         if f.keyless:
-            gaps.append((Missing.SESSION,
-                         "the log tells no session: add %p or %c to log_line_prefix to tie the error to its statements"))
+            gaps.append(Missing.SESSION)
         if f.history_lost:
-            gaps.append((Missing.SESSION_HISTORY,
-                         "this session's earlier records were dropped (session cap, idle timeout or look-back)"))
+            gaps.append(Missing.SESSION_HISTORY)
         return gaps
 
 
@@ -454,11 +447,6 @@ def _key_dict(key: KeyText | None, values: tuple[str | None, ...] | None) -> dic
     return {c: (None if v == "null" else v) for c, v in zip(key.columns, chosen, strict=True)}
 
 
-def _first_words(statement: str | None) -> str:
-    words = (statement or "").strip().rstrip(";").split()
-    return " ".join(words[:4]) if words else "The commit"
-
-
 def _is_control(entry: Entry) -> bool:
     return entry.statement.control is not None
 
@@ -471,9 +459,8 @@ def _unique(candidates: list[_Candidate]) -> Iterator[_Candidate]:
             yield candidate
 
 
-def _culprit(candidate: _Candidate, weaker: list[str]) -> Culprit:
+def _culprit(candidate: _Candidate, reason: str, weaker: list[Missing]) -> Culprit:
     statement = candidate.entry.statement
-    reason = candidate.reason + "".join(f"; {w}" for w in weaker)
     return Culprit(
         statement=statement.text,
         source=statement.record.source,
@@ -485,12 +472,15 @@ def _culprit(candidate: _Candidate, weaker: list[str]) -> Culprit:
     )
 
 
-def _related(role: Role, statement: LoggedStatement, note: str | None = None) -> Related:
+def _related(
+    role: Role, statement: LoggedStatement, undone_by: LoggedStatement | None = None, removed_key: bool = False,
+    initially_deferred: bool = False,
+) -> Related:
+    note = related_note(role, undone_by, removed_key, initially_deferred)
     return Related(role, statement.text, statement.record.source, statement.record.timestamp, note)
 
 
 def _declared(declaration: Declaration) -> Related:
-    c = declaration.constraint
-    note = "DEFERRABLE INITIALLY DEFERRED" if c.initially_deferred else "DEFERRABLE"
-    return _related(Role.DECLARED_BY, declaration.statement, note)
+    deferred = declaration.constraint.initially_deferred
+    return _related(Role.DECLARED_BY, declaration.statement, initially_deferred=deferred)
 

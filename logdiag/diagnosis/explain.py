@@ -1,13 +1,64 @@
-"""The words of an incident: its explanation, and hints on what to do and which settings to change."""
+"""The words of an incident: its explanation, its culprits' reasons, its evidence's notes, and
+hints on what to do and which settings to change. :mod:`logdiag.diagnosis.diagnose` decides (the
+values here: :class:`WhatFailed`, :class:`Reason`, :class:`Findings`); this module words them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from logdiag.diagnosis.incidents import Culprit, Match, Missing, Related, Role, Timing
 from logdiag.diagnosis.messages import ConstraintKind, Violation
 from logdiag.diagnosis.sessions import Failure
+from logdiag.diagnosis.sql import Write, WriteKind
+from logdiag.diagnosis.statements import LoggedStatement
+
+
+class Opening(Enum):
+    """Which statement failed, and how: what the explanation opens with (:func:`what_failed`)."""
+
+    CHECKING = "checking"  # COMMIT, END, PREPARE TRANSACTION or SET CONSTRAINTS, named by its first words
+    COMMAND_TAG = "command tag"  # a commit, named by the record's command tag
+    ONE_OF_SEVERAL = "one of several"  # the statement that checks, in a query string of several
+    SYNC = "sync"  # no statement: the implicit commit at Sync of the extended protocol
+    AUTOCOMMIT = "autocommit"  # an autocommit statement, at its implicit commit
+    STATEMENT = "statement"  # the statement itself
+
+
+@dataclass(frozen=True, slots=True)
+class WhatFailed:
+    """Which statement failed and how (``opening``), at which line; ``name``: the statement or
+    command tag that the words name."""
+
+    opening: Opening
+    line: int
+    name: str | None = None
+
+
+class Why(Enum):
+    """Why a statement is a culprit (:func:`culprit_reason`)."""
+
+    CALLS = "calls"  # a function call or DO block, whose writes the log does not show
+    WROTE_TABLE = "wrote table"  # it wrote the table (a trigger's or an unknown check)
+    ROWS_NOT_LOGGED = "rows not logged"  # COPY, MERGE, or rows the statement text does not hold
+    KEY_NOT_LOGGED = "key not logged"  # the log does not show the violation's key
+    KEY_NOT_SET = "key not set"  # it wrote the table without setting the key's columns
+    KEY_UNKNOWN = "key unknown"  # the key's value is computed or not logged
+    WROTE_KEY = "wrote key"  # it wrote the offending key
+    CHANGED_PARENT_KEY = "changed parent key"  # it deleted or updated the referenced row
+    CHANGED_PARENT = "changed parent"  # it deleted or updated rows of the referenced table
+    RAISED = "raised"  # it raised the error, and no write of it matched
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a statement is a culprit: ``why``, the write that made it one, and for the key
+    matches the key it wrote, column by column."""
+
+    why: Why
+    write: Write
+    key: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +69,7 @@ class Findings:
         failure: the failure diagnosed (its record, session and transaction).
         violation: what the error message and DETAIL say.
         timing: when the constraint was checked.
-        what_failed: the opening words, which statement failed and how (``COMMIT at line 9 failed``).
+        what_failed: which statement failed and how, the explanation's opening (``COMMIT at line 9 failed``).
         table: the violation's table, or the table the culprit wrote the key into.
         referenced_table: for a foreign key, the referenced table (from the message or the DDL).
         key: the key, column by column.
@@ -32,7 +83,7 @@ class Findings:
     failure: Failure
     violation: Violation
     timing: Timing
-    what_failed: str
+    what_failed: WhatFailed
     table: str | None
     referenced_table: str | None
     key: dict[str, str | None]
@@ -49,10 +100,11 @@ def explanation(found: Findings) -> str:
     name = f'"{v.constraint}"' if v.constraint else "a constraint"
     parts = []
     kind = v.kind.value.replace("_", " ")
+    opening = what_failed(found.what_failed)
     if timing is Timing.COMMIT:
-        parts.append(f"{found.what_failed}: {kind} constraint {name} is checked at commit, and a row written earlier broke it.")
+        parts.append(f"{opening}: {kind} constraint {name} is checked at commit, and a row written earlier broke it.")
     else:
-        parts.append(f"{found.what_failed}: it broke {kind} constraint {name}.")
+        parts.append(f"{opening}: it broke {kind} constraint {name}.")
     referenced = found.referenced_table
     if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and v.detail_reason:
         parts.append(f"{table or 'The table'} got a row that breaks it: {v.detail_reason}")
@@ -93,6 +145,83 @@ def explanation(found: Findings) -> str:
     if timing is Timing.COMMIT:
         parts.append("The whole transaction was rolled back.")
     return " ".join(parts)
+
+
+#: The explanation's opening words, by how the statement failed.
+_OPENINGS = {
+    Opening.CHECKING: "{words} at line {line} failed",
+    Opening.COMMAND_TAG: "{name} at line {line} failed",
+    Opening.ONE_OF_SEVERAL: "{words} at line {line} failed (sent with other statements in one query)",
+    Opening.SYNC: (
+        "The implicit commit at line {line} failed (no statement was running: an autocommit "
+        "statement sent with the extended protocol is committed at Sync)"
+    ),
+    Opening.AUTOCOMMIT: "The autocommit statement at line {line} failed at its implicit commit",
+    Opening.STATEMENT: "The statement at line {line} failed",
+}
+#: A culprit's reason, by why it is one.
+_REASONS = {
+    Why.CALLS: "calls {called}, whose writes the log does not show",
+    Why.WROTE_TABLE: "wrote {table} in this transaction",
+    Why.ROWS_NOT_LOGGED: "{kind} into {table}: its rows are not in the log",
+    Why.KEY_NOT_LOGGED: "wrote {table}; the log does not show the key",
+    Why.KEY_NOT_SET: "wrote {table} without setting {columns}",
+    Why.KEY_UNKNOWN: "wrote {table}; the key's value is computed or not logged",
+    Why.WROTE_KEY: "{verb} {key} into {table}",
+    Why.CHANGED_PARENT_KEY: "{kind}d the {parent} row with {key} that {child} still references",
+    Why.CHANGED_PARENT: "{kind}d rows of {parent}",
+    Why.RAISED: "raised the error",
+}
+
+
+def what_failed(failed: WhatFailed) -> str:
+    """The explanation's opening words: which statement failed, and how.
+
+    >>> what_failed(WhatFailed(Opening.CHECKING, 28, "COMMIT;"))
+    'COMMIT at line 28 failed'
+    """
+    words = (failed.name or "").strip().rstrip(";").split()
+    first_words = " ".join(words[:4]) if words else "The commit"
+    return _OPENINGS[failed.opening].format(words=first_words, name=failed.name, line=failed.line)
+
+
+def culprit_reason(reason: Reason, violation: Violation, failure: Failure, weaker: Sequence[Missing]) -> str:
+    """Why a statement is a culprit, then what the log lacks that weakens it (``weaker``)."""
+    write, key = reason.write, violation.key
+    why = _REASONS[reason.why].format(
+        called=f"{write.function}()" if write.function and write.function != "DO block" else "a DO block",
+        table=write.table, kind=write.kind, columns=", ".join(key.columns if key else ()),
+        verb="set" if write.kind is WriteKind.UPDATE else "inserted", key=show_key(reason.key),
+        parent=violation.referenced_table, child=violation.table,
+    )
+    return why + "".join(f"; {weakening(missing, failure)}" for missing in weaker)
+
+
+def weakening(missing: Missing, failure: Failure) -> str:
+    """What the log lacks (``missing``), in the words that weaken a culprit."""
+    if missing is Missing.TRANSACTION_BOUNDARIES:
+        return "the transaction's start is inferred (no BEGIN/COMMIT or %v in the log)"
+    if missing is Missing.DROPPED_STATEMENTS:
+        return f"{failure.dropped} earlier statements of this transaction were dropped (memory cap)"
+    if missing is Missing.SESSION_HISTORY:
+        return "this session's earlier records were dropped (session cap, idle timeout or look-back)"
+    if missing is Missing.SESSION:
+        return "the log tells no session: add %p or %c to log_line_prefix to tie the error to its statements"
+    raise ValueError(f"{missing} weakens no culprit")
+
+
+def related_note(
+    role: Role, undone_by: LoggedStatement | None = None, removed_key: bool = False, initially_deferred: bool = False,
+) -> str:
+    """The note of a piece of related evidence: what the statement did."""
+    if role is Role.ROLLED_BACK_PARENT:
+        assert undone_by is not None
+        return f"undone by {undone_by.text.strip()} at line {undone_by.record.source.line}"
+    if role is Role.PARENT_CHANGE:
+        return "removed the referenced key" if removed_key else "changed rows of the referenced table"
+    if role is Role.DEFERRED_BY:
+        return "made the constraint deferred in this transaction"
+    return "DEFERRABLE INITIALLY DEFERRED" if initially_deferred else "DEFERRABLE"
 
 
 def hints(found: Findings) -> tuple[str, ...]:

@@ -11,6 +11,13 @@ The interface:
 - :func:`file_lines`: a big plain file, in two passes (:mod:`.scan`);
 - :func:`live_lines`: standard input and followed files, holding recent lines (:mod:`.lookback`);
 - :func:`compressed_lines`: a compressed file, a window late or in two passes (:mod:`.window`).
+
+Each is a :class:`LineFilter` fed blocks of whole lines (:func:`logdiag.source.framing.blocks`):
+``scan.SelectionFilter`` a file's blocks after pass 1 has selected the sessions to keep,
+``lookback.LookbackFilter`` a stream's blocks and TICKs as they come, ``window.WindowFilter``
+a decompressed stream's blocks with their ERROR lines, found by the decompressing thread. What
+they are fed differs because what each can know before a block is classified differs; what they
+give is the same: numbered lines.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from logdiag.fastpath.limits import FAST_PATH_MIN_BYTES, LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats.base import Prefilter
+from logdiag.source import framing
 from logdiag.source.compression import QUICK_TO_DECOMPRESS
-from logdiag.source.framing import Tick, until_corrupt
+from logdiag.source.framing import Block, Tick, until_corrupt
 from logdiag.source.inputs import OpenInput
 from logdiag.source.stats import InputStats
 
@@ -35,10 +43,23 @@ __all__ = [
 
 if TYPE_CHECKING:
     from logdiag.fastpath.lookback import Forgotten
-    from logdiag.fastpath.scan import Block, Selection
+    from logdiag.fastpath.scan import Selection
+    from logdiag.fastpath.window import Arrival
 
 
-Lines = Iterator[tuple[int, str]]
+#: The kept lines: ``(line number, text)``, in the order the readers take them; TICKs from live input.
+Lines = Iterator[tuple[int, str] | Tick]
+#: What a filter is fed: blocks, and what comes with them.
+Fed_contra = TypeVar("Fed_contra", contravariant=True)
+
+
+class LineFilter(Protocol[Fed_contra]):
+    """The lines of one input that a diagnosis needs, from blocks of all its lines; every line is
+    counted in the input's stats."""
+
+    def lines(self, blocks: Iterable[Fed_contra], /) -> Lines:
+        """The kept lines, with their 1-based physical line numbers."""
+        ...
 
 #: Live input: the longest a line waits in a batch for more (besides the wait for the next piece
 #: of input, at most the quiet period). A quarter of a second leaves most of the second an
@@ -65,7 +86,8 @@ def file_lines(path: str, prefilter: Prefilter, stats: InputStats) -> Lines:
     from logdiag.fastpath import scan
 
     selection = _first_pass(scan.blocks(path), prefilter)
-    return scan.selected_lines(scan.blocks(path), prefilter, selection, stats)
+    kept: LineFilter[Block] = scan.SelectionFilter(prefilter, selection, stats)
+    return kept.lines(scan.blocks(path))
 
 
 def live_lines(
@@ -77,12 +99,12 @@ def live_lines(
     others are held a while (``lookback_bytes``) for sessions that may fail later."""
     from logdiag.fastpath import lookback
 
-    kept = lookback.LookbackFilter(
-        prefilter, stats, on_forgotten=on_forgotten, lookback_bytes=lookback_bytes or LOOKBACK_BYTES,
+    kept: LineFilter[Block | Tick] = lookback.LookbackFilter(
+        prefilter, stats, on_forgotten=on_forgotten, lookback_bytes=lookback_bytes or LOOKBACK_BYTES, release=release,
     )
     if latency is not None:
         latency = min(latency, LIVE_BATCH_SECONDS)
-    return kept.lines(lookback.batches(stream, latency=latency), release=release)
+    return kept.lines(framing.blocks(stream, lookback.BATCH_BYTES, latency=latency))
 
 
 def warm_up() -> threading.Thread:
@@ -120,7 +142,7 @@ def _windowed(
         window.arrivals(stream, prefilter),
         depth=1, head_start=window_bytes // scan.CHUNK_BYTES,
     )
-    kept = window.WindowFilter(
+    kept: LineFilter[Arrival] = window.WindowFilter(
         prefilter, stats, on_forgotten=on_forgotten, window_bytes=window_bytes,
     )
     return kept.lines(arrivals)
@@ -132,15 +154,16 @@ def _read_twice(name: str, stream: Iterator[bytes], prefilter: Prefilter, stats:
     from logdiag.fastpath import scan
     from logdiag.fastpath.readahead import in_thread
 
-    def blocks(pieces: Iterator[bytes]) -> Iterator[Block]:
+    def read(pieces: Iterator[bytes]) -> Iterator[Block]:
         return in_thread(scan.stream_blocks(pieces), depth=1)
 
     again = OpenInput(name)
     try:  # up to a break in the data, which the second pass reports
-        selection = _first_pass(blocks(until_corrupt(again.chunks(), [], hold=True)), prefilter)
+        selection = _first_pass(read(until_corrupt(again.chunks(), [], hold=True)), prefilter)
     finally:
         again.close()
-    return scan.selected_lines(blocks(stream), prefilter, selection, stats)
+    kept: LineFilter[Block] = scan.SelectionFilter(prefilter, selection, stats)
+    return kept.lines(read(stream))
 
 
 def _first_pass(blocks: Iterator[Block], prefilter: Prefilter) -> Selection:

@@ -1,10 +1,9 @@
-"""What the record-frame readers (csvlog/jsonlog and stderr) share: their block-end contract,
-the signal that a file must be read record by record, and UTC instants from log timestamps."""
+"""What the record-frame readers (csvlog/jsonlog and stderr) share: the signal that a file must
+be read record by record, and UTC instants from log timestamps."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from logdiag.formats.timestamps import zone_for
@@ -12,8 +11,6 @@ from logdiag.formats.timestamps import zone_for
 if TYPE_CHECKING:
     import polars as pl
 
-#: ``record_end(data, start, end)``: where the last whole record of ``data[start:end]`` ends.
-RecordEnd = Callable[[bytes, int, int], int]
 #: The zone names :func:`logdiag.formats.timestamps.parse_timestamp` reads with :func:`zone_for`.
 _ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_/+-]{0,31}|[+-][0-9][0-9](?::?[0-9][0-9])?")
 

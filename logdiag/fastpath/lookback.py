@@ -2,38 +2,39 @@
 
 A file on disk can be read twice (:mod:`logdiag.fastpath.scan`: find the failing sessions, then read their
 lines). Live input cannot, and its lines must go on within a second of arriving (a compressed file
-need not: :mod:`logdiag.fastpath.window`), so it is read in batches of whole lines, and each batch is
+need not: :mod:`logdiag.fastpath.window`), so it is read in blocks of whole lines, and each block is
 classified with the same vectorised tests (:class:`~logdiag.fastpath.scan.LineClassifier`):
 
 - lines of sessions that have already failed, of other errors, DDL and the first BEGIN/COMMIT go
   on to the readers at once, as on the file fast path;
 - the other lines are *held*: the last :data:`LOOKBACK_BYTES` of them stay in memory as polars
-  frames. When a batch brings a constraint violation from a session seen for the first time,
-  that session's held lines are handed on first (its history), then the batch's own.
+  frames. When a block brings a constraint violation from a session seen for the first time,
+  that session's held lines are handed on first (its history), then the block's own.
 
 Memory is bounded by the look-back; a session whose earlier lines were dropped from it before it
 failed is reported to ``on_forgotten``, and the tracker marks its incident's history as lost, as
-it does for sessions it evicts itself. Batches go out at least every ``latency`` seconds and at
+it does for sessions it evicts itself. Blocks go out at least every ``latency`` seconds and at
 every TICK, so a live incident is still reported within about a second.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from logdiag.fastpath.fields import session_key
 from logdiag.fastpath.limits import LOOKBACK_BYTES
-from logdiag.fastpath.scan import Block, LineClassifier, errors_in, lines_with
+from logdiag.fastpath.scan import LineClassifier, errors_in, lines_with
 from logdiag.formats.base import Prefilter, ReadTo
-from logdiag.source.framing import TICK, Tick, whole_lines
+from logdiag.source.framing import Block, Tick
 from logdiag.source.stats import InputStats
 
 if TYPE_CHECKING:
     import polars as pl
 
+#: The size of the blocks live input is classified in (:func:`logdiag.source.framing.blocks`, with
+#: the latency): they go out sooner when it goes quiet.
 BATCH_BYTES = 2 * 1024 * 1024
 #: Sessions whose lines go on at once after their first violation; beyond this many, the one that
 #: failed longest ago is held again like any other (and recalled if it fails again).
@@ -57,39 +58,6 @@ def tell_forgotten(on_forgotten: Forgotten, keys: Iterable[str], by_pid: bool) -
             on_forgotten(session_id=key)
 
 
-def batches(pieces: Iterable[bytes | Tick], latency: float | None = None) -> Iterator[bytes | Tick]:
-    """Whole lines from pieces of bytes (chunks or lines), in batches of about BATCH_BYTES.
-
-    A batch goes out when it is big enough, when ``latency`` seconds have passed since its first
-    piece arrived, and at every TICK (which is passed on). A line without its end waits for it,
-    except at the end of the input.
-    """
-    pending: list[bytes] = []
-    pending_bytes = 0
-    started = 0.0
-    for piece in pieces:
-        if piece is TICK:
-            if pending:
-                batch, pending, pending_bytes = whole_lines(pending)
-                if batch:
-                    yield batch
-                started = time.monotonic()
-            yield TICK
-            continue
-        assert isinstance(piece, bytes)
-        if not pending:
-            started = time.monotonic()
-        pending.append(piece)
-        pending_bytes += len(piece)
-        if pending_bytes >= BATCH_BYTES or (latency is not None and time.monotonic() - started >= latency):
-            batch, pending, pending_bytes = whole_lines(pending)
-            if batch:
-                yield batch
-            started = time.monotonic()
-    if pending:
-        yield b"".join(pending)
-
-
 class LookbackFilter:
     """Pass on the lines of a stream that a diagnosis needs; hold the others for a while.
 
@@ -98,12 +66,14 @@ class LookbackFilter:
         stats: the input's counts (every line is counted here, kept or not).
         lookback_bytes: how much of the held lines to keep.
         on_forgotten: told the key of every session whose held lines were dropped.
+        release: hand on the held lines too at the end, oldest first: a followed file that is
+            rotated away takes the history of transactions that go on in the next one.
         compact: trade some speed for memory (see :meth:`LineClassifier._lines`).
     """
 
     def __init__(
-        self, prefilter: Prefilter, stats: InputStats,
-        lookback_bytes: int = LOOKBACK_BYTES, on_forgotten: Forgotten | None = None, compact: bool = True,
+        self, prefilter: Prefilter, stats: InputStats, lookback_bytes: int = LOOKBACK_BYTES,
+        on_forgotten: Forgotten | None = None, release: bool = False, compact: bool = True,
     ) -> None:
         import polars as pl
 
@@ -117,26 +87,19 @@ class LookbackFilter:
         self.held_bytes = 0
         self.last_key: str | None = None  # of the record the last block ended in
         self.session_key = session_key(prefilter, lean=True)
-        self.offset = 0
+        self.release = release
 
-    def lines(self, batches: Iterable[bytes | Tick], release: bool = False) -> Iterator[tuple[int, str] | Tick]:
+    def lines(self, blocks: Iterable[Block | Tick]) -> Iterator[tuple[int, str] | Tick]:
         """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through,
-        and each batch ends with a :class:`~logdiag.formats.base.ReadTo` of its last line.
-
-        With ``release``, the held lines are handed on at the end too, oldest first: a followed
-        file that is rotated away takes the history of transactions that go on in the next one.
-        """
-        for batch in batches:
-            if batch is TICK:
-                yield TICK
+        and each block ends with a :class:`~logdiag.formats.base.ReadTo` of its last line."""
+        for block in blocks:
+            if isinstance(block, Tick):
+                yield block
                 continue
-            assert isinstance(batch, bytes)
-            block = Block(self.offset, batch, len(batch))
-            self.offset += len(batch)
             yield from self._feed(block)
             self.stats.lines = self.classifier.carry.line
             yield ReadTo(self.stats.lines)  # the lines held after the last kept one follow it (issue 24)
-        if release:
+        if self.release:
             while self.held:
                 frame, _ = self.held.popleft()
                 yield from zip(frame["line"], frame["text"], strict=True)

@@ -11,16 +11,18 @@ record by record instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
+from logdiag.fastpath.frames import NotExact, utc_instants
 from logdiag.fastpath.stderr_frames import message_starts, stderr_frame
+from logdiag.formats import csvlog
 from logdiag.formats.base import LogFormat
 from logdiag.formats.csvlog import COLUMNS
 from logdiag.formats.mapping import CSVLOG_KEYS, JSONLOG_KEYS
 from logdiag.formats.prefix import LinePrefix
 from logdiag.records import SEVERITIES
+from logdiag.source.framing import RecordEnd, blocks, line_end
 from logdiag.source.inputs import OpenInput
 
 if TYPE_CHECKING:
@@ -58,11 +60,12 @@ def record_frames(
     opened = OpenInput(path)
     try:
         first_line = 1
-        for block in _blocks(opened.chunks(), record_end, block_bytes or usual_bytes):
+        for block in blocks(opened.chunks(), block_bytes or usual_bytes, record_end=record_end):
             if lines is not None and first_line > lines:
                 return
-            count = block.count(b"\n") + (not block.endswith(b"\n"))
-            frame = to_frame(block, count).with_columns(file=pl.lit(path, pl.Utf8), line=_line_numbers(first_line))
+            data = block.data
+            count = data.count(b"\n") + (not data.endswith(b"\n"))
+            frame = to_frame(data, count).with_columns(file=pl.lit(path, pl.Utf8), line=_line_numbers(first_line))
             if lines is not None:
                 frame = frame.filter(pl.col("line") <= lines)
             yield frame.select(COLUMNS_OUT)
@@ -86,55 +89,12 @@ def _stderr_reader(log_line_prefix: str | None) -> FrameReader:
 #: For each format read as whole frames: how to turn a block into a frame, where its blocks may
 #: end, and their size (from the ``log_line_prefix``, for stderr).
 _READERS: dict[LogFormat, Callable[[str | None], FrameReader]] = {
-    LogFormat.CSVLOG: lambda _: (_csvlog_frame, _csv_record_end, BLOCK_BYTES),
-    LogFormat.JSONLOG: lambda _: (_jsonlog_frame, _line_end, BLOCK_BYTES),
+    LogFormat.CSVLOG: lambda _: (_csvlog_frame, csvlog.record_end, BLOCK_BYTES),
+    LogFormat.JSONLOG: lambda _: (_jsonlog_frame, line_end, BLOCK_BYTES),
     LogFormat.STDERR: _stderr_reader,
 }
 #: The formats :func:`record_frames` reads.
 FRAME_FORMATS = frozenset(_READERS)
-
-
-def _blocks(chunks: Iterable[bytes], record_end: RecordEnd, block_bytes: int) -> Iterator[bytes]:
-    """The input in blocks of whole records, of about ``block_bytes`` each (longer when a record
-    is); ``record_end(data, start, end)`` says where the last whole record of ``data[start:end]``
-    ends (0: none does)."""
-    pieces: list[bytes] = []
-    size = 0
-    for chunk in chunks:
-        pieces.append(chunk)
-        size += len(chunk)
-        if size < block_bytes:
-            continue
-        data = b"".join(pieces)
-        start = 0
-        while len(data) - start >= block_bytes:
-            cut = record_end(data, start, start + block_bytes) or record_end(data, start, len(data))
-            if not cut:
-                break
-            yield data[start:cut]
-            start = cut
-        pieces, size = [data[start:]], len(data) - start
-    if size:
-        yield b"".join(pieces)
-
-
-def _line_end(data: bytes, start: int, end: int) -> int:
-    """jsonlog: a record is a line."""
-    return data.rfind(b"\n", start, end) + 1
-
-
-def _csv_record_end(data: bytes, start: int, end: int) -> int:
-    """csvlog: a record starts at ``start``, so a newline after an even number of double quotes
-    ends one (doubled quotes count twice)."""
-    cut = data.rfind(b"\n", start, end) + 1
-    if not cut:
-        return cut
-    quotes = data.count(b'"', start, cut)
-    while cut > start and quotes % 2:
-        before = max(data.rfind(b"\n", start, cut - 1) + 1, start)
-        quotes -= data.count(b'"', before, cut)
-        cut = before
-    return cut if cut > start else 0
 
 
 def _csvlog_frame(data: bytes, lines: int) -> pl.DataFrame:

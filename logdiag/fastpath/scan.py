@@ -30,7 +30,8 @@ from logdiag.diagnosis.messages import is_violation_sqlstate, parse_violation
 from logdiag.fastpath.bytesearch import Haystack
 from logdiag.fastpath.readahead import in_thread
 from logdiag.formats.base import Continuation, ErrorLine, Prefilter
-from logdiag.source.framing import decode_line, whole_lines
+from logdiag.source import framing
+from logdiag.source.framing import Block, decode_line
 from logdiag.source.stats import InputStats
 
 if TYPE_CHECKING:  # polars is imported when a classifier is made, not with the module
@@ -53,100 +54,29 @@ class Selection:
 
 # --- reading ------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Block:
-    """A piece of the input read at once: it hands out the lines ``head`` and ``data[start:end]``.
-
-    The bytes after ``end`` begin a line that the next block hands out (a file's next block reads
-    them again; a stream's finishes it in its ``head``), and the bytes before ``start`` end the
-    last line of ``head``: copying 16 MB to cut them off costs more.
-    """
-
-    offset: int  # of data[0] in the input
-    data: bytes
-    end: int
-    start: int = 0  # 0, or just after the first line end
-    head: bytes = b""  # whole lines, the last of which data[:start] ends (it starts in the pieces before)
-
-    @property
-    def partial(self) -> bool:
-        return self.end < len(self.data)
-
-    @property
-    def size(self) -> int:
-        """The bytes of the lines it hands out."""
-        return len(self.head) + self.end - self.start
-
-    @property
-    def head_offset(self) -> int:
-        """Where ``head`` starts in the input."""
-        return self.offset + self.start - len(self.head)
-
-
 def blocks(path: str, size: int | None = None) -> Iterator[Block]:
-    """The file in blocks of whole lines, each read by a thread while the one before is used.
+    """The file in blocks of whole lines, each read by a thread while the one before is used:
+    :func:`stream_blocks` of its reads.
 
     Reading in blocks rather than mapping the file keeps the resident memory flat whatever the
     size of the log (mapped file pages count as resident once touched). Reading releases the
     GIL, and so do the marker search and polars: the next block's read overlaps with them.
     """
-    return in_thread(_read_blocks(path, size or CHUNK_BYTES), depth=1)
+    size = size or CHUNK_BYTES
+    return in_thread(stream_blocks(_reads(path, size), size), depth=1)
 
 
 def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[Block]:
-    """A stream (a decompressed file) in blocks of about ``size`` bytes of whole lines.
-
-    Small pieces are joined; a piece of ``size`` bytes or more is a block as it is (its last line
-    goes on with the next piece), with what the pieces before it leave (the end of a line, small
-    pieces) as its head: a 16 MB piece is not copied.
-    """
-    size = size or CHUNK_BYTES
-    offset = 0  # in the stream, of the pending bytes
-    pending: list[bytes] = []  # they start a line
-    pending_bytes = 0
-    for piece in pieces:
-        first = piece.find(b"\n") + 1
-        if len(piece) < size or not first:
-            pending.append(piece)
-            pending_bytes += len(piece)
-            if pending_bytes >= size:
-                batch, pending, pending_bytes = whole_lines(pending)
-                if batch:
-                    yield Block(offset, batch, len(batch))
-                    offset += len(batch)
-            continue
-        head = b"".join([*pending, piece[:first]]) if pending else b""
-        first = first if pending else 0
-        end = piece.rfind(b"\n") + 1
-        block = Block(offset + len(head) - first, piece, end, first, head)
-        yield block
-        offset = block.offset + end
-        pending = [piece[end:]] if end < len(piece) else []
-        pending_bytes = len(piece) - end
-    if pending:
-        batch = b"".join(pending)
-        yield Block(offset, batch, len(batch))
+    """A stream (a file's reads, a decompressed file) in blocks of about ``size`` bytes of whole
+    lines (:func:`logdiag.source.framing.blocks`: a piece of ``size`` bytes is not copied)."""
+    return framing.blocks(pieces, size or CHUNK_BYTES)
 
 
-def _read_blocks(path: str, size: int) -> Iterator[Block]:
+def _reads(path: str, size: int) -> Iterator[bytes]:
+    """The file in reads of ``size`` bytes: each is a block as it is."""
     with open(path, "rb", buffering=0) as raw:
-        offset = 0
         while data := raw.read(size):
-            end = data.rfind(b"\n") + 1
-            if len(data) < size:
-                end = len(data)  # the end of the file
-            elif end == 0:
-                # A line longer than the block: read on to its end.
-                while more := raw.read(size):
-                    data += more
-                    if (end := data.rfind(b"\n") + 1) > 0:
-                        break
-                else:
-                    end = len(data)
-            if end < len(data):
-                raw.seek(offset + end)
-            yield Block(offset, data, end)
-            offset += end
+            yield data
 
 
 # --- pass 1: markers ----------------------------------------------------------------------
@@ -235,25 +165,37 @@ class _Carry:
     boundary_kept: bool = False
 
 
-def selected_lines(
-    file_blocks: Iterable[Block], prefilter: Prefilter, selection: Selection, stats: InputStats,
-) -> Iterator[tuple[int, str]]:
-    """Pass 2: the kept lines, with their 1-based physical line numbers, in file order."""
-    classifier = LineClassifier(prefilter, stats)
-    classifier.keep_sessions(selection.sessions)
+class SelectionFilter:
+    """Pass 2: pass on the lines of what pass 1 selected (:func:`select`), counting every line.
 
-    def measured_blocks() -> Iterator[Measured]:
-        offsets = sorted(selection.records)
-        for block in file_blocks:
-            upto = bisect.bisect_left(offsets, block.offset + block.end)
-            here, offsets = offsets[:upto], offsets[upto:]
-            yield classifier.measure(block, here)
+    Args:
+        prefilter: what the fast path knows of the format (and its ``log_line_prefix``).
+        selection: the sessions to keep whole and the other errors to keep alone.
+        stats: the input's counts (every line is counted here, kept or not).
+    """
 
-    # The kept sessions are known from the start: a thread measures the next block meanwhile.
-    for measured in in_thread(measured_blocks(), depth=1):
-        chosen = classifier.decide(measured).filter("keep")
-        yield from zip(chosen["line"], chosen["text"], strict=True)
-    stats.lines = classifier.carry.line
+    def __init__(self, prefilter: Prefilter, selection: Selection, stats: InputStats) -> None:
+        self.classifier = LineClassifier(prefilter, stats)
+        self.classifier.keep_sessions(selection.sessions)
+        self.offsets = sorted(selection.records)
+        self.stats = stats
+
+    def lines(self, blocks: Iterable[Block]) -> Iterator[tuple[int, str]]:
+        """The kept lines, with their 1-based physical line numbers, in file order."""
+        classifier = self.classifier
+
+        def measured_blocks() -> Iterator[Measured]:
+            offsets = self.offsets
+            for block in blocks:
+                upto = bisect.bisect_left(offsets, block.offset + block.end)
+                here, offsets = offsets[:upto], offsets[upto:]
+                yield classifier.measure(block, here)
+
+        # The kept sessions are known from the start: a thread measures the next block meanwhile.
+        for measured in in_thread(measured_blocks(), depth=1):
+            chosen = classifier.decide(measured).filter("keep")
+            yield from zip(chosen["line"], chosen["text"], strict=True)
+        self.stats.lines = classifier.carry.line
 
 
 class LineClassifier:
@@ -517,6 +459,10 @@ class LineClassifier:
 def _quote_runs(frame: pl.DataFrame) -> QuoteRuns:
     """csvlog, before the blocks before it are known: where the block's lines stand with respect
     to quoted fields (see :class:`QuoteRuns`).
+
+    The polars twin of csvlog's rule (an even number of double quotes ends a record,
+    :func:`logdiag.formats.csvlog.split_records`): the quotes of a whole block are counted at
+    once, before the parity it starts with is known, which the readers' walk cannot do.
 
     Quotes are counted only on the lines that do not end like a record (the format's ``Prefilter.record_end``).
     They are few, and they come in runs: each run, with the line that ends it, starts outside

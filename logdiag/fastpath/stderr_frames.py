@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from logdiag.fastpath.frames import NotExact, RecordEnd, utc_instants
+from logdiag.fastpath.frames import NotExact, utc_instants
 from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, PREFIX_WINDOW, LinePrefix
 from logdiag.formats.stderr import ATTACHMENT_FIELDS, CURSOR_POSITION
 from logdiag.records import RECORD_FIELDS
+from logdiag.source.framing import RecordEnd
 
 if TYPE_CHECKING:
     import polars as pl
@@ -29,7 +30,9 @@ _SEPARATORS = (b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 _TEXT_ESCAPES = {"c": "session_id", "v": "vxid", "u": "user", "d": "database", "a": "application",
                  "b": "backend_type", "i": "command_tag"}
 _INTEGER_ESCAPES = {"p": "pid", "l": "session_line", "x": "xid", "Q": "query_id"}
-#: A verbose message's SQLSTATE (log_error_verbosity = verbose), which the assembler takes off.
+#: A verbose message's SQLSTATE (log_error_verbosity = verbose), which the assembler takes off:
+#: the twin of ``logdiag.formats.stderr._VERBOSE_CODE``, whose look-ahead (a digit among the five)
+#: polars' regular expressions lack, so :func:`_records` tests the digit apart.
 _VERBOSE_CODE = "^[0-9A-Z]{5}: "
 _NO_KEY = "\x00"  # the key of the records of a prefix with neither %c nor %p (no NUL gets here)
 #: Epoch seconds (``%n``) from which a float, as the readers parse them, may miss a millisecond.
@@ -202,7 +205,8 @@ def _text(column: str) -> pl.Expr:
 
 
 def _client(columns: list[str]) -> pl.Expr:
-    """``%r`` (``host(port)`` becomes ``host:port``), else ``%h``."""
+    """``%r`` (``host(port)`` becomes ``host:port``), else ``%h``: the twin of
+    :func:`logdiag.formats.prefix._client`, on whole columns."""
     import polars as pl
 
     remote = _text("%r").str.replace(r"^([^\s()]+)\(([0-9]+)\)$", "${1}:${2}") if "%r" in columns else None

@@ -34,15 +34,9 @@ from typing import TYPE_CHECKING
 from logdiag.fastpath.fields import session_key, session_line_number
 from logdiag.fastpath.limits import WINDOW_BYTES
 from logdiag.fastpath.lookback import Forgotten, tell_forgotten
-from logdiag.fastpath.scan import (
-    Block,
-    LineClassifier,
-    Measured,
-    errors_in,
-    lines_with,
-    stream_blocks,
-)
+from logdiag.fastpath.scan import LineClassifier, Measured, errors_in, lines_with, stream_blocks
 from logdiag.formats.base import Prefilter
+from logdiag.source.framing import Block
 from logdiag.source.stats import InputStats
 
 if TYPE_CHECKING:

@@ -2,7 +2,10 @@
 
 A record may span lines (quoted newlines). It is complete when its double quotes balance, since
 doubled quotes count twice; this finds record boundaries without a CSV parser and keeps a stray
-quote on a damaged line from swallowing the rest of the file.
+quote on a damaged line from swallowing the rest of the file. The rule is here twice, for the two
+ways records are cut: :func:`split_records` over decoded lines as they come, :func:`record_end`
+back from the end of a block of bytes (the export's frames); the fast path's vectorised count
+(:func:`logdiag.fastpath.scan._quote_runs`) is its polars twin.
 """
 
 from __future__ import annotations
@@ -96,6 +99,21 @@ def split_records(lines: Lines, stats: InputStats) -> Iterator[tuple[int, str]]:
             if quotes % 2 == 0:
                 yield pending[0][0], "\n".join(t for _, t in pending)
                 pending, quotes = [], 0
+
+
+def record_end(data: bytes, start: int, end: int) -> int:
+    """Where the last whole record of ``data[start:end]`` ends, a record starting at ``start``
+    (:data:`~logdiag.source.framing.RecordEnd`): at a newline after an even number of double
+    quotes, as in :func:`split_records`; 0 when none does."""
+    cut = data.rfind(b"\n", start, end) + 1
+    if not cut:
+        return cut
+    quotes = data.count(b'"', start, cut)
+    while cut > start and quotes % 2:
+        before = max(data.rfind(b"\n", start, cut - 1) + 1, start)
+        quotes -= data.count(b'"', before, cut)
+        cut = before
+    return cut if cut > start else 0
 
 
 def read_csvlog(lines: Lines, stats: InputStats, file: str) -> Iterator[LogRecord]:

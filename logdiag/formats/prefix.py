@@ -270,6 +270,7 @@ def _int(values: dict[str, str], letter: str) -> int | None:
 
 
 def _client(values: dict[str, str]) -> str | None:
+    # Twin: the polars expression logdiag.fastpath.stderr_frames._client (the export's frames).
     remote = _text(values, "r")
     if remote is not None:
         port = _REMOTE.match(remote)

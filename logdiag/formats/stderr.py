@@ -30,6 +30,7 @@ from logdiag.source.stats import InputStats
 #: What stderr appends to a message that has a cursor position (polars reads it too).
 CURSOR_POSITION = r" at character \d{1,10}$"
 _CURSOR_POSITION = re.compile(CURSOR_POSITION)
+# Twin: logdiag.fastpath.stderr_frames._VERBOSE_CODE, the same test on whole columns (the export's frames).
 _VERBOSE_CODE = re.compile(r"(?P<code>(?=[0-9A-Z]{0,4}\d)[0-9A-Z]{5}): ")
 ATTACHMENT_FIELDS = {
     "DETAIL": "detail",

@@ -1,14 +1,18 @@
-"""Bytes into lines: the one place a stream is cut into lines and sampled, with its event types.
+"""Bytes into lines: the one place a stream is cut into lines, or blocks of whole lines or
+records, and sampled, with its event types.
 
 A stream is an iterator of byte pieces (or lines) and events: :data:`TICK` ("nothing new for a
 while", from live input) and :class:`FileSwitch` (``--follow`` moved to another file).
+:func:`blocks` is the one framer of blocks (the fast path's files, compressed files and live
+input; the export's record frames); :func:`split_lines` hands on single lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final, TypeVar, overload
 
 from logdiag.source.compression import DECOMPRESSION_ERRORS
 from logdiag.source.stats import InputStats
@@ -189,17 +193,153 @@ def file_segments(stream: Iterator[bytes | Tick | FileSwitch]) -> Iterator[tuple
         switch = following[0] if following else None
 
 
-def whole_lines(pending: list[bytes]) -> tuple[bytes, list[bytes], int]:
-    """(the whole lines of the pending pieces, what is left of them, its size), copying once
-    (not at all when they are one piece that ends a line)."""
-    for index in range(len(pending) - 1, -1, -1):
-        piece = pending[index]
-        cut = piece.rfind(b"\n") + 1
-        if cut:
-            last = piece if cut == len(piece) else memoryview(piece)[:cut]
-            left = ([piece[cut:]] if cut < len(piece) else []) + pending[index + 1 :]
-            return b"".join([*pending[:index], last]), left, sum(map(len, left))
-    return b"", pending, sum(map(len, pending))
+#: ``record_end(data, start, end)``: where the last whole record of ``data[start:end]`` ends, a
+#: record starting at ``start`` (0: none ends there).
+RecordEnd = Callable[[bytes, int, int], int]
+
+
+def line_end(data: bytes, start: int, end: int) -> int:
+    """The :data:`RecordEnd` of lines: just after the last newline of ``data[start:end]``.
+
+    >>> line_end(b"a\\nb\\nc", 0, 5)
+    4
+    """
+    return data.rfind(b"\n", start, end) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A piece of the input read at once: it hands out the lines ``head`` and ``data[start:end]``.
+
+    The bytes after ``end`` begin a line that the next block hands out (in its ``head``), and the
+    bytes before ``start`` end the last line of ``head``: copying 16 MB to cut them off costs more.
+    """
+
+    offset: int  # of data[0] in the input
+    data: bytes
+    end: int
+    start: int = 0  # 0, or just after the first line end
+    head: bytes = b""  # whole lines, the last of which data[:start] ends (it starts in the pieces before)
+
+    @property
+    def partial(self) -> bool:
+        return self.end < len(self.data)
+
+    @property
+    def size(self) -> int:
+        """The bytes of the lines it hands out."""
+        return len(self.head) + self.end - self.start
+
+    @property
+    def head_offset(self) -> int:
+        """Where ``head`` starts in the input."""
+        return self.offset + self.start - len(self.head)
+
+
+@overload
+def blocks(
+    pieces: Iterable[bytes], size: int, *, record_end: RecordEnd | None = None, latency: float | None = None,
+) -> Iterator[Block]: ...
+@overload
+def blocks(
+    pieces: Iterable[bytes | Tick], size: int, *, record_end: RecordEnd | None = None, latency: float | None = None,
+) -> Iterator[Block | Tick]: ...
+def blocks(
+    pieces: Iterable[bytes | Tick], size: int, *, record_end: RecordEnd | None = None, latency: float | None = None,
+) -> Iterator[Block | Tick]:
+    """A stream in blocks of about ``size`` bytes of whole lines, or of whole records.
+
+    Small pieces are joined. Of lines (no ``record_end``), a piece of ``size`` bytes or more is
+    a block as it is (its last line goes on with the next piece), with what the pieces before it
+    leave (the end of a line, small pieces) as its head: a 16 MB piece is not copied. Of records,
+    a block is ``data`` alone, whole records cut where ``record_end`` says, of about ``size``
+    bytes (more when a record is longer): a record rule reads its records from their start, so
+    the pieces are joined first (the export's polars readers need one buffer anyway).
+
+    With a ``latency``, a block also goes out once that many seconds have passed since its first
+    piece came (live input). At a TICK, the whole lines (or records) that wait go out, then the
+    TICK. At the end of the input, what is left is a block, a line without its end included.
+
+    Args:
+        pieces: bytes cut anywhere (and TICKs).
+        size: the bytes a block waits for.
+        record_end: where whole records end (:data:`RecordEnd`); None: lines.
+        latency: the seconds a piece waits at most for its block to fill.
+    """
+    offset = 0  # in the stream, of the pending bytes: they start a line (or a record)
+    pending: list[bytes] = []
+    pending_bytes = 0
+    started = 0.0  # when the first pending piece came (with a latency)
+    for piece in pieces:
+        if isinstance(piece, Tick):
+            if pending:
+                batches, pending, pending_bytes = _whole(pending, None, record_end)
+                for batch in batches:
+                    yield Block(offset, batch, len(batch))
+                    offset += len(batch)
+                started = time.monotonic()
+            yield piece
+            continue
+        if latency is not None and not pending:
+            started = time.monotonic()
+        first = piece.find(b"\n") + 1 if record_end is None and len(piece) >= size else 0
+        if first:  # a big piece of lines: a block as it is
+            head = b"".join([*pending, piece[:first]]) if pending else b""
+            first = first if pending else 0
+            end = piece.rfind(b"\n") + 1
+            block = Block(offset + len(head) - first, piece, end, first, head)
+            yield block
+            offset = block.offset + end
+            pending = [piece[end:]] if end < len(piece) else []
+            pending_bytes = len(piece) - end
+            started = time.monotonic()
+            continue
+        pending.append(piece)
+        pending_bytes += len(piece)
+        full = pending_bytes >= size
+        if full or (latency is not None and time.monotonic() - started >= latency):
+            batches, pending, pending_bytes = _whole(pending, size if full else None, record_end)
+            for batch in batches:
+                yield Block(offset, batch, len(batch))
+                offset += len(batch)
+            started = time.monotonic()
+    if pending:
+        batch = b"".join(pending)
+        yield Block(offset, batch, len(batch))
+
+
+def _whole(
+    pending: list[bytes], size: int | None, record_end: RecordEnd | None,
+) -> tuple[list[bytes], list[bytes], int]:
+    """(the whole lines or records of the pending pieces, what is left of them, its size).
+
+    Lines go in one batch, copied once (not at all when they are one piece that ends a line).
+    Records go in batches of about ``size`` bytes, each cut at the last record end before
+    ``size`` bytes (or after, when none is); ``size`` None: every whole record, in one batch.
+    """
+    if record_end is None:
+        for index in range(len(pending) - 1, -1, -1):
+            piece = pending[index]
+            cut = piece.rfind(b"\n") + 1
+            if cut:
+                last = piece if cut == len(piece) else memoryview(piece)[:cut]
+                left = ([piece[cut:]] if cut < len(piece) else []) + pending[index + 1 :]
+                return [b"".join([*pending[:index], last])], left, sum(map(len, left))
+        return [], pending, sum(map(len, pending))
+    data = b"".join(pending)
+    batches: list[bytes] = []
+    start = 0
+    while len(data) - start >= (size or 1):
+        cut = record_end(data, start, len(data) if size is None else start + size)
+        if not cut and size is not None:  # a record longer than a block
+            cut = record_end(data, start, len(data))
+        if not cut:
+            break
+        batches.append(data[start:cut])
+        start = cut
+        if size is None:
+            break
+    return batches, [data[start:]] if start < len(data) else [], len(data) - start
 
 
 SAMPLE_LINES = 200
