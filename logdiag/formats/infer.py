@@ -196,7 +196,7 @@ def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
     # The commonest skeletons first; of two as common, the one with fewer values (a name with a
     # space or a bracket in it is cut into more).
     ranked = sorted(by_skeleton.values(), key=lambda members: (-len(members), len(headers[members[0]].values)))
-    best: tuple[tuple[int, int, int, int], Inference] | None = None
+    best: tuple[tuple[int, int, int, int, int], Inference] | None = None
     for members in ranked[:limit]:
         template = _Template(headers, members, connections, _writes_in_transactions(headers))
         escapes = template.escapes()
@@ -208,10 +208,10 @@ def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
         for variant in (pieces, *_padded(pieces, template.lengths(escapes))):
             for candidate in _with_q(variant):
                 read, stray, values = _verify(candidate, heads)
-                score = (read, -stray, values, -len(candidate))
+                score = (read, -stray, -len(template.unsettled), values, -len(candidate))
                 if best is None or score > best[0]:
                     best = score, Inference(candidate, len(heads), read, tuple(template.unsettled))
-            if best is not None and best[0][:2] == (len(heads), 0):  # every line read, no value astray
+            if best is not None and best[0][:3] == (len(heads), 0, 0):  # every line read, nothing in doubt
                 return best[1]
     return None if best is None else best[1]
 
@@ -464,6 +464,10 @@ class _Template:
                 letters[index] = letter
                 taken.add(letter)
         left = [index for index in places if letters[index] is None]
+        if self.connections and any(self._unheard_of(index) for index in left):
+            # A name the connection lines never gave: perhaps one cut in pieces (an application
+            # name with spaces), perhaps a session older than the log. Another skeleton may settle it.
+            self.unsettled.append("%u, %d and %a: names that no connection line gave")
         self._tell_by_connections(left, letters, taken)
         left = [index for index in left if letters[index] is None]
         order = [letter for letter in "uda" if letter not in taken]
@@ -472,6 +476,11 @@ class _Template:
         for index in left:
             letters[index] = order.pop(0) if order else None  # more names than escapes: no candidate
 
+
+    def _unheard_of(self, index: int) -> bool:
+        """Whether a value at this place is no name the ``connection authorized`` lines gave."""
+        known = set().union(*self.connections.values()) | {"", "[unknown]"}
+        return any(value not in known for value in self.column(index))
 
     def _tell_by_connections(self, places: Sequence[int], letters: list[str | None], taken: set[str]) -> None:
         """Names told by what ``connection authorized`` lines (``log_connections``) say."""
