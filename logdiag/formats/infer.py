@@ -631,7 +631,7 @@ def find_prefix(lines: Sequence[str]) -> Inference | None:
     if not heads:
         return None
     found = infer_prefix(heads)
-    known = _best_known(heads)
+    known = best_known(heads)
     if known is not None and (found is None or known.read > found.read):
         found = known
     if found is None or found.read * 2 < len(heads):
@@ -639,7 +639,7 @@ def find_prefix(lines: Sequence[str]) -> Inference | None:
     return found
 
 
-def _best_known(heads: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> Inference | None:
+def best_known(heads: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> Inference | None:
     """The well-known prefix that reads the most lines: of those that read as many, the one that
     captures the most values, then the earlier (``%m [%p] `` before ``%m [%p] %q%u@%d `` on lines
     without user and database)."""
