@@ -286,7 +286,9 @@ class _Template:
         repeats: dict[int, int] = {}
         columns = [self.column(index) for index in range(len(shapes))]
         for index, column in enumerate(columns):
-            if len(set(column)) < 2 or shapes[index] is Shape.NAME:  # a user is often its database
+            # A user is often its database (postgres@postgres): names repeat an escape only when
+            # they vary more than that.
+            if len(set(column)) < (4 if shapes[index] is Shape.NAME else 2):
                 continue
             earlier = next((e for e in range(index) if e not in repeats and columns[e] == column), None)
             if earlier is not None:
