@@ -229,3 +229,10 @@ def test_long_line_is_matched_quickly():
         LinePrefix(candidate).match(line)
         LinePrefix(candidate, strict=True).match(line)
         assert time.perf_counter() - started < 5, candidate  # a guard against runaway backtracking
+
+
+def test_inference_reads_only_the_start_of_a_long_line():
+    """A 10 MB line whose text looks like prefix values: the keyword is looked for in its first
+    512 characters only, so working the prefix out does not walk the line (nor backtrack in it)."""
+    noise = "2026-11-21 06:52:48 UTC [1]: user=,db=[ " * 250_000 + "LOG:  x"
+    assert find_prefix([noise]) is None
