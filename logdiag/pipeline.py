@@ -14,6 +14,7 @@ from logdiag.diagnosis.sessions import SessionTracker
 from logdiag.formats import LogFormat
 from logdiag.reader import LogReader
 from logdiag.records import LogRecord
+from logdiag.source.paths import Input
 from logdiag.source.stats import InputStats, OnBadLine
 
 
@@ -80,7 +81,7 @@ class Run:
 
 
 def analyze(
-    paths: Sequence[str],
+    paths: Sequence[str | Input],
     *,
     log_line_prefix: str | None = None,
     format: LogFormat | None = None,
