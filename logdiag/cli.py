@@ -359,8 +359,8 @@ def records(
 
 
 def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:
-    """One line on stderr (even with ``--quiet``) for the files of a directory or glob that
-    were not logs and were skipped: how many, and which."""
+    """One line on stderr (even with ``--quiet``) for the files of a directory, glob or archive
+    that were not logs and were skipped: how many, and which."""
     if not skipped:
         return
     shown = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:MAX_EXAMPLES])

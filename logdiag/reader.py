@@ -61,7 +61,7 @@ class LogReader:
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.diagnosis.sessions.SessionTracker.forget`).
 
-    The files of a directory or glob are read in the order of their first record's
+    The files of a directory, glob or archive are read in the order of their first record's
     timestamp (copied files lose their modification times; names need not sort); those that are
     not PostgreSQL logs are skipped and listed in :attr:`skipped_files`. Every input's format
     and prefix are detected on its own lines.
@@ -104,7 +104,7 @@ class LogReader:
         self.lookback_bytes = lookback_bytes
         self.on_forgotten = on_forgotten
         self.inputs: list[InputStats] = []
-        #: Files of a directory or glob that were not logs, and so not read.
+        #: Files of a directory, glob or archive that were not logs, and so not read.
         self.skipped_files: list[SkippedFile] = []
 
     def __iter__(self) -> Iterator[LogRecord]:
@@ -119,7 +119,7 @@ class LogReader:
         for path in self._ordered():
             opened = OpenInput(path)
             try:
-                if filtered and (path == STDIN or opened.compression is not None):
+                if filtered and (path == STDIN or opened.compression is not None or opened.member):
                     yield from self._streamed(path, opened.pieces(self.quiet), opened.compression)
                 else:
                     plain_file = filtered and opened.compression is None
@@ -128,7 +128,7 @@ class LogReader:
                 opened.close()
 
     def _ordered(self) -> list[str]:
-        """The inputs' names in reading order: each group's (directory, glob) files by
+        """The inputs' names in reading order: each group's (directory, glob, archive) files by
         their first record's time, those that are not logs left out (in :attr:`skipped_files`).
 
         Raises:
@@ -161,7 +161,7 @@ class LogReader:
         Raises:
             InputError: its lines hold server messages, but in a format or prefix not recognised.
         """
-        opened = OpenInput(item.name)
+        opened = OpenInput(item.name, item.head)
         stats = InputStats(file=item.name)
         try:
             head = sample_lines(decode_lines(opened.lines(), stats))

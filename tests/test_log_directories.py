@@ -1,4 +1,4 @@
-"""Log directories and globs of several files, as a real server leaves them (issue 24, part 3).
+"""Log directories, globs and archives of several files, as a real server leaves them (issue 24, part 3).
 
 Every log line here is written by a real server during the test; the expected answers come from
 what the test executed (the statements, the keys, when it rotated the log).
@@ -6,17 +6,21 @@ what the test executed (the statements, the keys, when it rotated the log).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+import zstandard
 
 from logdiag.exitcodes import ExitStatus
 
@@ -177,6 +181,79 @@ class TestNotLogs:
         result = _logdiag("analyze", str(tmp_path / "notes.txt"))
         assert result.returncode == ExitStatus.ERROR
         assert result.stderr.startswith("logdiag: error: ") and result.stderr.count("\n") == 1
+
+
+def _tar(files: dict[str, Path], compress: str) -> bytes:
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz" if compress == "gz" else "w") as archive:
+        for member, path in files.items():
+            archive.add(path, member)
+    data = packed.getvalue()
+    return zstandard.ZstdCompressor().compress(data) if compress == "zst" else data
+
+
+def _zip(files: dict[str, Path]) -> bytes:
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, path in files.items():
+            archive.write(path, member)
+    return packed.getvalue()
+
+
+ARCHIVES = {
+    "bundle.tar": lambda files: _tar(files, ""),
+    "bundle.tar.gz": lambda files: _tar(files, "gz"),
+    "bundle.tgz": lambda files: _tar(files, "gz"),
+    "bundle.tar.zst": lambda files: _tar(files, "zst"),
+    "bundle.zip": _zip,
+}
+
+
+@pytest.mark.postgres
+class TestArchives:
+    """An archive of a log directory is read like the directory, straight from the archive."""
+
+    @pytest.mark.parametrize("archive_name", ARCHIVES)
+    def test_archive_like_a_directory(self, rotated_logs, tmp_path, archive_name):
+        """Members out of order in the archive, a stray among them: the incident, named archive:member."""
+        logs = tmp_path / "logs"
+        copies = _copied_out_of_order(rotated_logs.files["stderr"], logs)
+        (logs / "notes.txt").write_text("Rotated by hand on Tuesday.\n")
+        members = {f"pg/log/{path.name}": path for path in sorted(logs.iterdir())}  # z- (oldest) last
+        archive = tmp_path / "bundle" / archive_name
+        archive.parent.mkdir()
+        archive.write_bytes(ARCHIVES[archive_name](members))
+        result = _logdiag("analyze", str(archive), "--format", "json")
+        assert result.returncode == ExitStatus.OK, result.stderr
+        [incident] = json.loads(result.stdout)["incidents"]
+        assert incident["key"] == {"parent_id": "7"}
+        assert incident["culprits"][0]["statement"] == rotated_logs.culprit
+        culprit_copy = copies[rotated_logs.culprit_file].name
+        assert incident["culprits"][0]["source"]["file"] == f"{archive}:pg/log/{culprit_copy}"
+        assert f"{archive}:pg/log/notes.txt (no PostgreSQL log line)" in result.stderr
+        assert os.listdir(archive.parent) == [archive_name]  # nothing unpacked beside it
+
+    def test_export_reads_an_archive(self, rotated_logs, tmp_path):
+        """``logdiag export`` reads the archive like analyze, and can re-read its members by name."""
+        members = {f"log/{path.name}": path for path in rotated_logs.files["jsonlog"]}
+        archive = tmp_path / "bundle.tar.zst"
+        archive.write_bytes(_tar(members, "zst"))
+        result = _logdiag("export", str(archive), "-o", str(tmp_path / "out"))
+        assert result.returncode == ExitStatus.OK, result.stderr
+        assert ", 1 incidents, " in result.stderr
+        assert f"{archive}:log/{rotated_logs.files['jsonlog'][0].name}: jsonlog:" in result.stderr
+
+    def test_a_member_can_be_named(self, rotated_logs, tmp_path):
+        """``archive:member`` reads that one member (the name reports give it)."""
+        members = {f"log/{path.name}": path for path in rotated_logs.files["csvlog"]}
+        archive = tmp_path / "bundle.tgz"
+        archive.write_bytes(_tar(members, "gz"))
+        commit_member = f"log/{rotated_logs.files['csvlog'][rotated_logs.commit_file].name}"
+        result = _logdiag("records", f"{archive}:{commit_member}")
+        assert result.returncode == ExitStatus.OK, result.stderr
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        assert records and {r["source"]["file"] for r in records} == {f"{archive}:{commit_member}"}
+        assert any(r["severity"] == "ERROR" for r in records)
 
 
 @pytest.mark.postgres

@@ -27,7 +27,7 @@ from logdiag.formats import LogFormat
 from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
 from logdiag.records import RECORD_FIELDS, LogRecord
-from logdiag.source.paths import STDIN, Input, expand_inputs
+from logdiag.source.paths import STDIN, Input, expand_inputs, on_disk
 from logdiag.source.stats import InputStats, OnBadLine
 
 if TYPE_CHECKING:  # polars is imported when rows are written, not with the CLI
@@ -266,7 +266,7 @@ def _save_state(output: Path, state: dict[str, Any]) -> None:
 
 
 def _identity(path: str) -> dict[str, Any]:
-    stat = os.stat(path)
+    stat = os.stat(on_disk(path))  # an archive's member: the archive's
     return {"inode": stat.st_ino, "size": stat.st_size, "mtime": stat.st_mtime}
 
 
@@ -280,7 +280,7 @@ def _plan(
     skipped: list[str] = []
     watermarks: dict[str, int] = {}
     identities: dict[str, dict[str, Any]] = {}
-    for item in expand_inputs(paths):  # kept as inputs: their group (directory, glob) is read as one
+    for item in expand_inputs(paths):  # kept as inputs: their group (directory, glob, archive) is read as one
         path = item.name
         if path == STDIN:
             read.append(item)

@@ -36,7 +36,7 @@ class SkippedLine:
 
 @dataclass(frozen=True, slots=True)
 class SkippedFile:
-    """A file of a log directory or glob that is not a PostgreSQL log, left unread."""
+    """A file of a log directory, glob or archive that is not a PostgreSQL log, left unread."""
 
     name: str
     reason: str
