@@ -192,6 +192,7 @@ def analyze(
             follow=follow_log, from_start=from_start,
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
+            on_file=None if quiet else _following,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
@@ -356,6 +357,11 @@ def records(
         incomplete = _unread_warning(reader.inputs, on_bad_line)
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
+
+
+def _following(name: str) -> None:
+    """``--follow``: say which file is read, at the start and at every switch."""
+    _stderr().print(printable(f"logdiag: following {name}"), markup=False)
 
 
 def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:

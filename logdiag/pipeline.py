@@ -93,6 +93,7 @@ def analyze(
     stop: threading.Event | None = None,
     fast: bool = True,
     lookback_bytes: int | None = None,
+    on_file: Callable[[str], None] | None = None,
 ) -> Run:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
@@ -100,7 +101,8 @@ def analyze(
     ``lookback_bytes`` of recent lines for sessions that may fail later) and compressed files (a
     window of that many bytes) through the vectorised pre-filter (:mod:`logdiag.fastpath`),
     which finds the same incidents much faster. ``tracker`` lets the caller set the memory caps (see
-    :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet`` and ``stop`` are for live use
+    :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet``, ``stop``
+    and ``on_file`` (told each file ``follow`` moves to) are for live use
     (see :class:`LogReader`); standard input is always read live, so incidents come out as soon as
     they are complete.
 
@@ -115,5 +117,6 @@ def analyze(
         paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
         follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast, lookback_bytes=lookback_bytes,
         on_forgotten=tracker.forget,  # what the pre-filter's look-back drops, the tracker forgets too
+        on_file=on_file,
     )
     return Run(reader, tracker)

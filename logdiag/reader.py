@@ -60,6 +60,7 @@ class LogReader:
             for compressed files).
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.diagnosis.sessions.SessionTracker.forget`).
+        on_file: with ``follow``, told the name of each file followed, first and after each switch.
 
     The files of a directory, glob or archive are read in the order of their first record's
     timestamp (copied files lose their modification times; names need not sort); those that are
@@ -85,6 +86,7 @@ class LogReader:
         fast_min_bytes: int | None = None,
         lookback_bytes: int | None = None,
         on_forgotten: Callable[..., None] | None = None,
+        on_file: Callable[[str], None] | None = None,
     ) -> None:
         if follow and (len(paths) != 1 or paths[0] == "-"):
             raise InputError("--follow takes one log file or log directory")
@@ -106,6 +108,7 @@ class LogReader:
         self.inputs: list[InputStats] = []
         #: Files of a directory, glob or archive that were not logs, and so not read.
         self.skipped_files: list[SkippedFile] = []
+        self.on_file = on_file
 
     def __iter__(self) -> Iterator[LogRecord]:
         # --on-bad-line warn/fail need every line read: only the default mode is pre-filtered.
@@ -114,6 +117,8 @@ class LogReader:
             for name, lines in file_segments(
                 follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or 1.0, stop=self.stop)
             ):
+                if self.on_file is not None:
+                    self.on_file(name)
                 yield from (self._streamed(name, lines) if filtered else self._records(name, lines))
             return
         for path in self._ordered():

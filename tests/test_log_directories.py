@@ -23,6 +23,7 @@ import pytest
 import zstandard
 
 from logdiag.exitcodes import ExitStatus
+from tests.test_live import _read_line as read_line
 
 SCHEMA = (
     "CREATE TABLE dir_parent (id int PRIMARY KEY);"
@@ -283,3 +284,40 @@ class TestPrefixChange:
         assert len(report["inputs"]) == 2
         assert all(i["unread"] == 0 and i["records"] for i in report["inputs"])
         assert report["inputs"][0]["log_line_prefix"] != report["inputs"][1]["log_line_prefix"]
+
+
+@pytest.mark.postgres
+def test_follow_moves_to_the_destination_now_written(pg_cluster):
+    """--follow DIR says which file it follows, and moves to jsonlog when log_destination changes."""
+    settings = {"log_destination": "csvlog", "log_filename": TIMED_NAMES}
+    with pg_cluster(**settings) as cluster:
+        cluster.psql(SCHEMA, check=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "logdiag", "analyze", "--follow", str(cluster.log_dir), "--format", "jsonl"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            started = read_line(process.stderr, timeout=10)
+            [csv_file] = _server_files(cluster.log_dir, "csvlog")
+            assert started == f"logdiag: following {csv_file}\n"
+            culprit = _fail_at_commit(cluster, 51)
+            line = read_line(process.stdout, timeout=10)
+            assert line is not None, "no incident from the csvlog file"
+            assert json.loads(line)["culprits"][0]["statement"] == culprit
+            cluster.psql("ALTER SYSTEM SET log_destination = 'jsonlog';", check=True)
+            cluster.psql("SELECT pg_reload_conf();", check=True)
+            time.sleep(1.5)  # the csvlog file stops growing; the jsonlog file takes over
+            culprit = _fail_at_commit(cluster, 52)
+            switched = read_line(process.stderr, timeout=10)
+            [json_file] = _server_files(cluster.log_dir, "jsonlog")
+            assert switched == f"logdiag: following {json_file}\n"
+            line = read_line(process.stdout, timeout=10)
+            assert line is not None, "no incident after log_destination changed"
+            incident = json.loads(line)
+            assert incident["culprits"][0]["statement"] == culprit
+            assert incident["raised_by"]["source"]["file"] == str(json_file)
+        finally:
+            process.terminate()
+            _, stderr = process.communicate(timeout=10)
+        assert process.returncode == ExitStatus.TERMINATED
+        assert "Traceback" not in stderr
