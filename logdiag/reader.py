@@ -125,7 +125,7 @@ class LogReader:
             opened = OpenInput(path)
             try:
                 if filtered and (path == STDIN or opened.compression is not None or opened.member):
-                    yield from self._streamed(path, opened.pieces(self.quiet), opened.compression)
+                    yield from self._streamed(path, opened.pieces(self.quiet), opened.compression, opened.member)
                 else:
                     plain_file = filtered and opened.compression is None
                     yield from self._records(path, opened.lines(self.quiet), plain_file=plain_file)
@@ -237,11 +237,11 @@ class LogReader:
         return fastpath.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
 
     def _streamed(
-        self, name: str, pieces: Iterator[bytes | Tick], compression: str | None = None,
+        self, name: str, pieces: Iterator[bytes | Tick], compression: str | None = None, member: bool = False,
     ) -> Iterator[LogRecord]:
-        """A stream (pipe, followed or compressed file) through a pre-filter."""
+        """A stream (pipe, followed or compressed file, archive member) through a pre-filter."""
         failure: list[BaseException] = []
-        pieces = until_corrupt(pieces, failure, hold=compression is not None)
+        pieces = until_corrupt(pieces, failure, hold=compression is not None or member)
         sample = sample_pieces(pieces)
         head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)

@@ -244,6 +244,23 @@ class TestArchives:
         assert ", 1 incidents, " in result.stderr
         assert f"{archive}:log/{rotated_logs.files['jsonlog'][0].name}: jsonlog:" in result.stderr
 
+    def test_an_archive_cut_short(self, rotated_logs, tmp_path):
+        """A tar cut inside its last member: the members before it whole, the cut one up to the cut, a warning."""
+        files = rotated_logs.files["csvlog"]
+        whole = _tar({f"log/{path.name}": path for path in files}, "")
+        with tarfile.open(fileobj=io.BytesIO(whole)) as archive:
+            last = archive.getmembers()[-1]
+        archive_path = tmp_path / "cut.tar"
+        archive_path.write_bytes(whole[: last.offset_data + last.size // 2])
+        result = _logdiag("analyze", str(archive_path), "--format", "json")
+        assert result.returncode == ExitStatus.OK, result.stderr
+        report = json.loads(result.stdout)
+        [incident] = report["incidents"]
+        assert incident["culprits"][0]["statement"] == rotated_logs.culprit
+        assert [i["error"] is not None for i in report["inputs"]] == [False] * (len(files) - 1) + [True]
+        assert f"{archive_path}:log/{files[-1].name}: warning: input ends early" in result.stderr
+        assert "Traceback" not in result.stderr
+
     def test_a_member_can_be_named(self, rotated_logs, tmp_path):
         """``archive:member`` reads that one member (the name reports give it)."""
         members = {f"log/{path.name}": path for path in rotated_logs.files["csvlog"]}

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import Enum
-from typing import BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
 from logdiag.errors import InputError
 from logdiag.source.compression import DECOMPRESSION_ERRORS, MAGIC, decompressed
@@ -92,10 +92,11 @@ def _first_decompressed(handle: BinaryIO, compression: str, size: int) -> bytes:
 
 def members(path: str, kind: ArchiveKind) -> list[Member]:
     """The regular files of an archive (hidden ones aside), in the archive's order, each with its
-    first bytes; one pass over the archive.
+    first bytes; one pass over the archive. An archive cut short gives the members before the cut
+    (the one it cuts says so when it is read).
 
     Raises:
-        InputError: the archive is damaged.
+        InputError: the archive is damaged before its first member.
     """
     found: list[Member] = []
     try:
@@ -110,9 +111,11 @@ def members(path: str, kind: ArchiveKind) -> list[Member]:
             tar = _tar(path, stack)
             for info in tar:
                 if info.isfile() and _wanted(info.name):
-                    found.append(Member(path, info.name, _extract(tar, info).read(HEAD_BYTES)))
+                    found.append(Member(path, info.name, b""))  # its head, unless the cut is in it:
+                    found[-1] = Member(path, info.name, _extract(tar, info).read(HEAD_BYTES))
     except _ARCHIVE_ERRORS as exc:
-        raise InputError(f"cannot read archive {path}: {exc}") from exc
+        if not found:
+            raise InputError(f"cannot read archive {path}: {exc}") from exc
     return found
 
 
@@ -154,9 +157,39 @@ def _tar(path: str, stack: ExitStack) -> tarfile.TarFile:
 
 
 def _extract(tar: tarfile.TarFile, info: tarfile.TarInfo) -> BinaryIO:
-    extracted = tar.extractfile(info)
-    assert extracted is not None  # a regular file
-    return cast(BinaryIO, extracted)
+    """The member ``tar`` has just read the header of, as a stream."""
+    return cast(BinaryIO, io.BufferedReader(_MemberBytes(tar, info)))
+
+
+class _MemberBytes(io.RawIOBase):
+    """The bytes of a member of a tar read as a stream, read from the archive's stream itself.
+
+    ``TarFile.extractfile`` drops the last piece before a cut (it raises instead of returning a
+    short read); here a member whose archive ends early gives every byte there is, then raises
+    EOFError, as a cut compressed file does, so the readers report it the same way.
+    """
+
+    def __init__(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        self._stream = cast(IO[bytes], tar.fileobj)
+        self._start = info.offset_data
+        self._left = info.size
+        self._started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if not self._started:
+            self._stream.seek(self._start)  # forward only: where the member's data starts
+            self._started = True
+        if not self._left:
+            return 0
+        data = self._stream.read(min(len(buffer), self._left))
+        if not data:
+            raise EOFError(f"archive ends early: {self._left} bytes of the member missing")
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
 
 
 class _Pieces(io.RawIOBase):
