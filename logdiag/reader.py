@@ -18,6 +18,7 @@ from logdiag.errors import InputError
 from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of
 from logdiag.records import LogRecord
+from logdiag.source import archives
 from logdiag.source.framing import (
     TICK,
     Tick,
@@ -121,16 +122,19 @@ class LogReader:
                     self.on_file(name)
                 yield from (self._streamed(name, lines) if filtered else self._records(name, lines))
             return
-        for path in self._ordered():
-            opened = OpenInput(path)
-            try:
-                if filtered and (path == STDIN or opened.compression is not None or opened.member):
-                    yield from self._streamed(path, opened.pieces(self.quiet), opened.compression, opened.member)
-                else:
-                    plain_file = filtered and opened.compression is None
-                    yield from self._records(path, opened.lines(self.quiet), plain_file=plain_file)
-            finally:
-                opened.close()
+        try:
+            for path in self._ordered():
+                opened = OpenInput(path)
+                try:
+                    if filtered and (path == STDIN or opened.compression is not None or opened.member):
+                        yield from self._streamed(path, opened.pieces(self.quiet), opened.compression, opened.member)
+                    else:
+                        plain_file = filtered and opened.compression is None
+                        yield from self._records(path, opened.lines(self.quiet), plain_file=plain_file)
+                finally:
+                    opened.close()
+        finally:
+            archives.release()  # the archives' streams kept open for their next member
 
     def _ordered(self) -> list[str]:
         """The inputs' names in reading order: each group's (directory, glob, archive) files by

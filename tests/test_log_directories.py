@@ -244,6 +244,23 @@ class TestArchives:
         assert ", 1 incidents, " in result.stderr
         assert f"{archive}:log/{rotated_logs.files['jsonlog'][0].name}: jsonlog:" in result.stderr
 
+    def test_members_in_time_order_cost_one_pass(self, rotated_logs, tmp_path, monkeypatch):
+        """A .tar.gz whose members are stored oldest first is decompressed twice in all (listed,
+        then read), not once more for each member."""
+        from logdiag.pipeline import analyze
+        from logdiag.source import archives
+
+        archive = tmp_path / "bundle.tar.gz"
+        archive.write_bytes(_tar({f"log/{path.name}": path for path in rotated_logs.files["csvlog"]}, "gz"))
+        opened: list[str] = []
+        tar = archives._tar
+        monkeypatch.setattr(archives, "_tar", lambda path, stack: opened.append(path) or tar(path, stack))
+        run = analyze([str(archive)], fast=False)
+        [incident] = list(run.incidents())
+        assert incident.culprits[0].statement == rotated_logs.culprit
+        assert len(run.inputs) == len(rotated_logs.files["csvlog"])
+        assert opened == [str(archive)] * 2
+
     def test_an_archive_cut_short(self, rotated_logs, tmp_path):
         """A tar cut inside its last member: the members before it whole, the cut one up to the cut, a warning."""
         files = rotated_logs.files["csvlog"]

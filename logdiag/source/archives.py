@@ -3,8 +3,9 @@
 A member is named ``archive:member`` (``bundle.tgz:log/postgresql.log``) in reports and counts.
 An archive is told by its content, not its name: a zip's first bytes, or a tar header (``ustar``
 at byte 257) once the file's compression (gzip, bzip2, xz, zstd: :mod:`compression`) is undone.
-A tar is read as a stream: a member is found by reading the archive up to it again, so reading
-members out of the archive's own order costs one more pass over the bytes before each.
+A tar is read as a stream: a member is found by reading on from the member read before it, or by
+reading the archive again from its start when it comes earlier (members read out of the archive's
+own order cost one more pass over the bytes before each).
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def members(path: str, kind: ArchiveKind) -> list[Member]:
     except _ARCHIVE_ERRORS as exc:
         if not found:
             raise InputError(f"cannot read archive {path}: {exc}") from exc
+    finally:
+        _ORDER[path] = {member.path: index for index, member in enumerate(found)}
     return found
 
 
@@ -123,8 +126,24 @@ def _wanted(name: str) -> bool:
     return not os.path.basename(name.rstrip("/")).startswith(".")
 
 
+@dataclass
+class _Parked:
+    """A tar's stream left open after one of its members was read, for the next member if that
+    comes later in the archive (members read in the archive's order cost one pass, not one each)."""
+
+    stack: ExitStack
+    tar: tarfile.TarFile
+    after: int  # the index of the member read, in the archive's listing
+
+
+#: The position of each listed tar's members in it, and one parked stream per tar at most.
+_ORDER: dict[str, dict[str, int]] = {}
+_PARKED: dict[str, _Parked] = {}
+
+
 def open_member(archive: str, member: str) -> tuple[BinaryIO, ExitStack]:
-    """A member's bytes as a stream, and what closes it (the member and the archive).
+    """A member's bytes as a stream, and what closes it (the member; a tar's stream is parked for
+    the next member, until :func:`release`).
 
     Raises:
         InputError: the archive cannot be read or has no such member.
@@ -134,15 +153,39 @@ def open_member(archive: str, member: str) -> tuple[BinaryIO, ExitStack]:
         if kind_of(archive) is ArchiveKind.ZIP:
             zipped = stack.enter_context(zipfile.ZipFile(archive))
             return cast(BinaryIO, stack.enter_context(zipped.open(member))), stack
-        tar = _tar(archive, stack)
+        at = _ORDER.get(archive, {}).get(member)
+        parked = _PARKED.pop(archive, None)
+        if parked is not None and at is not None and at > parked.after:
+            stack, tar = parked.stack, parked.tar
+        else:
+            if parked is not None:
+                parked.stack.close()
+            tar = _tar(archive, stack)
         for info in tar:
             if info.name == member and info.isfile():
-                return _extract(tar, info), stack
+                if at is None:
+                    return _extract(tar, info), stack
+                closer = ExitStack()
+                closer.callback(_park, archive, _Parked(stack, tar, at))
+                return _extract(tar, info), closer
     except (KeyError, *_ARCHIVE_ERRORS) as exc:  # type: ignore[misc] # mypy reads no starred tuple here
         stack.close()
         raise InputError(f"cannot read {archive}:{member}: {exc}") from exc
     stack.close()
     raise InputError(f"no member {member!r} in archive {archive}")
+
+
+def _park(archive: str, parked: _Parked) -> None:
+    earlier = _PARKED.pop(archive, None)
+    if earlier is not None:
+        earlier.stack.close()
+    _PARKED[archive] = parked
+
+
+def release() -> None:
+    """Close the tar streams parked for a next member."""
+    while _PARKED:
+        _PARKED.popitem()[1].stack.close()
 
 
 def _tar(path: str, stack: ExitStack) -> tarfile.TarFile:
