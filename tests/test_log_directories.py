@@ -278,6 +278,19 @@ class TestArchives:
         assert f"{archive_path}:log/{files[-1].name}: warning: input ends early" in result.stderr
         assert "Traceback" not in result.stderr
 
+    def test_a_pipe_is_not_sniffed_for_an_archive(self, rotated_logs):
+        """A named pipe (``<(zcat log.gz)``) keeps its first bytes: only regular files are looked into."""
+        log = rotated_logs.files["csvlog"][rotated_logs.commit_file]
+        piped = subprocess.run(
+            ["bash", "-c", '"$0" -m logdiag records <(cat "$1")', sys.executable, str(log)],
+            capture_output=True, text=True, check=False,
+        )
+        direct = _logdiag("records", str(log))
+        assert piped.returncode == direct.returncode == ExitStatus.OK, piped.stderr
+        assert [json.loads(line)["message"] for line in piped.stdout.splitlines()] == [
+            json.loads(line)["message"] for line in direct.stdout.splitlines()
+        ]
+
     def test_a_member_can_be_named(self, rotated_logs, tmp_path):
         """``archive:member`` reads that one member (the name reports give it)."""
         members = {f"log/{path.name}": path for path in rotated_logs.files["csvlog"]}

@@ -56,11 +56,13 @@ class Member:
 
 
 def kind_of(path: str) -> ArchiveKind | None:
-    """The archive format of the file at ``path``, told by content, or None (not an archive).
+    """The archive format of the regular file at ``path``, told by content, or None (not an archive).
 
     >>> kind_of("sample_logs/postgresql.csv") is None
     True
     """
+    if not os.path.isfile(path):  # a pipe (``<(zcat log.gz)``) would lose the bytes read here
+        return None
     try:
         with open(path, "rb") as handle:
             head = handle.read(1024)
