@@ -62,6 +62,8 @@ class LogReader:
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.diagnosis.sessions.SessionTracker.forget`).
         on_file: with ``follow``, told the name of each file followed, first and after each switch.
+        partial_groups: the inputs of a directory, glob or archive may be a part of it (an
+            incremental export leaves out the files it has read): one with no log is no error.
 
     The files of a directory, glob or archive are read in the order of their first record's
     timestamp (copied files lose their modification times; names need not sort); those that are
@@ -88,6 +90,7 @@ class LogReader:
         lookback_bytes: int | None = None,
         on_forgotten: Callable[..., None] | None = None,
         on_file: Callable[[str], None] | None = None,
+        partial_groups: bool = False,
     ) -> None:
         if follow and (len(paths) != 1 or paths[0] == "-"):
             raise InputError("--follow takes one log file or log directory")
@@ -110,6 +113,7 @@ class LogReader:
         #: Files of a directory, glob or archive that were not logs, and so not read.
         self.skipped_files: list[SkippedFile] = []
         self.on_file = on_file
+        self.partial_groups = partial_groups
 
     def __iter__(self) -> Iterator[LogRecord]:
         # --on-bad-line warn/fail need every line read: only the default mode is pre-filtered.
@@ -157,7 +161,7 @@ class LogReader:
                     continue
                 dated.append((first is None, first or _EPOCH, position, item.name))
             self.skipped_files.extend(skipped)
-            if not dated:
+            if not dated and not self.partial_groups:
                 named = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:3])
                 raise InputError(f"no PostgreSQL log in {group}: {named}{', ...' if len(skipped) > 3 else ''}")
             names.extend(name for *_, name in sorted(dated))

@@ -166,6 +166,20 @@ class TestNotLogs:
         for name, reason in strays.items():
             assert f"{logs / name} ({reason})" in warnings[0]
 
+    def test_export_again_with_strays(self, rotated_logs, tmp_path):
+        """An incremental export of a directory with strays: the logs once, the strays never an error."""
+        logs = tmp_path / "logs"
+        _copied_out_of_order(rotated_logs.files["stderr"], logs)
+        _strays(logs, rotated_logs.pid_file)
+        first = _logdiag("export", str(logs), "-o", str(tmp_path / "out"))
+        assert first.returncode == ExitStatus.OK, first.stderr
+        assert ", 1 incidents, " in first.stderr and "3 files are not PostgreSQL logs" in first.stderr
+        (logs / "notes.txt").write_text("Rotated again on Wednesday.\n")  # a stray changed, no log did
+        again = _logdiag("export", str(logs), "-o", str(tmp_path / "out"))
+        assert again.returncode == ExitStatus.OK, again.stderr
+        assert ", 0 incidents, " in again.stderr
+        assert f"1 file is not a PostgreSQL log, skipped: {logs / 'notes.txt'}" in again.stderr
+
     def test_a_directory_of_no_log_is_an_error(self, rotated_logs, tmp_path):
         """A directory that holds no log at all is an error, not a clean report."""
         strays = tmp_path / "strays"

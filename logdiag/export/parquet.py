@@ -356,7 +356,7 @@ def export(
     # then its records read again (by polars if it can); standard input passes through once.
     every_record = not fast or STDIN in result.files_read
     run = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
-                  tracker=tracker, fast=not every_record)
+                  tracker=tracker, fast=not every_record, partial_groups=True)
     if every_record:
         run.record_sink = sink
     for incident in run.incidents():
@@ -373,6 +373,8 @@ def export(
         if stats.file != STDIN:
             key = f"{host or ''}\0{os.path.abspath(stats.file)}"
             state["files"][key] = {**identities[stats.file], "lines": stats.lines, "host": host}
+    for stray in run.reader.skipped_files:  # no log: left out next time too, unless it changes
+        state["files"][f"{host or ''}\0{os.path.abspath(stray.name)}"] = {**identities[stray.name], "lines": 0, "host": host}
     _save_state(root, state)
     result.run = run
     return result
