@@ -367,7 +367,7 @@ def test_follow_moves_to_the_destination_now_written(pg_cluster):
             assert json.loads(line)["culprits"][0]["statement"] == culprit
             cluster.psql("ALTER SYSTEM SET log_destination = 'jsonlog';", check=True)
             cluster.psql("SELECT pg_reload_conf();", check=True)
-            time.sleep(1.5)  # the csvlog file stops growing; the jsonlog file takes over
+            time.sleep(2.5)  # the csvlog file stops growing; the jsonlog file, written a second later, takes over
             culprit = _fail_at_commit(cluster, 52)
             switched = read_line(process.stderr, timeout=10)
             [json_file] = _server_files(cluster.log_dir, "jsonlog")
