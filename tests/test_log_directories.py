@@ -56,8 +56,15 @@ def _fail_at_commit(cluster, parent_id: int) -> str:
 
 
 def _rotate(cluster) -> None:
+    """Rotate, and wait until the server has opened its new files: pg_rotate_logfile() only asks
+    the logging collector to, and a statement sent before it has would still go to the old ones."""
     time.sleep(1.1)  # the file name has one-second resolution: a new name, a new file
+    before = set(cluster.log_dir.iterdir())
     cluster.psql("SELECT pg_rotate_logfile();", check=True)
+    deadline = time.monotonic() + 30
+    while len(set(cluster.log_dir.iterdir()) - before) < len(SUFFIXES):  # one per destination
+        assert time.monotonic() < deadline, "the server did not rotate its log files"
+        time.sleep(0.05)
 
 
 def _server_files(log_dir: Path, fmt: str) -> list[Path]:
