@@ -25,7 +25,7 @@ from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
 from logdiag.source.live import QUIET_PERIOD
-from logdiag.source.stats import InputStats, OnBadLine
+from logdiag.source.stats import MAX_EXAMPLES, InputStats, OnBadLine, SkippedFile
 from logdiag.version import __version__
 
 app = typer.Typer(
@@ -193,6 +193,7 @@ def analyze(
             follow=follow_log, from_start=from_start,
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
+            on_file=None if quiet else _following,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
@@ -207,6 +208,7 @@ def analyze(
         sys.stdout.flush()
         if not quiet:
             _summarize(run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+        _not_logs_warning(run.reader.skipped_files)
         incomplete = _input_warnings(run.inputs, on_bad_line)
     if fail_on_incident and found:
         raise typer.Exit(ExitStatus.INCIDENTS)
@@ -290,6 +292,7 @@ def export(
             console = _stderr()
             if result.run is not None:
                 _summarize(result.run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+                _not_logs_warning(result.run.reader.skipped_files)
             for skipped in result.files_skipped:
                 console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
             rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
@@ -351,9 +354,26 @@ def records(
         sys.stdout.flush()
         if not quiet:
             _summarize(reader.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+        _not_logs_warning(reader.skipped_files)
         incomplete = _input_warnings(reader.inputs, on_bad_line)
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
+
+
+def _following(name: str) -> None:
+    """``--follow``: say which file is read, at the start and at every switch."""
+    _stderr().print(printable(f"logdiag: following {name}"), markup=False)
+
+
+def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:
+    """One line on stderr (even with ``--quiet``) for the files of a directory, glob or archive
+    that were not logs and were skipped: how many, and which."""
+    if not skipped:
+        return
+    shown = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:MAX_EXAMPLES])
+    more = f" and {len(skipped) - MAX_EXAMPLES} more" if len(skipped) > MAX_EXAMPLES else ""
+    files = "file is not a PostgreSQL log" if len(skipped) == 1 else "files are not PostgreSQL logs"
+    _stderr().print(printable(f"logdiag: warning: {len(skipped)} {files}, skipped: {shown}{more}"), markup=False)
 
 
 def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None) -> bool:

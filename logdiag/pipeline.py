@@ -15,6 +15,7 @@ from logdiag.formats import LogFormat
 from logdiag.reader import LogReader
 from logdiag.records import LogRecord
 from logdiag.source.live import QUIET_PERIOD
+from logdiag.source.paths import Input
 from logdiag.source.stats import InputStats, OnBadLine
 
 
@@ -81,7 +82,7 @@ class Run:
 
 
 def analyze(
-    paths: Sequence[str],
+    paths: Sequence[str | Input],
     *,
     log_line_prefix: str | None = None,
     format: LogFormat | None = None,
@@ -93,6 +94,8 @@ def analyze(
     stop: threading.Event | None = None,
     fast: bool = True,
     lookback_bytes: int | None = None,
+    on_file: Callable[[str], None] | None = None,
+    partial_groups: bool = False,
 ) -> Run:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
@@ -100,9 +103,10 @@ def analyze(
     ``lookback_bytes`` of recent lines for sessions that may fail later) and compressed files (a
     window of that many bytes) through the vectorised pre-filter (:mod:`logdiag.fastpath`),
     which finds the same incidents much faster. ``tracker`` lets the caller set the memory caps (see
-    :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet`` and ``stop`` are for live use
+    :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet``, ``stop``
+    and ``on_file`` (told each file ``follow`` moves to) are for live use
     (see :class:`LogReader`); standard input is always read live, so incidents come out as soon as
-    they are complete.
+    they are complete. ``partial_groups``: see :class:`LogReader`.
 
     >>> run = analyze(["sample_logs/postgresql.csv"])
     >>> [(i.constraint, i.key, i.culprits[0].source.line) for i in run.incidents()]
@@ -115,5 +119,6 @@ def analyze(
         paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
         follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast, lookback_bytes=lookback_bytes,
         on_forgotten=tracker.forget,  # what the pre-filter's look-back drops, the tracker forgets too
+        on_file=on_file, partial_groups=partial_groups,
     )
     return Run(reader, tracker)

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain
+from datetime import datetime, timezone
+from itertools import chain, groupby
 from typing import cast
 
 from logdiag import fastpath
@@ -16,6 +18,7 @@ from logdiag.errors import InputError
 from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of
 from logdiag.records import LogRecord
+from logdiag.source import archives
 from logdiag.source.framing import (
     SAMPLE_LINES,
     TICK,
@@ -30,8 +33,8 @@ from logdiag.source.framing import (
 )
 from logdiag.source.inputs import OpenInput
 from logdiag.source.live import QUIET_PERIOD, follow
-from logdiag.source.paths import STDIN, expand_paths
-from logdiag.source.stats import InputStats, OnBadLine
+from logdiag.source.paths import STDIN, Input, expand_inputs
+from logdiag.source.stats import InputStats, OnBadLine, SkippedFile
 
 __all__ = ["LOOKBACK_BYTES", "WINDOW_BYTES", "LogReader", "open_log"]
 
@@ -59,6 +62,14 @@ class LogReader:
             for compressed files).
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.diagnosis.sessions.SessionTracker.forget`).
+        on_file: with ``follow``, told the name of each file followed, first and after each switch.
+        partial_groups: the inputs of a directory, glob or archive may be a part of it (an
+            incremental export leaves out the files it has read): one with no log is no error.
+
+    The files of a directory, glob or archive are read in the order of their first record's
+    timestamp (copied files lose their modification times; names need not sort); those that are
+    not PostgreSQL logs are skipped and listed in :attr:`skipped_files`. Every input's format
+    and prefix are detected on its own lines.
 
     Raises:
         InputError: (when iterated, or at once for missing paths) an input cannot be read.
@@ -66,7 +77,7 @@ class LogReader:
 
     def __init__(
         self,
-        paths: Sequence[str],
+        paths: Sequence[str | Input],
         *,
         log_line_prefix: str | None = None,
         format: LogFormat | None = None,
@@ -79,10 +90,13 @@ class LogReader:
         fast_min_bytes: int | None = None,
         lookback_bytes: int | None = None,
         on_forgotten: Callable[..., None] | None = None,
+        on_file: Callable[[str], None] | None = None,
+        partial_groups: bool = False,
     ) -> None:
         if follow and (len(paths) != 1 or paths[0] == "-"):
             raise InputError("--follow takes one log file or log directory")
-        self.paths = list(paths) if follow else expand_paths(paths)
+        self._inputs = [Input(p) if isinstance(p, str) else p for p in paths] if follow else expand_inputs(paths)
+        self.paths = [item.name for item in self._inputs]
         if follow and not os.path.exists(self.paths[0]):
             raise InputError(f"no such file or directory: {self.paths[0]}")
         self.log_line_prefix = log_line_prefix
@@ -97,6 +111,10 @@ class LogReader:
         self.lookback_bytes = lookback_bytes
         self.on_forgotten = on_forgotten
         self.inputs: list[InputStats] = []
+        #: Files of a directory, glob or archive that were not logs, and so not read.
+        self.skipped_files: list[SkippedFile] = []
+        self.on_file = on_file
+        self.partial_groups = partial_groups
 
     def __iter__(self) -> Iterator[LogRecord]:
         # --on-bad-line warn/fail need every line read: only the default mode is pre-filtered.
@@ -105,18 +123,83 @@ class LogReader:
             for name, lines in file_segments(
                 follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or QUIET_PERIOD, stop=self.stop)
             ):
+                if self.on_file is not None:
+                    self.on_file(name)
                 yield from (self._streamed(name, lines) if filtered else self._records(name, lines))
             return
-        for path in self.paths:
-            opened = OpenInput(path)
-            try:
-                if filtered and (path == STDIN or opened.compression is not None):
-                    yield from self._streamed(path, opened.pieces(self.quiet), opened.compression)
-                else:
-                    plain_file = filtered and opened.compression is None
-                    yield from self._records(path, opened.lines(self.quiet), plain_file=plain_file)
-            finally:
-                opened.close()
+        try:
+            for path in self._ordered():
+                opened = OpenInput(path)
+                try:
+                    if filtered and (path == STDIN or opened.compression is not None or opened.member):
+                        yield from self._streamed(path, opened.pieces(self.quiet), opened.compression, opened.member)
+                    else:
+                        plain_file = filtered and opened.compression is None
+                        yield from self._records(path, opened.lines(self.quiet), plain_file=plain_file)
+                finally:
+                    opened.close()
+        finally:
+            archives.release()  # the archives' streams kept open for their next member
+
+    def _ordered(self) -> list[str]:
+        """The inputs' names in reading order: each group's (directory, glob, archive) files by
+        their first record's time, those that are not logs left out (in :attr:`skipped_files`).
+
+        Raises:
+            InputError: a group has no log at all, or a file of it is a log that cannot be read.
+        """
+        names: list[str] = []
+        for group, items in groupby(self._inputs, key=lambda item: item.group):
+            if group is None:
+                names.extend(item.name for item in items)
+                continue
+            dated: list[tuple[bool, datetime, int, str]] = []
+            skipped: list[SkippedFile] = []
+            for position, item in enumerate(items):
+                first, not_a_log = self._first_time(item)
+                if not_a_log is not None:
+                    skipped.append(SkippedFile(item.name, not_a_log))
+                    continue
+                dated.append((first is None, first or _EPOCH, position, item.name))
+            self.skipped_files.extend(skipped)
+            if not dated and not self.partial_groups:
+                named = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:3])
+                raise InputError(f"no PostgreSQL log in {group}: {named}{', ...' if len(skipped) > 3 else ''}")
+            names.extend(name for *_, name in sorted(dated))
+        return names
+
+    def _first_time(self, item: Input) -> tuple[datetime | None, str | None]:
+        """The time of an input's first record (None: its first lines have none), read from its
+        first lines; or why it is not a PostgreSQL log.
+
+        Raises:
+            InputError: its lines hold server messages, but in a format or prefix not recognised.
+        """
+        opened = OpenInput(item.name, item.head)
+        stats = InputStats(file=item.name)
+        try:
+            head = sample_lines(decode_lines(opened.lines(), stats))
+        finally:
+            opened.close()
+        texts = [text for _, text in head]
+        messages = any(_SERVER_MESSAGE.search(text) for text in texts)
+        binary = bool(stats.skipped) or stats.recoded > len(texts) // 2
+        try:
+            detection = detect(texts, item.name, self.log_line_prefix, self.format)
+        except InputError:
+            if messages and not binary:
+                raise  # a log, but one that cannot be read as it is: say what to pass
+            return None, "binary data" if binary else "no PostgreSQL log line"
+        if detection is None:
+            return None, None  # empty: read (and counted) as it is
+        if format_of(detection.format).has_prefix and not messages:
+            return None, "binary data" if binary else "no PostgreSQL log line"
+        scratch = InputStats(file=item.name)
+        for record in records_of(iter(head), detection, scratch, item.name):
+            if record.timestamp is not None:
+                stamp = record.timestamp
+                return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)), None
+        return None, None
 
     def _records(
         self, name: str, raw_lines: Iterator[bytes | Tick], plain_file: bool = False,
@@ -168,11 +251,11 @@ class LogReader:
         return fastpath.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
 
     def _streamed(
-        self, name: str, pieces: Iterator[bytes | Tick], compression: str | None = None,
+        self, name: str, pieces: Iterator[bytes | Tick], compression: str | None = None, member: bool = False,
     ) -> Iterator[LogRecord]:
-        """A stream (pipe, followed or compressed file) through a pre-filter."""
+        """A stream (pipe, followed or compressed file, archive member) through a pre-filter."""
         failure: list[BaseException] = []
-        pieces = until_corrupt(pieces, failure, hold=compression is not None)
+        pieces = until_corrupt(pieces, failure, hold=compression is not None or member)
         if name == STDIN or self.follow:
             fastpath.warm_up()  # while the first lines come: an incident among them is not late
         sample = sample_pieces(pieces)
@@ -205,6 +288,12 @@ class LogReader:
         yield from records_of(lines, detection, InputStats(file=name), name, quiet=self.quiet)
         if failure:
             stats.ended_early(failure[0])
+
+
+#: A server message's severity and the two spaces after it (``LOG:  ``, ``ERROR:  ``, or the
+#: same in another lc_messages): a line that has none is not PostgreSQL's stderr or syslog.
+_SERVER_MESSAGE = re.compile(r"\w:  ")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _note_format(stats: InputStats, detection: Detection) -> None:

@@ -134,8 +134,8 @@ class TestPaths:
 
 
 @pytest.mark.postgres
-def test_rotated_directory_in_time_order(pg_cluster, tmp_path):
-    """A log directory with rotated files is read oldest first, csvlog preferred over the rest."""
+def test_rotated_directory_in_content_order(pg_cluster, tmp_path):
+    """A log directory with rotated files is read oldest first by content, csvlog preferred over the rest."""
     with pg_cluster(log_filename="postgresql-%Y%m%d_%H%M%S.log") as cluster:
         for n in range(3):
             cluster.psql(f"SELECT 'file {n}';")
@@ -144,14 +144,15 @@ def test_rotated_directory_in_time_order(pg_cluster, tmp_path):
         cluster.stop()
         logs = tmp_path / "logs"
         shutil.copytree(cluster.log_dir, logs)
-    # Make the names disagree with the times, so the order must come from the times.
+    # Make the times disagree with the content (copies lose their times): the order comes from
+    # the first record of each file.
     csvs = sorted(logs.glob("*.csv"))
     for age, path in enumerate(csvs):
         os.utime(path, (1_000_000 - age * 10, 1_000_000 - age * 10))
     reader = LogReader([str(logs)])
     messages = [r.message for r in reader if r.message and r.message.startswith("statement: SELECT 'file")]
     assert {s.format for s in reader.inputs} == {"csvlog"}
-    assert messages == [f"statement: SELECT 'file {n}';" for n in (2, 1, 0)]
+    assert messages == [f"statement: SELECT 'file {n}';" for n in (0, 1, 2)]
 
 
 @pytest.mark.postgres

@@ -27,7 +27,7 @@ from logdiag.formats import LogFormat
 from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
 from logdiag.records import RECORD_FIELDS, LogRecord
-from logdiag.source.paths import STDIN, expand_paths
+from logdiag.source.paths import STDIN, Input, expand_inputs, on_disk
 from logdiag.source.stats import InputStats, OnBadLine
 
 if TYPE_CHECKING:  # polars is imported when rows are written, not with the CLI
@@ -266,20 +266,24 @@ def _save_state(output: Path, state: dict[str, Any]) -> None:
 
 
 def _identity(path: str) -> dict[str, Any]:
-    stat = os.stat(path)
+    stat = os.stat(on_disk(path))  # an archive's member: the archive's
     return {"inode": stat.st_ino, "size": stat.st_size, "mtime": stat.st_mtime}
 
 
 def _plan(
     paths: Sequence[str], state: dict[str, Any], host: str | None,
-) -> tuple[list[str], list[str], dict[str, int], dict[str, dict[str, Any]]]:
+) -> tuple[list[Input], list[str], dict[str, int], dict[str, dict[str, Any]]]:
     """Which inputs to read, which to skip (unchanged), from which line to keep rows, and what
     the files were like before they were read (a log may grow meanwhile: the next export reads
     the rest)."""
-    read, skipped, watermarks, identities = [], [], {}, {}
-    for path in expand_paths(paths):
+    read: list[Input] = []
+    skipped: list[str] = []
+    watermarks: dict[str, int] = {}
+    identities: dict[str, dict[str, Any]] = {}
+    for item in expand_inputs(paths):  # kept as inputs: their group (directory, glob, archive) is read as one
+        path = item.name
         if path == STDIN:
-            read.append(path)
+            read.append(item)
             watermarks[path] = 0
             continue
         key = f"{host or ''}\0{os.path.abspath(path)}"
@@ -289,7 +293,7 @@ def _plan(
             skipped.append(path)
             continue
         grown = bool(seen) and seen["inode"] == now["inode"] and now["size"] >= seen["size"]
-        read.append(path)
+        read.append(item)
         watermarks[path] = seen["lines"] if grown else 0
     return read, skipped, watermarks, identities
 
@@ -331,7 +335,7 @@ def export(
     root.mkdir(parents=True, exist_ok=True)
     state = _load_state(root)
     read, skipped, watermarks, identities = _plan(paths, state, host)
-    result = ExportResult(root, read, skipped)
+    result = ExportResult(root, [item.name for item in read], skipped)
     if not read:
         return result
     export_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
@@ -350,9 +354,9 @@ def export(
 
     # records.parquet needs every record. A file can be read twice: analysed with the pre-filter,
     # then its records read again (by polars if it can); standard input passes through once.
-    every_record = not fast or STDIN in read
+    every_record = not fast or STDIN in result.files_read
     run = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
-                  tracker=tracker, fast=not every_record)
+                  tracker=tracker, fast=not every_record, partial_groups=True)
     if every_record:
         run.record_sink = sink
     for incident in run.incidents():
@@ -369,6 +373,8 @@ def export(
         if stats.file != STDIN:
             key = f"{host or ''}\0{os.path.abspath(stats.file)}"
             state["files"][key] = {**identities[stats.file], "lines": stats.lines, "host": host}
+    for stray in run.reader.skipped_files:  # no log: left out next time too, unless it changes
+        state["files"][f"{host or ''}\0{os.path.abspath(stray.name)}"] = {**identities[stray.name], "lines": 0, "host": host}
     _save_state(root, state)
     result.run = run
     return result

@@ -6,10 +6,11 @@ import functools
 import io
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import BinaryIO, cast
 
 from logdiag.errors import InputError
-from logdiag.source import compression
+from logdiag.source import archives, compression
 from logdiag.source.compression import (
     DECOMPRESSION_ERRORS,
     MAGIC,
@@ -27,17 +28,29 @@ class OpenInput:
 
     Compression (gzip, bzip2, xz, zstd) is told by magic bytes, not by the file name. Compressed
     data is decompressed incrementally, so everything before a cut in a truncated file comes out
-    before the error that ends the iteration.
+    before the error that ends the iteration. A name ``archive:member`` reads that member of a
+    tar or zip archive (:mod:`archives`), straight from the archive.
+
+    Args:
+        name: a file, ``-`` for standard input, or ``archive:member``.
+        head: read these bytes (an input's first bytes, already read) instead of opening ``name``.
 
     Raises:
         InputError: the file cannot be opened.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, head: bytes | None = None) -> None:
         self.name = name
+        self._closer: ExitStack | None = None
+        member = None if head is not None or name == STDIN else archives.split_member(name)
+        self.member = member is not None
         raw: BinaryIO
-        if name == STDIN:
+        if head is not None:
+            raw = io.BytesIO(head)
+        elif name == STDIN:
             raw = sys.stdin.buffer
+        elif member is not None:
+            raw, self._closer = archives.open_member(*member)
         else:
             try:
                 raw = open(name, "rb")  # noqa: SIM115 - closed by close()
@@ -71,7 +84,7 @@ class OpenInput:
         """The input's bytes, decompressed, in large chunks (no line splitting)."""
         if self.compression is None:
             return iter(lambda: self._buffered.read(compression.CHUNK_SIZE), b"")
-        if self.compression == "gzip" and self.name != STDIN and self._buffered.seekable():
+        if self.compression == "gzip" and self.name != STDIN and not self.member and self._buffered.seekable():
             return self._inflated()  # standard input goes in small pieces: its batches are small
         return decompressed(self._buffered, self.compression)
 
@@ -92,5 +105,7 @@ class OpenInput:
             yield from without_first(decompressed(self._buffered, "gzip"), handed)
 
     def close(self) -> None:
-        if self.name != STDIN:
+        if self._closer is not None:
+            self._closer.close()
+        elif self.name != STDIN:
             self._raw.close()

@@ -79,14 +79,38 @@ class _Followed:
     partial: bytes = b""
 
 
-def _newest(directory: Path, preferred: str | None) -> Path | None:
+#: Seconds by which a log file of another destination must have been written after the followed
+#: one for ``--follow DIR`` to move to it (``log_destination`` changed). The destinations of one
+#: server are written together, a message to each in turn, well within this.
+SWITCH_AFTER = 1.0
 
-    files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
-    if preferred is not None:
-        files = [p for p in files if destination(p) == preferred]
-    if not files:
+
+def _newest(directory: Path) -> dict[str, tuple[Path, os.stat_result]]:
+    """The newest file of each destination in a log directory (csvlog, jsonlog, the rest)."""
+    newest: dict[str, tuple[Path, os.stat_result]] = {}
+    for path in directory.iterdir():
+        if path.name.startswith("."):
+            continue
+        try:
+            stat = path.stat()
+        except OSError:  # removed meanwhile
+            continue
+        if not os.path.isfile(path):
+            continue
+        kind = destination(path)
+        if kind not in newest or (stat.st_mtime, path.name) > (newest[kind][1].st_mtime, newest[kind][0].name):
+            newest[kind] = (path, stat)
+    return newest
+
+
+def _chosen(newest: dict[str, tuple[Path, os.stat_result]]) -> Path | None:
+    """The file to follow: the newest of the preferred destination (csvlog, then jsonlog, then
+    the rest) among those being written, i.e. written within :data:`SWITCH_AFTER` of the latest."""
+    if not newest:
         return None
-    return max(files, key=lambda p: (p.stat().st_mtime, p.name))
+    latest = max(stat.st_mtime for _, stat in newest.values())
+    live = {kind for kind, (_, stat) in newest.items() if stat.st_mtime >= latest - SWITCH_AFTER}
+    return newest[next(kind for kind in DIRECTORY_PREFERENCE if kind in live)][0]
 
 
 def follow(
@@ -97,8 +121,11 @@ def follow(
 
     A file is reopened when it is renamed or replaced (rotation) and read again from its start
     when it is truncated. In a directory, the newest file of the preferred destination (csvlog,
-    then jsonlog, then the rest) is followed, and a newer one that appears takes over once the
-    current one has been read to its end.
+    then jsonlog, then the rest) among those being written is followed: a newer file of its
+    destination that appears (rotation) takes over once the current one has been read to its end,
+    read from its start; when the server's ``log_destination`` changes, the newest file of the
+    destination now written takes over, read from where it stood when the followed file last
+    grew. Each file followed is announced by a :class:`FileSwitch`.
 
     Args:
         path: a log file or a log directory.
@@ -109,19 +136,19 @@ def follow(
     """
     target = Path(path)
     directory = target if target.is_dir() else None
-    preferred = None
+    sizes: dict[Path, int] = {}  # in a directory: the files' sizes when the followed one last grew
     if directory is not None:
-
-        names = {destination(p) for p in directory.iterdir() if p.is_file()}
-        preferred = next((d for d in DIRECTORY_PREFERENCE if d in names), None)
-        first = _newest(directory, preferred)
+        newest = _newest(directory)
+        first = _chosen(newest)
         if first is None:
             raise InputError(f"no log file in directory {directory}")
         target = first
-    current = _open(target, at_end=not from_start)
+        sizes = {p: stat.st_size for p, stat in newest.values()}
+    current = _open(target, None if not from_start else 0)
+    left: dict[tuple[Path, int], int] = {}  # where each file followed before was left
     yield FileSwitch(str(current.path))
     idle_since = time.monotonic()
-    ticked = False
+    ticked = grew = False
     while stop is None or not stop.is_set():
         data = current.handle.read(CHUNK)
         if data:
@@ -131,15 +158,19 @@ def follow(
             current.partial = lines.pop()
             for line in lines:
                 yield line + b"\n"
-            idle_since, ticked = time.monotonic(), False
+            idle_since, ticked, grew = time.monotonic(), False, True
             continue
-        # Nothing new in the current file: rotation, truncation, or a newer file?
-        replacement = _replacement(current, directory, preferred)
+        if grew and directory is not None:  # read to its end: where do the others stand now?
+            sizes = {p: stat.st_size for p, stat in _newest(directory).values()}
+            grew = False
+        # Nothing new in the current file: rotation, truncation, a newer file, another destination?
+        replacement = _replacement(current, directory, sizes, left)
         if replacement is not None:
             if current.partial:
                 yield current.partial
             current.handle.close()
-            current = _open(replacement, at_end=False)
+            left[(current.path, current.inode)] = current.position
+            current = _open(*replacement)
             yield FileSwitch(str(current.path))
             continue
         idle = time.monotonic() - idle_since
@@ -151,16 +182,19 @@ def follow(
     current.handle.close()
 
 
-def _open(path: Path, at_end: bool) -> _Followed:
+def _open(path: Path, position: int | None) -> _Followed:
+    """A file opened at ``position`` (None: at its end)."""
     handle = open(path, "rb")  # noqa: SIM115 - closed by follow()
     inode = os.fstat(handle.fileno()).st_ino
     followed = _Followed(path, handle, inode)
-    if at_end:
-        followed.position = handle.seek(0, os.SEEK_END)
+    followed.position = handle.seek(0, os.SEEK_END) if position is None else handle.seek(position)
     return followed
 
 
-def _replacement(current: _Followed, directory: Path | None, preferred: str | None) -> Path | None:
+def _replacement(
+    current: _Followed, directory: Path | None, sizes: dict[Path, int], left: dict[tuple[Path, int], int],
+) -> tuple[Path, int] | None:
+    """The file to follow instead of ``current``, and from where; None: stay."""
     try:
         stat = os.stat(current.path)
     except FileNotFoundError:
@@ -171,12 +205,18 @@ def _replacement(current: _Followed, directory: Path | None, preferred: str | No
         current.partial = b""
         return None
     if directory is not None:
-        newest = _newest(directory, preferred)
-        if newest is not None and newest != current.path and (
-            stat is None or newest.stat().st_mtime >= stat.st_mtime
-        ):
-            return newest
-        return None
+        newest = _newest(directory)
+        chosen = _chosen(newest)
+        if chosen is None or chosen == current.path:
+            return None
+        chosen_stat = newest[destination(chosen)][1]
+        resumed = left.get((chosen, chosen_stat.st_ino))
+        if destination(chosen) == destination(current.path):  # rotation: a newer file
+            if stat is not None and chosen_stat.st_mtime < stat.st_mtime:
+                return None
+            return chosen, resumed or 0
+        # log_destination changed: what the new destination got since the followed file last grew
+        return chosen, resumed if resumed is not None else sizes.get(chosen, 0)
     if stat is None or stat.st_ino != current.inode:  # renamed or replaced: follow the name
-        return current.path if current.path.exists() else None
+        return (current.path, 0) if current.path.exists() else None
     return None

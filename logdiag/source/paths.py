@@ -1,13 +1,15 @@
-"""The user's paths as inputs: files, globs and log directories in reading order, and stdin."""
+"""The user's paths as inputs: files, globs, log directories and archives, and stdin."""
 
 from __future__ import annotations
 
 import glob
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from logdiag.errors import InputError
+from logdiag.source import archives
 
 STDIN = "-"
 
@@ -16,35 +18,103 @@ _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 DIRECTORY_PREFERENCE = ("csvlog", "jsonlog", "other")
 
 
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One input to read: a file, a member of an archive, or standard input.
+
+    Attributes:
+        name: as reports name it: the path, ``-``, or ``archive:member``.
+        group: the directory, glob or archive it was found in; None when the user named it.
+            The files of a group are put in order by their first record, and those that are
+            not logs are skipped with a warning instead of stopping the run.
+        head: an archive member's first bytes, read when the archive was listed.
+    """
+
+    name: str
+    group: str | None = None
+    head: bytes | None = field(default=None, repr=False, compare=False)
+
+
 def expand_paths(paths: Sequence[str]) -> list[str]:
-    """Expand globs and log directories into an ordered list of inputs, checking that each exists.
+    """The names of :func:`expand_inputs`, in the same order.
+
+    >>> expand_paths(["sample_logs/postgresql.csv"])
+    ['sample_logs/postgresql.csv']
+    """
+    return [item.name for item in expand_inputs(paths)]
+
+
+def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
+    """Expand globs, log directories and archives into a list of inputs, checking that each exists.
 
     Args:
-        paths: files, glob patterns, directories, or ``-`` for standard input.
+        paths: files, glob patterns, directories, archives (tar, tar.gz, tar.zst, zip...),
+            ``archive:member`` names, or ``-`` for standard input; an :class:`Input` (from an
+            earlier expansion) is taken as it is.
 
     Returns:
-        Input names in reading order; a directory's files come oldest first.
+        The inputs; a directory's or a glob's files come oldest first (by modification time:
+        the reader puts each group in order by content), an archive's in its own order.
 
     Raises:
         InputError: a path does not exist, a glob matches nothing, or a directory has no log file.
     """
-    expanded: list[str] = []
+    expanded: list[Input] = []
     for path in paths:
-        if path == STDIN:
+        if isinstance(path, Input):
             expanded.append(path)
+        elif path == STDIN:
+            expanded.append(Input(path))
         elif os.path.isdir(path):
-            expanded.extend(_directory_logs(Path(path)))
+            expanded.extend(_files(_directory_logs(Path(path)), path))
         elif os.path.exists(path):
-            expanded.append(path)
+            kind = archives.kind_of(path)
+            expanded.extend([Input(path)] if kind is None else _archive(path, kind, path))
+        elif archives.split_member(path) is not None:
+            expanded.append(Input(path))
         elif glob.has_magic(path):
             matches = sorted(glob.glob(path), key=_age_key)
             files = [m for m in matches if os.path.isfile(m)]
             if not files:
                 raise InputError(f"no file matches {path!r}")
-            expanded.extend(files)
+            expanded.extend(_files(files, path))
         else:
             raise InputError(f"no such file or directory: {path}")
     return expanded
+
+
+def on_disk(name: str) -> str:
+    """The file that holds an input: the archive, for a member (``archive:member``); else the name.
+
+    >>> on_disk("sample_logs/postgresql.csv")
+    'sample_logs/postgresql.csv'
+    """
+    member = archives.split_member(name)
+    return name if member is None else member[0]
+
+
+def _files(paths: Sequence[str], group: str) -> list[Input]:
+    """The files of a directory or glob as inputs of ``group``, the archives among them listed."""
+    found: list[Input] = []
+    for path in paths:
+        kind = archives.kind_of(path)
+        found.extend([Input(path, group)] if kind is None else _archive(path, kind, group))
+    return found
+
+
+def _archive(path: str, kind: archives.ArchiveKind, group: str) -> list[Input]:
+    """An archive's files, like a log directory's: of one destination if it holds several."""
+    members = archives.members(path, kind)
+    if not members:
+        raise InputError(f"no file in archive {path}")
+    chosen = _preferred([Path(m.path) for m in members])
+    return [Input(m.name, group, m.head) for m in members if destination(Path(m.path)) == chosen]
+
+
+def _preferred(files: Sequence[Path]) -> str:
+    """The destination to read of files that may hold several of one server's (csvlog first)."""
+    present = {destination(path) for path in files}
+    return next(d for d in DIRECTORY_PREFERENCE if d in present)
 
 
 def _age_key(path: str) -> tuple[float, str]:
@@ -69,8 +139,5 @@ def _directory_logs(directory: Path) -> list[str]:
     files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
     if not files:
         raise InputError(f"no log file in directory {directory}")
-    by_destination: dict[str, list[Path]] = {}
-    for path in files:
-        by_destination.setdefault(destination(path), []).append(path)
-    chosen = next(d for d in DIRECTORY_PREFERENCE if d in by_destination)
-    return sorted((str(p) for p in by_destination[chosen]), key=_age_key)
+    chosen = _preferred(files)
+    return sorted((str(p) for p in files if destination(p) == chosen), key=_age_key)

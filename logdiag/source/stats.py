@@ -34,6 +34,14 @@ class SkippedLine:
     foreign: bool = False  # it holds nothing of PostgreSQL's
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file of a log directory, glob or archive that is not a PostgreSQL log, left unread."""
+
+    name: str
+    reason: str
+
+
 @dataclass(slots=True)
 class InputStats:
     """What a reader did with one input: counts that the reports and the tests rely on.
