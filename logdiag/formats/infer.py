@@ -498,6 +498,13 @@ class _Template:
             if letters[index] is None and letter not in taken:
                 letters[index] = letter
                 taken.add(letter)
+        # A name that only one escape gives, already placed with the same values: written twice.
+        for index in places:
+            values = {value for value in self.column(index) if value and value != "[unknown]"}
+            fits = [letter for letter, names in known.items() if values and values <= names]
+            twin = next((i for i, letter in enumerate(letters) if fits == [letter] and i != index), None)
+            if letters[index] is None and twin is not None and self.column(twin) == self.column(index):
+                letters[index] = letters[twin]
 
 
 def _by_shape(shape: Shape, label: str | None, ports: bool) -> str | None:
