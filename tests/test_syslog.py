@@ -9,17 +9,21 @@ comes from what the scenario executed, never from logdiag's output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import ClientCursor
 
 from logdiag.formats.base import LogFormat
 from logdiag.pipeline import analyze
 from tests.conftest import IN_CI, ClusterFactory
+from tests.pgcluster import PgCluster
 from tests.scenarios import simple
 from tests.syslogd import IDENT_PREFIX, TEMPLATES, Syslogd, SyslogUnavailable, running_syslogd
 
@@ -42,6 +46,7 @@ SETUP = (
 NOTE = " ".join(f"word{i:03d}" for i in range(160))
 CULPRIT = f"INSERT INTO sl_child (id, parent_id, note)\nVALUES (11, 42, '{NOTE}');"
 assert len(CULPRIT) > 1024
+DECOY = f"INSERT INTO sl_child (id, parent_id, note)\nVALUES (12, 9001, '{NOTE}');"
 CONSTRAINT = "sl_child_parent_id_fkey"
 
 
@@ -53,6 +58,22 @@ def _unavailable(reason: str) -> None:
     if IN_CI:  # in CI a test that needs rsyslog must fail, never skip
         pytest.fail(f"rsyslog is required in CI: {reason}", pytrace=False)
     pytest.skip(f"rsyslog not available: {reason}")
+
+
+def _interleaved(cluster: PgCluster) -> None:
+    """The failing transaction, with another session's long statements between its own: syslog has
+    the two processes' messages in turn, and a decoy key (9001) that must not be taken."""
+    loader = psycopg.connect(cluster.conninfo, application_name="loader", autocommit=True, cursor_factory=ClientCursor)
+    decoy = psycopg.connect(cluster.conninfo, application_name="decoy", autocommit=True, cursor_factory=ClientCursor)
+    with loader, decoy:
+        loader.execute("BEGIN;")
+        decoy.execute("BEGIN;")
+        loader.execute("INSERT INTO sl_child VALUES (10, 1, 'fine');")
+        decoy.execute(DECOY)
+        loader.execute(CULPRIT)
+        decoy.execute("ROLLBACK;")
+        with contextlib.suppress(psycopg.errors.ForeignKeyViolation):
+            loader.execute("COMMIT;")
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +96,7 @@ def syslog_files(pg_cluster: ClusterFactory) -> Iterator[Syslogd]:
                 }
                 with pg_cluster(**settings) as cluster:
                     simple(cluster, *SETUP, application="setup")
-                    simple(cluster, "BEGIN;", "INSERT INTO sl_child VALUES (10, 1, 'fine');", CULPRIT, "COMMIT;",
-                           application="loader")
+                    _interleaved(cluster)
                     cluster.stop()
         finally:
             daemon.__exit__(None, None, None)
@@ -105,6 +125,7 @@ def test_syslog_file_is_read_whole_and_diagnosed(syslog_files: Syslogd, run: str
     assert incident["key"] == {"parent_id": "42"}
     assert incident["raised_by"]["statement"].rstrip(";") == "COMMIT"
     assert [c["statement"] for c in incident["culprits"]][:1] == [CULPRIT]
+    assert all("9001" not in c["statement"] for c in incident["culprits"]), "the decoy session's statement"
 
 
 @pytest.mark.postgres
