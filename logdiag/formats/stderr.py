@@ -210,11 +210,12 @@ class StderrAssembler:
         if found is not None and self._redetect and len(self._read_sample) < _REDETECT_SAMPLE:
             self._read_sample.append(text)
         if found is None:
-            if text[0] in " \t" and (self._last is not None or raw.sequence is not None):
+            if raw.sequence is not None and raw.sequence[1] > 1:
+                # A long line split by syslog: PostgreSQL cuts it before a space, which starts the piece.
+                self._continuation(raw, text, newline=False)
+            elif text[0] in " \t" and (self._last is not None or raw.sequence is not None):
                 # A continuation whose TAB became spaces (log shippers, hand-edited files).
                 self._continuation(raw, text, newline=True)
-            elif raw.sequence is not None and raw.sequence[1] > 1:
-                self._continuation(raw, text, newline=False)  # a long line split by syslog
             else:
                 self._skip(raw, _MISFIT)
             return
@@ -336,19 +337,95 @@ def _without_position(message: str | None) -> str | None:
 
 # --- wrappers -------------------------------------------------------------------------------
 
+# The headers syslog daemons write in front of PostgreSQL's syslog() lines:
+# - BSD (RFC 3164) ``Mon DD HH:MM:SS host ident[pid]: ``, the time with a fraction or not (rsyslog's
+#   RSYSLOG_TraditionalFileFormat, or a template with microseconds), or an RFC 3339 date in its place
+#   (rsyslog's high-precision RSYSLOG_FileFormat); with ``<PRI>`` in front when forwarded;
+# - RFC 5424 ``<PRI>1 2026-04-02T14:55:51.484+00:00 host ident pid msgid sd msg`` (or without ``<PRI>``).
+# The ident is syslog_ident (postgres by default). PostgreSQL then writes ``[N-M] `` (message N, piece M,
+# syslog_sequence_numbers and syslog_split_messages on), ``[N] `` (sequence numbers on, message not
+# split), ``[M] `` (sequence numbers off, piece M of a split message) or nothing (both off).
 _SYSLOG = re.compile(
-    r"(?P<date>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) "
+    r"(?:"
+    r"(?:<\d{1,3}>)?1 (?P<date5424>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) (?P<host5424>\S{1,255}) "
+    r"(?P<ident5424>\S{1,48}) (?P<pid5424>\d{1,10}) \S{1,32} (?:-|(?:\[(?:[^\]\\\"]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+) {1,2}"  # then the msg, which rsyslog starts with a space
+    r"|"
+    r"(?:<\d{1,3}>)?(?P<date>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d{1,9})?|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) "
     r"(?P<host>\S{1,255}) (?P<ident>[^\s\[\]]{1,64})\[(?P<pid>\d{1,10})\]: "
-    r"\[(?P<seq>\d{1,20})-(?P<piece>\d{1,10})\] ?"
+    r")"
+    r"(?:\[(?P<seq>\d{1,20})(?:-(?P<piece>\d{1,10}))?\] ?)?"
 )
+#: rsyslog writes a control character as ``#`` and its three octal digits (``#011`` a TAB, ``#012`` a
+#: newline): ``$EscapeControlCharactersOnReceive``, on by default.
+_SYSLOG_ESCAPE = re.compile(r"#(0[0-3][0-7]|177)")
+
+
+def _unescape(text: str) -> str:
+    if "#" not in text:
+        return text
+    return _SYSLOG_ESCAPE.sub(lambda m: chr(int(m[1], 8)), text)
+
+
+def _syslog_raw(number: int, text: str, found: re.Match[str]) -> Iterator[RawLine]:
+    """The server's lines inside one syslog line.
+
+    ``[N-M]`` gives ``sequence = (N, M)``; ``[M]`` alone (a piece number when sequence numbers are off,
+    a message number when messages are not split: the two cannot be told apart) gives ``(0, M)``, so
+    that a piece that is no message of its own joins the last message of its process; a message not
+    split is one line whose newlines rsyslog wrote as ``#012``: it gives one line per line of it.
+    """
+    date = found["date"] or found["date5424"]
+    pid = int(found["pid"] or found["pid5424"])
+    body = text[found.end() :]
+    sequence: tuple[int, int] | None = None
+    if found["piece"] is not None:
+        sequence = (int(found["seq"]), int(found["piece"]))
+    elif found["seq"] is not None:
+        if int(found["seq"]) == pid:  # no number from PostgreSQL: the prefix starts with [%p]
+            body = text[found.start("seq") - 1 :]
+        else:
+            sequence = (0, int(found["seq"]))
+    timestamp = fromisoformat(date) if "T" in date else None
+    for part in _unescape(body).split("\n"):
+        yield RawLine(line=number, text=part, timestamp=timestamp, pid=pid, sequence=sequence)
+
+
+def syslog_bodies(lines: Sequence[str]) -> list[str]:
+    """The server's lines in syslog lines that start with the log_line_prefix (not the pieces that
+    continue a line), to work the prefix out from."""
+    bodies = []
+    for line in lines:
+        found = _SYSLOG.match(line)
+        if found is None:
+            continue
+        for part in _unescape(line[found.end() :]).split("\n"):
+            if part and part[0] not in " \t":
+                bodies.append(part)
+    return bodies
+
+
 _LOGPLEX = re.compile(
     r"(?P<date>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*) (?:\S{1,255} )?app\[postgres\.(?P<pid>\d{1,10})\]:? "
     r"(?:\[[A-Z0-9_]{1,64}\] )?\[(?P<seq>\d{1,20})-(?P<piece>\d{1,10})\] ?"
 )
 
 
+def _logplex_raw(number: int, text: str, found: re.Match[str]) -> Iterator[RawLine]:
+    yield RawLine(
+        line=number,
+        text=text[found.end() :],
+        timestamp=fromisoformat(found["date"]) if "T" in found["date"] else None,
+        pid=int(found["pid"]),
+        sequence=(int(found["seq"]), int(found["piece"])),
+    )
+
+
 def _wrapped_lines(
-    lines: Iterable[tuple[int, str] | Tick], header: re.Pattern[str], stats: InputStats, what: str
+    lines: Iterable[tuple[int, str] | Tick],
+    header: re.Pattern[str],
+    stats: InputStats,
+    what: str,
+    raw: Callable[[int, str, re.Match[str]], Iterator[RawLine]],
 ) -> Iterator[RawLine | Tick]:
     for item in lines:
         if isinstance(item, Tick):
@@ -359,13 +436,7 @@ def _wrapped_lines(
         if found is None:
             stats.skip(number, f"not a {what} line from PostgreSQL", text, foreign=True)
             continue
-        yield RawLine(
-            line=number,
-            text=text[found.end() :],
-            timestamp=fromisoformat(found["date"]) if "T" in found["date"] else None,
-            pid=int(found["pid"]),
-            sequence=(int(found["seq"]), int(found["piece"])),
-        )
+        yield from raw(number, text, found)
 
 
 def stderr_lines(lines: Iterable[tuple[int, str] | Tick]) -> Iterator[RawLine | Tick]:
@@ -451,19 +522,30 @@ class _Wrapped(Stderr):
     def bodies(self, lines: Sequence[str]) -> list[str]:
         return [line[m.end() :] for line in lines if (m := self.header.match(line))]
 
+    @staticmethod
+    def _raw(number: int, text: str, found: re.Match[str]) -> Iterator[RawLine]:
+        return _logplex_raw(number, text, found)
+
     def _raw_lines(self, lines: Lines, stats: InputStats) -> Iterator[RawLine | Tick]:
-        return _wrapped_lines(lines, self.header, stats, self.what)
+        return _wrapped_lines(lines, self.header, stats, self.what, self._raw)
 
     def prefilter(self, prefix: LinePrefix | None) -> Prefilter | None:
         return None
 
 
 class Syslog(_Wrapped):
-    """``log_destination = syslog`` as the syslog daemon writes it."""
+    """``log_destination = syslog`` as the syslog daemon writes it (see :data:`_SYSLOG`)."""
 
     kind = LogFormat.SYSLOG
     header = _SYSLOG
     what = "syslog"
+
+    def bodies(self, lines: Sequence[str]) -> list[str]:
+        return syslog_bodies(lines)
+
+    @staticmethod
+    def _raw(number: int, text: str, found: re.Match[str]) -> Iterator[RawLine]:
+        return _syslog_raw(number, text, found)
 
 
 class Logplex(_Wrapped):
