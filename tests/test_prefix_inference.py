@@ -32,6 +32,14 @@ REAL_WORLD = {
     # pgBadger's README, "POSTGRESQL CONFIGURATION", for stderr.
     "pgbadger": "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
     "pgbadger-short": "%t [%p]: user=%u,db=%d,app=%a,client=%h ",
+    # Debian's clusters before postgresql-common switched to %m (2017).
+    "debian-old": "%t [%p-%l] %q%u@%d ",
+    # pgBadger's README, the shorter prefix its first example names.
+    "pgbadger-user-db": "%t [%p]: [%l-1] user=%u,db=%d ",
+    # Azure Database for PostgreSQL (single server): the log_line_prefix server parameter's default.
+    "azure": "%t-%c-",
+    # The body of Google Cloud SQL's textPayload (shared/real-logs/cloudsql.log.gz).
+    "cloudsql-body": "[%p]: [%l-1] db=%d,user=%u ",
     # pganalyze's log insights setup guide.
     "pganalyze": "%m [%p] %q[user=%u,db=%d,app=%a] ",
     # pgAudit's README ("A typical log line prefix might be").
