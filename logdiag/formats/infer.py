@@ -271,7 +271,7 @@ class _Template:
         ports = any(shape is Shape.HOST_PORT for header in self.headers for shape, _ in header.values)
         repeats = self._repeats(shapes)
         for index, shape in enumerate(shapes):
-            letters[index] = "" if index in repeats else _by_shape(shape, labelled[index], ports)
+            letters[index] = "" if index in repeats else _by_shape(shape, ports)
         self._tell_seconds(shapes, letters)
         self._tell_numbers(shapes, letters, labelled)
         self._tell_names(first, shapes, letters, labelled)
@@ -507,26 +507,19 @@ class _Template:
                 letters[index] = letters[twin]
 
 
-def _by_shape(shape: Shape, label: str | None, ports: bool) -> str | None:
-    """The escape a value's shape tells (``ports``: whether any line shows a host with its
-    port, ``%r``), None when it takes more than its shape."""
-    if shape is Shape.MILLISECONDS:
-        return "m"
-    if shape is Shape.SECONDS:
-        return "t"
-    if shape is Shape.EPOCH:
-        return "n"
-    if shape is Shape.SESSION:
-        return "c"
-    if shape is Shape.VXID:
-        return "v"
-    if shape is Shape.SQLSTATE:
-        return "e"
-    if shape is Shape.HOST_PORT:
-        return "r"
+#: The escape a value's shape tells by itself (names and numbers take more than their shape).
+_ESCAPE_OF_SHAPE = {
+    Shape.MILLISECONDS: "m", Shape.SECONDS: "t", Shape.EPOCH: "n", Shape.SESSION: "c", Shape.VXID: "v",
+    Shape.SQLSTATE: "e", Shape.HOST_PORT: "r",
+}
+
+
+def _by_shape(shape: Shape, ports: bool) -> str | None:
+    """The escape a value's shape tells (``ports``: whether any line shows a host with its port,
+    then ``[local]`` is ``%r`` too), None when it takes more than its shape."""
     if shape is Shape.HOST:
         return "r" if ports else "h"
-    return None
+    return _ESCAPE_OF_SHAPE.get(shape)
 
 
 _AUTHORIZED = re.compile(
