@@ -70,7 +70,7 @@ _LEXER = re.compile(
             ("seconds", _DATE_TIME + _ZONE),
             ("epoch", r"[0-9]{10}\.[0-9]{3}" + _WORD_END),
             ("session", r"[0-9a-f]{1,16}\.[0-9a-f]{1,16}(?![0-9A-Za-z_.])"),
-            ("vxid", r"[0-9]{1,10}/[0-9]{1,10}(?![0-9A-Za-z_]|-[0-9])"),
+            ("vxid", r"[0-9]{1,10}/[0-9]{1,10}(?![0-9A-Za-z_]|-[0-9]{2}-[0-9]{2})"),  # not %e/%m's 00000/2026-12-07
             ("host_port", r"[0-9A-Za-z\[][^\s()]{0,254}\([0-9]{1,5}\)"),
             ("host", r"\[local\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}" + _WORD_END),
             ("unknown", r"\[unknown\]"),
@@ -354,6 +354,8 @@ class _Template:
             letters[places[0]] = "s" if back and len(set(column)) < len(column) / 2 else "t"
             if len(set(column)) == 1:
                 self.unsettled.append(f"%{letters[places[0]]}: the same second on every line, %t or %s")
+            elif not back and len(set(column)) < len(column) / 2:
+                self.unsettled.append("%t: never goes back, but few seconds for many lines, %t or %s")
         elif len(places) == 2:
             first, second = (len(set(self.column(index))) for index in places)
             letters[places[0]], letters[places[1]] = ("s", "t") if second > first else ("t", "s")
