@@ -26,6 +26,7 @@ from enum import Enum
 from itertools import pairwise
 
 from logdiag.formats.prefix import ATTACHMENTS, KNOWN_PREFIXES, MESSAGE_SEVERITIES, LinePrefix
+from logdiag.formats.timestamps import parse_timestamp
 from logdiag.source.framing import SAMPLE_LINES
 
 #: The keyword that ends every header line's prefix, and the colon and two spaces after it.
@@ -350,12 +351,17 @@ class _Template:
         places = [index for index, shape in enumerate(shapes) if shape is Shape.SECONDS and letters[index] == "t"]
         if len(places) == 1:
             column = self.column(places[0])
-            back = any(after < before for before, after in pairwise(column))
+            # Back by more than a second: two processes' lines may be written a moment out of order.
+            times = [parse_timestamp(value) for value in column]
+            back = any(
+                before is not None and after is not None and (before - after).total_seconds() > 1
+                for before, after in pairwise(times)
+            )
             letters[places[0]] = "s" if back and len(set(column)) < len(column) / 2 else "t"
             if len(set(column)) == 1:
                 self.unsettled.append(f"%{letters[places[0]]}: the same second on every line, %t or %s")
-            elif not back and len(set(column)) < len(column) / 2:
-                self.unsettled.append("%t: never goes back, but few seconds for many lines, %t or %s")
+            elif not back:  # a process's start that came in order would read the same
+                self.unsettled.append("%t: never goes back, %t or %s")
         elif len(places) == 2:
             first, second = (len(set(self.column(index))) for index in places)
             letters[places[0]], letters[places[1]] = ("s", "t") if second > first else ("t", "s")
