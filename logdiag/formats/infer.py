@@ -116,8 +116,6 @@ _BACKEND_VALUE = re.compile("(?:" + "|".join(_BACKEND_TYPES) + r")\Z")
 class Header:
     """A header line cut at its keyword: the rendered prefix, cut into literal text and values."""
 
-    rendered: str
-    keyword: str
     message: str  # the start of the text after the keyword
     literals: tuple[str, ...]  # one more than values: before, between and after them
     values: tuple[tuple[Shape, str], ...]
@@ -164,7 +162,7 @@ def cut(line: str) -> Header | None:
         text_start = position = value.end()
     literals.append(rendered[text_start:])
     message = line[found.end() : found.end() + 200]
-    return Header(rendered, found.group().split(":")[0], message, tuple(literals), tuple(values))
+    return Header(message, tuple(literals), tuple(values))
 
 
 def _is_label(text: str, end: int) -> bool:
@@ -198,8 +196,9 @@ def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
     # space or a bracket in it is cut into more).
     ranked = sorted(by_skeleton.values(), key=lambda members: (-len(members), len(headers[members[0]].values)))
     best: tuple[tuple[int, int, int, int, int], Inference] | None = None
+    writes = _writes_in_transactions(headers)
     for members in ranked[:limit]:
-        template = _Template(headers, members, connections, _writes_in_transactions(headers))
+        template = _Template(headers, members, connections, writes)
         escapes = template.escapes()
         if escapes is None:
             continue
