@@ -2,7 +2,7 @@
 """Time live incidents: from a failed COMMIT (its session then idle) to the incident on stdout.
 
 Usage:
-    python bench/live_latency.py [--traffic quiet|steady|busy] [--formats stderr,csvlog,jsonlog]
+    python bench/live_latency.py [--traffic quiet|steady|busy|unbroken] [--formats stderr,csvlog,jsonlog]
 
 A real PostgreSQL cluster (tests/pgcluster.py) logs to stderr, csvlog and jsonlog; for each
 format, input (``tail -n0 -F FILE | logdiag analyze -`` and ``logdiag analyze --follow FILE``) and
@@ -11,7 +11,8 @@ does not exist and stays connected and silent, and the time from the COMMIT's er
 incident on logdiag's stdout (``--format jsonl``) is printed. ``--traffic``: ``quiet``, nothing
 else logs (the failure is among the first lines logdiag reads, which tell the format);
 ``steady``, 250 statements first (the format is told), then nothing; ``busy``, the same and
-another session logging a statement every 0.2 s meanwhile. An incident that has not come after
+another session logging a statement every 0.2 s meanwhile; ``unbroken``, that session logging from
+before logdiag starts, so the log never goes quiet while its format is told. An incident that has not come after
 ``--idle`` seconds is waited for after the session's next statement. docs/live.md has the
 figures. Nothing here asserts a timing.
 """
@@ -47,6 +48,10 @@ def _busy(cluster: PgCluster, stop: threading.Event) -> None:
 
 def _one(cluster: PgCluster, fmt: str, path: str, fast: bool, traffic: str, parent: int, idle: float) -> str:
     log = cluster.log_file(fmt)
+    stop = threading.Event()
+    if traffic == "unbroken":
+        threading.Thread(target=_busy, args=(cluster, stop), daemon=True).start()
+        time.sleep(0.5)
     command = [sys.executable, "-m", "logdiag", "analyze", "--format", "jsonl", "--quiet"]
     command += [] if fast else ["--no-fast-path"]
     if path == "stdin":
@@ -56,10 +61,9 @@ def _one(cluster: PgCluster, fmt: str, path: str, fast: bool, traffic: str, pare
     else:
         process = subprocess.Popen([*command, "--follow", str(log)], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True)
-    stop = threading.Event()
     try:
         time.sleep(1.5)  # logdiag (or tail) opens the file and goes to its end
-        if traffic != "quiet":
+        if traffic in ("steady", "busy"):
             with psycopg.connect(cluster.conninfo, application_name="burst", autocommit=True) as conn:
                 for _ in range(250):
                     conn.execute("SELECT 2")
@@ -90,7 +94,7 @@ def _one(cluster: PgCluster, fmt: str, path: str, fast: bool, traffic: str, pare
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--traffic", choices=["quiet", "steady", "busy"], default="busy")
+    parser.add_argument("--traffic", choices=["quiet", "steady", "busy", "unbroken"], default="busy")
     parser.add_argument("--formats", default="stderr,csvlog,jsonlog")
     parser.add_argument("--idle", type=float, default=6.0)
     args = parser.parse_args()

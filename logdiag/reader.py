@@ -16,7 +16,7 @@ from typing import cast
 from logdiag import fastpath
 from logdiag.errors import InputError
 from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
-from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of
+from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of, shows_a_client_session
 from logdiag.records import LogRecord
 from logdiag.source import archives
 from logdiag.source.framing import (
@@ -208,7 +208,7 @@ class LogReader:
         file through the file pre-filter, once its first lines have told its format."""
         stats = InputStats(file=name, on_bad_line=self.on_bad_line)
         lines = decode_lines(raw_lines, stats)
-        head = sample_lines(lines)
+        head = sample_lines(lines, seconds=self.quiet)
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
         lines_filter = self._prefilter(detection) if plain_file and self.quiet is None else None
         if detection is not None and lines_filter is not None and fastpath.eligible(name, self._min_bytes()):
@@ -256,9 +256,10 @@ class LogReader:
         """A stream (pipe, followed or compressed file, archive member) through a pre-filter."""
         failure: list[BaseException] = []
         pieces = until_corrupt(pieces, failure, hold=compression is not None or member)
-        if name == STDIN or self.follow:
+        live = name == STDIN or self.follow
+        if live:
             fastpath.warm_up()  # while the first lines come: an incident among them is not late
-        sample = sample_pieces(pieces)
+        sample = sample_pieces(pieces, seconds=self.quiet if live else None)
         head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
         stream = chain(sample, pieces)
@@ -267,6 +268,12 @@ class LogReader:
             first, small = all_if_under(stream, self._min_bytes())
             stream = chain(first, stream)
         lines_filter = self._prefilter(detection)
+        if live and detection is not None and detection.inferred and len(head) < SAMPLE_LINES \
+                and not shows_a_client_session(text for _, text in head):
+            # A prefix worked out from the few lines of a quiet start, none a client's, may stop
+            # where %q stands: read record by record, which works it out again on the lines it
+            # misreads; the pre-filter would drop them (issue 24).
+            lines_filter = None
         if small or detection is None or lines_filter is None:
             stats = InputStats(file=name, on_bad_line=self.on_bad_line)
             yield from self._detected(name, decode_lines(split_lines(stream), stats), detection, stats)
@@ -275,7 +282,7 @@ class LogReader:
             return
         stats = self._stats(name, detection, fast_path=True)
         lines: Iterator[tuple[int, str] | Tick]
-        if name == STDIN or self.follow:
+        if live:
             lines = fastpath.live_lines(
                 stream, lines_filter, stats, latency=self.quiet, lookback_bytes=self.lookback_bytes,
                 on_forgotten=self.on_forgotten, release=self.follow,

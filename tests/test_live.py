@@ -153,6 +153,35 @@ class _Incidents:
         return json.loads(line)
 
 
+def _start_analyze(
+    cluster, fmt: str, path: str, *options: str, from_start: bool = False,
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes] | None]:
+    """logdiag analyze --format jsonl on the cluster's log (from its end, or its start): through
+    ``tail -F`` on stdin, or ``--follow`` its directory; returns it and the tail."""
+    command = [sys.executable, "-m", "logdiag", "analyze", "--format", "jsonl", "--quiet", *options]
+    if path == "stdin":
+        tail = subprocess.Popen(["tail", "-n", "+1" if from_start else "0", "-F", str(cluster.log_file(fmt))],
+                                stdout=subprocess.PIPE)
+        assert tail.stdout is not None
+        process = subprocess.Popen([*command, "-"], stdin=tail.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        tail.stdout.close()  # logdiag holds it
+        return process, tail
+    command += ["--follow", str(cluster.log_dir), *(["--from-start"] if from_start else [])]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE), None
+
+
+def _stop_analyze(process: subprocess.Popen[bytes], tail: subprocess.Popen[bytes] | None) -> bytes:
+    """SIGTERM logdiag (and the tail); its stderr."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    if tail is not None:
+        tail.terminate()
+        tail.wait(timeout=10)
+    assert process.returncode == ExitStatus.TERMINATED
+    assert b"Traceback" not in stderr
+    return stderr
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("fast", ["--fast-path", "--no-fast-path"])
 @pytest.mark.parametrize("path", ["stdin", "follow"])
@@ -168,22 +197,11 @@ def test_incident_arrives_while_the_failing_session_stays_idle(pg_cluster, fmt, 
             "CREATE TABLE live_child (id int, parent_id int REFERENCES live_parent DEFERRABLE INITIALLY DEFERRED);",
             check=True,
         )
-        command = [sys.executable, "-m", "logdiag", "analyze", "--format", "jsonl", "--quiet", fast]
         idle: list[psycopg.Connection] = []
-        tail = process = None
+        conn, culprit = _fail_and_stay(cluster, 42)  # before logdiag starts: nothing else logs
+        idle.append(conn)
+        process, tail = _start_analyze(cluster, fmt, path, fast, from_start=True)
         try:
-            conn, culprit = _fail_and_stay(cluster, 42)  # before logdiag starts: nothing else logs
-            idle.append(conn)
-            if path == "stdin":
-                tail = subprocess.Popen(["tail", "-n", "+1", "-F", str(cluster.log_file(fmt))], stdout=subprocess.PIPE)
-                assert tail.stdout is not None
-                process = subprocess.Popen([*command, "-"], stdin=tail.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                tail.stdout.close()  # logdiag holds it
-            else:
-                process = subprocess.Popen(
-                    [*command, "--follow", str(cluster.log_dir), "--from-start"],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                )
             incidents = _Incidents(process)
             first = incidents.next(timeout=20)  # logdiag's start-up included
             assert first is not None, "no incident while the failing session was idle on a quiet server"
@@ -198,14 +216,63 @@ def test_incident_arrives_while_the_failing_session_stays_idle(pg_cluster, fmt, 
         finally:
             for conn in idle:
                 conn.close()
-            if process is not None:
-                process.send_signal(signal.SIGTERM)
-                _, stderr = process.communicate(timeout=10)
-            if tail is not None:
-                tail.terminate()
-                tail.wait(timeout=10)
-        assert process.returncode == ExitStatus.TERMINATED
-        assert b"Traceback" not in stderr
+            _stop_analyze(process, tail)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", ["stdin", "follow"])
+@pytest.mark.parametrize("fmt", ["stderr", "csvlog"])
+def test_first_incident_on_time_when_the_log_never_goes_quiet(pg_cluster, fmt, path):
+    """A log that gets a line every 0.1 s from the moment logdiag starts never goes quiet: the
+    lines that tell its format must not be waited for until there are 200 of them (20 s here;
+    issue 24, section 4)."""
+    with pg_cluster(log_line_prefix="%m [%p] %q%u@%d %c %v %x %e ", log_destination=fmt) as cluster:
+        cluster.psql(
+            "CREATE TABLE live_parent (id int PRIMARY KEY);"
+            "CREATE TABLE live_child (id int, parent_id int REFERENCES live_parent DEFERRABLE INITIALLY DEFERRED);",
+            check=True,
+        )
+        idle: list[psycopg.Connection] = []
+        with _others_busy(cluster):
+            process, tail = _start_analyze(cluster, fmt, path)
+            try:
+                time.sleep(1.5)  # logdiag is up, reading the busy session's lines
+                conn, culprit = _fail_and_stay(cluster, 42)
+                idle.append(conn)
+                incident = _Incidents(process).next(timeout=10)
+            finally:
+                for conn in idle:
+                    conn.close()
+                _stop_analyze(process, tail)
+        assert incident is not None, "no incident within 10 s while the log never went quiet"
+        assert incident["key"] == {"parent_id": "42"} and incident["culprits"][0]["statement"] == culprit
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", ["stdin", "follow"])
+def test_incident_found_after_a_start_of_postmaster_lines_only(pg_cluster, path):
+    """The first lines logdiag sees are a restarting server's own, which stop where %q stands:
+    the prefix worked out from them is short of a client's lines, which must still be read
+    (the pre-filter would drop them as lines that do not match; issue 24)."""
+    prefix = "%m [%p] %q%u@%d %c %v %x %e "
+    with pg_cluster(log_line_prefix=prefix, log_destination="stderr") as cluster:
+        cluster.psql(
+            "CREATE TABLE live_parent (id int PRIMARY KEY);"
+            "CREATE TABLE live_child (id int, parent_id int REFERENCES live_parent DEFERRABLE INITIALLY DEFERRED);",
+            check=True,
+        )
+        process, tail = _start_analyze(cluster, "stderr", path)
+        try:
+            time.sleep(1.5)  # logdiag is at the end of the log
+            cluster.stop()
+            cluster.start()  # only the postmaster's and background processes' lines
+            time.sleep(1.5)  # logdiag has worked out the format from them and gone quiet
+            culprit = _fail_at_commit(cluster, 42)
+            incident = _Incidents(process).next(timeout=10)
+        finally:
+            stderr = _stop_analyze(process, tail)
+        assert incident is not None, f"no incident after a start of postmaster lines: {stderr.decode()}"
+        assert incident["key"] == {"parent_id": "42"} and incident["culprits"][0]["statement"] == culprit
 
 
 @pytest.mark.postgres

@@ -11,6 +11,7 @@ per format that knows how its lines become records (and what the fast path needs
 
 from logdiag.formats.base import Detection, Format, LogFormat, Prefilter
 from logdiag.formats.detect import detect
+from logdiag.formats.infer import shows_a_client_session
 from logdiag.formats.registry import format_of
 
-__all__ = ["Detection", "Format", "LogFormat", "Prefilter", "detect", "format_of"]
+__all__ = ["Detection", "Format", "LogFormat", "Prefilter", "detect", "format_of", "shows_a_client_session"]

@@ -547,6 +547,18 @@ def _connections(lines: Iterable[str]) -> dict[str, set[str]]:
     return {letter: values for letter, values in names.items() if values}
 
 
+#: Messages only a client's backend logs: its lines print the whole prefix, ``%q`` and after.
+_CLIENT_MESSAGE = re.compile(
+    r"(?:(?:LOG|ERROR):  (?:statement|duration|execute [^:]{1,200}|connection authorized):|STATEMENT:  )"
+)
+
+
+def shows_a_client_session(lines: Iterable[str]) -> bool:
+    """Whether the lines hold one a client's backend wrote: a prefix worked out from lines that
+    hold none may stop where ``%q`` stands (the postmaster's and background processes' lines)."""
+    return any(_CLIENT_MESSAGE.search(line, 0, _PREFIX_WINDOW + 400) for line in lines)
+
+
 _WRITE = re.compile(r"(?i)(?:statement|execute [^:]{1,200}): \s*(?:insert|update|delete|create|alter)\b")
 _BEGIN = re.compile(r"(?i)(?:statement|execute [^:]{1,200}): \s*(?:begin|start transaction)\b")
 

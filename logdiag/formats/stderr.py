@@ -127,6 +127,7 @@ class _Message:
 _MISFIT = "line does not match the log_line_prefix"
 _REDETECT_AFTER = 20  # lines the prefix cannot read, before it is worked out again
 _REDETECT_SAMPLE = 150  # lines it read, kept to check the new one against (with the misfits, under SAMPLE_LINES)
+_REDETECT_TIMES = 3  # live input works it out at each quiet period, maybe from a few lines: not once only
 
 
 class StderrAssembler:
@@ -154,8 +155,9 @@ class StderrAssembler:
         self._last: _Message | None = None
         # A prefix worked out from the first lines may not fit later ones (the first lines were
         # the postmaster's, which stop at %q): the lines it cannot read are held, and the prefix
-        # is worked out again once, from lines it read and lines it did not.
-        self._redetect = stats.prefix_inferred
+        # is worked out again, from lines it read and lines it did not: once, or up to
+        # _REDETECT_TIMES times for live input, which tries at each quiet period.
+        self._redetect = _REDETECT_TIMES if stats.prefix_inferred and quiet is not None else int(stats.prefix_inferred)
         self._read_sample: list[str] = []
         self._held: list[tuple[RawLine, str]] = []
 
@@ -289,13 +291,15 @@ class StderrAssembler:
                 self._work_out_again()
 
     def _work_out_again(self) -> None:
-        """Once: if a prefix worked out from the lines read and the lines not read reads them all,
-        take it, and read again the lines held."""
-        self._redetect = False
+        """If a prefix worked out from the lines read and the lines not read reads them all, take
+        it, and read again the lines held."""
         held, self._held = self._held, []
         misfits = [raw.text for raw, reason in held if reason == _MISFIT]
+        if not misfits:
+            return
+        self._redetect -= 1
         lines = self._read_sample + misfits
-        found = find_prefix(lines) if misfits else None
+        found = find_prefix(lines)
         if found is None or found.read < len(lines) or found.prefix == self.prefix.format:
             return
         self.prefix = LinePrefix(found.prefix)

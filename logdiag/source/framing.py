@@ -131,10 +131,12 @@ def until_corrupt(pieces: Iterator[Piece], failure: list[BaseException], hold: b
         yield held
 
 
-def sample_pieces(pieces: Iterator[bytes | Tick]) -> list[bytes | Tick]:
-    """The first pieces of a stream: enough for SAMPLE_LINES lines, or all there is when it goes quiet."""
+def sample_pieces(pieces: Iterator[bytes | Tick], seconds: float | None = None) -> list[bytes | Tick]:
+    """The first pieces of a stream: enough for SAMPLE_LINES lines, or all there is when it goes
+    quiet or (live input) ``seconds`` after its first line came."""
     sample: list[bytes | Tick] = []
     newlines = 0
+    clock = _SampleClock(seconds)
     for piece in pieces:
         sample.append(piece)
         if isinstance(piece, Tick):
@@ -142,7 +144,7 @@ def sample_pieces(pieces: Iterator[bytes | Tick]) -> list[bytes | Tick]:
                 break
             continue
         newlines += piece.count(b"\n")
-        if newlines >= SAMPLE_LINES:
+        if newlines >= SAMPLE_LINES or clock.up(newlines > 0):
             break
     return sample
 
@@ -159,18 +161,38 @@ def all_if_under(pieces: Iterator[bytes | Tick], size: int) -> tuple[list[bytes 
     return head, True
 
 
-def sample_lines(lines: Iterator[tuple[int, str] | Tick]) -> list[tuple[int, str]]:
-    """The first lines, for detection: up to SAMPLE_LINES, or fewer if live input goes quiet."""
+def sample_lines(lines: Iterator[tuple[int, str] | Tick], seconds: float | None = None) -> list[tuple[int, str]]:
+    """The first lines, for detection: up to SAMPLE_LINES, or fewer if live input goes quiet or
+    ``seconds`` have gone by since its first line came."""
     head: list[tuple[int, str]] = []
+    clock = _SampleClock(seconds)
     for item in lines:
         if isinstance(item, Tick):
             if any(text.strip() for _, text in head):
                 break
             continue
         head.append(item)
-        if len(head) >= SAMPLE_LINES:
+        if len(head) >= SAMPLE_LINES or clock.up(True):
             break
     return head
+
+
+class _SampleClock:
+    """How long live input's sample may take: a stream that writes a line every 0.2 s never goes
+    quiet, and would make the first incident wait 40 s for SAMPLE_LINES lines (issue 24)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.started: float | None = None
+
+    def up(self, has_lines: bool) -> bool:
+        """Whether the time is up, counted from the first call with lines."""
+        if self.seconds is None or not has_lines:
+            return False
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        return now - self.started >= self.seconds
 
 
 def file_segments(stream: Iterator[bytes | Tick | FileSwitch]) -> Iterator[tuple[str, Iterator[bytes | Tick]]]:
