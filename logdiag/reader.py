@@ -10,7 +10,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
-from itertools import chain, groupby
+from itertools import chain, groupby, islice
 from typing import cast
 
 from logdiag import fastpath
@@ -210,6 +210,11 @@ class LogReader:
         lines = decode_lines(raw_lines, stats)
         head = sample_lines(lines, seconds=self.quiet)
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
+        if self.quiet is None and _may_stop_at_q(detection, head):
+            ahead = _until_client_lines(lines)
+            clients = [text for _, text in ahead if shows_a_client_session((text,))]
+            detection = detect(_with_clients(head, clients), name, self.log_line_prefix, self.format)
+            head += ahead
         lines_filter = self._prefilter(detection) if plain_file and self.quiet is None else None
         if detection is not None and lines_filter is not None and fastpath.eligible(name, self._min_bytes()):
             stats = self._stats(name, detection, fast_path=True)
@@ -262,6 +267,12 @@ class LogReader:
         sample = sample_pieces(pieces, seconds=self.quiet if live else None)
         head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
+        if not live and _may_stop_at_q(detection, head):
+            sample += all_if_under(pieces, LOOK_AHEAD_BYTES)[0]
+            read = decode_lines(split_lines(cast(list[bytes], sample)), InputStats(file=name))
+            ahead = _until_client_lines(islice(read, len(head), None))
+            clients = [text for _, text in ahead if shows_a_client_session((text,))]
+            detection = detect(_with_clients(head, clients), name, self.log_line_prefix, self.format)
         stream = chain(sample, pieces)
         small = False
         if name != STDIN and not self.follow:  # a compressed file: small ones are read as they are
@@ -301,6 +312,44 @@ class LogReader:
 #: same in another lc_messages): a line that has none is not PostgreSQL's stderr or syslog.
 _SERVER_MESSAGE = re.compile(r"\w:  ")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+#: How far a file is read ahead for a client's lines, when its first lines hold none.
+LOOK_AHEAD_LINES = 20_000
+#: The same for a compressed file, in bytes (decompressed).
+LOOK_AHEAD_BYTES = 4 << 20
+#: How many of them take the place of as many first lines, to work the prefix out again.
+CLIENT_SAMPLE_LINES = SAMPLE_LINES // 2
+
+
+def _may_stop_at_q(detection: Detection | None, head: list[tuple[int, str]]) -> bool:
+    """Whether a prefix was worked out from first lines that hold no client's line (a server
+    that started and stayed idle), and so may stop where ``%q`` stands."""
+    return (
+        detection is not None and detection.inferred and len(head) >= SAMPLE_LINES
+        and not shows_a_client_session(text for _, text in head)
+    )
+
+
+def _with_clients(head: list[tuple[int, str]], clients: list[str]) -> list[str]:
+    """The lines to work the prefix out from: the last of the first lines (the others' lines,
+    which show where %q stands) and the client's lines found after them, SAMPLE_LINES in all."""
+    return [text for _, text in head[len(head) - (SAMPLE_LINES - len(clients)) :]] + clients
+
+
+def _until_client_lines(lines: Iterator[tuple[int, str] | Tick]) -> list[tuple[int, str]]:
+    """The next lines, up to :data:`CLIENT_SAMPLE_LINES` of a client's or
+    :data:`LOOK_AHEAD_LINES` in all."""
+    ahead: list[tuple[int, str]] = []
+    clients = 0
+    for item in lines:
+        if isinstance(item, Tick):
+            continue
+        ahead.append(item)
+        clients += shows_a_client_session((item[1],))
+        if clients >= CLIENT_SAMPLE_LINES or len(ahead) >= LOOK_AHEAD_LINES:
+            break
+    return ahead
 
 
 def _note_format(stats: InputStats, detection: Detection) -> None:

@@ -10,11 +10,13 @@ same as in the csvlog file of the same run.
 
 from __future__ import annotations
 
+import gzip
 import time
 from pathlib import Path
 
 import pytest
 
+from logdiag import fastpath
 from logdiag.formats.infer import find_prefix
 from logdiag.formats.prefix import LinePrefix
 from logdiag.pipeline import analyze
@@ -147,10 +149,13 @@ class TestRealWorldPrefixes:
 
 
 @pytest.mark.postgres
-def test_prefix_worked_out_again_when_the_first_lines_mislead(pg_cluster, tmp_path):
+@pytest.mark.parametrize("how", ["record by record", "pre-filtered", "pre-filtered .gz"])
+def test_prefix_worked_out_again_when_the_first_lines_mislead(pg_cluster, tmp_path, monkeypatch, how):
     """The first 200 lines are all the checkpointer's (two a checkpoint), which stop at %q: the prefix
     worked out from them is the part before %q. The session lines after it do not fit; logdiag
-    works the prefix out again from both kinds of line and finds the scenario's incident."""
+    works the prefix out again from both kinds of line and finds the scenario's incident. A big
+    file goes through the pre-filter, which would drop the lines that do not fit: it is worked out
+    from the first lines and the first client's lines after them."""
     prefix = "%m [%p] %q%u@%d %c %v %x %e "
     with pg_cluster(
         log_line_prefix=prefix, log_statement="none", log_checkpoints="on", log_connections="off",
@@ -165,6 +170,11 @@ def test_prefix_worked_out_again_when_the_first_lines_mislead(pg_cluster, tmp_pa
         log = tmp_path / "postgresql.log"
         log.write_bytes(cluster.log_file("stderr").read_bytes())
     lines = _header_lines(log)
+    if how != "record by record":
+        monkeypatch.setattr(fastpath, "FAST_PATH_MIN_BYTES", 0)  # as if the file were big
+    if how.endswith(".gz"):
+        log = log.with_suffix(".log.gz")
+        log.write_bytes(gzip.compress((tmp_path / "postgresql.log").read_bytes()))
     first = find_prefix(lines[:200])
     assert first is not None and "%u" not in first.prefix  # the sample alone misleads
     run = analyze([str(log)])
