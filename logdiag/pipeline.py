@@ -16,7 +16,7 @@ from logdiag.reader import LogReader
 from logdiag.records import LogRecord
 from logdiag.source.live import QUIET_PERIOD
 from logdiag.source.paths import Input
-from logdiag.source.stats import InputStats, OnBadLine
+from logdiag.source.stats import InputStats, OnBadLine, SkippedFile
 
 
 @dataclass
@@ -40,6 +40,11 @@ class Run:
     @property
     def inputs(self) -> list[InputStats]:
         return self.reader.inputs
+
+    @property
+    def skipped_files(self) -> list[SkippedFile]:
+        """Files of a directory, glob or archive that are no PostgreSQL log, left unread."""
+        return self.reader.skipped_files
 
     def incidents(self) -> Iterator[Incident]:
         """Yield each incident as soon as its ERROR record has been read."""

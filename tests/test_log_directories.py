@@ -165,8 +165,12 @@ class TestNotLogs:
         strays = _strays(logs, rotated_logs.pid_file)
         result = _logdiag("analyze", str(logs), "--format", "json")
         assert result.returncode == ExitStatus.OK, result.stderr
-        [incident] = json.loads(result.stdout)["incidents"]
+        report = json.loads(result.stdout)
+        [incident] = report["incidents"]
         assert incident["culprits"][0]["statement"] == rotated_logs.culprit
+        assert sorted((f["file"], f["reason"]) for f in report["skipped_files"]) == sorted(
+            (str(logs / name), reason) for name, reason in strays.items()
+        )
         warnings = [line for line in result.stderr.splitlines() if "not PostgreSQL logs" in line]
         assert len(warnings) == 1
         assert warnings[0].startswith("logdiag: warning: 3 files are not PostgreSQL logs, skipped: ")

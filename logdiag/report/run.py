@@ -9,7 +9,7 @@ from collections.abc import Sequence, Sized
 from typing import Any, Protocol
 
 from logdiag.diagnosis.incidents import OtherError
-from logdiag.source.stats import InputStats
+from logdiag.source.stats import InputStats, SkippedFile
 
 
 class TrackerCounts(Protocol):
@@ -41,6 +41,9 @@ class RunView(Protocol):
 
     @property
     def inputs(self) -> Sequence[InputStats]: ...
+
+    @property
+    def skipped_files(self) -> Sequence[SkippedFile]: ...
 
     @property
     def other_errors(self) -> Sequence[OtherError]: ...
