@@ -6,8 +6,9 @@ import re
 import time
 from datetime import timedelta
 
+import psycopg
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from logdiag.formats.infer import find_prefix
@@ -68,17 +69,29 @@ SELECT 1/0;
 
 
 @pytest.mark.postgres
-@settings(max_examples=int(__import__("os").environ.get("PREFIX_EXAMPLES", "12")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# No shrinking: each try starts a server; the failing prefix is reported as it was drawn.
+@settings(
+    max_examples=int(__import__("os").environ.get("PREFIX_EXAMPLES", "12")), deadline=None,
+    suppress_health_check=[HealthCheck.too_slow], phases=(Phase.explicit, Phase.reuse, Phase.generate),
+)
 @given(prefix=prefixes())
 @example(prefix="%l| ")  # no %p: the two files may order two processes' lines differently
 def test_random_prefix_against_real_server(pg_cluster, prefix):
     """A server writes with a random prefix; parsed stderr fields equal csvlog's, and the prefix
     worked out from the file alone gives every line the same fields (or says which escape the
     lines could not settle)."""
-    with pg_cluster(log_line_prefix=prefix, log_connections="on") as cluster:
+    with pg_cluster(log_line_prefix=prefix, log_connections="on", compute_query_id="on") as cluster:
         cluster.psql(SETUP, check=True)
-        for application in APPLICATIONS:
-            cluster.psql(SCRIPT, application=application, user="app_user", database="shop")
+        # A session open across the others, started two seconds before them: its lines after theirs
+        # show %s going back by more than a moment (two processes' lines may be written a second
+        # out of order), which tells it from %t; compute_query_id gives %Q values other than 0.
+        with psycopg.connect(cluster.conninfo, user="app_user", dbname="shop", application_name="long runner",
+                             autocommit=True) as long_runner:
+            long_runner.execute("SELECT 1")
+            time.sleep(2.05 - time.time() % 1)  # into the second after next
+            for application in APPLICATIONS:
+                cluster.psql(SCRIPT, application=application, user="app_user", database="shop")
+            long_runner.execute("SELECT 2")
         cluster.stop()
         ours = LogReader([str(cluster.log_file("stderr"))], log_line_prefix=prefix)
         stderr_records = list(ours)
@@ -105,7 +118,8 @@ def test_random_prefix_against_real_server(pg_cluster, prefix):
 
 def _check_inferred_fields(prefix: str, lines: list[str]) -> None:
     """The prefix worked out from the lines gives each line the given prefix's fields, but for
-    the escapes its notes name as unsettled."""
+    the escapes its notes name as unsettled (a repeated name escape, ``%u`` twice, is read as
+    ``%d`` after the first: issue 24 is open for it)."""
     found = find_prefix(lines)
     assert found is not None, prefix
     unsettled = {letter for note in found.unsettled for letter in re.findall("%([A-Za-z])", note)}
