@@ -108,7 +108,9 @@ _LABELS = {
 }
 _LABEL_OF = {label.lower(): letter for letter, labels in _LABELS.items() for label in labels}
 _LABEL_BEFORE = re.compile(r"([A-Za-z_]+) ?[=:] ?$")
-_COMMAND_VALUE = re.compile(r"(?:" + _COMMAND + r"|authentication|startup|idle|PARSE|BIND)\Z")
+# Before its process title is set (``connection received``), a backend's %i is the server
+# program's path, as started: seen as ``/usr/lib/postgresql/15/bin/postgres``.
+_COMMAND_VALUE = re.compile(r"(?:" + _COMMAND + r"|authentication|startup|idle|PARSE|BIND|(?:/[^\s/]{1,255}){0,32}/postgres)\Z")
 _BACKEND_VALUE = re.compile("(?:" + "|".join(_BACKEND_TYPES) + r")\Z")
 
 
@@ -195,7 +197,7 @@ def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
     # The commonest skeletons first; of two as common, the one with fewer values (a name with a
     # space or a bracket in it is cut into more).
     ranked = sorted(by_skeleton.values(), key=lambda members: (-len(members), len(headers[members[0]].values)))
-    best: tuple[tuple[int, int, int, int, int], Inference] | None = None
+    best: tuple[tuple[int, int, int, int, int, int], Inference] | None = None
     writes = _writes_in_transactions(headers)
     for members in ranked[:limit]:
         template = _Template(headers, members, connections, writes)
@@ -208,7 +210,7 @@ def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
         for variant in (pieces, *_padded(pieces, template.lengths(escapes))):
             for candidate in _with_q(variant):
                 read, stray, values = _verify(candidate, heads)
-                score = (read, -stray, -len(template.unsettled), values, -len(candidate))
+                score = (read, -stray, -len(template.unsettled), values, -len(_PADDED.findall(candidate)), -len(candidate))
                 if best is None or score > best[0]:
                     best = score, Inference(candidate, len(heads), read, tuple(template.unsettled))
             if best is not None and best[0][:3] == (len(heads), 0, 0):  # every line read, nothing in doubt
@@ -225,23 +227,49 @@ def _with_q(pieces: Sequence[str]) -> Iterator[str]:
 
 
 def _padded(pieces: Sequence[str], lengths: Mapping[str, int]) -> Iterator[list[str]]:
-    """The pieces with one escape padded over the spaces next to it (``%9p``, ``%-12u``)."""
-    for index, piece in enumerate(pieces):
-        if not _PLAIN_ESCAPE.fullmatch(piece) or piece not in lengths:
-            continue
-        before = 0
-        while index - before - 1 >= 0 and pieces[index - before - 1] == " ":
-            before += 1
-        after = 0
-        while index + after + 1 < len(pieces) and pieces[index + after + 1] == " ":
-            after += 1
-        if before:
-            yield [*pieces[: index - before], f"%{lengths[piece] + before}{piece[1:]}", *pieces[index + 1 :]]
-        if after:
-            yield [*pieces[:index], f"%-{lengths[piece] + after}{piece[1:]}", *pieces[index + after + 1 :]]
+    """The pieces with one escape padded over the spaces next to it (``%9p``, ``%-12u``); then,
+    when more than one can be, with every one of them padded (``%-12x,%9u@%-12h``): over the
+    spaces after it if there are some (``%-N``), else over those before it."""
+    for index in range(len(pieces)):
+        for start, end, escape in _paddings(pieces, index, lengths):
+            yield [*pieces[:start], escape, *pieces[end:]]
+    every = list(pieces)
+    padded = 0
+    index = len(every) - 1
+    while index >= 0:  # from the end: the places before stay put
+        options = list(_paddings(every, index, lengths)) if every[index] not in _FIXED_WIDTH else []
+        if options:
+            start, end, escape = options[-1]  # spaces after it, if any: the usual %-N
+            every[start:end] = [escape]
+            padded += 1
+            index = start
+        index -= 1
+    if padded > 1:
+        yield every
+
+
+def _paddings(pieces: Sequence[str], index: int, lengths: Mapping[str, int]) -> Iterator[tuple[int, int, str]]:
+    """How the escape at ``index`` may be padded over the spaces beside it: (the first and after
+    the last piece it takes the place of, the padded escape)."""
+    piece = pieces[index]
+    if not _PLAIN_ESCAPE.fullmatch(piece) or piece not in lengths:
+        return
+    before = 0
+    while index - before - 1 >= 0 and pieces[index - before - 1] == " ":
+        before += 1
+    after = 0
+    while index + after + 1 < len(pieces) and pieces[index + after + 1] == " ":
+        after += 1
+    if before:
+        yield index - before, index + 1, f"%{lengths[piece] + before}{piece[1:]}"
+    if after:
+        yield index, index + after + 1, f"%-{lengths[piece] + after}{piece[1:]}"
 
 
 _PLAIN_ESCAPE = re.compile("%[A-Za-z]")
+_PADDED = re.compile("%-?[0-9]+[A-Za-z]")
+#: Escapes whose values are all as wide: a space beside them is text, unless the lines say otherwise.
+_FIXED_WIDTH = frozenset({"%e", "%m", "%t", "%s"})
 
 
 @dataclass
@@ -453,13 +481,14 @@ class _Template:
         for index in places:  # backend types and command tags are closed sets
             column = self.column(index)
             letter = labelled[index]
+            closed = False
             if letter is None or letter in taken:
                 letter = None
                 if all(_BACKEND_VALUE.match(value) for value in column):
-                    letter = "b"
+                    letter, closed = "b", True
                 elif all(_COMMAND_VALUE.match(value) for value in column):
-                    letter = "i"
-            if letter is not None and letter not in taken:
+                    letter, closed = "i", True
+            if letter is not None and (closed or letter not in taken):  # a closed set's values: written twice
                 letters[index] = letter
                 taken.add(letter)
         names = {index for index in places if letters[index] is None}
