@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.pgcluster import PgCluster, ServerUnavailable, find_bindir, make_template, running_cluster
+from tests.pgcluster import (
+    PgCluster,
+    ServerUnavailable,
+    find_bindir,
+    make_template,
+    runnable_by_server,
+    running_cluster,
+    server_versions,
+)
 
 # Property tests draw the same examples on every run: a failure is reproducible, never a fluke.
 settings.register_profile("logdiag", derandomize=True, database=None)
@@ -21,6 +29,10 @@ settings.load_profile("logdiag")
 REPO = Path(__file__).resolve().parent.parent
 REAL_LOGS = REPO.parent / "shared" / "real-logs"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: The PostgreSQL servers (major versions) of this run, ``$LOGDIAG_PG_SERVERS`` or 15 and 18: tests
+#: of what differs between servers run on each; the others on the first, :data:`DEFAULT_SERVER`.
+SERVERS = server_versions()
+DEFAULT_SERVER = SERVERS[0]
 
 ClusterFactory = Callable[..., AbstractContextManager[PgCluster]]
 
@@ -32,35 +44,77 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"PostgreSQL not available: {reason}")
 
 
+class Servers:
+    """The session's PostgreSQL servers by major version, each set up when first asked for: one
+    initdb per version (clusters are copies of its data directory), and the scenarios of
+    tests/scenarios.py played once on it."""
+
+    def __init__(self, scratch: Path, out: pytest.TempPathFactory) -> None:
+        self._scratch = scratch
+        self._out = out
+        self._templates: dict[str, tuple[Path, Path] | ServerUnavailable] = {}
+        self._scenario_logs: dict[str, dict[str, Path]] = {}
+
+    def template(self, version: str) -> tuple[Path, Path]:
+        """(bindir, template data directory) of that server; a server that cannot be set up fails
+        (in CI) or skips every test that asks for it."""
+        if version not in self._templates:
+            directory = self._scratch / f"pg{version}"
+            directory.mkdir()
+            try:
+                bindir = runnable_by_server(find_bindir(version), directory)
+                self._templates[version] = (bindir, make_template(bindir, directory))
+            except ServerUnavailable as exc:
+                self._templates[version] = exc
+        found = self._templates[version]
+        if isinstance(found, ServerUnavailable):
+            _unavailable(str(found))
+            raise found  # unreachable: _unavailable raises
+        return found
+
+    def factory(self, version: str) -> ClusterFactory:
+        """``with factory(log_line_prefix=...) as cluster:`` a fresh cluster of that server."""
+
+        def factory(fake_time: str | None = None, **settings: str) -> AbstractContextManager[PgCluster]:
+            bindir, template = self.template(version)
+            return _started(bindir, template, settings, fake_time)
+
+        return factory
+
+    def scenario_logs(self, version: str) -> dict[str, Path]:
+        """The scenarios of tests/scenarios.py played once on that server with a rich prefix and
+        every statement logged: its three files, copied out."""
+        from tests.scenarios import RICH_PREFIX, play
+
+        if version not in self._scenario_logs:
+            out = self._out.mktemp(f"scenario-logs-pg{version}")
+            with self.factory(version)(log_line_prefix=RICH_PREFIX, log_statement="all") as cluster:
+                play(cluster)
+                cluster.stop()
+                self._scenario_logs[version] = copy_logs(cluster, out)
+        return self._scenario_logs[version]
+
+
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[tuple[Path, Path]]:
-    """(bindir, template data directory): initdb once per test session."""
+def pg_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """Every server of the session (:data:`SERVERS`), set up on demand."""
+    scratch = Path(tempfile.mkdtemp(prefix="logdiag-template-"))
+    os.chmod(scratch, 0o755)
     try:
-        bindir = find_bindir()
-    except ServerUnavailable as exc:
-        _unavailable(str(exc))
-    directory = Path(tempfile.mkdtemp(prefix="logdiag-template-"))
-    os.chmod(directory, 0o755)
-    try:
-        yield bindir, make_template(bindir, directory)
-    except ServerUnavailable as exc:
-        _unavailable(str(exc))
+        yield Servers(scratch, tmp_path_factory)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(pg_template: tuple[Path, Path]) -> ClusterFactory:
-    """``with pg_cluster(log_line_prefix=..., log_statement=...) as cluster:`` a fresh cluster.
+def pg_cluster(pg_servers: Servers) -> ClusterFactory:
+    """``with pg_cluster(log_line_prefix=..., log_statement=...) as cluster:`` a fresh cluster of
+    the default server (the first of :data:`SERVERS`); tests that run on every server use
+    ``pg_servers.factory(version)``.
 
     ``fake_time="2026-03-01 10:00:00"`` starts the server with its clock there (libfaketime).
     """
-    bindir, template = pg_template
-
-    def factory(fake_time: str | None = None, **settings: str) -> AbstractContextManager[PgCluster]:
-        return _started(bindir, template, settings, fake_time)
-
-    return factory
+    return pg_servers.factory(DEFAULT_SERVER)
 
 
 def _started(
@@ -117,15 +171,9 @@ def server_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def scenario_logs(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The scenarios of tests/scenarios.py played once with a rich prefix: the three files."""
-    from tests.scenarios import RICH_PREFIX, play
-
-    out = tmp_path_factory.mktemp("scenario-logs")
-    with pg_cluster(log_line_prefix=RICH_PREFIX, log_statement="all") as cluster:
-        play(cluster)
-        cluster.stop()
-        return copy_logs(cluster, out)
+def scenario_logs(pg_servers: Servers) -> dict[str, Path]:
+    """The scenarios of tests/scenarios.py played once on the default server: the three files."""
+    return pg_servers.scenario_logs(DEFAULT_SERVER)
 
 
 @pytest.fixture

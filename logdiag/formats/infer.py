@@ -301,6 +301,7 @@ class _Template:
         for index, shape in enumerate(shapes):
             letters[index] = "" if index in repeats else _by_shape(shape, ports)
         self._tell_seconds(shapes, letters)
+        self._tell_hosts(shapes, letters)
         self._tell_numbers(shapes, letters, labelled)
         self._tell_names(first, shapes, letters, labelled)
         for index, earlier in repeats.items():
@@ -370,6 +371,41 @@ class _Template:
                 text = text[: len(text) - max(fill, 0)]
             texts.append(text)
         return Counter(texts).most_common(1)[0][0]
+
+    def _tell_hosts(self, shapes: Sequence[Shape], letters: list[str | None]) -> None:
+        """Two places with a host's shape: one is the client (``%r``, ``%h``), the others the
+        server's own address (``%L``, PostgreSQL 18). The client is the ``host=`` (and ``port=``)
+        of the ``connection received`` lines; without one, a host with a port is the client."""
+        places = [index for index, shape in enumerate(shapes) if shape in _HOST_SHAPES and letters[index]]
+        if len(places) < 2:
+            return
+        received = [
+            (found["host"], found["port"]) for member in self.members
+            if (found := _RECEIVED.match(self.headers[member].message)) is not None
+        ]
+        if received:
+            clients = [
+                index for index in places
+                if all(
+                    value in (host, f"{host}({port})")
+                    for value, (host, port) in zip(self._received_column(index), received, strict=True)
+                )
+            ]
+        else:
+            clients = [index for index in places if shapes[index] is Shape.HOST_PORT]
+        if len(clients) == 1:
+            for index in places:
+                if index not in clients:
+                    letters[index] = "L"
+        else:  # [local] everywhere (unix sockets): another skeleton (TCP clients) may settle it
+            self.unsettled.append(f"%{letters[places[0]]} and %L: the same host, told apart by their order only")
+
+    def _received_column(self, index: int) -> list[str]:
+        """A place's values on the ``connection received`` lines."""
+        return [
+            self.headers[member].values[index][1] for member in self.members
+            if _RECEIVED.match(self.headers[member].message) is not None
+        ]
 
     def _tell_seconds(self, shapes: Sequence[Shape], letters: list[str | None]) -> None:
         """Timestamps in seconds: a line's time (%t) never goes back much from line to line, a
@@ -558,6 +594,8 @@ def _by_shape(shape: Shape, ports: bool) -> str | None:
     return _ESCAPE_OF_SHAPE.get(shape)
 
 
+_HOST_SHAPES = frozenset({Shape.HOST, Shape.HOST_PORT})
+_RECEIVED = re.compile(r"connection received: host=(?P<host>\S{1,255}?)(?: port=(?P<port>[0-9]{1,5}))?$")
 _AUTHORIZED = re.compile(
     r"connection authorized: user=(?P<u>\S+)(?: database=(?P<d>\S+))?(?: application_name=(?P<a>.+?))?"
     r"(?: \(|$| SSL| GSS)"
@@ -659,7 +697,7 @@ _STRICT_SHAPES = {
     "s": re.compile(_DATE_TIME + _ZONE),
     "n": re.compile(r"[0-9]{10}\.[0-9]{3}"),
 }
-_WHOLE = frozenset({"[unknown]", "[local]"})  # values printed whole, brackets and all
+_WHOLE = frozenset({"[unknown]", "[local]", "[none]"})  # values printed whole, brackets and all
 _FREE_TEXT = frozenset("udahbirL")  # escapes whose values a lazy pattern may stretch over literal text
 
 

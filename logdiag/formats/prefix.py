@@ -30,7 +30,8 @@ ESCAPE_PATTERNS: dict[str, str] = {
     "d": _NAME,  # database name
     "r": r"(?:\[local\]|[^\s()]{1,255}\([0-9]{1,5}\)|[^\s()]{0,255}?)",  # host(port)
     "h": r"(?:\[local\]|[^\s]{0,255}?)",  # remote host
-    "L": r"(?:\[local\]|[0-9A-Fa-f.:%]{0,64}?)",  # local address (IPv4, IPv6 with a zone)
+    # local address (IPv4, IPv6 with a zone); PostgreSQL 18 prints [none] in processes without a client
+    "L": r"(?:\[local\]|\[none\]|[0-9A-Fa-f.:%]{0,64}?)",
     "b": r".{0,48}?",  # backend type
     "p": r"[0-9]{1,10}",  # process id
     "P": r"[0-9]{0,10}",  # parallel group leader's pid
