@@ -9,8 +9,6 @@ output. Features a server lacks are played only on the servers that have them.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import socket
 import subprocess
@@ -281,42 +279,6 @@ def test_prefix_is_worked_out(played, server):
             expected = given.match(line)
             assert expected is not None and inferred.match(line) is not None, line
             assert inferred.match(line).fields == expected.fields, (stats.log_line_prefix, line)
-
-
-#: csvlog's columns by server: 26 from 14 on; a server of 13 writes 24 (no leader_pid, query_id),
-#: of 9.0 to 12, 23 (no backend_type), of 8.4, 22 (no application_name).
-OLDER_CSVLOG = {"13": 24, "9.0-12": 23, "8.4": 22}
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("version", OLDER_CSVLOG)
-def test_older_csvlog_column_sets(played, tmp_path, version):
-    """An older server's csvlog (its columns are a prefix of 14's): the real run's records cut to
-    that many columns read as the same records and the same incidents, less the cut fields."""
-    source = played(SERVERS[0]).logs["csvlog"]
-    columns = OLDER_CSVLOG[version]
-    cut = tmp_path / f"pg{version}.csv"
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    rows = list(csv.reader(io.StringIO(source.read_text(encoding="utf-8"), newline="")))
-    assert {len(row) for row in rows} == {26}
-    writer.writerows(row[:columns] for row in rows)
-    cut.write_text(out.getvalue(), encoding="utf-8")
-    gone = {"leader_pid", "query_id"} | ({"backend_type"} if columns < 24 else set()) | (
-        {"application"} if columns < 23 else set())
-
-    def view(path: Path) -> list[dict]:
-        return [{k: v for k, v in r.to_dict().items() if k not in gone | {"source"}} for r in _records(path)[0]]
-
-    assert view(cut) == view(source)
-    _, stats = _records(cut)
-    assert stats.skipped_total == 0
-
-    def incidents(path: Path) -> list[tuple]:
-        return [(i["constraint"], i["key"], [c["statement"] for c in i["culprits"]][:1])
-                for i in _incidents(path, "csvlog")]
-
-    assert incidents(cut) == incidents(source)
 
 
 @pytest.mark.postgres
