@@ -16,10 +16,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from logdiag.diagnosis.messages import parse_violation
 from logdiag.diagnosis.sessions import SessionTracker
 from logdiag.formats import detect
-from logdiag.lang import LANGUAGES
+from logdiag.lang import LANGUAGES, msgids
 from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
 from tests.conftest import IN_CI, REPO
@@ -225,6 +228,36 @@ def test_lc_messages_forces_the_language(logs):
     german = [i.constraint for i in analyze([str(path)], lc_messages="de").incidents()]
     assert sorted(german) == sorted(s.expected.constraint for s in PLAYED if s.expected)
     assert list(analyze([str(path)], lc_messages="C").incidents()) == []
+
+
+_READ_BACK = (
+    msgids.FK_CHILD, msgids.FK_PARENT, msgids.UNIQUE, msgids.EXCLUSION, msgids.CHECK, msgids.NOT_NULL,
+    msgids.FK_CHILD_KEY, msgids.FK_PARENT_KEY, msgids.FK_CHILD_NO_KEY, msgids.EXCLUSION_KEY, msgids.STATEMENT,
+)
+
+
+@given(st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12), min_size=3,
+                max_size=3))
+def test_every_translation_reads_back_its_arguments(values):
+    """Each catalog's format of each message the diagnosis reads, printed with names as a server
+    would (positional arguments in the translator's order), gives the names back in the msgid's order."""
+    for language in LANGUAGES.values():
+        for msgid in _READ_BACK:
+            form = language.format(msgid)
+            count = len(form.positions)
+            printed = form.literals[0] + "".join(
+                values[position] + literal for position, literal in zip(form.positions, form.literals[1:], strict=True)
+            )
+            assert form.match(printed) == tuple(values[:count]), (language.code, msgid)
+
+
+def test_a_hostile_ten_megabyte_message_is_read_in_one_pass():
+    """A message that repeats the text between a format's arguments a million times is read as
+    the leftmost split (string searches, no backtracking regex built from a catalog)."""
+    middle = '" violates foreign key constraint "'
+    message = 'insert or update on table "t' + middle * (10_000_000 // len(middle)) + 'c"'
+    found = parse_violation(message, None, "23503")
+    assert found is not None and found.table == "t" and found.constraint.endswith('constraint "c')
 
 
 def test_the_message_tables_are_current():
