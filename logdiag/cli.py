@@ -438,6 +438,8 @@ def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
         what = stats.format or "empty"
         if stats.log_line_prefix is not None:
             what += f", log_line_prefix {stats.log_line_prefix!r}" + (" (inferred)" if stats.prefix_inferred else "")
+        if stats.lc_messages not in (None, "en"):
+            what += f", lc_messages {stats.lc_messages}"
         line = f"{stats.file}: {what}: {stats.records} records from {stats.lines} lines"
         if stats.skipped_total:
             line += f", {stats.skipped_total} skipped ({_reasons(stats)})"

@@ -311,6 +311,7 @@ def _note_format(stats: InputStats, detection: Detection) -> None:
     stats.log_line_prefix = detection.prefix.format if detection.prefix else None
     stats.prefix_inferred = detection.inferred
     stats.prefix_unsettled = list(detection.unsettled)
+    stats.lc_messages = detection.language.code
 
 
 def records_of(

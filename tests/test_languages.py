@@ -194,28 +194,31 @@ def test_the_language_is_told_from_the_log(logs, language):
             lines = path.read_text(encoding="utf-8").splitlines()[:200]
             found = detect(lines, str(path))
             assert found is not None and found.language is LANGUAGES[language], (setup, fmt)
+            reader = LogReader([str(path)])
+            assert sum(1 for _ in reader) > 0
+            assert reader.inputs[0].lc_messages == language  # in the report's inputs, and said on stderr
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("language", [code for code in LOCALES if code != "en"])
-def test_the_messages_are_the_servers_own(logs, language):
+def test_the_messages_are_the_servers_own(logs, analysed, language):
     """The log holds the translated ERROR (so the runs really are in that language), and the
     error naming a NOT DEFERRABLE key is an other error with its SQLSTATE."""
     path = logs[(language, "statements")]["csvlog"]
     word = LANGUAGES[language].severity_word("ERROR")
     assert f",{word},23503," in path.read_text(encoding="utf-8")
     for fmt in ("csvlog", "jsonlog", "stderr"):
-        _, others, _ = _analysed(logs[(language, "statements")][fmt])
+        _, others, _ = analysed(language, "statements", fmt)
         assert NOT_DEFERRABLE in [e["sqlstate"] for e in others], fmt
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("language", ["de", "fr", "ja", "ru", "zh_CN"])
 @pytest.mark.parametrize("setup", list(SETUPS))
-def test_the_fast_path_reads_every_language(logs, language, setup):
+def test_the_fast_path_reads_every_language(logs, analysed, language, setup):
     """The vectorised pre-filter keeps the same lines' incidents as reading record by record."""
     for fmt, path in logs[(language, setup)].items():
-        slow, slow_others, _ = _analysed(path)
+        slow, slow_others, _ = analysed(language, setup, fmt)
         fast, fast_others, _ = _analysed(path, fast=True)
         assert fast == slow, fmt
         assert fast_others == slow_others, fmt
