@@ -93,20 +93,22 @@ class Language:
         )
 
     @cached_property
-    def marks(self) -> tuple[str, ...]:
-        """Texts that, found in a line, say a log is in this language and not in English."""
+    def marks(self) -> tuple[tuple[str, str], ...]:
+        """(this language's text, English's) for each text that, found in a line, says a log is
+        in this language and not in English: severity words, labels, ``statement:`` and the
+        other prefixes, lines every server writes (:data:`~logdiag.lang.msgids.TELLING`)."""
         if not self.catalog:
             return ()
-        marks = []
+        marks: list[tuple[str, str]] = []
         for word in msgids.SEVERITIES:
             if self.text(word) != word:
-                marks += [f"{self.text(word)}:  ", f",{self.text(word)},"]
+                marks += [(f"{self.text(word)}:  ", f"{word}:  "), (f",{self.text(word)},", f",{word},")]
         for msgid in msgids.LABELS.values():
             if self.text(msgid) != msgid:
-                marks.append(_label_token(self.text(msgid)))
-        for msgid in (msgids.STATEMENT, msgids.DURATION, msgids.CONNECTION_RECEIVED, msgids.PARAMETERS):
+                marks.append((_label_token(self.text(msgid)), _label_token(msgid)))
+        for msgid in (msgids.STATEMENT, msgids.DURATION, msgids.CONNECTION_RECEIVED, msgids.PARAMETERS, *msgids.TELLING):
             if self.text(msgid) != msgid and len(self.format(msgid).head) > 2:
-                marks.append(self.format(msgid).head)
+                marks.append((self.format(msgid).head, _format(msgid).head))
         return tuple(dict.fromkeys(marks))
 
 
@@ -148,21 +150,28 @@ def language_named(name: str) -> Language:
 
 
 def detect_language(lines: Iterable[str]) -> Language:
-    """The language whose marks (severity words, labels, ``statement:``) the lines hold most
-    often; English when no other's are there.
+    """The language whose own texts (severity words, labels, ``statement:``...) the lines hold
+    more often than English's counterparts, by the widest margin; English when none does.
 
-    >>> detect_language(["2026-03-01 10:00:00 UTC [7] FEHLER:  boom", "… ANWEISUNG:  COMMIT"]).code
-    'de'
+    Each language is weighed against English on the texts it translates only, so a German log's
+    ``LOG:`` (German keeps the word) counts for neither, and an English log with a stray foreign
+    word in a statement stays English.
+
+    >>> german = LANGUAGES["de"]
+    >>> lines = [f"2026-03-01 10:00:00 UTC [7] {german.severity_word('ERROR')}:  x"] * 2
+    >>> detect_language(lines).code, detect_language(["2026-03-01 10:00:00 UTC [7] ERROR:  x"]).code
+    ('de', 'en')
     """
-    scores: dict[str, int] = {}
     window = [line[:_WINDOW] for line in lines]
-    for code, language in LANGUAGES.items():
-        hits = sum(line.count(mark) for line in window for mark in language.marks)
-        if hits:
-            scores[code] = hits
-    if not scores:
-        return ENGLISH
-    return LANGUAGES[max(scores, key=lambda code: scores[code])]
+    best, margin = ENGLISH, 0
+    for language in LANGUAGES.values():
+        own = sum(line.count(mark) for line in window for mark, _ in language.marks)
+        if own <= margin:
+            continue
+        english = sum(line.count(mark) for line in window for _, mark in language.marks)
+        if own - english > margin:
+            best, margin = language, own - english
+    return best
 
 
 #: Every language's severity words, for the formats whose severity field needs no language

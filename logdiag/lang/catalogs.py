@@ -133,6 +133,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             'konnte Zugriff nicht serialisieren wegen gleichzeitigem Löschen',
         'could not serialize access due to read/write dependencies among transactions':
             'konnte Zugriff nicht serialisieren wegen Lese-/Schreib-Abhängigkeiten zwischen Transaktionen',
+        'database system is ready to accept connections':
+            'Datenbanksystem ist bereit, um Verbindungen anzunehmen',
+        'database system was shut down at %s':
+            'Datenbanksystem wurde am %s heruntergefahren',
+        'listening on Unix socket "%s"':
+            'erwarte Verbindungen auf Unix-Socket »%s«',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'Checkpoint beginnt:%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            'Verbindung autorisiert: Benutzer=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'automatisches Vacuum der Tabelle »%s.%s.%s«',
+        'automatic analyze of table "%s.%s.%s"':
+            'automatisches Analysieren der Tabelle »%s.%s.%s«',
+        'received fast shutdown request':
+            'schnelles Herunterfahren verlangt',
+        'database system is shut down':
+            'Datenbanksystem ist heruntergefahren',
     },
     'es': {
         'DEBUG':
@@ -233,6 +251,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             'no se pudo serializar el acceso debido a un delete concurrente',
         'could not serialize access due to read/write dependencies among transactions':
             'no se pudo serializar el acceso debido a dependencias read/write entre transacciones',
+        'database system is ready to accept connections':
+            'el sistema de bases de datos está listo para aceptar conexiones',
+        'database system was shut down at %s':
+            'el sistema de bases de datos fue apagado en %s',
+        'listening on Unix socket "%s"':
+            'escuchando en el socket Unix «%s»',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'empezando checkpoint:%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            'conexión autorizada: usuario=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'vacuum automático de la tabla «%s.%s.%s»',
+        'automatic analyze of table "%s.%s.%s"':
+            'análisis automático de la tabla «%s.%s.%s»',
+        'received fast shutdown request':
+            'se recibió petición de apagado rápido',
+        'database system is shut down':
+            'el sistema de bases de datos está apagado',
     },
     'fr': {
         'DEBUG':
@@ -333,6 +369,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             "n'a pas pu sérialiser un accès à cause d'une suppression en parallèle",
         'could not serialize access due to read/write dependencies among transactions':
             "n'a pas pu sérialiser un accès à cause des dépendances de lecture/écriture\nparmi les transactions",
+        'database system is ready to accept connections':
+            'le système de bases de données est prêt pour accepter les connexions',
+        'database system was shut down at %s':
+            'le système de bases de données a été arrêté à %s',
+        'listening on Unix socket "%s"':
+            'écoute sur la socket Unix « %s »',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'début du checkpoint :%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            'connexion autorisée : utilisateur=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'VACUUM automatique de la table « %s.%s.%s »',
+        'automatic analyze of table "%s.%s.%s"':
+            'ANALYZE automatique de la table « %s.%s.%s »',
+        'received fast shutdown request':
+            "a reçu une demande d'arrêt rapide",
+        'database system is shut down':
+            'le système de base de données est arrêté',
     },
     'it': {
         'DEBUG':
@@ -433,6 +487,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             "impossibile serializzare l'accesso a causa dell'eliminazione simultanea",
         'could not serialize access due to read/write dependencies among transactions':
             "serializzazione dell'accesso fallita a causa di dipendenze di lettura/scrittura tra le transazioni",
+        'database system is ready to accept connections':
+            'il database è pronto ad accettare connessioni',
+        'database system was shut down at %s':
+            'il database è stato arrestato alle %s',
+        'listening on Unix socket "%s"':
+            'in ascolto sul socket Unix "%s"',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'inizio checkpoint:%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            'connessione autorizzata: utente=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'pulizia automatica della tabella "%s.%s.%s"',
+        'automatic analyze of table "%s.%s.%s"':
+            'analisi automatica della tabella "%s.%s.%s"',
+        'received fast shutdown request':
+            'richiesta di arresto fast ricevuta',
+        'database system is shut down':
+            'il database è stato arrestato',
     },
     'ja': {
         'DEBUG':
@@ -533,6 +605,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             '削除が同時に行われたためアクセスの直列化ができませんでした',
         'could not serialize access due to read/write dependencies among transactions':
             'トランザクション間で read/write の依存性があったため、アクセスの直列化ができませんでした',
+        'database system is ready to accept connections':
+            'データベースシステムの接続受け付け準備が整いました',
+        'database system was shut down at %s':
+            'データベースシステムは %s にシャットダウンしました',
+        'listening on Unix socket "%s"':
+            'Unixソケット"%s"で待ち受けています',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'チェックポイント開始:%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            '接続の認証完了: ユーザー=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'テーブル"%s.%s.%s"に対する自動VACUUM',
+        'automatic analyze of table "%s.%s.%s"':
+            'テーブル"%s.%s.%s"に対する自動ANALYZE',
+        'received fast shutdown request':
+            '高速シャットダウン要求を受け取りました',
+        'database system is shut down':
+            'データベースシステムはシャットダウンしました',
     },
     'ka': {
         'DEBUG':
@@ -613,6 +703,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             'ერთდროული განახლების გამო წვდომის სერიალიზაცია შეუძლებელია',
         'could not serialize access due to concurrent delete':
             'ერთდროული წაშლის გამო წვდომის სერიალიზაცია შეუძლებელია',
+        'database system is ready to accept connections':
+            'მონაცემთა ბაზის სისტემა მზადაა შეერთებების მისაღებად',
+        'database system was shut down at %s':
+            'მონაცემთა ბაზის სისტემის გათიშვის დრო: %s',
+        'listening on Unix socket "%s"':
+            'ვუსმენ Unix სოკეტს "%s"',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'საკონტროლო წერტილი იწყება:%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            'შეერთება ავტორიზებულია: მომხმარებელი=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'ცხრილის ავტოდამტვერსასრუტება: "%s.%s.%s"',
+        'automatic analyze of table "%s.%s.%s"':
+            'ცხრილის ავტოანალიზი: "%s.%s.%s"',
+        'received fast shutdown request':
+            'მიღებულია სწრაფი გამორთვის მოთხოვნა',
+        'database system is shut down':
+            'მონაცემთა ბაზის სისტემა გათიშულია',
     },
     'ko': {
         'DEBUG':
@@ -713,6 +821,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             '동시 삭제 작업 때문에 순차적 액세스가 불가능합니다',
         'could not serialize access due to read/write dependencies among transactions':
             '트랜잭션간 읽기/쓰기 의존성 때문에 serialize 접근을 할 수 없음',
+        'database system is ready to accept connections':
+            '이제 데이터베이스 서버로 접속할 수 있습니다',
+        'database system was shut down at %s':
+            '데이터베이스 시스템 마지막 가동 중지 시각: %s',
+        'listening on Unix socket "%s"':
+            '"%s" 유닉스 도메인 소켓으로 접속을 허용합니다',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            '체크포인트 시작:%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            '연결 인증: user=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            '"%s.%s.%s" 테이블 대상으로 자동 vacuum 작업 함',
+        'automatic analyze of table "%s.%s.%s"':
+            '"%s.%s.%s" 테이블 자동 분석',
+        'received fast shutdown request':
+            'fast 중지 요청을 받았습니다.',
+        'database system is shut down':
+            '데이터베이스 시스템 서비스를 중지했습니다',
     },
     'ru': {
         'DEBUG':
@@ -813,6 +939,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             'не удалось сериализовать доступ из-за параллельного удаления',
         'could not serialize access due to read/write dependencies among transactions':
             'не удалось сериализовать доступ из-за зависимостей чтения/записи между транзакциями',
+        'database system is ready to accept connections':
+            'система БД готова принимать подключения',
+        'database system was shut down at %s':
+            'система БД была выключена: %s',
+        'listening on Unix socket "%s"':
+            'для приёма подключений открыт Unix-сокет "%s"',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'начата контрольная точка:%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            'подключение авторизовано: пользователь=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'автоматическая очистка таблицы "%s.%s.%s"',
+        'automatic analyze of table "%s.%s.%s"':
+            'автоматический анализ таблицы "%s.%s.%s"',
+        'received fast shutdown request':
+            'получен запрос на быстрое выключение',
+        'database system is shut down':
+            'система БД выключена',
     },
     'sv': {
         'DEBUG':
@@ -913,6 +1057,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             'kunde inte serialisera åtkomst på grund av samtidig borttagning',
         'could not serialize access due to read/write dependencies among transactions':
             'kunde inte serialisera åtkomst på grund av läs/skriv-beroenden bland transaktionerna',
+        'database system is ready to accept connections':
+            'databassystemet är redo att ta emot anslutningar',
+        'database system was shut down at %s':
+            'databassystemet stängdes ner vid %s',
+        'listening on Unix socket "%s"':
+            'lyssnar på Unix-uttag (socket) "%s"',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'checkpoint startar:%s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            'anslutning auktoriserad: användare=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'automatisk vacuum av tabell "%s.%s.%s"',
+        'automatic analyze of table "%s.%s.%s"':
+            'automatisk analys av tabell "%s.%s.%s"',
+        'received fast shutdown request':
+            'tog emot förfrågan om att stänga ner snabbt',
+        'database system is shut down':
+            'databassystemet är nedstängt',
     },
     'uk': {
         'DEBUG':
@@ -1013,6 +1175,24 @@ CATALOGS: dict[str, dict[str, str]] = {
             'не вдалося серіалізувати доступ через паралельне видалення',
         'could not serialize access due to read/write dependencies among transactions':
             'не вдалося серіалізувати доступ через залежність читання/запису серед транзакцій',
+        'database system is ready to accept connections':
+            'система бази даних готова до отримання підключення',
+        'database system was shut down at %s':
+            'система бази даних була вимкнена %s',
+        'listening on Unix socket "%s"':
+            'прослуховувати UNIX сокет "%s"',
+        'checkpoint starting:%s%s%s%s%s%s%s%s':
+            'початок контрольної точки: %s%s%s%s%s%s%s%s',
+        'connection authorized: user=%s':
+            'підключення авторизовано: користувач=%s',
+        'automatic vacuum of table "%s.%s.%s"':
+            'автоматична очистка таблиці "%s.%s.%s"',
+        'automatic analyze of table "%s.%s.%s"':
+            'автоматичний аналіз таблиці "%s.%s.%s"',
+        'received fast shutdown request':
+            'отримано швидкий запит на завершення роботи',
+        'database system is shut down':
+            'система бази даних вимкнена',
     },
     'zh_CN': {
         'DEBUG':
@@ -1113,5 +1293,19 @@ CATALOGS: dict[str, dict[str, str]] = {
             '由于同步删除，无法序列化访问',
         'could not serialize access due to read/write dependencies among transactions':
             '由于多个事务间的读/写依赖而无法串行访问',
+        'database system is ready to accept connections':
+            '数据库系统准备接受连接',
+        'database system was shut down at %s':
+            '数据库上次关闭时间为 %s',
+        'listening on Unix socket "%s"':
+            '在Unix套接字 "%s"上侦听',
+        'automatic vacuum of table "%s.%s.%s"':
+            '对表"%s.%s.%s"进行自动清理',
+        'automatic analyze of table "%s.%s.%s"':
+            '对表"%s.%s.%s"进行自动分析',
+        'received fast shutdown request':
+            '接收到快速 (fast) 停止请求',
+        'database system is shut down':
+            '数据库系统已关闭',
     },
 }

@@ -69,6 +69,15 @@ SERIALIZE_UPDATE = "could not serialize access due to concurrent update"
 SERIALIZE_DELETE = "could not serialize access due to concurrent delete"
 SERIALIZE_DEPENDENCIES = "could not serialize access due to read/write dependencies among transactions"
 
+#: Lines a server writes whatever it runs (start, checkpoints, autovacuum, connections): they tell
+#: a log's language when its first lines hold no statement and no error (:func:`detect_language`).
+TELLING = (
+    "database system is ready to accept connections", "database system was shut down at %s",
+    'listening on Unix socket "%s"', "checkpoint starting:%s%s%s%s%s%s%s%s", "connection authorized: user=%s",
+    'automatic vacuum of table "%s.%s.%s"', 'automatic analyze of table "%s.%s.%s"', "received fast shutdown request",
+    "database system is shut down",
+)
+
 #: Every msgid above: what ``scripts/make_message_catalogs.py`` takes from each catalog.
 MSGIDS: tuple[str, ...] = (
     *SEVERITIES, *LABELS.values(), LOCATION_WITH_FUNCTION,
@@ -78,5 +87,5 @@ MSGIDS: tuple[str, ...] = (
     FK_RESTRICT_KEY, FK_RESTRICT_NO_KEY, MATCH_FULL, UNIQUE, UNIQUE_KEY, EXCLUSION, EXCLUSION_KEY, EXCLUSION_NO_KEY,
     CHECK, FAILING_ROW, NOT_NULL, NOT_NULL_OLD,
     NOT_DEFERRABLE, ONLY_IN_TRANSACTION_BLOCKS, DEADLOCK, DEADLOCK_PROCESS, SERIALIZE_UPDATE, SERIALIZE_DELETE,
-    SERIALIZE_DEPENDENCIES,
+    SERIALIZE_DEPENDENCIES, *TELLING,
 )
