@@ -9,10 +9,14 @@ the last test regenerates them and compares.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import io
 import json
 import os
 import subprocess
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -222,6 +226,31 @@ def test_the_fast_path_reads_every_language(logs, analysed, language, setup):
         fast, fast_others, _ = _analysed(path, fast=True)
         assert fast == slow, fmt
         assert fast_others == slow_others, fmt
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("language", ["de", "fr", "ja", "ru", "zh_CN"])
+@pytest.mark.parametrize("setup", list(SETUPS))
+def test_streams_read_every_language(logs, analysed, language, setup, tmp_path, monkeypatch):
+    """A pipe (the look-back pre-filter) and a .gz (the window) keep a translated stderr log's
+    failing sessions as reading the file record by record does."""
+    path = logs[(language, setup)]["stderr"]
+    slow, slow_others, _ = analysed(language, setup, "stderr")
+    packed = tmp_path / (path.name + ".gz")
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    from_gz, others_gz, _ = _analysed(packed, fast=True)
+    assert _renamed(from_gz, packed, path) == slow and _renamed(others_gz, packed, path) == slow_others
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(path.read_bytes())))
+    tracker = SessionTracker()
+    reader = LogReader(["-"], fast=True, fast_min_bytes=0, quiet=1.0, on_forgotten=tracker.forget)
+    piped = [i.to_dict() for i in Run(reader, tracker).incidents()]
+    assert reader.inputs[0].fast_path
+    assert _renamed(piped, "-", path) == slow
+
+
+def _renamed(incidents: list[dict], name: object, original: Path) -> list[dict]:
+    """The incidents with the input's name replaced by the original file's."""
+    return json.loads(json.dumps(incidents).replace(json.dumps(str(name)), json.dumps(str(original))))
 
 
 @pytest.mark.postgres
