@@ -223,36 +223,50 @@ def parse_violation(message: str | None, detail: str | None, sqlstate: str | Non
     """
     if message is None:
         return None
-    if found := _read(msgids.FK_CHILD, message):
+    if message.startswith(_VIOLATION_HEADS):  # one test for the usual error, which is none of them
+        found = _violation(message, detail, sqlstate)
+        if found is not None:
+            return found
+    if sqlstate is not None and is_violation_sqlstate(sqlstate):
+        kind = ConstraintKind.TRIGGER if sqlstate == "40002" else ConstraintKind.OTHER
+        return Violation(sqlstate, kind, detail_reason=detail)
+    return None
+
+
+def _violation(message: str, detail: str | None, sqlstate: str | None) -> Violation | None:
+    # The SQLSTATE, where the log has it, says which messages to try (each in every language).
+    wanted = _MESSAGES_OF.get(sqlstate or "", _VIOLATIONS)
+
+    def read(msgid: str) -> tuple[str, ...] | None:
+        return _read(msgid, message) if msgid in wanted else None
+
+    if found := read(msgids.FK_CHILD):
         return Violation(
             sqlstate or "23503", ConstraintKind.FOREIGN_KEY, found[1], found[0],
             _referenced_table(detail), parse_key(detail), detail_reason=_reason(detail),
         )
     for msgid, implied in ((msgids.FK_PARENT, "23503"), (msgids.FK_PARENT_RESTRICT, "23001")):
-        if found := _read(msgid, message):
+        if found := read(msgid):
             parent, name, table = found[0], found[1], found[2]
             return Violation(
                 sqlstate or implied, ConstraintKind.FOREIGN_KEY, name, table, parent, parse_key(detail),
                 parent_side=True,
             )
-    if found := _read(msgids.UNIQUE, message):
+    if found := read(msgids.UNIQUE):
         return Violation(sqlstate or "23505", ConstraintKind.UNIQUE, found[0], key=parse_key(detail))
-    if found := _read(msgids.EXCLUSION, message):
+    if found := read(msgids.EXCLUSION):
         return Violation(
             sqlstate or "23P01", ConstraintKind.EXCLUSION, found[0], key=parse_key(detail),
             conflicting_key=_conflicting_key(detail),
         )
-    if found := _read(msgids.CHECK, message):
+    if found := read(msgids.CHECK):
         return Violation(sqlstate or "23514", ConstraintKind.CHECK, found[1], found[0], detail_reason=detail)
     for msgid in (msgids.NOT_NULL, msgids.NOT_NULL_OLD):
-        if found := _read(msgid, message):
+        if found := read(msgid):
             return Violation(
                 sqlstate or "23502", ConstraintKind.NOT_NULL, None, found[1] if len(found) > 1 else None,
                 key=KeyText((found[0],), "null"), detail_reason=detail,
             )
-    if sqlstate is not None and is_violation_sqlstate(sqlstate):
-        kind = ConstraintKind.TRIGGER if sqlstate == "40002" else ConstraintKind.OTHER
-        return Violation(sqlstate, kind, detail_reason=detail)
     return None
 
 
@@ -261,6 +275,13 @@ _VIOLATIONS = (
     msgids.FK_CHILD, msgids.FK_PARENT, msgids.FK_PARENT_RESTRICT, msgids.UNIQUE, msgids.EXCLUSION, msgids.CHECK,
     msgids.NOT_NULL, msgids.NOT_NULL_OLD,
 )
+#: The messages each SQLSTATE is raised with.
+_MESSAGES_OF: dict[str, tuple[str, ...]] = {
+    "23503": (msgids.FK_CHILD, msgids.FK_PARENT), "23001": (msgids.FK_PARENT_RESTRICT,), "23505": (msgids.UNIQUE,),
+    "23P01": (msgids.EXCLUSION,), "23514": (msgids.CHECK,), "23502": (msgids.NOT_NULL, msgids.NOT_NULL_OLD),
+}
+#: What each of them starts with, in every language.
+_VIOLATION_HEADS = tuple(sorted({form.head for msgid in _VIOLATIONS for form in all_formats(msgid)}))
 #: The first line of those a translator wrote over several lines (French), in every language.
 _FIRST_LINES = tuple(dict.fromkeys(
     CFormat.parse(language.text(msgid).split("\n", 1)[0])

@@ -22,26 +22,29 @@ from logdiag.records import LogRecord, Severity
 _MILLISECONDS = r"\d{1,12}(?:\.\d{1,6})?"
 
 
-def _statement_patterns(language: Language) -> tuple[re.Pattern[str], ...]:
-    """How ``language`` logs a statement: (simple query, execute, execute with its duration)."""
+def _statement_patterns(language: Language) -> tuple[tuple[re.Pattern[str], bool], ...]:
+    """How ``language`` logs a statement: (pattern, whether it is a simple query's) for a simple
+    query, an execute and an execute with its duration."""
     simple = language.format(msgids.STATEMENT).head
     timed = language.format(msgids.DURATION_STATEMENT).literals
     executed = language.format(msgids.EXECUTE_LINE).literals
     timed_execute = language.format(msgids.DURATION_EXECUTE).literals
     words = f"(?:(?P<fetch>{re.escape(language.text(msgids.EXECUTE_FETCH))})|{re.escape(language.text(msgids.EXECUTE))})"
     name = r"(?P<name>[^\s:]{1,200}?)"
-    patterns = [re.compile(f"(?P<simple>{re.escape(simple)}|{re.escape(timed[0])}{_MILLISECONDS}{re.escape(timed[1])})")]
+    patterns = [(re.compile(f"{re.escape(simple)}|{re.escape(timed[0])}{_MILLISECONDS}{re.escape(timed[1])}"), True)]
     if len(executed) == 6:  # "%s %s%s%s: %s"
-        patterns.append(re.compile(f"{re.escape(executed[0])}{words}{re.escape(executed[1])}{name}{re.escape(executed[4])}"))
+        patterns.append(
+            (re.compile(f"{re.escape(executed[0])}{words}{re.escape(executed[1])}{name}{re.escape(executed[4])}"), False)
+        )
     if len(timed_execute) == 7:  # "duration: %s ms  %s %s%s%s: %s"
-        patterns.append(re.compile(
+        patterns.append((re.compile(
             f"{re.escape(timed_execute[0])}{_MILLISECONDS}{re.escape(timed_execute[1])}{words}"
             f"{re.escape(timed_execute[2])}{name}{re.escape(timed_execute[5])}"
-        ))
+        ), False))
     return tuple(patterns)
 
 
-_LOGGED: tuple[re.Pattern[str], ...] = tuple(
+_LOGGED: tuple[tuple[re.Pattern[str], bool], ...] = tuple(
     dict.fromkeys(pattern for language in LANGUAGES.values() for pattern in _statement_patterns(language))
 )
 #: What a statement's message starts with, in any language: a cheap test before the patterns.
@@ -221,21 +224,26 @@ def statement_of(record: LogRecord) -> LoggedStatement | None:
     message = record.message
     if record.severity is not Severity.LOG or message is None:
         return None
-    if not message.startswith(_LOGGED_HEADS):
+    logged = _logged(message) if message.startswith(_LOGGED_HEADS) else None
+    if logged is None:
         return None
-    for pattern in _LOGGED:
-        found = pattern.match(message)
-        if found is not None:
-            break
-    else:
-        return None
-    groups = found.groupdict()
-    if groups.get("fetch"):
+    found, simple = logged
+    if not simple and found["fetch"]:
         return None
     text = message[found.end() :]
     parameters, truncated = parse_parameters(record.detail)
-    name = None if groups.get("simple") is not None else found["name"].split("/", 1)[0]
+    name = None if simple else found["name"].split("/", 1)[0]
     return LoggedStatement(text, record, name, parameters, truncated, classify_control(text))
+
+
+def _logged(message: str) -> tuple[re.Match[str], bool] | None:
+    """The match of the first statement pattern (of any language) that fits, and whether it is a
+    simple query's."""
+    for pattern, simple in _LOGGED:
+        found = pattern.match(message)
+        if found is not None:
+            return found, simple
+    return None
 
 
 def parse_parameters(detail: str | None) -> tuple[dict[str, str | None] | None, bool]:
