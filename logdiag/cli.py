@@ -101,6 +101,14 @@ PrefixOpt = Annotated[
         help="The server's log_line_prefix, for stderr/syslog logs (default: detected).",
     ),
 ]
+LcMessagesOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at runtime on Python 3.10
+    typer.Option(
+        "--lc-messages",
+        help="The server's lc_messages (de, fr_FR.UTF-8, ja...): the language of its log "
+        "(default: detected from each input's severity words and statement: lines).",
+    ),
+]
 InputFormatOpt = Annotated[
     Optional[LogFormat],  # noqa: UP045
     typer.Option("--input-format", help="The input's format (default: detected).", case_sensitive=False),
@@ -131,6 +139,7 @@ def analyze(
     ] = AnalyzeFormat.TEXT,
     log_line_prefix: PrefixOpt = None,
     input_format: InputFormatOpt = None,
+    lc_messages: LcMessagesOpt = None,
     on_bad_line: OnBadLineOpt = None,
     follow_log: Annotated[
         bool,
@@ -193,7 +202,7 @@ def analyze(
             follow=follow_log, from_start=from_start,
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
-            on_file=None if quiet else _following,
+            on_file=None if quiet else _following, lc_messages=lc_messages,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
@@ -336,6 +345,7 @@ def records(
     ] = RecordsFormat.JSONL,
     log_line_prefix: PrefixOpt = None,
     input_format: InputFormatOpt = None,
+    lc_messages: LcMessagesOpt = None,
     on_bad_line: OnBadLineOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -345,7 +355,8 @@ def records(
     """
     with _handled():
         reader = LogReader(
-            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP
+            paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP,
+            lc_messages=lc_messages,
         )
         if output_format is RecordsFormat.JSONL:
             write_jsonl(reader, sys.stdout)
@@ -427,6 +438,8 @@ def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
         what = stats.format or "empty"
         if stats.log_line_prefix is not None:
             what += f", log_line_prefix {stats.log_line_prefix!r}" + (" (inferred)" if stats.prefix_inferred else "")
+        if stats.lc_messages not in (None, "en"):
+            what += f", lc_messages {stats.lc_messages}"
         line = f"{stats.file}: {what}: {stats.records} records from {stats.lines} lines"
         if stats.skipped_total:
             line += f", {stats.skipped_total} skipped ({_reasons(stats)})"

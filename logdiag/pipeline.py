@@ -101,6 +101,7 @@ def analyze(
     lookback_bytes: int | None = None,
     on_file: Callable[[str], None] | None = None,
     partial_groups: bool = False,
+    lc_messages: str | None = None,
 ) -> Run:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
@@ -111,7 +112,8 @@ def analyze(
     :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet``, ``stop``
     and ``on_file`` (told each file ``follow`` moves to) are for live use
     (see :class:`LogReader`); standard input is always read live, so incidents come out as soon as
-    they are complete. ``partial_groups``: see :class:`LogReader`.
+    they are complete. ``partial_groups`` and ``lc_messages`` (the server's language, default
+    told from each input): see :class:`LogReader`.
 
     >>> run = analyze(["sample_logs/postgresql.csv"])
     >>> [(i.constraint, i.key, i.culprits[0].source.line) for i in run.incidents()]
@@ -124,6 +126,6 @@ def analyze(
         paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
         follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast, lookback_bytes=lookback_bytes,
         on_forgotten=tracker.forget,  # what the pre-filter's look-back drops, the tracker forgets too
-        on_file=on_file, partial_groups=partial_groups,
+        on_file=on_file, partial_groups=partial_groups, lc_messages=lc_messages,
     )
     return Run(reader, tracker)

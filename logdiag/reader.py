@@ -14,9 +14,10 @@ from itertools import chain, groupby, islice
 from typing import cast
 
 from logdiag import fastpath
-from logdiag.errors import InputError
+from logdiag.errors import ConfigError, InputError
 from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of, shows_a_client_session
+from logdiag.lang import UnknownLanguage, language_named
 from logdiag.records import LogRecord
 from logdiag.source import archives
 from logdiag.source.framing import (
@@ -65,6 +66,8 @@ class LogReader:
         on_file: with ``follow``, told the name of each file followed, first and after each switch.
         partial_groups: the inputs of a directory, glob or archive may be a part of it (an
             incremental export leaves out the files it has read): one with no log is no error.
+        lc_messages: the server's ``lc_messages`` (``de``, ``fr_FR.UTF-8``...); default: told
+            from each input's lines (its severity words and ``statement:``).
 
     The files of a directory, glob or archive are read in the order of their first record's
     timestamp (copied files lose their modification times; names need not sort); those that are
@@ -92,7 +95,13 @@ class LogReader:
         on_forgotten: Callable[..., None] | None = None,
         on_file: Callable[[str], None] | None = None,
         partial_groups: bool = False,
+        lc_messages: str | None = None,
     ) -> None:
+        try:
+            #: The server's language when the user gave it (--lc-messages); else each input's own.
+            self.language = language_named(lc_messages) if lc_messages else None
+        except UnknownLanguage as exc:
+            raise ConfigError(f"--lc-messages: {exc}") from None
         if follow and (len(paths) != 1 or paths[0] == "-"):
             raise InputError("--follow takes one log file or log directory")
         self._inputs = [Input(p) if isinstance(p, str) else p for p in paths] if follow else expand_inputs(paths)
@@ -185,7 +194,7 @@ class LogReader:
         messages = any(_SERVER_MESSAGE.search(text) for text in texts)
         binary = bool(stats.skipped) or stats.recoded > len(texts) // 2
         try:
-            detection = detect(texts, item.name, self.log_line_prefix, self.format)
+            detection = detect(texts, item.name, self.log_line_prefix, self.format, self.language)
         except InputError:
             if messages and not binary:
                 raise  # a log, but one that cannot be read as it is: say what to pass
@@ -209,11 +218,11 @@ class LogReader:
         stats = InputStats(file=name, on_bad_line=self.on_bad_line)
         lines = decode_lines(raw_lines, stats)
         head = sample_lines(lines, seconds=self.quiet)
-        detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
+        detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format, self.language)
         if self.quiet is None and _may_stop_at_q(detection, head):
             ahead = _until_client_lines(lines)
             clients = [text for _, text in ahead if shows_a_client_session((text,))]
-            detection = detect(_with_clients(head, clients), name, self.log_line_prefix, self.format)
+            detection = detect(_with_clients(head, clients), name, self.log_line_prefix, self.format, self.language)
             head += ahead
         lines_filter = self._prefilter(detection) if plain_file and self.quiet is None else None
         if detection is not None and lines_filter is not None and fastpath.eligible(name, self._min_bytes()):
@@ -249,7 +258,7 @@ class LogReader:
     @staticmethod
     def _prefilter(detection: Detection | None) -> Prefilter | None:
         """What the fast path needs of the detected format, or None: it is read record by record."""
-        return None if detection is None else format_of(detection.format).prefilter(detection.prefix)
+        return None if detection is None else format_of(detection.format).prefilter(detection.prefix, detection.language)
 
     def _min_bytes(self) -> int:
         """The size (decompressed) from which a file is pre-filtered."""
@@ -266,13 +275,13 @@ class LogReader:
             fastpath.warm_up()  # while the first lines come: an incident among them is not late
         sample = sample_pieces(pieces, seconds=self.quiet if live else None)
         head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
-        detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format)
+        detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format, self.language)
         if not live and _may_stop_at_q(detection, head):
             sample += all_if_under(pieces, LOOK_AHEAD_BYTES)[0]
             read = decode_lines(split_lines(cast(list[bytes], sample)), InputStats(file=name))
             ahead = _until_client_lines(islice(read, len(head), None))
             clients = [text for _, text in ahead if shows_a_client_session((text,))]
-            detection = detect(_with_clients(head, clients), name, self.log_line_prefix, self.format)
+            detection = detect(_with_clients(head, clients), name, self.log_line_prefix, self.format, self.language)
         stream = chain(sample, pieces)
         small = False
         if name != STDIN and not self.follow:  # a compressed file: small ones are read as they are
@@ -310,7 +319,7 @@ class LogReader:
 
 #: A server message's severity and the two spaces after it (``LOG:  ``, ``ERROR:  ``, or the
 #: same in another lc_messages): a line that has none is not PostgreSQL's stderr or syslog.
-_SERVER_MESSAGE = re.compile(r"\w:  ")
+_SERVER_MESSAGE = re.compile(r"\w ?:  ")  # "DÉTAIL:  ", "INSTRUCTION :  " (lc_messages)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -358,6 +367,7 @@ def _note_format(stats: InputStats, detection: Detection) -> None:
     stats.log_line_prefix = detection.prefix.format if detection.prefix else None
     stats.prefix_inferred = detection.inferred
     stats.prefix_unsettled = list(detection.unsettled)
+    stats.lc_messages = detection.language.code
 
 
 def records_of(

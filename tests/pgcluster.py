@@ -216,6 +216,15 @@ class PgCluster:
             for name, value in settings.items():
                 conf.write(f"{name} = {value}\n")
 
+    def restart_with(self, settings: Mapping[str, str]) -> None:
+        """Stop, add ``settings`` to postgresql.conf (later lines win) and start again: every line
+        logged before has been written when this returns."""
+        self.stop()
+        with (self.data / "postgresql.conf").open("a") as conf:
+            for name, value in settings.items():
+                conf.write(f"{name} = {value if _is_literal(value) else _quote(value)}\n")
+        self.start()
+
     def start(self) -> None:
         command = [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
                    "-l", str(self.base / "startup.log"), "start"]

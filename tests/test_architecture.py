@@ -224,20 +224,21 @@ def test_fast_path_is_used_only_by_the_reader_and_the_export() -> None:
 #: ``__init__``, the public API; ``version`` and ``errors`` are leaves any stage may read.
 LAYERS: dict[str, frozenset[str]] = {
     "errors": frozenset(), "exitcodes": frozenset(), "records": frozenset(), "version": frozenset(),
+    "lang": frozenset(),  # the server's languages: a leaf, read by the formats and the diagnosis
     "source": frozenset({"errors"}),
-    "formats": frozenset({"errors", "records", "source"}),
-    "diagnosis": frozenset({"errors", "records"}),
-    "fastpath": frozenset({"errors", "records", "source", "formats", "diagnosis"}),
-    "reader": frozenset({"errors", "records", "source", "formats", "fastpath"}),
-    "pipeline": frozenset({"errors", "records", "source", "formats", "diagnosis", "reader"}),
-    "report": frozenset({"errors", "records", "source", "formats", "diagnosis", "version"}),
-    "export": frozenset({"errors", "records", "source", "formats", "diagnosis", "fastpath", "reader", "pipeline"}),
+    "formats": frozenset({"errors", "lang", "records", "source"}),
+    "diagnosis": frozenset({"errors", "lang", "records"}),
+    "fastpath": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis"}),
+    "reader": frozenset({"errors", "lang", "records", "source", "formats", "fastpath"}),
+    "pipeline": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "reader"}),
+    "report": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "version"}),
+    "export": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "fastpath", "reader", "pipeline"}),
     "cli": frozenset({
-        "errors", "exitcodes", "records", "version", "source", "formats", "diagnosis", "reader", "pipeline",
-        "report", "export",
+        "errors", "exitcodes", "lang", "records", "version", "source", "formats", "diagnosis", "reader",
+        "pipeline", "report", "export",
     }),
     "__main__": frozenset({"cli"}),
-    "logdiag": frozenset({"errors", "records", "version", "source", "formats", "diagnosis", "reader", "pipeline"}),
+    "logdiag": frozenset({"errors", "lang", "records", "version", "source", "formats", "diagnosis", "reader", "pipeline"}),
 }
 
 

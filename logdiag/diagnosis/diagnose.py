@@ -53,6 +53,7 @@ from logdiag.diagnosis.statements import (
     classify_control,
     may_hold_several,
 )
+from logdiag.lang import LANGUAGES, msgids
 
 _COMMIT_TAGS = frozenset({"COMMIT", "END", "PREPARE TRANSACTION", "SET CONSTRAINTS"})
 _DEFERRABLE_KINDS = frozenset({ConstraintKind.FOREIGN_KEY, ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION})
@@ -411,12 +412,17 @@ class _Diagnosis:
 def _prepared_writes(statement: LoggedStatement, written: StatementWrites) -> StatementWrites | None:
     """``EXECUTE p(42)`` logs ``DETAIL: prepare: PREPARE p AS ...``: analyse that with the arguments."""
     detail = statement.record.detail
-    if written.writes or not detail or not detail.startswith("prepare: "):
+    head = next((h for h in _PREPARE_HEADS if detail and detail.startswith(h)), None)
+    if written.writes or not detail or head is None:
         return None
     arguments = written.execute_arguments
     if arguments is None:
         return None
-    return statement_writes(detail[len("prepare: ") :], {f"${n}": v for n, v in enumerate(arguments, 1)})
+    return statement_writes(detail[len(head) :], {f"${n}": v for n, v in enumerate(arguments, 1)})
+
+
+#: ``prepare: `` as the server prints it, in every language.
+_PREPARE_HEADS = tuple(sorted({language.format(msgids.PREPARE).head for language in LANGUAGES.values()}))
 
 
 def _key_match(key: KeyText, values: tuple[Cell, ...]) -> tuple[str | None, ...] | None:

@@ -7,10 +7,11 @@ makes that certain; :meth:`KeyText.matches` compares it with values a statement 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import Enum
 from itertools import combinations, pairwise
+
+from logdiag.lang import LANGUAGES, CFormat, all_formats, msgids
 
 
 class ConstraintKind(str, Enum):
@@ -135,53 +136,56 @@ class Violation:
         return CONDITIONS.get(self.sqlstate, "integrity_constraint_violation")
 
 
-_FK_CHILD = re.compile(r'insert or update on table "(?P<table>.+?)" violates foreign key constraint "(?P<name>.+)"$')
-_FK_PARENT = re.compile(
-    r'update or delete on table "(?P<parent>.+?)" violates (?P<restrict>RESTRICT setting of )?'
-    r'foreign key constraint "(?P<name>.+?)" on table "(?P<table>.+)"$'
-)
-_UNIQUE = re.compile(r'duplicate key value violates unique constraint "(?P<name>.+)"$')
-_EXCLUSION = re.compile(r'conflicting key value violates exclusion constraint "(?P<name>.+)"$')
-_CHECK = re.compile(r'new row for relation "(?P<table>.+?)" violates check constraint "(?P<name>.+)"$')
-_NOT_NULL = re.compile(
-    r'null value in column "(?P<column>.+?)"(?: of relation "(?P<table>.+?)")? violates not-null constraint$'
-)
-# PostgreSQL 18: an empty range or multirange in a WITHOUT OVERLAPS key (a temporal primary key
-# or unique constraint), which would overlap nothing; its SQLSTATE is 23514 and no constraint is named.
-_EMPTY_PERIOD = re.compile(
-    r'empty WITHOUT OVERLAPS value found in column "(?P<column>.+?)" in relation "(?P<table>.+)"$'
-)
-_KEY_ENDINGS = (
-    (") is not present in table ", "child"),
-    (") is still referenced from table ", "parent"),
-    (") is referenced from table ", "parent"),
-    (") already exists.", "unique"),
-    (") conflicts with existing key (", "exclusion"),
-)
+def _read(msgid: str, text: str | None) -> tuple[str, ...] | None:
+    """The arguments of ``text`` printed as ``msgid`` in any language (English first); None
+    when it is no such message. Plain string searches: log text is untrusted (issue 25)."""
+    if text is None:
+        return None
+    for form in all_formats(msgid):
+        found = form.match(text)
+        if found is not None:
+            return found
+    return None
+
+
+#: DETAILs that show a key as ``(columns)=(values)`` and a table: (msgid, which side).
+_KEY_DETAILS = (msgids.FK_CHILD_KEY, msgids.FK_PARENT_KEY, msgids.FK_RESTRICT_KEY)
+#: The same DETAILs when the user may not see the key (no SELECT privilege, row security).
+_NO_KEY_DETAILS = (msgids.FK_CHILD_NO_KEY, msgids.FK_PARENT_NO_KEY, msgids.FK_RESTRICT_NO_KEY)
 
 
 def parse_key(detail: str | None) -> KeyText | None:
-    """The key of a DETAIL such as ``Key (customer_id)=(42) is not present in table "customers".``
+    """The key of a DETAIL such as ``Key (customer_id)=(42) is not present in table "customers".``,
+    in any language the server writes.
 
     >>> parse_key('Key (a, b)=(1, x (y)) already exists.')
     KeyText(columns=('a', 'b'), values='1, x (y)')
     >>> parse_key('Key is not present in table "customers".')
     KeyText(columns=(), values=None)
+    >>> from logdiag.lang import LANGUAGES
+    >>> parse_key(LANGUAGES["de"].text(msgids.FK_PARENT_KEY) % ("id", "7", "t"))
+    KeyText(columns=('id',), values='7')
     """
-    if detail is None or not detail.startswith("Key "):
+    if not detail:
         return None
-    if not detail.startswith("Key ("):
-        return KeyText((), None)  # no SELECT privilege on the table, or row security hid it
-    middle = detail.find(")=(")
-    if middle < 0:
-        return None
-    columns = tuple(_split_columns(detail[5:middle]))
-    rest = detail[middle + 3 :]
-    for ending, _ in _KEY_ENDINGS:
-        end = rest.rfind(ending)
-        if end >= 0:
-            return KeyText(columns, rest[:end])
+    for msgid in _KEY_DETAILS:
+        if (found := _read(msgid, detail)) is not None:
+            return KeyText(tuple(_split_columns(found[0])), found[1])
+    for msgid in _NO_KEY_DETAILS:
+        if _read(msgid, detail) is not None:
+            return KeyText((), None)
+    for msgid in (msgids.UNIQUE_KEY, msgids.EXCLUSION_KEY):
+        if (found := _read(msgid, detail)) is not None:
+            return _described_key(found[0])
     return None
+
+
+def _described_key(text: str) -> KeyText | None:
+    """``(a, b)=(1, x)`` as BuildIndexValueDescription writes it (in every language)."""
+    middle = text.find(")=(")
+    if not text.startswith("(") or not text.endswith(")") or middle < 0:
+        return None
+    return KeyText(tuple(_split_columns(text[1:middle])), text[middle + 3 : -1])
 
 
 def _split_columns(text: str) -> list[str]:
@@ -201,56 +205,96 @@ def _split_columns(text: str) -> list[str]:
 
 
 def _conflicting_key(detail: str | None) -> KeyText | None:
-    if not detail:
-        return None
-    start = detail.find(") conflicts with existing key (")
-    if start < 0:
-        return None
-    existing = detail[start + len(") conflicts with existing key (") :]
-    if not existing.endswith(")."):
-        return None
-    return parse_key("Key (" + existing[:-2] + ") already exists.")
+    found = _read(msgids.EXCLUSION_KEY, detail)
+    return None if found is None else _described_key(found[1])
 
 
 def parse_violation(message: str | None, detail: str | None, sqlstate: str | None) -> Violation | None:
-    """Recognise a constraint violation by its SQLSTATE or, without one, by its message.
+    """Recognise a constraint violation by its SQLSTATE or, without one, by its message, in any
+    language the server writes (the message is needed anyway for the constraint, table and key).
 
     Returns None for every other error.
+
+    >>> from logdiag.lang import LANGUAGES
+    >>> german = LANGUAGES["de"].text(msgids.UNIQUE) % "u"
+    >>> v = parse_violation(german, None, "23505")
+    >>> (v.kind.value, v.constraint)
+    ('unique', 'u')
     """
     if message is None:
         return None
-    if found := _FK_CHILD.match(message):
-        return Violation(
-            sqlstate or "23503", ConstraintKind.FOREIGN_KEY, found["name"], found["table"],
-            _referenced_table(detail), parse_key(detail), detail_reason=_reason(detail),
-        )
-    if found := _FK_PARENT.match(message):
-        return Violation(
-            sqlstate or ("23001" if found["restrict"] else "23503"), ConstraintKind.FOREIGN_KEY,
-            found["name"], found["table"], found["parent"], parse_key(detail), parent_side=True,
-        )
-    if found := _UNIQUE.match(message):
-        return Violation(sqlstate or "23505", ConstraintKind.UNIQUE, found["name"], key=parse_key(detail))
-    if found := _EXCLUSION.match(message):
-        return Violation(
-            sqlstate or "23P01", ConstraintKind.EXCLUSION, found["name"], key=parse_key(detail),
-            conflicting_key=_conflicting_key(detail),
-        )
-    if found := _CHECK.match(message):
-        return Violation(sqlstate or "23514", ConstraintKind.CHECK, found["name"], found["table"], detail_reason=detail)
-    if found := _NOT_NULL.match(message):
-        return Violation(
-            sqlstate or "23502", ConstraintKind.NOT_NULL, None, found["table"],
-            key=KeyText((found["column"],), "null"), detail_reason=detail,
-        )
-    if found := _EMPTY_PERIOD.match(message):
-        return Violation(
-            sqlstate or "23514", ConstraintKind.CHECK, None, found["table"], key=KeyText((found["column"],), "empty"),
-        )
+    if message.startswith(_VIOLATION_HEADS):  # one test for the usual error, which is none of them
+        found = _violation(message, detail, sqlstate)
+        if found is not None:
+            return found
     if sqlstate is not None and is_violation_sqlstate(sqlstate):
         kind = ConstraintKind.TRIGGER if sqlstate == "40002" else ConstraintKind.OTHER
         return Violation(sqlstate, kind, detail_reason=detail)
     return None
+
+
+def _violation(message: str, detail: str | None, sqlstate: str | None) -> Violation | None:
+    # The SQLSTATE, where the log has it, says which messages to try (each in every language).
+    wanted = _MESSAGES_OF.get(sqlstate or "", _VIOLATIONS)
+
+    def read(msgid: str) -> tuple[str, ...] | None:
+        return _read(msgid, message) if msgid in wanted else None
+
+    if found := read(msgids.FK_CHILD):
+        return Violation(
+            sqlstate or "23503", ConstraintKind.FOREIGN_KEY, found[1], found[0],
+            _referenced_table(detail), parse_key(detail), detail_reason=_reason(detail),
+        )
+    for msgid, implied in ((msgids.FK_PARENT, "23503"), (msgids.FK_PARENT_RESTRICT, "23001")):
+        if found := read(msgid):
+            parent, name, table = found[0], found[1], found[2]
+            return Violation(
+                sqlstate or implied, ConstraintKind.FOREIGN_KEY, name, table, parent, parse_key(detail),
+                parent_side=True,
+            )
+    if found := read(msgids.UNIQUE):
+        return Violation(sqlstate or "23505", ConstraintKind.UNIQUE, found[0], key=parse_key(detail))
+    if found := read(msgids.EXCLUSION):
+        return Violation(
+            sqlstate or "23P01", ConstraintKind.EXCLUSION, found[0], key=parse_key(detail),
+            conflicting_key=_conflicting_key(detail),
+        )
+    if found := read(msgids.CHECK):
+        return Violation(sqlstate or "23514", ConstraintKind.CHECK, found[1], found[0], detail_reason=detail)
+    for msgid in (msgids.NOT_NULL, msgids.NOT_NULL_OLD):
+        if found := read(msgid):
+            return Violation(
+                sqlstate or "23502", ConstraintKind.NOT_NULL, None, found[1] if len(found) > 1 else None,
+                key=KeyText((found[0],), "null"), detail_reason=detail,
+            )
+    if found := read(msgids.EMPTY_PERIOD):  # an empty range overlaps nothing: the row's own fault
+        return Violation(sqlstate or "23514", ConstraintKind.CHECK, None, found[1], key=KeyText((found[0],), "empty"))
+    return None
+
+
+#: The messages :func:`parse_violation` recognises by their text.
+_VIOLATIONS = (
+    msgids.FK_CHILD, msgids.FK_PARENT, msgids.FK_PARENT_RESTRICT, msgids.UNIQUE, msgids.EXCLUSION, msgids.CHECK,
+    msgids.NOT_NULL, msgids.NOT_NULL_OLD, msgids.EMPTY_PERIOD,
+)
+#: The messages each SQLSTATE is raised with.
+_MESSAGES_OF: dict[str, tuple[str, ...]] = {
+    "23503": (msgids.FK_CHILD, msgids.FK_PARENT), "23001": (msgids.FK_PARENT_RESTRICT,), "23505": (msgids.UNIQUE,),
+    "23P01": (msgids.EXCLUSION,), "23514": (msgids.CHECK, msgids.EMPTY_PERIOD), "23502": (msgids.NOT_NULL, msgids.NOT_NULL_OLD),
+}
+#: What each of them starts with, in every language.
+_VIOLATION_HEADS = tuple(sorted({form.head for msgid in _VIOLATIONS for form in all_formats(msgid)}))
+#: The first line of those a translator wrote over several lines (French), in every language.
+_FIRST_LINES = tuple(dict.fromkeys(
+    CFormat.parse(language.text(msgid).split("\n", 1)[0])
+    for language in LANGUAGES.values() for msgid in _VIOLATIONS if "\n" in language.text(msgid)
+))
+
+
+def starts_violation(line: str) -> bool:
+    """Whether a message's first line is that of a violation whose translation goes on over
+    more lines: what the fast path, which reads one line of a stderr record, can tell of it."""
+    return any(form.match(line) is not None for form in _FIRST_LINES)
 
 
 def is_violation_sqlstate(state: str) -> bool:
@@ -269,15 +313,16 @@ def is_violation_sqlstate(state: str) -> bool:
 
 
 def _referenced_table(detail: str | None) -> str | None:
-    if not detail:
-        return None
-    marker = ' is not present in table "'
-    start = detail.rfind(marker)
-    if start < 0:
-        return None
-    end = detail.rfind('"')
-    return detail[start + len(marker) : end] if end > start + len(marker) else None
+    if (found := _read(msgids.FK_CHILD_KEY, detail)) is not None:
+        return found[2] or None
+    if (found := _read(msgids.FK_CHILD_NO_KEY, detail)) is not None:
+        return found[0] or None
+    return None
 
 
 def _reason(detail: str | None) -> str | None:
-    return detail if detail and not detail.startswith("Key (") else None
+    """A DETAIL that explains without a key (MATCH FULL, no privilege), as written."""
+    if not detail:
+        return None
+    key = parse_key(detail)
+    return detail if key is None or key.values is None else None

@@ -24,8 +24,15 @@ from logdiag.diagnosis.statements import (
     LoggedStatement,
     statement_of,
 )
+from logdiag.lang import LANGUAGES, msgids
 from logdiag.records import LogRecord, Severity
 
+#: ``connection received:`` and ``disconnection:`` as the server prints them, in every language.
+_CONNECTION_RECEIVED = tuple(sorted({
+    language.format(msgid).head for language in LANGUAGES.values()
+    for msgid in (msgids.CONNECTION_RECEIVED, msgids.CONNECTION_RECEIVED_LOCAL)
+}))
+_DISCONNECTION = tuple(sorted({language.format(msgids.DISCONNECTION).head for language in LANGUAGES.values()}))
 MAX_STATEMENTS = 5_000  # per transaction
 MAX_BYTES = 16 * 1024 * 1024  # of statement text per transaction
 MAX_SESSIONS = 10_000
@@ -207,7 +214,7 @@ class SessionTracker:
                 yield replace(self._failure(alone, record), keyless=True)
             return
         message = record.message or ""
-        if record.severity is Severity.LOG and message.startswith("connection received:"):
+        if record.severity is Severity.LOG and message.startswith(_CONNECTION_RECEIVED):
             self._end_session(record)
         session = self._session(record)
         session.learn(record)
@@ -217,7 +224,7 @@ class SessionTracker:
             statement = statement_of(record)
             if statement is not None:
                 self._statement(session, statement)
-            elif message.startswith("disconnection:"):
+            elif message.startswith(_DISCONNECTION):
                 self._end_session(record)
         elif record.severity in (Severity.FATAL, Severity.PANIC):
             self._end_session(record)

@@ -11,15 +11,53 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from logdiag.lang import LANGUAGES, Language, msgids
 from logdiag.records import LogRecord, Severity
 
 # "statement: X", "duration: 1.2 ms  statement: X", "execute S_1: X", "execute <unnamed>: X",
-# "duration: 1.2 ms  execute S_1/C_1: X". parse and bind records (log_min_duration_statement = 0)
-# are left out: the execute record of the same statement carries its text and parameters.
-_LOGGED = re.compile(
-    r"(?:duration: \d{1,12}(?:\.\d{1,6})? ms  )?"
-    r"(?:(?P<simple>statement)|execute (?P<fetch>fetch from )?(?P<name>[^\s:]{1,200}?)): ",
+# "duration: 1.2 ms  execute S_1/C_1: X", and the same in every language of the server's catalogs
+# ("Anweisung: X", "durée : 1.2 ms, instruction : X"...). parse and bind records
+# (log_min_duration_statement = 0) are left out: the execute record of the same statement carries
+# its text and parameters.
+_MILLISECONDS = r"\d{1,12}(?:\.\d{1,6})?"
+
+
+def _statement_patterns(language: Language) -> tuple[tuple[re.Pattern[str], bool], ...]:
+    """How ``language`` logs a statement: (pattern, whether it is a simple query's) for a simple
+    query, an execute and an execute with its duration."""
+    simple = language.format(msgids.STATEMENT).head
+    timed = language.format(msgids.DURATION_STATEMENT).literals
+    executed = language.format(msgids.EXECUTE_LINE).literals
+    timed_execute = language.format(msgids.DURATION_EXECUTE).literals
+    words = f"(?:(?P<fetch>{re.escape(language.text(msgids.EXECUTE_FETCH))})|{re.escape(language.text(msgids.EXECUTE))})"
+    name = r"(?P<name>[^\s:]{1,200}?)"
+    patterns = [(re.compile(f"{re.escape(simple)}|{re.escape(timed[0])}{_MILLISECONDS}{re.escape(timed[1])}"), True)]
+    if len(executed) == 6:  # "%s %s%s%s: %s"
+        patterns.append(
+            (re.compile(f"{re.escape(executed[0])}{words}{re.escape(executed[1])}{name}{re.escape(executed[4])}"), False)
+        )
+    if len(timed_execute) == 7:  # "duration: %s ms  %s %s%s%s: %s"
+        patterns.append((re.compile(
+            f"{re.escape(timed_execute[0])}{_MILLISECONDS}{re.escape(timed_execute[1])}{words}"
+            f"{re.escape(timed_execute[2])}{name}{re.escape(timed_execute[5])}"
+        ), False))
+    return tuple(patterns)
+
+
+_LOGGED: tuple[tuple[re.Pattern[str], bool], ...] = tuple(
+    dict.fromkeys(pattern for language in LANGUAGES.values() for pattern in _statement_patterns(language))
 )
+#: What a statement's message starts with, in any language: a cheap test before the patterns.
+_LOGGED_HEADS: tuple[str, ...] = tuple(sorted({
+    head for language in LANGUAGES.values() for head in (
+        language.format(msgids.STATEMENT).head, language.format(msgids.DURATION).head,
+        language.text(msgids.EXECUTE), language.format(msgids.DURATION_EXECUTE).head,
+    ) if head
+}))
+#: ``parameters: `` in every language (PostgreSQL 17 writes ``Parameters:``, compared without case).
+_PARAMETERS_HEADS: tuple[str, ...] = tuple(sorted({
+    language.format(msgids.PARAMETERS).head.lower() for language in LANGUAGES.values()
+}))
 _PARAMETERS = re.compile(r"\$(?P<n>\d{1,5}) = (?:(?P<null>NULL)|'(?P<value>(?:[^']|'')*)')")
 _LEADING_NOISE = re.compile(r"(?:\s+|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|--[^\n]*\n)*")
 _CONTROL = re.compile(
@@ -186,15 +224,26 @@ def statement_of(record: LogRecord) -> LoggedStatement | None:
     message = record.message
     if record.severity is not Severity.LOG or message is None:
         return None
-    if not (message.startswith(("statement: ", "execute ", "duration: "))):
+    logged = _logged(message) if message.startswith(_LOGGED_HEADS) else None
+    if logged is None:
         return None
-    found = _LOGGED.match(message)
-    if found is None or found["fetch"]:
+    found, simple = logged
+    if not simple and found["fetch"]:
         return None
     text = message[found.end() :]
     parameters, truncated = parse_parameters(record.detail)
-    name = None if found["simple"] else found["name"].split("/", 1)[0]
+    name = None if simple else found["name"].split("/", 1)[0]
     return LoggedStatement(text, record, name, parameters, truncated, classify_control(text))
+
+
+def _logged(message: str) -> tuple[re.Match[str], bool] | None:
+    """The match of the first statement pattern (of any language) that fits, and whether it is a
+    simple query's."""
+    for pattern, simple in _LOGGED:
+        found = pattern.match(message)
+        if found is not None:
+            return found, simple
+    return None
 
 
 def parse_parameters(detail: str | None) -> tuple[dict[str, str | None] | None, bool]:
@@ -205,11 +254,13 @@ def parse_parameters(detail: str | None) -> tuple[dict[str, str | None] | None, 
     >>> parse_parameters("parameters: $1 = 'O''Brien', $2 = NULL")
     ({'$1': "O'Brien", '$2': None}, False)
     """
-    if not detail or not detail[:11].lower().startswith("parameters:"):
+    head = detail[:40].lower() if detail else ""
+    start = next((len(h) for h in _PARAMETERS_HEADS if head.startswith(h)), None)
+    if detail is None or start is None:
         return None, False
     parameters: dict[str, str | None] = {}
     truncated = False
-    for found in _PARAMETERS.finditer(detail, 11):
+    for found in _PARAMETERS.finditer(detail, start):
         if found["null"]:
             parameters[f"${found['n']}"] = None
         else:

@@ -21,6 +21,7 @@ from logdiag.formats.base import LogFormat
 from logdiag.formats.csvlog import COLUMNS
 from logdiag.formats.mapping import CSVLOG_KEYS, JSONLOG_KEYS
 from logdiag.formats.prefix import LinePrefix
+from logdiag.lang import severity_words
 from logdiag.records import SEVERITIES
 from logdiag.source.framing import RecordEnd, blocks, line_end
 from logdiag.source.inputs import OpenInput
@@ -168,6 +169,8 @@ def _typed(frame: pl.DataFrame) -> pl.DataFrame:
     frame = frame.with_columns(
         [pl.col(c).replace("", None) for c in texts] + [pl.col(c).cast(pl.Int64, strict=False) for c in numbers]
     )
+    # csvlog's error_severity is in the server's language (lc_messages, issue 25): read as English.
+    frame = frame.with_columns(pl.col("severity").replace(severity_words()))
     if not frame["severity"].is_in(sorted(SEVERITIES)).all():
         raise NotExact("a record without a PostgreSQL severity")
     return frame.with_columns(timestamp=utc_instants(frame["timestamp"]))

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from logdiag.diagnosis.messages import is_violation_sqlstate, parse_violation
+from logdiag.diagnosis.messages import is_violation_sqlstate, parse_violation, starts_violation
 from logdiag.fastpath.bytesearch import Haystack
 from logdiag.fastpath.readahead import in_thread
 from logdiag.formats.base import Continuation, ErrorLine, Prefilter
@@ -118,7 +118,10 @@ def _is_violation(error: ErrorLine) -> bool:
     """A line whose message the format's test does not read is judged by its SQLSTATE alone."""
     if error.message is None:
         return error.sqlstate is not None and is_violation_sqlstate(error.sqlstate)
-    return parse_violation(error.message, error.detail, error.sqlstate) is not None
+    # A translator's line break (French) leaves the line without the message's end (issue 25).
+    return parse_violation(error.message, error.detail, error.sqlstate) is not None or (
+        error.sqlstate is None and starts_violation(error.message)
+    )
 
 
 # --- pass 2: lines --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import ClassVar
 
 from logdiag.formats.prefix import LinePrefix
+from logdiag.lang import ENGLISH, Language
 from logdiag.records import LogRecord
 from logdiag.source.framing import Tick
 from logdiag.source.stats import InputStats
@@ -68,6 +69,7 @@ class Detection:
     prefix: LinePrefix | None = None
     inferred: bool = False  # the prefix was worked out from the lines, not given
     unsettled: tuple[str, ...] = ()  # what the lines could not settle about it
+    language: Language = ENGLISH  # the server's lc_messages: its severity words and labels
 
 
 class Continuation(Enum):
@@ -164,8 +166,11 @@ class Format(ABC):
             quiet: live input: seconds after which a record waiting for more lines is complete.
         """
 
-    def prefilter(self, prefix: LinePrefix | None) -> Prefilter | None:
-        """What the fast path needs to read this format (None: it is read record by record)."""
+    def prefilter(self, prefix: LinePrefix | None, language: Language = ENGLISH) -> Prefilter | None:
+        """What the fast path needs to read this format (None: it is read record by record).
+
+        ``language`` is the server's ``lc_messages``: csvlog's severity and stderr's keywords are
+        in it (a stderr prefix carries its own)."""
         return None
 
     def __repr__(self) -> str:

@@ -14,12 +14,13 @@ import csv
 import re
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from logdiag.formats.base import Continuation, ErrorLine, FieldsFormat, Lines, LogFormat, Prefilter
 from logdiag.formats.mapping import CSVLOG_KEYS, record_from_mapping
 from logdiag.formats.prefix import LinePrefix
 from logdiag.formats.timestamps import parse_timestamp
+from logdiag.lang import ENGLISH, Language, severity_of
 from logdiag.records import SEVERITIES, LogRecord, Severity, Source
 from logdiag.source.framing import Tick
 from logdiag.source.stats import InputStats
@@ -137,7 +138,7 @@ def read_csvlog(lines: Lines, stats: InputStats, file: str) -> Iterator[LogRecor
             rows = csv.reader(texts())
             continue
         layout = LAYOUTS.get(len(row))
-        if layout is None or row[11] not in SEVERITIES:
+        if layout is None or (severity_of(row[11]) or row[11]) not in SEVERITIES:
             stats.skip(current[0][0], f"csvlog record with {len(row)} columns", current[0][1])
             continue
         stats.records += 1
@@ -175,7 +176,7 @@ def record_from_row(row: list[str], layout: Mapping[str, int | None], source: So
         application=text("application"),
         client=row[4] or None,
         backend_type=text("backend_type"),
-        severity=Severity(row[11]),
+        severity=Severity(severity_of(row[11]) or row[11]),  # translated with lc_messages (issue 25)
         sqlstate=row[12] or None,
         message=row[13] or None,
         detail=row[14] or None,
@@ -198,10 +199,10 @@ def record_from_columns(row: Mapping[str, object], source: Source) -> LogRecord:
 
 # The fields before the session id: time, user, database (quoted), pid, client (quoted).
 _FIELDS_BEFORE_SESSION = r'(?:"[^"]*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),[^,]*,(?:"[^"]*"|[^,]*),'
-#: An ERROR record's first line, up to its SQLSTATE.
-_ERROR_HEAD = re.compile(
+#: An ERROR record's first line, up to its SQLSTATE (ERROR as the server's language prints it).
+_ERROR_HEAD = (
     rb'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?[^,]*,(?:"(?:[^"]|"")*"|[^,]*),(?:"(?:[^"]|"")*"|[^,]*),'
-    rb'\d*,(?:"[^"]*"|[^,]*),(?P<sid>[^,]*),\d*,(?:"(?:[^"]|"")*"|[^,]*),[^,]*,[^,]*,\d*,ERROR,(?P<state>[0-9A-Z]{5}),'
+    rb'\d*,(?:"[^"]*"|[^,]*),(?P<sid>[^,]*),\d*,(?:"(?:[^"]|"")*"|[^,]*),[^,]*,[^,]*,\d*,%s,(?P<state>[0-9A-Z]{5}),'
 )
 # The session id is the first ``,<hex>.<hex>,<digits>`` of a line (the fields before it are a
 # timestamp, quoted names, a pid and a quoted host): found without anchoring, which is fast.
@@ -214,11 +215,16 @@ _LINE_NUMBER_FIELD = r",[0-9a-f]{1,16}\.[0-9a-f]{1,16},(\d+),"  # the field afte
 _RECORD_END = r',"[^",]+"(?:,\d*,-?\d+)?$'
 
 
-def _error_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[ErrorLine]:
-    for position, line in lines:
-        head = _ERROR_HEAD.match(line)
-        if head is not None:
-            yield ErrorLine(position, head["sid"].decode(), head["state"].decode(), None)
+def _error_lines(language: Language) -> Callable[[Iterable[tuple[int, bytes]]], Iterator[ErrorLine]]:
+    error_head = re.compile(_ERROR_HEAD % re.escape(language.severity_word("ERROR").encode()))
+
+    def error_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[ErrorLine]:
+        for position, line in lines:
+            head = error_head.match(line)
+            if head is not None:
+                yield ErrorLine(position, head["sid"].decode(), head["state"].decode(), None)
+
+    return error_lines
 
 
 def _session_test(alternation: str) -> tuple[str, str | None]:
@@ -230,9 +236,11 @@ class Csvlog(FieldsFormat):
 
     kind = LogFormat.CSVLOG
 
-    def prefilter(self, prefix: LinePrefix | None) -> Prefilter:
+    def prefilter(self, prefix: LinePrefix | None, language: Language = ENGLISH) -> Prefilter:
+        # csvlog's error_severity is in the server's language: ",FEHLER," (issue 25).
         return Prefilter(
-            marker=b",ERROR,", error_lines=_error_lines, record_start=RECORD_START_PATTERN,
+            marker=f",{language.severity_word('ERROR')},".encode(), error_lines=_error_lines(language),
+            record_start=RECORD_START_PATTERN,
             continuation=Continuation.QUOTED, unmatched="not a csvlog record", session_test=_session_test,
             session_field=_SESSION_FIELD, line_number_field=_LINE_NUMBER_FIELD, record_end=_RECORD_END,
         )

@@ -14,12 +14,14 @@ from logdiag.formats.infer import find_prefix
 from logdiag.formats.prefix import LinePrefix
 from logdiag.formats.registry import format_of
 from logdiag.formats.stderr import LOGPLEX_HEADER, SYSLOG_HEADER
+from logdiag.lang import Language, detect_language
 
 _TIMESTAMP_START = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
 
 def detect(
-    sample: Sequence[str], name: str, log_line_prefix: str | None = None, format: LogFormat | None = None
+    sample: Sequence[str], name: str, log_line_prefix: str | None = None, format: LogFormat | None = None,
+    language: Language | None = None,
 ) -> Detection | None:
     """Detect the format of an input from its first lines.
 
@@ -28,6 +30,7 @@ def detect(
         name: the input's name, for error messages.
         log_line_prefix: the user's prefix; used as is for stderr-style formats.
         format: the user's format; skips format detection.
+        language: the user's ``--lc-messages``; else the language is told from the lines.
 
     Returns:
         The detection, or None for an input without a single non-empty line.
@@ -45,18 +48,21 @@ def detect(
             f"({', '.join(kind.value for kind in LogFormat)})"
         )
     known = format_of(fmt)
+    language = language or detect_language(lines)
     if not known.has_prefix:
-        return Detection(fmt)
+        return Detection(fmt, language=language)
     bodies = known.bodies(lines)
     if log_line_prefix is not None:
-        return Detection(fmt, LinePrefix(log_line_prefix))
-    found = find_prefix(bodies)
+        return Detection(fmt, LinePrefix(log_line_prefix, language=language), language=language)
+    found = find_prefix(bodies, language)
     if found is None:
         raise InputError(
             f"{name}: {fmt} log whose log_line_prefix cannot be worked out from its first lines; pass "
             "--log-line-prefix with the server's setting (psql: SHOW log_line_prefix;)"
         )
-    return Detection(fmt, LinePrefix(found.prefix), inferred=True, unsettled=found.unsettled)
+    return Detection(
+        fmt, LinePrefix(found.prefix, language=language), inferred=True, unsettled=found.unsettled, language=language
+    )
 
 
 def _detect_format(lines: Sequence[str]) -> LogFormat | None:

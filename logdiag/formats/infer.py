@@ -23,14 +23,20 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from enum import Enum
+from functools import cache
 from itertools import pairwise
 
-from logdiag.formats.prefix import ATTACHMENTS, KNOWN_PREFIXES, MESSAGE_SEVERITIES, LinePrefix
+from logdiag.formats.prefix import KNOWN_PREFIXES, LinePrefix, keyword_pattern
 from logdiag.formats.timestamps import parse_timestamp
+from logdiag.lang import ENGLISH, Language
 from logdiag.source.framing import SAMPLE_LINES
 
+
 #: The keyword that ends every header line's prefix, and the colon and two spaces after it.
-_KEYWORD = re.compile("(?:" + "|".join(MESSAGE_SEVERITIES + ATTACHMENTS) + "):(?:  |$)")
+#: (In the server's language: ``FEHLER:  ``, ``INSTRUCTION :  ``, issue 25.)
+@cache
+def _keyword(language: Language) -> re.Pattern[str]:
+    return re.compile("(?:" + keyword_pattern(language) + "):(?:  |$)")
 #: How far into a line the keyword is looked for: a prefix is short, a statement may be 10 MB.
 _PREFIX_WINDOW = 512
 
@@ -141,10 +147,10 @@ class Inference:
     unsettled: tuple[str, ...] = ()
 
 
-def cut(line: str) -> Header | None:
+def cut(line: str, language: Language = ENGLISH) -> Header | None:
     """A header line's rendered prefix, cut into literal text and values; None for a line
     without a severity keyword (a continuation, or no server line)."""
-    found = _KEYWORD.search(line, 0, _PREFIX_WINDOW)
+    found = _keyword(language).search(line, 0, _PREFIX_WINDOW)
     if found is None:
         return None
     rendered = line[: found.start()]
@@ -178,16 +184,17 @@ def _skip_word(text: str, position: int) -> int:
     return max(position, 1)
 
 
-def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
+def infer_prefix(lines: Iterable[str], limit: int = 5, language: Language = ENGLISH) -> Inference | None:
     """The ``log_line_prefix`` that reads the most of these lines (TAB continuations aside), or
     None when no line has a severity keyword.
 
     Args:
         lines: the start of a log, each line without its prefix's wrapper (syslog header...).
         limit: how many of the commonest line skeletons to build a candidate from.
+        language: the server's ``lc_messages``, whose severity words end the prefix.
     """
     heads = [line for line in lines if line and not line.startswith("\t")]
-    headers = [header for line in heads if (header := cut(line)) is not None]
+    headers = [header for line in heads if (header := cut(line, language)) is not None]
     if not headers:
         return None
     connections = _connections(heads)
@@ -209,7 +216,7 @@ def infer_prefix(lines: Iterable[str], limit: int = 5) -> Inference | None:
         # lines need it (an empty value padded to its width on other processes' lines).
         for variant in (pieces, *_padded(pieces, template.lengths(escapes))):
             for candidate in _with_q(variant):
-                read, stray, values = _verify(candidate, heads)
+                read, stray, values = _verify(candidate, heads, language)
                 score = (read, -stray, -len(template.unsettled), values, -len(_PADDED.findall(candidate)), -len(candidate))
                 if best is None or score > best[0]:
                     best = score, Inference(candidate, len(heads), read, tuple(template.unsettled))
@@ -667,10 +674,10 @@ def _escape_percent(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def _verify(candidate: str, heads: Sequence[str]) -> tuple[int, int, int]:
+def _verify(candidate: str, heads: Sequence[str], language: Language = ENGLISH) -> tuple[int, int, int]:
     """How many lines a candidate reads, how many of its values hold the literal text that
     should follow them (a sign that ``%q`` or a name swallowed it), and how many values it finds."""
-    prefix = LinePrefix(candidate)
+    prefix = LinePrefix(candidate, language=language)
     anchors = _anchors(candidate)
     letters = prefix.groups
     read = stray = values = 0
@@ -711,15 +718,15 @@ def _anchors(candidate: str) -> dict[str, str]:
     return anchors
 
 
-def find_prefix(lines: Sequence[str]) -> Inference | None:
+def find_prefix(lines: Sequence[str], language: Language = ENGLISH) -> Inference | None:
     """The ``log_line_prefix`` that reads the most of ``lines`` (TAB continuations aside), or None
     when none reads half of them: worked out from the lines (:func:`infer_prefix`); a well-known prefix
     is taken only where it reads more lines than the one worked out."""
     heads = [line for line in lines if line and not line.startswith("\t")][:SAMPLE_LINES]
     if not heads:
         return None
-    found = infer_prefix(heads)
-    known = best_known(heads)
+    found = infer_prefix(heads, language=language)
+    known = best_known(heads, language=language)
     if known is not None and (found is None or known.read > found.read):
         found = known
     if found is None or found.read * 2 < len(heads):
@@ -727,14 +734,16 @@ def find_prefix(lines: Sequence[str]) -> Inference | None:
     return found
 
 
-def best_known(heads: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES) -> Inference | None:
+def best_known(
+    heads: Sequence[str], candidates: Sequence[str] = KNOWN_PREFIXES, language: Language = ENGLISH
+) -> Inference | None:
     """The well-known prefix that reads the most lines: of those that read as many, the one that
     captures the most values, then the earlier (``%m [%p] `` before ``%m [%p] %q%u@%d `` on lines
     without user and database)."""
     best: tuple[int, int, int] | None = None
     best_candidate = ""
     for position, candidate in enumerate(candidates):
-        prefix = LinePrefix(candidate, strict=True)
+        prefix = LinePrefix(candidate, strict=True, language=language)
         matched = values = 0
         for line in heads:
             found = prefix.match(line)

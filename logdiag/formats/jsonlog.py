@@ -12,6 +12,7 @@ from logdiag.formats.mapping import JSONLOG_KEYS, record_from_mapping, text_or_n
 from logdiag.formats.prefix import LinePrefix
 from logdiag.formats.stderr import RawLine, Stderr, StderrAssembler
 from logdiag.formats.timestamps import fromisoformat
+from logdiag.lang import ENGLISH, Language
 from logdiag.records import SEVERITIES, LogRecord, Source
 from logdiag.source.framing import Tick, decode_line
 from logdiag.source.stats import InputStats
@@ -110,7 +111,7 @@ class Jsonlog(FieldsFormat):
 
     kind = LogFormat.JSONLOG
 
-    def prefilter(self, prefix: LinePrefix | None) -> Prefilter:
+    def prefilter(self, prefix: LinePrefix | None, language: Language = ENGLISH) -> Prefilter:
         return Prefilter(
             marker=b'"error_severity":"ERROR"', error_lines=_error_lines, record_start='"error_severity":',
             continuation=Continuation.NONE, unmatched="not a jsonlog object", session_test=_session_test,
@@ -143,7 +144,7 @@ class CloudSql(Stderr):
     def _raw_lines(self, lines: Lines, stats: InputStats) -> Iterator[RawLine | Tick]:
         return cloudsql_lines(lines, stats)
 
-    def prefilter(self, prefix: LinePrefix | None) -> Prefilter | None:
+    def prefilter(self, prefix: LinePrefix | None, language: Language = ENGLISH) -> Prefilter | None:
         return None
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from logdiag.formats.timestamps import parse_timestamp
+from logdiag.lang import severity_of
 from logdiag.records import LogRecord, Severity, Source
 
 #: Record field → csvlog column name (also CloudNativePG's JSON keys).
@@ -50,6 +51,6 @@ def record_from_mapping(
         raw = row.get(key)
         values[field] = int_or_none(raw) if field in _INTEGERS else text_or_none(raw)
     values["timestamp"] = parse_timestamp(values["timestamp"])
-    values["severity"] = Severity(values["severity"])
+    values["severity"] = Severity(severity_of(values["severity"]) or values["severity"])  # lc_messages
     values.update(overrides)
     return LogRecord(source=source, **values)

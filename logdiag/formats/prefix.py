@@ -14,6 +14,7 @@ from datetime import datetime
 
 from logdiag.errors import ConfigError
 from logdiag.formats.timestamps import parse_epoch, parse_timestamp
+from logdiag.lang import ENGLISH, Language
 
 PREFIX_WINDOW = 4096
 
@@ -54,8 +55,35 @@ MESSAGE_SEVERITIES = (
     "LOG", "ERROR", "FATAL", "PANIC",
 )
 ATTACHMENTS = ("DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT")
-_KEYWORD = "|".join(MESSAGE_SEVERITIES + ATTACHMENTS)
-_KEYWORD_TAIL = "{}:(?: {{1,2}}|$)"  # the keyword group, its colon and the one or two spaces after
+_KEYWORD_TAIL = "{}:(?: {{1,2}}|${})"  # the keyword group, its colon and the one or two spaces after
+
+
+def keyword_words(language: Language = ENGLISH, keywords: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The words a server in ``language`` prints before a keyword's colon (``FEHLER``,
+    ``INSTRUCTION `` with its space) → the English keyword; English's words are always there.
+
+    >>> from logdiag.lang import language_named
+    >>> words = keyword_words(language_named("fr"), ("ERROR", "STATEMENT"))
+    >>> sorted(words.items())
+    [('ERREUR', 'ERROR'), ('ERROR', 'ERROR'), ('INSTRUCTION ', 'STATEMENT'), ('STATEMENT', 'STATEMENT')]
+    """
+    english = MESSAGE_SEVERITIES + ATTACHMENTS if keywords is None else keywords
+    words = {keyword: keyword for keyword in english}
+    for token, keyword in language.keywords.items():
+        if keyword in english:
+            words.setdefault(token[:-1], keyword)
+    return words
+
+
+def keyword_pattern(language: Language = ENGLISH, keywords: tuple[str, ...] | None = None) -> str:
+    """An alternation of :func:`keyword_words` (no group), longest first."""
+    return "|".join(re.escape(word) for word in sorted(keyword_words(language, keywords), key=lambda w: (-len(w), w)))
+
+
+def _tight(language: Language) -> str:
+    """The tail's alternative for a language with a keyword printed with no space after its colon
+    (Korean's QUERY): none at all (no lookbehind: polars' regex engine has none)."""
+    return "|" if language.tight_keywords else ""
 
 _ESCAPE = re.compile(r"%(-?\d+)?(.)?", re.DOTALL)
 _NO_ESCAPE = "%"  # as ``capture``: no escape has this letter, so nothing is captured
@@ -143,13 +171,17 @@ class LinePrefix:
         overrides: dict[str, str] | None = None,
         keywords: tuple[str, ...] | None = None,
         capture: str | None = None,
+        language: Language = ENGLISH,
     ) -> None:
         self.format = format_string
+        self.language = language
         self._capture = capture
         self._patterns = {**ESCAPE_PATTERNS, **STRICT_PATTERNS} if strict else dict(ESCAPE_PATTERNS)
         self._patterns.update(overrides or {})
-        self._keywords = _KEYWORD if keywords is None else "|".join(keywords)
-        tail = _KEYWORD_TAIL.format(f"(?P<keyword>{self._keywords})")
+        self._words = keyword_words(language, keywords)
+        self._keywords = keyword_pattern(language, keywords)
+        self._tight = _tight(language)
+        tail = _KEYWORD_TAIL.format(f"(?P<keyword>{self._keywords})", self._tight)
         self._groups: dict[str, str] = {}  # regex group name -> escape letter
         self._letters: set[str] = set()  # every escape the prefix prints, captured or not
         try:
@@ -216,10 +248,10 @@ class LinePrefix:
         the value could not be told from the end of what matches up to it)."""
         if letter not in _SPLITTABLE:
             return None
-        plain = LinePrefix(self.format, overrides=self._patterns, capture=_NO_ESCAPE)
+        plain = LinePrefix(self.format, overrides=self._patterns, capture=_NO_ESCAPE, language=self.language)
         head, _, tail = _split_q(self.format)
         parts = [plain._pieces(head)] + ([plain._pieces(tail)] if tail is not None else [])
-        keyword = _KEYWORD_TAIL.format(f"(?:{self._keywords})")
+        keyword = _KEYWORD_TAIL.format(f"(?:{self._keywords})", self._tight)
         for number, pieces in enumerate(parts):
             found = next((index for index, (name, _) in enumerate(pieces) if name == letter), None)
             if found is None:
@@ -247,7 +279,11 @@ class LinePrefix:
             letter = self._groups.get(name)
             if letter is not None and value is not None:
                 values.setdefault(letter, value.strip())
-        return PrefixMatch(_fields(values), found["keyword"], line[found.end() :])
+        return PrefixMatch(_fields(values), self._words[found["keyword"]], line[found.end() :])
+
+    def english(self, word: str) -> str | None:
+        """The English keyword of a word the ``keyword`` group of :attr:`regex` captured."""
+        return self._words.get(word)
 
 
 def _split_q(format_string: str) -> tuple[str, bool, str | None]:

@@ -18,8 +18,9 @@ from datetime import datetime
 
 from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter, ReadTo
 from logdiag.formats.infer import find_prefix
-from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix, PrefixFields
+from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix, PrefixFields, keyword_pattern
 from logdiag.formats.timestamps import fromisoformat
+from logdiag.lang import ENGLISH, Language
 from logdiag.records import LogRecord, Severity, Source
 from logdiag.source.framing import Tick, decode_line
 from logdiag.source.stats import InputStats
@@ -299,10 +300,10 @@ class StderrAssembler:
             return
         self._redetect -= 1
         lines = self._read_sample + misfits
-        found = find_prefix(lines)
+        found = find_prefix(lines, self.prefix.language)
         if found is None or found.read < len(lines) or found.prefix == self.prefix.format:
             return
-        self.prefix = LinePrefix(found.prefix)
+        self.prefix = LinePrefix(found.prefix, language=self.prefix.language)
         self.stats.log_line_prefix = found.prefix
         self.stats.prefix_unsettled = list(found.unsettled)
         self.stats.unskip([(raw.line, reason, raw.text) for raw, reason in held])
@@ -479,7 +480,9 @@ def _error_lines(prefix: LinePrefix) -> Callable[[Iterable[tuple[int, bytes]]], 
 
 def _session_test(prefix: LinePrefix, letter: str) -> Callable[[str], tuple[str, str | None]]:
     def session_test(alternation: str) -> tuple[str, str | None]:
-        return alternation, LinePrefix(prefix.format, overrides={letter: alternation}).regex.pattern
+        return alternation, LinePrefix(
+            prefix.format, overrides={letter: alternation}, language=prefix.language
+        ).regex.pattern
 
     return session_test
 
@@ -504,16 +507,19 @@ class Stderr(Format):
             raise ValueError("a stderr-style log is read with its log_line_prefix")
         return StderrAssembler(prefix, stats, name, quiet=quiet)
 
-    def prefilter(self, prefix: LinePrefix | None) -> Prefilter | None:
+    def prefilter(self, prefix: LinePrefix | None, language: Language = ENGLISH) -> Prefilter | None:
         if prefix is None:
             return None
         letter = "c" if "c" in prefix.escapes else "p"
+        # The server's words (the prefix's language): "FEHLER:", "INSTRUCTION :"... (issue 25).
+        words = prefix.language
         return Prefilter(
-            marker=b"ERROR:", error_lines=_error_lines(prefix),
-            record_start=LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES).regex.pattern,
+            marker=f"{words.severity_word('ERROR')}:".encode(), error_lines=_error_lines(prefix),
+            record_start=LinePrefix(prefix.format, keywords=MESSAGE_SEVERITIES, language=words).regex.pattern,
             continuation=Continuation.TAB_LINES, unmatched="line does not match the log_line_prefix",
             session_test=_session_test(prefix, letter), session_letter=letter, prefix=prefix,
-            attachment=("(?:" + "|".join(ATTACHMENTS) + "):", prefix.regex.pattern), keeps_first_boundary=True,
+            attachment=("(?:" + keyword_pattern(words, ATTACHMENTS) + "):", prefix.regex.pattern),
+            keeps_first_boundary=True,
         )
 
 
@@ -533,7 +539,7 @@ class _Wrapped(Stderr):
     def _raw_lines(self, lines: Lines, stats: InputStats) -> Iterator[RawLine | Tick]:
         return _wrapped_lines(lines, self.header, stats, self.what, self._raw)
 
-    def prefilter(self, prefix: LinePrefix | None) -> Prefilter | None:
+    def prefilter(self, prefix: LinePrefix | None, language: Language = ENGLISH) -> Prefilter | None:
         return None
 
 

@@ -19,6 +19,7 @@ def inputs_of(run: RunView) -> list[dict[str, Any]]:
             "log_line_prefix": s.log_line_prefix,
             "log_line_prefix_inferred": s.prefix_inferred,
             "log_line_prefix_unsettled": list(s.prefix_unsettled),
+            "lc_messages": s.lc_messages,
             "records": s.records,
             "lines": s.lines,
             "skipped": s.skipped_total,

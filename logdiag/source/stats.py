@@ -52,6 +52,7 @@ class InputStats:
         log_line_prefix: the prefix used to read stderr-style lines, if any.
         prefix_inferred: whether that prefix was worked out from the lines (else it was given).
         prefix_unsettled: what the lines could not settle about an inferred prefix.
+        lc_messages: the server's language, as a catalog's name (``de``, ``zh_CN``; ``en``).
         lines: physical lines read.
         records: records produced.
         skipped: lines not accounted for by a record, by reason.
@@ -68,6 +69,7 @@ class InputStats:
     log_line_prefix: str | None = None
     prefix_inferred: bool = False
     prefix_unsettled: list[str] = field(default_factory=list)
+    lc_messages: str | None = None
     lines: int = 0
     records: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
