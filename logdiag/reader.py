@@ -17,7 +17,7 @@ from logdiag import fastpath
 from logdiag.errors import ConfigError, InputError
 from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of, shows_a_client_session
-from logdiag.lang import UnknownLanguage, language_named
+from logdiag.lang import Language, UnknownLanguage, language_named
 from logdiag.records import LogRecord
 from logdiag.source import archives
 from logdiag.source.framing import (
@@ -219,9 +219,8 @@ class LogReader:
         lines = decode_lines(raw_lines, stats)
         head = sample_lines(lines, seconds=self.quiet)
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format, self.language)
-        if self.quiet is None and _may_stop_at_q(detection, head):
-            ahead = _until_client_lines(lines)
-            clients = [text for _, text in ahead if shows_a_client_session((text,))]
+        if self.quiet is None and detection is not None and _may_stop_at_q(detection, head):
+            ahead, clients = _client_lines_ahead(lines, detection.language)
             detection = detect(_with_clients(head, clients), name, self.log_line_prefix, self.format, self.language)
             head += ahead
         lines_filter = self._prefilter(detection) if plain_file and self.quiet is None else None
@@ -276,11 +275,10 @@ class LogReader:
         sample = sample_pieces(pieces, seconds=self.quiet if live else None)
         head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format, self.language)
-        if not live and _may_stop_at_q(detection, head):
+        if not live and detection is not None and _may_stop_at_q(detection, head):
             sample += all_if_under(pieces, LOOK_AHEAD_BYTES)[0]
             read = decode_lines(split_lines(cast(list[bytes], sample)), InputStats(file=name))
-            ahead = _until_client_lines(islice(read, len(head), None))
-            clients = [text for _, text in ahead if shows_a_client_session((text,))]
+            _, clients = _client_lines_ahead(islice(read, len(head), None), detection.language)
             detection = detect(_with_clients(head, clients), name, self.log_line_prefix, self.format, self.language)
         stream = chain(sample, pieces)
         small = False
@@ -289,7 +287,7 @@ class LogReader:
             stream = chain(first, stream)
         lines_filter = self._prefilter(detection)
         if live and detection is not None and detection.inferred and len(head) < SAMPLE_LINES \
-                and not shows_a_client_session(text for _, text in head):
+                and not shows_a_client_session((text for _, text in head), detection.language):
             # A prefix worked out from the few lines of a quiet start, none a client's, may stop
             # where %q stands: read record by record, which works it out again on the lines it
             # misreads; the pre-filter would drop them (issue 24).
@@ -331,12 +329,12 @@ LOOK_AHEAD_BYTES = 4 << 20
 CLIENT_SAMPLE_LINES = SAMPLE_LINES // 2
 
 
-def _may_stop_at_q(detection: Detection | None, head: list[tuple[int, str]]) -> bool:
+def _may_stop_at_q(detection: Detection, head: list[tuple[int, str]]) -> bool:
     """Whether a prefix was worked out from first lines that hold no client's line (a server
     that started and stayed idle), and so may stop where ``%q`` stands."""
     return (
-        detection is not None and detection.inferred and len(head) >= SAMPLE_LINES
-        and not shows_a_client_session(text for _, text in head)
+        detection.inferred and len(head) >= SAMPLE_LINES
+        and not shows_a_client_session((text for _, text in head), detection.language)
     )
 
 
@@ -346,19 +344,22 @@ def _with_clients(head: list[tuple[int, str]], clients: list[str]) -> list[str]:
     return [text for _, text in head[len(head) - (SAMPLE_LINES - len(clients)) :]] + clients
 
 
-def _until_client_lines(lines: Iterator[tuple[int, str] | Tick]) -> list[tuple[int, str]]:
+def _client_lines_ahead(
+    lines: Iterator[tuple[int, str] | Tick], language: Language,
+) -> tuple[list[tuple[int, str]], list[str]]:
     """The next lines, up to :data:`CLIENT_SAMPLE_LINES` of a client's or
-    :data:`LOOK_AHEAD_LINES` in all."""
+    :data:`LOOK_AHEAD_LINES` in all; and the client's among them."""
     ahead: list[tuple[int, str]] = []
-    clients = 0
+    clients: list[str] = []
     for item in lines:
         if isinstance(item, Tick):
             continue
         ahead.append(item)
-        clients += shows_a_client_session((item[1],))
-        if clients >= CLIENT_SAMPLE_LINES or len(ahead) >= LOOK_AHEAD_LINES:
+        if shows_a_client_session((item[1],), language):
+            clients.append(item[1])
+        if len(clients) >= CLIENT_SAMPLE_LINES or len(ahead) >= LOOK_AHEAD_LINES:
             break
-    return ahead
+    return ahead, clients
 
 
 def _note_format(stats: InputStats, detection: Detection) -> None:

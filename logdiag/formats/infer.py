@@ -28,7 +28,7 @@ from itertools import pairwise
 
 from logdiag.formats.prefix import KNOWN_PREFIXES, LinePrefix, keyword_pattern
 from logdiag.formats.timestamps import parse_timestamp
-from logdiag.lang import ENGLISH, Language
+from logdiag.lang import ENGLISH, Language, msgids
 from logdiag.source.framing import SAMPLE_LINES
 
 
@@ -621,16 +621,26 @@ def _connections(lines: Iterable[str]) -> dict[str, set[str]]:
     return {letter: values for letter, values in names.items() if values}
 
 
-#: Messages only a client's backend logs: its lines print the whole prefix, ``%q`` and after.
-_CLIENT_MESSAGE = re.compile(
-    r"(?:(?:LOG|ERROR):  (?:statement|duration|execute [^:]{1,200}|connection authorized):|STATEMENT:  )"
-)
+def shows_a_client_session(lines: Iterable[str], language: Language = ENGLISH) -> bool:
+    """Whether the lines hold one a client's backend wrote (a ``statement:``, ``duration:``,
+    ``execute`` or ``connection authorized`` line, a STATEMENT), in the server's language: a
+    prefix worked out from lines that hold none may stop where ``%q`` stands (the postmaster's and
+    background processes' lines)."""
+    marks = _client_marks(language)
+    return any(mark in line[: _PREFIX_WINDOW + 400] for line in lines for mark in marks)
 
 
-def shows_a_client_session(lines: Iterable[str]) -> bool:
-    """Whether the lines hold one a client's backend wrote: a prefix worked out from lines that
-    hold none may stop where ``%q`` stands (the postmaster's and background processes' lines)."""
-    return any(_CLIENT_MESSAGE.search(line, 0, _PREFIX_WINDOW + 400) for line in lines)
+@cache
+def _client_marks(language: Language) -> tuple[str, ...]:
+    """Texts only a client's backend's lines hold, in ``language`` and in English (a server
+    prints some lines before it reads ``lc_messages``)."""
+    marks = {"LOG:  connection authorized: ", "STATEMENT:  "}
+    for speaks in {language, ENGLISH}:
+        words = {speaks.severity_word("LOG"), speaks.severity_word("ERROR")}
+        heads = [speaks.format(msgid).head for msgid in (msgids.STATEMENT, msgids.DURATION, msgids.EXECUTE)]
+        marks |= {f"{word}:  {head}" for word in words for head in heads if head}
+        marks.add(speaks.text(msgids.LABELS["STATEMENT"]))
+    return tuple(sorted(marks))
 
 
 _WRITE = re.compile(r"(?i)(?:statement|execute [^:]{1,200}): \s*(?:insert|update|delete|create|alter)\b")
