@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -378,3 +379,28 @@ def test_summary_cli_formats(scenario_logs, tmp_path):
         )
         assert result.returncode == 0, result.stderr
         assert marker in result.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", ["csvlog", "stderr"])
+def test_export_of_a_fifo_reads_it_once(scenario_logs, tmp_path, fmt):
+    """A FIFO is exported like standard input: read once, every record kept as it passes (it used
+    to be opened a second time for its records, which waits for a writer forever: issue 27), and
+    not remembered in the state file as a file already exported."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", 'cat "$1" > "$2"', "sh", str(scenario_logs[fmt]), str(fifo)])
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "logdiag", "export", str(fifo), "-o", str(tmp_path / "out")],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.returncode == 0, result.stderr
+    expected = export([str(scenario_logs[fmt])], tmp_path / "file")
+    assert _table(tmp_path / "out", "records").height == expected.rows["records"]
+    assert sorted(_incidents(tmp_path / "out")["key_text"]) == sorted(_incidents(tmp_path / "file")["key_text"])
+    state = json.loads((tmp_path / "out" / "_logdiag_export.json").read_text())
+    assert not any(key.endswith(str(fifo)) for key in state["files"])

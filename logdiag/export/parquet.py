@@ -27,7 +27,7 @@ from logdiag.formats import LogFormat
 from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
 from logdiag.records import RECORD_FIELDS, LogRecord
-from logdiag.source.paths import STDIN, Input, expand_inputs, on_disk
+from logdiag.source.paths import Input, expand_inputs, is_stream, on_disk
 from logdiag.source.stats import InputStats, OnBadLine
 
 if TYPE_CHECKING:  # polars is imported when rows are written, not with the CLI
@@ -282,7 +282,7 @@ def _plan(
     identities: dict[str, dict[str, Any]] = {}
     for item in expand_inputs(paths):  # kept as inputs: their group (directory, glob, archive) is read as one
         path = item.name
-        if path == STDIN:
+        if is_stream(path):  # read whole every time: nothing tells what was read before
             read.append(item)
             watermarks[path] = 0
             continue
@@ -353,8 +353,9 @@ def export(
             tables["records"].add(record_row(record, host), record.timestamp)
 
     # records.parquet needs every record. A file can be read twice: analysed with the pre-filter,
-    # then its records read again (by polars if it can); standard input passes through once.
-    every_record = not fast or STDIN in result.files_read
+    # then its records read again (by polars if it can); standard input or a FIFO passes through
+    # once (opened again, a FIFO would wait for a writer forever).
+    every_record = not fast or any(is_stream(name) for name in result.files_read)
     run = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
                   tracker=tracker, fast=not every_record, partial_groups=True)
     if every_record:
@@ -370,7 +371,7 @@ def export(
     for table in tables.values():
         table.close()
     for stats in run.inputs:
-        if stats.file != STDIN:
+        if not is_stream(stats.file):
             key = f"{host or ''}\0{os.path.abspath(stats.file)}"
             state["files"][key] = {**identities[stats.file], "lines": stats.lines, "host": host}
     for stray in run.reader.skipped_files:  # no log: left out next time too, unless it changes

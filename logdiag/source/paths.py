@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,17 @@ def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
         else:
             raise InputError(f"no such file or directory: {path}")
     return expanded
+
+
+def is_stream(name: str) -> bool:
+    """Whether an input can be read only once: standard input, a FIFO or a character device."""
+    if name == STDIN:
+        return True
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return False  # an archive's member, or a file gone: opening it says what is wrong
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def on_disk(name: str) -> str:
