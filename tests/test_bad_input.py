@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
+import sys
+import types
 from pathlib import Path
 
 import psycopg
@@ -96,6 +99,30 @@ class TestDamagedServerLogs:
         assert 0 < len(records) < len(expected)
         assert records[:-1] == expected[: len(records) - 1]
         assert stats.error is not None and "ends early" in stats.error
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_hostile_json_lines_are_counted_skips(server_logs, tmp_path, monkeypatch, stdin):
+    """A JSON line nested 100,000 deep (Python's parser gives up with RecursionError) and a
+    line_num of 1e999999 (an infinite float) between a real jsonlog's records: the first is a
+    counted skip, the second a record without a line number, and every real record is read, from
+    a file as from a pipe (a file used to end there, exit 70: issue 27, case 8)."""
+    clean = server_logs["jsonlog"]
+    lines = clean.read_bytes().splitlines(keepends=True)
+    middle = len(lines) // 2
+    hostile = [b"[" * 100_000 + b"]" * 100_000 + b"\n", b'{"line_num":1e999999,"error_severity":"LOG","message":"m"}\n']
+    path = tmp_path / clean.name
+    path.write_bytes(b"".join(lines[:middle] + hostile + lines[middle:]))
+    if stdin:
+        monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(path.read_bytes())))
+    reader = LogReader(["-" if stdin else str(path)])
+    records = [(r.severity, r.message, r.detail, r.statement) for r in reader]
+    expected, _ = _read(clean)
+    assert [r for r in records if r[1] != "m"] == expected
+    assert ("LOG", "m", None, None) in records
+    stats = reader.inputs[0]
+    assert stats.skipped_total == 1 and stats.records == len(expected) + 1
 
 
 @pytest.mark.postgres

@@ -18,6 +18,19 @@ from logdiag.source.framing import Tick, decode_line
 from logdiag.source.stats import InputStats
 
 
+def _decoded(text: str | bytes) -> Any:
+    """``json.loads``, with a nesting too deep for Python's parser (a hostile line: 100,000
+    brackets) counted as bad JSON, not the end of the file.
+
+    Raises:
+        ValueError: the text is no JSON.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deep") from exc
+
+
 def _objects(lines: Lines, stats: InputStats, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for item in lines:
         if isinstance(item, Tick):
@@ -27,7 +40,7 @@ def _objects(lines: Lines, stats: InputStats, what: str) -> Iterator[tuple[int, 
             stats.blank += 1
             continue
         try:
-            value = json.loads(text)
+            value = _decoded(text)
         except ValueError:
             stats.skip(number, f"not a {what} object", text)
             continue
@@ -95,7 +108,7 @@ def cloudsql_lines(lines: Lines, stats: InputStats) -> Iterator[RawLine]:
 def _error_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[ErrorLine]:
     for position, line in lines:
         try:
-            obj = json.loads(decode_line(line)[0])
+            obj = _decoded(decode_line(line)[0])
         except ValueError:
             continue
         state = obj.get("state_code") or None
@@ -134,7 +147,7 @@ class CloudSql(Stderr):
         bodies = []
         for line in lines:
             try:
-                payload = json.loads(line).get("textPayload")
+                payload = _decoded(line).get("textPayload")
             except (ValueError, AttributeError):
                 continue
             if isinstance(payload, str):

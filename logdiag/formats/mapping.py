@@ -38,7 +38,7 @@ def text_or_none(value: Any) -> str | None:
 def int_or_none(value: Any) -> int | None:
     try:
         return None if value is None or value == "" else int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON number such as 1e999999
         return None
 
 
