@@ -270,8 +270,21 @@ class LogReader:
         failure: list[BaseException] = []
         pieces = until_corrupt(pieces, failure, hold=compression is not None or member)
         live = name == STDIN or self.follow
-        if live:
-            fastpath.warm_up()  # while the first lines come: an incident among them is not late
+        if not live:
+            yield from self._pre_filtered(name, pieces, failure, compression, live)
+            return
+        # While the first lines come, polars is imported: an incident among them is not late.
+        warming = fastpath.warm_up()
+        try:
+            yield from self._pre_filtered(name, pieces, failure, compression, live)
+        finally:
+            warming.join()  # an import still going when the interpreter exits prints a traceback
+
+    def _pre_filtered(
+        self, name: str, pieces: Iterator[bytes | Tick], failure: list[BaseException], compression: str | None,
+        live: bool,
+    ) -> Iterator[LogRecord]:
+        """The body of :meth:`_streamed`."""
         sample = sample_pieces(pieces, seconds=self.quiet if live else None)
         head = sample_lines(decode_lines(split_lines(piece for piece in sample if piece is not TICK), InputStats(file=name)))
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format, self.language)

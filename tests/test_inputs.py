@@ -174,3 +174,22 @@ def test_empty_file(tmp_path: Path) -> None:
     reader = LogReader([str(empty)])
     assert list(reader) == []
     assert reader.inputs[0].format is None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("what", ["nothing", "no log", "three lines"])
+def test_a_short_pipe_ends_without_a_traceback(server_logs, what):
+    """Standard input that ends at once: polars, imported on a thread while the first lines come,
+    must not be cut short by the interpreter's exit (it printed `can't register atexit after
+    shutdown` with a traceback, every time)."""
+    data = {
+        "nothing": b"",
+        "no log": b"hello\n",
+        "three lines": b"".join(server_logs["stderr"].read_bytes().splitlines(keepends=True)[:3]),
+    }[what]
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-m", "logdiag", "analyze", "-"], input=data, capture_output=True, check=False,
+        )
+        assert b"Traceback" not in result.stderr and b"Exception in thread" not in result.stderr, result.stderr
+        assert result.returncode == (2 if what == "no log" else 0), result.stderr
