@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -193,3 +194,22 @@ def test_a_short_pipe_ends_without_a_traceback(server_logs, what):
         )
         assert b"Traceback" not in result.stderr and b"Exception in thread" not in result.stderr, result.stderr
         assert result.returncode == (2 if what == "no log" else 0), result.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", ["stderr", "csvlog", "jsonlog"])
+def test_a_byte_order_mark_costs_no_record(server_logs, tmp_path, monkeypatch, fmt):
+    """A real log saved with a UTF-8 byte-order mark in front (a Windows editor, some shippers):
+    the same records as without it, as a file, pre-filtered, gzipped and on standard input (the
+    first record used to be skipped: issue 27)."""
+    clean = server_logs[fmt]
+    expected = _messages([str(clean)])
+    marked = tmp_path / clean.name
+    marked.write_bytes(b"\xef\xbb\xbf" + clean.read_bytes())
+    packed = tmp_path / (clean.name + ".gz")
+    packed.write_bytes(gzip.compress(marked.read_bytes()))
+    assert _messages([str(marked)]) == expected
+    assert _messages([str(marked)], fast_min_bytes=0) == expected
+    assert _messages([str(packed)]) == expected
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(marked.read_bytes())))
+    assert _messages(["-"], quiet=1.0) == expected

@@ -32,7 +32,7 @@ from logdiag.fastpath.limits import FAST_PATH_MIN_BYTES, LOOKBACK_BYTES, WINDOW_
 from logdiag.formats.base import Prefilter
 from logdiag.source import framing
 from logdiag.source.compression import QUICK_TO_DECOMPRESS
-from logdiag.source.framing import Block, Tick, until_corrupt
+from logdiag.source.framing import UTF8_BOM, Block, Tick, until_corrupt
 from logdiag.source.inputs import OpenInput
 from logdiag.source.stats import InputStats
 
@@ -75,9 +75,12 @@ def eligible(path: str, min_bytes: int = FAST_PATH_MIN_BYTES) -> bool:
         return False
     try:
         stat = os.stat(path)
+        if not os.path.isfile(path) or stat.st_size < min_bytes:
+            return False
+        with open(path, "rb") as file:  # a byte-order mark would shift the scan's offsets: rare, read as it is
+            return not file.read(len(UTF8_BOM)).startswith(UTF8_BOM)
     except OSError:
         return False
-    return os.path.isfile(path) and stat.st_size >= min_bytes
 
 
 def file_lines(path: str, prefilter: Prefilter, stats: InputStats) -> Lines:

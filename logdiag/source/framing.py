@@ -365,3 +365,5 @@ def _whole(
 
 
 SAMPLE_LINES = 200
+#: The UTF-8 byte-order mark a file may start with (no text: an editor's or a Windows tool's mark).
+UTF8_BOM: Final = b"\xef\xbb\xbf"

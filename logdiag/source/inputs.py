@@ -18,7 +18,7 @@ from logdiag.source.compression import (
     gzip_files,
     without_first,
 )
-from logdiag.source.framing import Tick, split_lines
+from logdiag.source.framing import UTF8_BOM, Tick, split_lines
 from logdiag.source.live import stdin_chunks
 from logdiag.source.paths import STDIN
 
@@ -59,6 +59,9 @@ class OpenInput:
         self._raw = raw
         self._buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
         head = self._buffered.peek(8)[:8]
+        if head.startswith(UTF8_BOM):  # an editor's or a Windows tool's mark, no text: it would cost the first record
+            self._buffered.read(len(UTF8_BOM))
+            head = self._buffered.peek(8)[:8]
         self.compression = next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), None)
 
     def lines(self, quiet: float | None = None) -> Iterator[bytes | Tick]:
@@ -85,8 +88,8 @@ class OpenInput:
         if self.compression is None:
             return iter(lambda: self._buffered.read(compression.CHUNK_SIZE), b"")
         if self.compression == "gzip" and self.name != STDIN and not self.member and self._buffered.seekable():
-            return self._inflated()  # standard input goes in small pieces: its batches are small
-        return decompressed(self._buffered, self.compression)
+            return _without_bom(self._inflated())  # standard input goes in small pieces: its batches are small
+        return _without_bom(decompressed(self._buffered, self.compression))
 
     def _inflated(self) -> Iterator[bytes]:
         """A gzip file (every member) inflated in large pieces.
@@ -109,3 +112,12 @@ class OpenInput:
             self._closer.close()
         elif self.name != STDIN:
             self._raw.close()
+
+
+def _without_bom(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Decompressed pieces, less a byte-order mark at the start of the first."""
+    for piece in pieces:
+        if piece:
+            yield piece.removeprefix(UTF8_BOM)
+            break
+    yield from pieces
