@@ -140,3 +140,17 @@ class TestRecords:
         result = _run("records", "--on-bad-line", "warn", str(path))
         assert result.returncode == ExitStatus.INCOMPLETE  # shown, but the log was not all read
         assert "line 1: not a csvlog record: 'junk'" in result.stderr.decode()
+
+
+def test_a_file_that_is_no_log_is_said_to_be_none(tmp_path):
+    """A text file with no server line (notes, a README) is no log: said so in one line, exit 2,
+    rather than called a stderr log whose prefix cannot be worked out."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Rotated by hand on Tuesday.\nAsk Ana before deleting anything here.\n")
+    result = _run("analyze", str(notes))
+    assert result.returncode == ExitStatus.ERROR
+    lines = result.stderr.decode().splitlines()
+    assert lines == [(
+        f"logdiag: error: {notes}: no PostgreSQL log line in its first lines (none has a severity such as "
+        "LOG: or ERROR:); if it is a server log, pass --input-format and --log-line-prefix"
+    )]

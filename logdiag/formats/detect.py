@@ -52,6 +52,11 @@ def detect(
     if not known.has_prefix:
         return Detection(fmt, language=language)
     bodies = known.bodies(lines)
+    if format is None and fmt is LogFormat.STDERR and not any(_SERVER_MESSAGE.search(body) for body in bodies):
+        raise InputError(
+            f"{name}: no PostgreSQL log line in its first lines (none has a severity such as LOG: or "
+            "ERROR:); if it is a server log, pass --input-format and --log-line-prefix"
+        )
     if log_line_prefix is not None:
         return Detection(fmt, LinePrefix(log_line_prefix, language=language), language=language)
     found = find_prefix(bodies, language)
@@ -63,6 +68,11 @@ def detect(
     return Detection(
         fmt, LinePrefix(found.prefix, language=language), inferred=True, unsettled=found.unsettled, language=language
     )
+
+
+#: A server message's severity and the spaces after it (``LOG:  ``, ``FEHLER:  ``; one space in
+#: some edited logs): a stderr log's lines have them, whatever the prefix and the language.
+_SERVER_MESSAGE = re.compile(r"\w: ")
 
 
 def _detect_format(lines: Sequence[str]) -> LogFormat | None:
