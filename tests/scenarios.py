@@ -619,4 +619,4 @@ def play(cluster: PgCluster) -> None:
         decoy.rollback()
     run_decoys(cluster)
     # Ordinary errors, which are not incidents but other_errors.
-    cluster.psql("SELEC 1;\nSELECT 1/0;\nSELECT * FROM no_such_table;", application="noise")
+    cluster.psql("SELEC 1;\nSELECT 1/0;\nSELECT * FROM no_such_table;\nSELECT 'x'::int;\nSELECT (1", application="noise")

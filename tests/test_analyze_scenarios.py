@@ -300,3 +300,20 @@ def test_set_constraints_outside_a_block_is_a_finding_linked_to_its_incident(pla
     ignored = [r for r in incident["related"] if r["role"] == "deferral_ignored"]
     assert [r["statement"] for r in ignored] == [OUTSIDE_SET]
     assert _line_shows(path, fmt, ignored[0]["source"]["line"], OUTSIDE_SET)
+
+
+@pytest.mark.postgres
+def test_inferred_sqlstates_are_the_servers(played):
+    """Without %e, other errors with PostgreSQL's fixed messages get the SQLSTATE the same server
+    wrote for the same records in its csvlog, marked inferred; the others stay unknown."""
+    csv_errors, stderr_errors = played("mod")["csvlog"][1], played("mod")["stderr"][1]
+    assert [e["message"] for e in stderr_errors] == [e["message"] for e in csv_errors]
+    inferred = set()
+    for ours, servers in zip(stderr_errors, csv_errors, strict=True):
+        assert not servers["sqlstate_inferred"]
+        if ours["sqlstate_inferred"]:
+            assert ours["sqlstate"] == servers["sqlstate"], ours["message"]
+            inferred.add(ours["sqlstate"])
+        else:
+            assert ours["sqlstate"] is None
+    assert {"42601", "42P01", "22012", "22P02", "25P02"} <= inferred

@@ -37,6 +37,7 @@ from logdiag.diagnosis.messages import (
     KeyText,
     Violation,
     context_function,
+    inferred_sqlstate,
     parse_violation,
     trigger_violation,
 )
@@ -87,7 +88,9 @@ def diagnose(failure: Failure) -> Incident | OtherError:
     if violation is None and record.sqlstate is None and _trigger_at_commit(failure):
         violation = trigger_violation(record.message, record.detail, None)
     if violation is None:
-        return OtherError(record.sqlstate, record.message, record.source, record.timestamp)
+        inferred = None if record.sqlstate is not None else inferred_sqlstate(record.message)
+        return OtherError(record.sqlstate or inferred, record.message, record.source, record.timestamp,
+                          sqlstate_inferred=inferred is not None)
     return _Diagnosis(failure, violation).incident()
 
 

@@ -205,9 +205,13 @@ class OtherError:
     message: str | None
     source: Source
     at: datetime | None = None
+    sqlstate_inferred: bool = False  # from the message: the log carries no SQLSTATE (issue 26)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sqlstate": self.sqlstate, "message": self.message, "source": _source(self.source)}
+        return {
+            "sqlstate": self.sqlstate, "sqlstate_inferred": self.sqlstate_inferred, "message": self.message,
+            "source": _source(self.source),
+        }
 
 
 class FindingKind(_Word):

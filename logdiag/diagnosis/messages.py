@@ -382,3 +382,32 @@ def is_pitfall_sqlstate(state: str) -> bool:
     """Whether an error with this SQLSTATE may be a finding or one of its consequences (42809,
     25P02): the fast path keeps their sessions whole, as it does a violation's."""
     return state in (NOT_DEFERRABLE_SQLSTATE, IN_FAILED_TRANSACTION_SQLSTATE)
+
+
+# --- SQLSTATEs of PostgreSQL's fixed messages (issue 26) -----------------------------------------
+# For a log without SQLSTATEs (stderr without %e): messages that PostgreSQL raises with one code
+# only, written in its source with that errcode (src/backend/parser/scan.l, parse_relation.c,
+# utils/adt/int.c, numutils.c, tcop/postgres.c, commands/trigger.c). tests/test_analyze_scenarios.py
+# checks each against the SQLSTATE the same server wrote for the same record in its csvlog.
+_FIXED_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"syntax error at (?:or near \"|end of input)"), "42601"),
+    (re.compile(r'relation "[^"]{1,200}" does not exist$'), "42P01"),
+    (re.compile(r"division by zero$"), "22012"),
+    (re.compile(r'invalid input syntax for type [a-z ]{1,40}: "'), "22P02"),
+    (re.compile(re.escape(_IN_FAILED_TRANSACTION) + "$"), IN_FAILED_TRANSACTION_SQLSTATE),
+    (re.compile(r'constraint "[^"]{1,200}" is not deferrable$'), NOT_DEFERRABLE_SQLSTATE),
+)
+
+
+def inferred_sqlstate(message: str | None) -> str | None:
+    """The SQLSTATE a fixed PostgreSQL message is raised with, or None.
+
+    >>> inferred_sqlstate('syntax error at or near "SELEC"'), inferred_sqlstate("balance is negative")
+    ('42601', None)
+    """
+    if not message:
+        return None
+    for pattern, state in _FIXED_MESSAGES:
+        if pattern.match(message):
+            return state
+    return None
