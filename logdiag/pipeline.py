@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from logdiag.diagnosis.diagnose import diagnose
-from logdiag.diagnosis.incidents import Incident, OtherError
-from logdiag.diagnosis.sessions import SessionTracker
+from logdiag.diagnosis.incidents import Finding, Incident, OtherError
+from logdiag.diagnosis.pitfalls import aborted_after, outside_transaction, pitfall
+from logdiag.diagnosis.sessions import Failure, SessionTracker
 from logdiag.formats import LogFormat
 from logdiag.reader import LogReader
 from logdiag.records import LogRecord
@@ -27,6 +28,8 @@ class Run:
         record_sink: called with every record read (the Parquet export keeps them).
         inputs: per-input counts (format, prefix, records, skipped lines).
         other_errors: ERRORs that are not constraint violations (less those :meth:`take_other_errors` took).
+        findings: the SET CONSTRAINTS pitfalls; complete once :meth:`incidents` is used up (the
+            errors a finding's error aborted are added to it as they come).
         seconds: wall time spent.
     """
 
@@ -34,8 +37,10 @@ class Run:
     tracker: SessionTracker = field(default_factory=SessionTracker)
     record_sink: Callable[[LogRecord], None] | None = None
     other_errors: list[OtherError] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     incident_count: int = 0
     seconds: float = 0.0
+    _aborted_by: dict[object, int] = field(default_factory=dict, repr=False)  # session key -> finding
 
     @property
     def inputs(self) -> list[InputStats]:
@@ -55,14 +60,36 @@ class Run:
                 if sink is not None:
                     sink(record)
                 for failure in self.tracker.feed(record):
+                    if self._found_pitfall(failure):
+                        continue
                     result = diagnose(failure)
                     if isinstance(result, Incident):
+                        if failure.ignored_set is not None and (found := outside_transaction(failure, result)):
+                            self.findings.append(found)
                         self.incident_count += 1
                         yield result
                     else:
                         self.other_errors.append(result)
         finally:
             self.seconds = time.perf_counter() - started
+
+    def _found_pitfall(self, failure: Failure) -> bool:
+        """Take an error that is a finding, or one that a finding's error caused (25P02, which
+        follows only the error that aborted its transaction: the session's last other error)."""
+        key = failure.session.key
+        found = pitfall(failure)
+        if found is not None:
+            self.findings.append(found)
+            self._aborted_by[key] = len(self.findings) - 1
+            return True
+        consequence = aborted_after(failure)
+        index = self._aborted_by.get(key) if consequence is not None else None
+        if consequence is not None and index is not None:
+            finding = self.findings[index]
+            self.findings[index] = replace(finding, related=(*finding.related, consequence))
+            return True
+        self._aborted_by.pop(key, None)
+        return False
 
     def take_other_errors(self) -> list[OtherError]:
         """Hand over the other errors found since the last call and forget them, so that a caller

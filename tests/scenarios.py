@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import ClientCursor
@@ -258,18 +259,48 @@ scenario(Scenario(
              parameters={"$1": "160", "$2": "42"}, raised_by=None),
 ))
 
-# 17. A deferred constraint trigger that raises SQLSTATE 40002.
+# 17. A deferred constraint trigger that raises SQLSTATE 40002, its DETAIL in PostgreSQL's
+# `Key (cols)=(vals)` shape. The key was written three times in this session: by a transaction
+# rolled back before (a decoy), then by the INSERT and the UPDATE of this one; the trigger checks
+# each row version it queued, and the UPDATE's is the one that fails. Another row of the same
+# table (id 2) is written in between. Without %e the error is still this trigger's, by its CONTEXT.
+def _trig(cluster: PgCluster) -> None:
+    simple(cluster, "BEGIN;", "INSERT INTO trig_accounts VALUES (1, -7);", "ROLLBACK;",
+           "BEGIN;", "INSERT INTO trig_accounts VALUES (1, 100);", "INSERT INTO trig_accounts VALUES (2, 50);",
+           "UPDATE trig_accounts SET balance = -5 WHERE id = 1;", "COMMIT;", application="trig")
+
+
 scenario(Scenario(
     "trig",
     "CREATE TABLE trig_accounts (id int PRIMARY KEY, balance int);\n"
     "CREATE FUNCTION trig_check() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    "IF NEW.balance < 0 THEN RAISE EXCEPTION 'balance of account % is negative', NEW.id USING ERRCODE = '40002'; "
+    "IF NEW.balance < 0 THEN RAISE EXCEPTION 'balance of account % is negative', NEW.id USING ERRCODE = '40002', "
+    "DETAIL = format('Key (id)=(%s) has a negative balance.', NEW.id); "
     "END IF; RETURN NULL; END $$;\n"
     "CREATE CONSTRAINT TRIGGER trig_balance AFTER INSERT OR UPDATE ON trig_accounts DEFERRABLE INITIALLY DEFERRED "
     "FOR EACH ROW EXECUTE FUNCTION trig_check();\n",
-    _simple_txn("trig", "INSERT INTO trig_accounts VALUES (1, 100);", "UPDATE trig_accounts SET balance = -5 WHERE id = 1;"),
-    Expected("40002", None, "commit", {}, "INSERT INTO trig_accounts VALUES (1, 100);", match="table"),
-    needs_sqlstate=True,
+    _trig,
+    Expected("40002", "trig_balance", "commit", {"id": "1"}, "UPDATE trig_accounts SET balance = -5 WHERE id = 1;",
+             table="trig_accounts"),
+))
+
+# 17b. A constraint trigger on INSERT only, whose message names its constraint PostgreSQL's way
+# (`violates constraint "x"`, not the trigger's own name). The migrate session wrote the same key
+# before (the table has no primary key); the UPDATE of another row fires no check and is no culprit.
+scenario(Scenario(
+    "trigm",
+    "CREATE TABLE trigm_orders (id int, total int);\n"
+    "CREATE FUNCTION trigm_check() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF NEW.total > 1000 THEN RAISE EXCEPTION 'order % violates constraint \"trigm_limit\"', NEW.id "
+    "USING ERRCODE = '40002', DETAIL = format('Key (id)=(%s) exceeds the limit.', NEW.id); "
+    "END IF; RETURN NULL; END $$;\n"
+    "CREATE CONSTRAINT TRIGGER trigm_limit_trg AFTER INSERT ON trigm_orders DEFERRABLE INITIALLY DEFERRED "
+    "FOR EACH ROW EXECUTE FUNCTION trigm_check();\n"
+    "INSERT INTO trigm_orders VALUES (5, 1);\n",
+    _simple_txn("trigm", "INSERT INTO trigm_orders VALUES (6, 10);", "INSERT INTO trigm_orders VALUES (5, 5000);",
+                "UPDATE trigm_orders SET total = 5000 WHERE id = 6;"),
+    Expected("40002", "trigm_limit", "commit", {"id": "5"}, "INSERT INTO trigm_orders VALUES (5, 5000);",
+             table="trigm_orders"),
 ))
 
 # 18. An ordinary immediate violation.
@@ -498,6 +529,75 @@ scenario(Scenario(
              "INSERT INTO partb_child (id, parent_id, at) VALUES (352, 42, '2026-05-02');", table="partb_child_2026"),
 ))
 
+# SET CONSTRAINTS ALL DEFERRED does not defer a NOT DEFERRABLE key: the INSERT fails at once, and
+# the SET is evidence that the deferral was ignored, never that it deferred the key (issue 26).
+# The same key was inserted and committed before by an earlier transaction of the session (a decoy).
+scenario(Scenario(
+    "ignored", fk_tables("ignored", "NOT DEFERRABLE") + "INSERT INTO ignored_parent VALUES (42, 'x');\n",
+    lambda cluster: simple(
+        cluster, "INSERT INTO ignored_child VALUES (1, 42);", "DELETE FROM ignored_child;",
+        "DELETE FROM ignored_parent WHERE id = 42;", "BEGIN;", "SET CONSTRAINTS ALL DEFERRED;",
+        "INSERT INTO ignored_child VALUES (2, 1);", "INSERT INTO ignored_child VALUES (3, 42);", "ROLLBACK;",
+        application="ignored",
+    ),
+    Expected("23503", fk_name("ignored"), "statement", {"parent_id": "42"}, "INSERT INTO ignored_child VALUES (3, 42);",
+             related=frozenset({"deferral_ignored"}), raised_by="INSERT INTO ignored_child VALUES (3, 42);"),
+))
+
+
+# SET CONSTRAINTS naming a NOT DEFERRABLE key: ERROR 42809 at the SET, then 25P02 for every later
+# statement of the transaction, which are its consequences (a finding, no incident; issue 26).
+# Another session's transaction is aborted at the same time by an error of its own: its 25P02
+# belongs to that error, not to the finding.
+NOTDEF_SET = "SET CONSTRAINTS notdef_child_parent_id_fkey DEFERRED;"
+NOTDEF_AFTER = ("INSERT INTO notdef_child VALUES (1, 42);", "INSERT INTO notdef_child VALUES (2, 1);")
+
+
+def _notdef(cluster: PgCluster) -> None:
+    connect: dict[str, Any] = {"autocommit": True, "cursor_factory": ClientCursor}
+    with psycopg.connect(cluster.conninfo, application_name="notdef", **connect) as conn, \
+            psycopg.connect(cluster.conninfo, application_name="notdef-decoy", **connect) as decoy:
+        def run(connection: psycopg.Connection, statement: str) -> None:
+            with contextlib.suppress(psycopg.Error):
+                connection.execute(statement)
+        run(decoy, "BEGIN;")
+        run(decoy, "SELECT 1/0;")
+        run(conn, "BEGIN;")
+        run(conn, NOTDEF_SET)
+        run(conn, NOTDEF_AFTER[0])
+        run(decoy, "INSERT INTO notdef_child VALUES (3, 42);")
+        run(conn, NOTDEF_AFTER[1])
+        run(conn, "COMMIT;")
+        run(decoy, "ROLLBACK;")
+
+
+scenario(Scenario("notdef", fk_tables("notdef", "NOT DEFERRABLE"), _notdef, None))
+
+# The parent row is updated without touching its key, then deleted: only the DELETE can break the
+# reference; the UPDATE (its WHERE has the key too) is no culprit (issue 26).
+scenario(Scenario(
+    "parentupd", fk_tables("parentupd") + "INSERT INTO parentupd_child VALUES (100, 7);\n",
+    _simple_txn("parentupd", "UPDATE parentupd_parent SET label = 'renamed' WHERE id = 7;",
+                "DELETE FROM parentupd_parent WHERE id = 7;"),
+    Expected("23503", fk_name("parentupd"), "commit", {"id": "7"}, "DELETE FROM parentupd_parent WHERE id = 7;",
+             table="parentupd_child"),
+))
+
+# SET CONSTRAINTS outside a transaction block: WARNING 25P01, and it does nothing, so the next
+# statement fails at once on the key it meant to defer (a finding linked to the incident, issue 26).
+# The key was inserted before in the same session and deleted again (a decoy).
+OUTSIDE_SET = "SET CONSTRAINTS ALL DEFERRED;"
+scenario(Scenario(
+    "outside", fk_tables("outside", "DEFERRABLE INITIALLY IMMEDIATE") + "INSERT INTO outside_parent VALUES (42, 'x');\n",
+    lambda cluster: simple(
+        cluster, "INSERT INTO outside_child VALUES (1, 42);", "DELETE FROM outside_child;",
+        "DELETE FROM outside_parent WHERE id = 42;", OUTSIDE_SET, "INSERT INTO outside_child VALUES (2, 42);",
+        application="outside",
+    ),
+    Expected("23503", fk_name("outside"), "statement", {"parent_id": "42"}, "INSERT INTO outside_child VALUES (2, 42);",
+             related=frozenset({"deferral_ignored"}), raised_by="INSERT INTO outside_child VALUES (2, 42);"),
+))
+
 
 def run_decoys(cluster: PgCluster) -> None:
     """Other sessions writing the same key values, committed or rolled back: never culprits."""
@@ -519,4 +619,4 @@ def play(cluster: PgCluster) -> None:
         decoy.rollback()
     run_decoys(cluster)
     # Ordinary errors, which are not incidents but other_errors.
-    cluster.psql("SELEC 1;\nSELECT 1/0;\nSELECT * FROM no_such_table;", application="noise")
+    cluster.psql("SELEC 1;\nSELECT 1/0;\nSELECT * FROM no_such_table;\nSELECT 'x'::int;\nSELECT (1", application="noise")

@@ -123,8 +123,15 @@ def test_scenario(played, server, variant, fmt, name):
         return
     assert found, f"no incident for {name}"
     incident = found[0]
-    assert incident["sqlstate"] == expected.sqlstate
+    if expected.sqlstate == "40002" and not has_sqlstate:
+        # A constraint trigger's error without %e: told by its CONTEXT, its code unknown and said so.
+        assert incident["sqlstate"] is None and incident["condition"] is None
+        assert "no SQLSTATE" in incident["explanation"]
+    else:
+        assert incident["sqlstate"] == expected.sqlstate
     assert incident["timing"] == expected.timing
+    if expected.sqlstate == "40002":
+        assert incident["constraint_kind"] == "trigger"
     assert incident["key"] == expected.key
     if expected.table:
         assert incident["table"] == expected.table
@@ -146,7 +153,11 @@ def test_scenario(played, server, variant, fmt, name):
     assert culprits, f"no culprit for {name}: {incident['explanation']}"
     top = culprits[0]
     assert top["statement"] == expected.culprit
+    if name == "parentupd":
+        assert all(not c["statement"].startswith("UPDATE") for c in culprits)
     assert top["match"] == expected.match
+    if variant == "all-rich" and expected.match == "key":
+        assert top["confidence"] == "high"
     if expected.parameters is not None:
         assert top["parameters"] == expected.parameters
     if top["source"] == incident["raised_by"]["source"]:
@@ -159,8 +170,14 @@ def test_scenario(played, server, variant, fmt, name):
     roles = {r["role"] for r in incident["related"]}
     wanted = set(expected.related)
     if variant == "mod":
-        wanted -= {"rolled_back_parent", "deferred_by"}  # SAVEPOINT and SET are not logged
+        wanted -= {"rolled_back_parent", "deferred_by", "deferral_ignored"}  # SAVEPOINT and SET are not logged
     assert wanted <= roles
+    # A SET CONSTRAINTS is one or the other, and only where the scenario says.
+    assert roles & {"deferred_by", "deferral_ignored"} <= wanted
+    if "deferral_ignored" in roles:
+        # NOT DEFERRABLE: make it deferrable; outside a block: run the SET inside the transaction.
+        fix = "inside the transaction it is meant for" if name == "outside" else "ALTER CONSTRAINT"
+        assert any(fix in hint for hint in incident["hints"])
 
 
 @pytest.mark.postgres
@@ -203,3 +220,115 @@ def test_session_cap_evicts_and_counts(played):
     assert list(run.incidents())
     assert len(tracker.sessions) <= 2
     assert tracker.stats.evicted_sessions > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("variant", ["all-rich", "all-default"])
+def test_text_and_markdown_show_the_errors_own_words(played, variant):
+    """Every incident's panel and markdown section show the server's message and DETAIL, whatever
+    the kind (a trigger's are its author's own words), and the trigger's whether or not %e is there."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from logdiag.report.markdown import incident_markdown
+    from logdiag.report.text import incident_panel
+
+    fmt = "csvlog" if variant == "all-rich" else "stderr"
+    _, _, path = played(variant)[fmt]
+    prefix = None if fmt == "csvlog" else VARIANTS[variant][0]["log_line_prefix"]
+    incidents = list(analyze([str(path)], log_line_prefix=prefix).incidents())
+    kinds = {i.constraint_kind.value for i in incidents}
+    assert {"trigger", "foreign_key", "unique", "exclusion"} <= kinds
+    for number, incident in enumerate(incidents, 1):
+        out = StringIO()
+        Console(file=out, width=400, color_system=None).print(incident_panel(number, incident))
+        shown = out.getvalue()
+        assert incident.message in shown
+        assert incident.detail is None or incident.detail in shown
+        section = incident_markdown(number, incident)
+        assert "**Error**" in section and (incident.detail is None or "**Detail**" in section)
+    triggers = [i for i in incidents if i.constraint == "trig_balance"]
+    assert [i.message for i in triggers] == ["balance of account 1 is negative"]
+    assert triggers[0].detail == "Key (id)=(1) has a negative balance."
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("variant", "fmt"), [(v, f) for v, (_, formats) in VARIANTS.items() for f in formats])
+def test_not_deferrable_is_a_finding_with_its_aborted_statements(played, variant, fmt):
+    """SET CONSTRAINTS on a NOT DEFERRABLE key is one finding, with the table from the DDL, the fix,
+    and the 25P02 errors of its own transaction as ``aborted_after`` (not the other session's)."""
+    from tests.scenarios import NOTDEF_AFTER, NOTDEF_SET
+
+    _, _, path = played(variant)[fmt]
+    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
+    run = analyze([str(path)], log_line_prefix=prefix)
+    list(run.incidents())
+    found = [f.to_dict() for f in run.findings if f.constraint == "notdef_child_parent_id_fkey"]
+    assert len(found) == 1
+    finding = found[0]
+    assert finding["kind"] == "not_deferrable" and finding["severity"] == "error"
+    assert finding["sqlstate"] == "42809"
+    assert finding["sqlstate_inferred"] == (fmt == "stderr" and variant != "all-rich")
+    assert finding["table"] == "notdef_child"
+    assert finding["statement"] == NOTDEF_SET
+    assert any("ALTER TABLE notdef_child ALTER CONSTRAINT notdef_child_parent_id_fkey" in h for h in finding["hints"])
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert "is not deferrable" in lines[finding["source"]["line"] - 1]
+    related = finding["related"]
+    assert [r["role"] for r in related] == ["aborted_after", "aborted_after"]
+    assert [r["statement"] for r in related] == list(NOTDEF_AFTER)
+    for item in related:
+        assert "current transaction is aborted" in lines[item["source"]["line"] - 1]
+    # The finding took its consequences; the decoy session's 25P02 is still another error.
+    taken = {r["source"]["line"] for r in related}
+    aborted = [e for e in run.other_errors if e.message and e.message.startswith("current transaction is aborted")]
+    assert aborted and not taken & {e.source.line for e in aborted}
+    assert all(e.source.line != finding["source"]["line"] for e in run.other_errors)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("variant", "fmt"), [(v, f) for v, (_, formats) in VARIANTS.items() for f in formats])
+def test_set_constraints_outside_a_block_is_a_finding_linked_to_its_incident(played, variant, fmt):
+    """SET CONSTRAINTS outside a transaction block (WARNING 25P01) is a finding at the WARNING's
+    line, whose ``caused`` is the ERROR of the statement that then failed at once; the incident
+    has the SET as ``deferral_ignored``. With log_statement = 'mod' the SET is not logged: none."""
+    from tests.scenarios import OUTSIDE_SET
+
+    _, _, path = played(variant)[fmt]
+    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
+    run = analyze([str(path)], log_line_prefix=prefix)
+    incidents = [i.to_dict() for i in run.incidents() if i.constraint == "outside_child_parent_id_fkey"]
+    found = [f.to_dict() for f in run.findings if f.kind == "set_constraints_outside_transaction"]
+    assert len(incidents) == 1
+    if variant == "mod":
+        assert found == []
+        return
+    assert len(found) == 1
+    finding, incident = found[0], incidents[0]
+    assert finding["statement"] == OUTSIDE_SET and finding["severity"] == "warning"
+    assert finding["sqlstate"] == "25P01"
+    assert finding["sqlstate_inferred"] == (fmt == "stderr" and variant != "all-rich")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert "SET CONSTRAINTS can only be used in transaction blocks" in lines[finding["source"]["line"] - 1]
+    assert [(r["role"], r["source"]) for r in finding["related"]] == [("caused", incident["raised_by"]["source"])]
+    ignored = [r for r in incident["related"] if r["role"] == "deferral_ignored"]
+    assert [r["statement"] for r in ignored] == [OUTSIDE_SET]
+    assert _line_shows(path, fmt, ignored[0]["source"]["line"], OUTSIDE_SET)
+
+
+@pytest.mark.postgres
+def test_inferred_sqlstates_are_the_servers(played):
+    """Without %e, other errors with PostgreSQL's fixed messages get the SQLSTATE the same server
+    wrote for the same records in its csvlog, marked inferred; the others stay unknown."""
+    csv_errors, stderr_errors = played("mod")["csvlog"][1], played("mod")["stderr"][1]
+    assert [e["message"] for e in stderr_errors] == [e["message"] for e in csv_errors]
+    inferred = set()
+    for ours, servers in zip(stderr_errors, csv_errors, strict=True):
+        assert not servers["sqlstate_inferred"]
+        if ours["sqlstate_inferred"]:
+            assert ours["sqlstate"] == servers["sqlstate"], ours["message"]
+            inferred.add(ours["sqlstate"])
+        else:
+            assert ours["sqlstate"] is None
+    assert {"42601", "42P01", "22012", "22P02", "25P02"} <= inferred

@@ -36,7 +36,8 @@ class TestSampleLogs:
         result = _run("analyze", "--format", "json", str(SAMPLE / name))
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
-        assert list(report) == ["logdiag", "inputs", "skipped_files", "incidents", "other_errors", "stats"]
+        assert list(report) == ["logdiag", "inputs", "skipped_files", "incidents", "findings", "other_errors", "stats"]
+        assert report["findings"] == []  # the sample has no SET CONSTRAINTS pitfall
         (incident,) = report["incidents"]
         assert list(incident) == CONTRACT_KEYS
         assert incident["key"] == {"customer_id": "42"}

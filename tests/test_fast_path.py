@@ -22,7 +22,7 @@ def _run(path, fast: bool, prefix: str | None = None):
     reader = LogReader([str(path)], fast=fast, fast_min_bytes=0, log_line_prefix=prefix, on_forgotten=tracker.forget)
     analysis = Run(reader, tracker)
     incidents = [i.to_dict() for i in analysis.incidents()]
-    errors = [e.to_dict() for e in analysis.other_errors]
+    errors = [e.to_dict() for e in analysis.other_errors] + [f.to_dict() for f in analysis.findings]
     stats = analysis.inputs[0]
     return incidents, errors, (stats.records, stats.skipped_total, stats.lines), stats.fast_path, stats.error
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from logdiag.diagnosis.sql import ConstraintDefinition, StatementWrites, statement_writes
+from logdiag.diagnosis.sql import ConstraintDefinition, StatementWrites, TriggerDefinition, statement_writes
 from logdiag.diagnosis.statements import LoggedStatement
 
 
@@ -29,6 +29,7 @@ class Catalog:
         self.columns: dict[str, tuple[str, ...]] = {}
         self.declarations: list[Declaration] = []
         self.partitioned: dict[str, str] = {}  # partition -> its partitioned table
+        self.triggers: list[TriggerDefinition] = []
         for statement in ddl:
             lowered = statement.text.lower()
             if wanted and not any(name in lowered for name in wanted):
@@ -37,6 +38,7 @@ class Catalog:
             self.columns.update(declared.tables)
             self.partitioned.update(declared.partitions)
             self.declarations.extend(Declaration(c, statement) for c in declared.constraints)
+            self.triggers.extend(declared.triggers)
 
     def partitioned_tables(self, table: str) -> list[str]:
         """The partitioned tables a partition belongs to, nearest first (rows inserted into them
@@ -45,6 +47,17 @@ class Catalog:
         while (table := self.partitioned.get(table, "")) and table not in found:
             found.append(table)
         return found
+
+    def constraint_triggers(self, function: str | None = None, name: str | None = None) -> list[TriggerDefinition]:
+        """The constraint triggers that run ``function`` (or are called ``name``), latest
+        declaration of each name first."""
+        found: dict[str, TriggerDefinition] = {}
+        for trigger in reversed(self.triggers):
+            if trigger.constraint and trigger.name not in found and (
+                (function is not None and trigger.function == function) or (name is not None and trigger.name == name)
+            ):
+                found[trigger.name] = trigger
+        return list(found.values())
 
     def constraint(self, name: str | None) -> Declaration | None:
         """The latest declaration of the constraint called ``name``."""

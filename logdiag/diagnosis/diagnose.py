@@ -4,7 +4,7 @@ evidence. This module decides; :mod:`logdiag.diagnosis.explain` words what it de
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from logdiag.diagnosis.catalog import Catalog, Declaration
@@ -17,6 +17,7 @@ from logdiag.diagnosis.explain import (
     culprit_reason,
     explanation,
     hints,
+    ignored_set_note,
     related_note,
 )
 from logdiag.diagnosis.incidents import (
@@ -31,12 +32,21 @@ from logdiag.diagnosis.incidents import (
     SessionInfo,
     Timing,
 )
-from logdiag.diagnosis.messages import ConstraintKind, KeyText, Violation, parse_violation
+from logdiag.diagnosis.messages import (
+    ConstraintKind,
+    KeyText,
+    Violation,
+    context_function,
+    inferred_sqlstate,
+    parse_violation,
+    trigger_violation,
+)
 from logdiag.diagnosis.sessions import Entry, Failure
 from logdiag.diagnosis.sql import (
     UNKNOWN,
     Cell,
     StatementWrites,
+    TriggerDefinition,
     UnknownValue,
     Write,
     WriteKind,
@@ -76,9 +86,39 @@ def diagnose(failure: Failure) -> Incident | OtherError:
     """Explain one failure; errors that are not constraint violations come back as OtherError."""
     record = failure.record
     violation = parse_violation(record.message, record.detail, record.sqlstate)
+    if violation is None and record.sqlstate is None and _trigger_at_commit(failure):
+        violation = trigger_violation(record.message, record.detail, None)
     if violation is None:
-        return OtherError(record.sqlstate, record.message, record.source, record.timestamp)
+        inferred = None if record.sqlstate is not None else inferred_sqlstate(record.message)
+        return OtherError(record.sqlstate or inferred, record.message, record.source, record.timestamp,
+                          sqlstate_inferred=inferred is not None)
     return _Diagnosis(failure, violation).incident()
+
+
+_TRIGGER_EVENTS = {WriteKind.INSERT: "insert", WriteKind.UPDATE: "update", WriteKind.DELETE: "delete"}
+
+
+def _trigger_at_commit(failure: Failure) -> bool:
+    """Without a SQLSTATE (stderr without ``%e``), an ERROR raised at commit by the function of a
+    constraint trigger declared in the log is that trigger's violation, whatever its words
+    (issue 26): its CONTEXT names the function, the DDL ties it to the trigger."""
+    record = failure.record
+    function = context_function(record.context)
+    if function is None:
+        return False
+    control = classify_control(record.statement)
+    at_commit = (
+        (control is not None and control.kind in CHECKS_DEFERRED)
+        or record.command_tag in _COMMIT_TAGS
+        or record.statement is None
+        or any((c := classify_control(p)) is not None and c.kind in CHECKS_DEFERRED
+               for p in (statements_in(record.statement) if may_hold_several(record.statement) else None) or ())
+    )
+    if not at_commit:
+        return False
+    lowered = function.lower()
+    ddl = [d for d in failure.ddl if lowered in d.text.lower()]
+    return bool(ddl and Catalog(ddl, [function]).constraint_triggers(function))
 
 
 class _Diagnosis:
@@ -86,11 +126,26 @@ class _Diagnosis:
         self.failure = failure
         self.violation = violation
         self.record = failure.record
-        names = [violation.table, violation.referenced_table, violation.constraint]
+        function = context_function(self.record.context) if violation.kind is ConstraintKind.TRIGGER else None
+        names = [violation.table, violation.referenced_table, violation.constraint, function]
         if violation.constraint:
             parts = violation.constraint.split("_")
             names.extend("_".join(parts[:n]) for n in range(1, len(parts)))
         self.catalog = Catalog(failure.ddl, names)
+        #: for a constraint trigger's error, the triggers that raised it: those that run the
+        #: function its CONTEXT names, else the one its message names
+        self.triggers: list[TriggerDefinition] = []
+        if violation.kind is ConstraintKind.TRIGGER:
+            self.triggers = self.catalog.constraint_triggers(function) or self.catalog.constraint_triggers(
+                name=violation.constraint
+            )
+            if self.triggers:
+                named = [t for t in self.triggers if t.name == violation.constraint] or self.triggers
+                self.triggers = named
+                violation = replace(violation, constraint=violation.constraint or named[0].name, table=named[0].table)
+                self.violation = violation
+                if named[0].table not in self.catalog.columns:  # the table's columns, for INSERTs without a list
+                    self.catalog = Catalog(failure.ddl, [*names, named[0].table])
         self.declaration = self.catalog.constraint(violation.constraint)
         self.table = violation.table or (self.declaration.constraint.table if self.declaration else None)
         self.referenced_table = violation.referenced_table or (
@@ -238,7 +293,13 @@ class _Diagnosis:
                 if not candidates:
                     write = Write(WriteKind.CALL, self.table)
                     candidates.append(_Candidate(raising, write, Match.TABLE, Confidence.HIGH, Reason(Why.RAISED, write)))
-        candidates.sort(key=lambda c: _RANK[c.match])
+        if self.triggers:
+            # Each write of the keyed row queued a check; the last one left the row as the
+            # trigger saw it at commit, so the latest key match comes first.
+            order = {id(c): n for n, c in enumerate(candidates)}
+            candidates.sort(key=lambda c: (_RANK[c.match], -order[id(c)] if c.match is Match.KEY else order[id(c)]))
+        else:
+            candidates.sort(key=lambda c: _RANK[c.match])
         return candidates
 
     def match(self, entry: Entry, write: Write) -> _Candidate | None:
@@ -249,6 +310,8 @@ class _Diagnosis:
         if v.kind is ConstraintKind.FOREIGN_KEY and v.parent_side:
             return self._match_parent(entry, write)
         table = self.table
+        if v.kind is ConstraintKind.TRIGGER and self.triggers:
+            return self._match_trigger(entry, write)
         if v.kind in (ConstraintKind.TRIGGER, ConstraintKind.OTHER):
             if write.kind in (WriteKind.INSERT, WriteKind.UPDATE, WriteKind.DELETE, WriteKind.MERGE, WriteKind.COPY):
                 return _Candidate(entry, write, Match.TABLE, Confidence.LOW, Reason(Why.WROTE_TABLE, write))
@@ -278,6 +341,31 @@ class _Diagnosis:
             return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_UNKNOWN, write))
         return None
 
+    def _match_trigger(self, entry: Entry, write: Write) -> _Candidate | None:
+        """A write into the trigger's table, for an event it fires on (MERGE and COPY may be
+        any): the one whose row carries the key (a row it inserted, or a row its WHERE picks or
+        its SET writes) is a key match; the others rank below."""
+        if not self._lands_in_table(write.table):
+            return None
+        event = _TRIGGER_EVENTS.get(write.kind)
+        if event is not None and not any(event in t.events for t in self.triggers):
+            return None
+        key = self.violation.key
+        if key is None or not key.columns or key.values is None:
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.WROTE_TABLE, write))
+        rows: list[tuple[Cell, ...]] = []
+        if all(c in write.where for c in key.columns):
+            rows.append(tuple(write.where[c] for c in key.columns))
+        if write.kind is not WriteKind.DELETE:
+            rows.extend(write.values_of(key.columns))
+        for values in rows:
+            matched = _key_match(key, values)
+            if matched is not None:
+                why = Why.WROTE_KEY if write.kind is WriteKind.INSERT else Why.WROTE_KEYED_ROW
+                wrote = Reason(why, write, tuple(zip(key.columns, matched, strict=True)))
+                return _Candidate(entry, write, Match.KEY, Confidence.HIGH, wrote, matched)
+        return _Candidate(entry, write, Match.TABLE, Confidence.LOW, Reason(Why.WROTE_TABLE, write))
+
     def _lands_in_table(self, written: str | None) -> bool:
         """Whether rows written into this table land in the violation's: the table itself, or a
         partitioned table that the violation's table is a partition of (PostgreSQL names the
@@ -298,6 +386,13 @@ class _Diagnosis:
         key = self.violation.key
         if write.table != parent or write.kind not in (WriteKind.DELETE, WriteKind.UPDATE, WriteKind.MERGE):
             return None
+        if (
+            write.kind is WriteKind.UPDATE and key is not None and key.columns and write.columns is not None
+            and not set(key.columns) & set(write.columns)
+        ):
+            # The DETAIL's key columns are the referenced ones: an UPDATE that does not set them
+            # can neither break nor fix the reference (issue 26).
+            return None
         if key is not None and key.columns and all(c in write.where for c in key.columns):
             matched = _key_match(key, tuple(write.where[c] for c in key.columns))
             if matched is not None:
@@ -307,7 +402,7 @@ class _Diagnosis:
 
     # --- evidence -------------------------------------------------------------------------
 
-    def related(self, key_values: tuple[str | None, ...] | None) -> list[Related]:
+    def related(self, key_values: tuple[str | None, ...] | None, timing: Timing) -> list[Related]:
         v = self.violation
         out: list[Related] = []
         values = [x for x in (key_values or self._best_split() or ()) if x is not None]
@@ -320,13 +415,37 @@ class _Diagnosis:
                 elif write.kind in (WriteKind.DELETE, WriteKind.UPDATE) and entry.undone_by is None:
                     hits = [x for x in write.where.values() if isinstance(x, str) and x in values]
                     out.append(_related(Role.PARENT_CHANGE, entry.statement, removed_key=bool(hits)))
+        # A key violated at its statement after SET CONSTRAINTS deferred it (ALL, or by name) is
+        # NOT DEFERRABLE: the SET had no effect on it (issue 26); only a real deferral is deferred_by.
+        deferral = Role.DEFERRAL_IGNORED if timing is Timing.STATEMENT else Role.DEFERRED_BY
         for entry in self._deferred_by:
-            out.append(_related(Role.DEFERRED_BY, entry.statement))
+            out.append(_related(deferral, entry.statement))
+        ignored = self._ignored_set(timing)
+        if ignored is not None:
+            out.append(Related(Role.DEFERRAL_IGNORED, ignored.text, ignored.record.source, ignored.record.timestamp,
+                               ignored_set_note(self.failure.ignored_set.warning.source.line)
+                               if self.failure.ignored_set else None))
         if self.declaration is not None and (
             self.declaration.constraint.deferrable or self.declaration.constraint.initially_deferred
         ):
             out.append(_declared(self.declaration))
         return out
+
+    def _ignored_set(self, timing: Timing) -> LoggedStatement | None:
+        """The session's SET CONSTRAINTS outside a transaction block (it did nothing), when this
+        violation at a statement is of a constraint it evidently meant to defer (issue 26)."""
+        ignored = self.failure.ignored_set
+        if ignored is None or ignored.statement is None or timing is not Timing.STATEMENT:
+            return None
+        control = ignored.statement.control
+        if self.violation.kind not in _DEFERRABLE_KINDS or control is None:
+            return None
+        if control.kind is not Control.SET_CONSTRAINTS_DEFERRED:
+            return None
+        names = [n.strip().strip('"').split(".")[-1] for n in (control.argument or "").split(",")]
+        if "ALL" in [n.upper() for n in names] or self.violation.constraint in names:
+            return ignored.statement
+        return None
 
     def _best_split(self) -> tuple[str, ...] | None:
         key = self.violation.key
@@ -355,9 +474,11 @@ class _Diagnosis:
             referenced_table=self.referenced_table,
             key=_key_dict(v.key, key_values),
             culprits=culprits,
-            related=tuple(self.related(key_values)),
+            related=tuple(self.related(key_values, timing)),
             missing=tuple(missing),
             raised_by_one_of_several=record.command_tag is None and self.statements_in(record.statement) is not None,
+            trigger=self.triggers[0].name if self.triggers else None,
+            ignored_set_line=ignored.record.source.line if (ignored := self._ignored_set(timing)) else None,
         )
         session = failure.session
         return Incident(

@@ -46,6 +46,7 @@ class Why(Enum):
     KEY_NOT_SET = "key not set"  # it wrote the table without setting the key's columns
     KEY_UNKNOWN = "key unknown"  # the key's value is computed or not logged
     WROTE_KEY = "wrote key"  # it wrote the offending key
+    WROTE_KEYED_ROW = "wrote keyed row"  # its WHERE picked the row with the key (a trigger's check)
     CHANGED_PARENT_KEY = "changed parent key"  # it deleted or updated the referenced row
     CHANGED_PARENT = "changed parent"  # it deleted or updated rows of the referenced table
     RAISED = "raised"  # it raised the error, and no write of it matched
@@ -78,6 +79,9 @@ class Findings:
         missing: what the log lacked.
         raised_by_one_of_several: the failing query held several statements, and the log does not
             say which of them raised the error.
+        trigger: for a constraint trigger's error, the trigger (from the DDL in the log).
+        ignored_set_line: the line of a SET CONSTRAINTS that ran outside a transaction block and
+            so did not defer the constraint.
     """
 
     failure: Failure
@@ -91,6 +95,26 @@ class Findings:
     related: tuple[Related, ...]
     missing: tuple[Missing, ...]
     raised_by_one_of_several: bool
+    trigger: str | None = None
+    ignored_set_line: int | None = None
+
+
+def _trigger_opening(found: Findings, opening: str, name: str) -> str:
+    """A constraint trigger's error: its own words are the message; say whose they are (issue 26)."""
+    v = found.violation
+    where = f" on {found.table}" if found.table else ""
+    when = "deferred to commit" if found.timing is Timing.COMMIT else "run at the statement"
+    if found.trigger and found.trigger != v.constraint:
+        words = f"{opening}: constraint {name}, checked by constraint trigger {found.trigger}{where}, {when}, rejected a row with its own error"
+    else:
+        words = f"{opening}: constraint trigger {name}{where}, {when}, rejected a row with its own error"
+    if v.sqlstate is None:
+        words += (
+            " (the log carries no SQLSTATE; the trigger's function, named by the error's CONTEXT, is that of a "
+            "constraint trigger declared in the log, and such a trigger usually raises 40002)"
+        )
+    shown_key = show_key(found.key.items())
+    return words + (f"; its DETAIL gives the key {shown_key}." if shown_key else ".")
 
 
 def explanation(found: Findings) -> str:
@@ -101,7 +125,9 @@ def explanation(found: Findings) -> str:
     parts = []
     kind = v.kind.value.replace("_", " ")
     opening = what_failed(found.what_failed)
-    if timing is Timing.COMMIT:
+    if v.kind is ConstraintKind.TRIGGER:
+        parts.append(_trigger_opening(found, opening, name))
+    elif timing is Timing.COMMIT:
         parts.append(f"{opening}: {kind} constraint {name} is checked at commit, and a row written earlier broke it.")
     else:
         parts.append(f"{opening}: it broke {kind} constraint {name}.")
@@ -142,6 +168,18 @@ def explanation(found: Findings) -> str:
             parts.append(f"The {v.referenced_table} row was inserted at line {item.source.line} but {item.note}.")
         elif item.role is Role.PARENT_CHANGE:
             parts.append(f"The transaction also changed {v.referenced_table} at line {item.source.line}.")
+        elif item.role is Role.DEFERRAL_IGNORED and item.source.line == found.ignored_set_line:
+            parts.append(
+                f"The SET CONSTRAINTS at line {item.source.line} ran outside a transaction block: the server "
+                "warned that it can only be used in transaction blocks, and it did nothing, so the constraint "
+                "was checked at the statement."
+            )
+        elif item.role is Role.DEFERRAL_IGNORED:
+            parts.append(
+                f"The SET CONSTRAINTS at line {item.source.line} did not defer it: the constraint is NOT "
+                "DEFERRABLE (SET CONSTRAINTS ALL DEFERRED passes over such constraints without a word), so it "
+                "was checked at the statement."
+            )
     if timing is Timing.COMMIT:
         parts.append("The whole transaction was rolled back.")
     return " ".join(parts)
@@ -168,6 +206,7 @@ _REASONS = {
     Why.KEY_NOT_SET: "wrote {table} without setting {columns}",
     Why.KEY_UNKNOWN: "wrote {table}; the key's value is computed or not logged",
     Why.WROTE_KEY: "{verb} {key} into {table}",
+    Why.WROTE_KEYED_ROW: "{kind}d the {table} row with {key}",
     Why.CHANGED_PARENT_KEY: "{kind}d the {parent} row with {key} that {child} still references",
     Why.CHANGED_PARENT: "{kind}d rows of {parent}",
     Why.RAISED: "raised the error",
@@ -221,6 +260,8 @@ def related_note(
         return "removed the referenced key" if removed_key else "changed rows of the referenced table"
     if role is Role.DEFERRED_BY:
         return "made the constraint deferred in this transaction"
+    if role is Role.DEFERRAL_IGNORED:
+        return "had no effect on this constraint: it is NOT DEFERRABLE, so it was checked at each statement"
     return "DEFERRABLE INITIALLY DEFERRED" if initially_deferred else "DEFERRABLE"
 
 
@@ -241,16 +282,27 @@ def _hints(found: Findings) -> Iterator[str]:
         yield f"Delete or repoint the {v.table} rows that reference {shown_key or 'the key'} before changing {v.referenced_table}."
     elif v.kind in (ConstraintKind.UNIQUE, ConstraintKind.EXCLUSION):
         yield f"Make sure the transaction writes {shown_key or 'the key'} once (or use INSERT ... ON CONFLICT)."
-    if v.constraint and v.kind is not ConstraintKind.NOT_NULL:
+    elif v.kind is ConstraintKind.TRIGGER:
+        yield (
+            f"Read the trigger's function (the error's CONTEXT names it) for the rule it checks, and correct "
+            f"the row{' with ' + shown_key if shown_key else ''} before COMMIT; to see which statement breaks the "
+            "rule, run SET CONSTRAINTS ALL IMMEDIATE at the start of the transaction."
+        )
+    declared = found.trigger or v.constraint  # a constraint trigger's pg_constraint row bears its name
+    if declared and v.kind is not ConstraintKind.NOT_NULL:
         yield (
             "Check how the constraint is declared: SELECT conname, condeferrable, condeferred "
-            f"FROM pg_constraint WHERE conname = '{v.constraint.replace(chr(39), chr(39) * 2)}';"
+            f"FROM pg_constraint WHERE conname = '{declared.replace(chr(39), chr(39) * 2)}';"
         )
     if found.timing is Timing.COMMIT:
         yield (
             "A commit-time error rolls back the whole transaction: retry the whole transaction "
             "(a savepoint cannot recover it)."
         )
+    if any(r.role is Role.DEFERRAL_IGNORED and r.source.line != found.ignored_set_line for r in found.related):
+        yield deferrable_fix(v.kind, found.table, v.constraint)
+    if found.ignored_set_line is not None:
+        yield outside_transaction_fix()
     if any(r.role is Role.ROLLED_BACK_PARENT for r in found.related):
         yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
 
@@ -291,6 +343,87 @@ def _setting_hints(found: Findings) -> Iterator[str]:
         )
     if any(e.statement.parameters_truncated for e in f.entries):
         yield "Bind parameters were cut short: set log_parameter_max_length = -1 to log them whole."
+
+
+def ignored_set_note(warning_line: int) -> str:
+    """The note of a SET CONSTRAINTS that ran outside a transaction block."""
+    return f"ran outside a transaction block and did nothing (WARNING at line {warning_line})"
+
+
+def outside_transaction_fix() -> str:
+    """How to defer constraints for real."""
+    return (
+        "Run SET CONSTRAINTS inside the transaction it is meant for: BEGIN; SET CONSTRAINTS ... DEFERRED; "
+        "...; COMMIT; (it lasts until the end of the transaction, and the constraint must be DEFERRABLE)."
+    )
+
+
+def outside_transaction_explanation(warning_line: int, incident_line: int | None) -> str:
+    """The words of a ``set_constraints_outside_transaction`` finding."""
+    words = (
+        f"SET CONSTRAINTS ran outside a transaction block: the server warned at line {warning_line} that it can "
+        "only be used in transaction blocks, and it had no effect (each statement outside a block is a "
+        "transaction of its own, which the SET ended at once)."
+    )
+    if incident_line is not None:
+        words += (
+            f" A later statement of the session failed at once on a constraint it meant to defer (line "
+            f"{incident_line})."
+        )
+    return words
+
+
+def not_deferrable_explanation(constraint: str, table: str | None, line: int) -> str:
+    """The words of a ``not_deferrable`` finding."""
+    on = f" on {table}" if table else ""
+    return (
+        f"SET CONSTRAINTS at line {line} asked to defer constraint \"{constraint}\"{on}, which is NOT DEFERRABLE: "
+        "PostgreSQL refused with an error, which aborted the transaction, so every later statement of it failed "
+        "(\"current transaction is aborted\") and its COMMIT rolled it back. Those errors are this one's "
+        "consequences, not problems of their own."
+    )
+
+
+def not_deferrable_hints(kind: ConstraintKind | None, table: str | None, constraint: str) -> tuple[str, ...]:
+    """What to do about a ``not_deferrable`` finding: declare the constraint deferrable (how
+    depends on its kind), or stop asking to defer it."""
+    fixes: tuple[str, ...]
+    if kind is None:
+        fixes = (deferrable_fix(ConstraintKind.FOREIGN_KEY, table, constraint, certain=False),
+                 deferrable_fix(ConstraintKind.UNIQUE, table, constraint, certain=False))
+    else:
+        fixes = (deferrable_fix(kind, table, constraint),)
+    return (
+        *fixes,
+        (
+            "Or drop the SET CONSTRAINTS statement and write the rows in an order that satisfies the constraint "
+            "at each statement."
+        ),
+        (
+            "Check how it is declared: SELECT conname, condeferrable, condeferred FROM pg_constraint "
+            f"WHERE conname = '{constraint.replace(chr(39), chr(39) * 2)}';"
+        ),
+    )
+
+
+def deferrable_fix(kind: ConstraintKind, table: str | None, constraint: str | None, certain: bool = True) -> str:
+    """How to make a NOT DEFERRABLE constraint deferrable: foreign keys can be altered in place;
+    unique, primary-key and exclusion constraints must be dropped and re-created (issue 26)."""
+    name = constraint or "the constraint"
+    on = table or "the table"
+    if kind is ConstraintKind.FOREIGN_KEY:
+        opening = "Alter it to be deferrable" if certain else "If it is a foreign key, alter it to be deferrable"
+        return (
+            f"{opening}: ALTER TABLE {on} ALTER CONSTRAINT {name} DEFERRABLE INITIALLY DEFERRED (or DEFERRABLE, "
+            "then SET CONSTRAINTS in the transactions that need it)."
+        )
+    opening = (
+        "A unique, primary-key or exclusion constraint cannot be altered: re-create it deferrable" if certain
+        else "If it is a unique, primary-key or exclusion constraint, which cannot be altered, re-create it deferrable"
+    )
+    return (
+        f"{opening}: ALTER TABLE {on} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} ... DEFERRABLE INITIALLY DEFERRED."
+    )
 
 
 def show_key(pairs: Iterable[tuple[str, str | None]]) -> str:

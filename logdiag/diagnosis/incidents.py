@@ -53,6 +53,10 @@ class Role(_Word):
     ROLLED_BACK_PARENT = "rolled_back_parent"  # the parent row, undone by ROLLBACK TO SAVEPOINT
     PARENT_CHANGE = "parent_change"  # the transaction also changed the referenced table
     DEFERRED_BY = "deferred_by"  # SET CONSTRAINTS ... DEFERRED
+    # SET CONSTRAINTS ... DEFERRED that did not defer the constraint: it is NOT DEFERRABLE (issue 26)
+    DEFERRAL_IGNORED = "deferral_ignored"
+    ABORTED_AFTER = "aborted_after"  # a finding's: an error of the transaction it aborted (25P02)
+    CAUSED = "caused"  # a finding's: the incident its pitfall let happen
     DECLARED_BY = "declared_by"  # the DDL that declared the constraint deferrable
 
 
@@ -141,10 +145,14 @@ class SessionInfo:
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    """One constraint violation, explained."""
+    """One constraint violation, explained.
 
-    sqlstate: str
-    condition: str
+    ``sqlstate`` and ``condition`` are None for a constraint trigger's error in a log without
+    SQLSTATEs (stderr without ``%e``): recognised by its CONTEXT, its code unknown (issue 26).
+    """
+
+    sqlstate: str | None
+    condition: str | None
     timing: Timing
     at: datetime | None
     constraint: str | None
@@ -197,6 +205,74 @@ class OtherError:
     message: str | None
     source: Source
     at: datetime | None = None
+    sqlstate_inferred: bool = False  # from the message: the log carries no SQLSTATE (issue 26)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sqlstate": self.sqlstate, "message": self.message, "source": _source(self.source)}
+        return {
+            "sqlstate": self.sqlstate, "sqlstate_inferred": self.sqlstate_inferred, "message": self.message,
+            "source": _source(self.source),
+        }
+
+
+class FindingKind(_Word):
+    """A pitfall of SET CONSTRAINTS and of switched-off checks (issue 26)."""
+
+    NOT_DEFERRABLE = "not_deferrable"  # SET CONSTRAINTS x DEFERRED on a NOT DEFERRABLE constraint
+    SET_CONSTRAINTS_OUTSIDE_TRANSACTION = "set_constraints_outside_transaction"
+    CHECKS_DISABLED = "checks_disabled"
+
+
+class FindingSeverity(_Word):
+    """The severity of the record a finding stands on."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A pitfall seen in the log: not a constraint violation, but what makes one (or hides one).
+
+    Attributes:
+        kind: which pitfall.
+        sqlstate: the record's SQLSTATE, or the one its fixed message implies (``sqlstate_inferred``).
+        constraint, table: what it is about, when known (the table from the DDL in the log).
+        source: the record the finding stands on (the ERROR or WARNING).
+        statement: the statement that fell into it.
+        related: its consequences (``aborted_after``: the errors of the transaction it aborted).
+    """
+
+    kind: FindingKind
+    sqlstate: str | None
+    severity: FindingSeverity
+    constraint: str | None
+    table: str | None
+    session: SessionInfo
+    vxid: str | None
+    xid: int | None
+    source: Source
+    at: datetime | None
+    statement: str | None
+    explanation: str
+    hints: tuple[str, ...]
+    related: tuple[Related, ...] = ()
+    sqlstate_inferred: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finding as the JSON contract names it."""
+        return {
+            "kind": self.kind.value,
+            "sqlstate": self.sqlstate,
+            "sqlstate_inferred": self.sqlstate_inferred,
+            "severity": self.severity.value,
+            "constraint": self.constraint,
+            "table": self.table,
+            "session": self.session.to_dict(),
+            "transaction": {"vxid": self.vxid, "xid": self.xid},
+            "source": _source(self.source),
+            "at": _time(self.at),
+            "statement": self.statement,
+            "explanation": self.explanation,
+            "hints": list(self.hints),
+            "related": [r.to_dict() for r in self.related],
+        }

@@ -7,6 +7,7 @@ makes that certain; :meth:`KeyText.matches` compares it with values a statement 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from itertools import combinations, pairwise
@@ -121,7 +122,7 @@ class Violation:
         detail_reason: a DETAIL that explains without a key (MATCH FULL, failing row).
     """
 
-    sqlstate: str
+    sqlstate: str | None  # None: a constraint trigger's error in a log without SQLSTATEs (issue 26)
     kind: ConstraintKind
     constraint: str | None = None
     table: str | None = None
@@ -132,7 +133,9 @@ class Violation:
     detail_reason: str | None = None
 
     @property
-    def condition(self) -> str:
+    def condition(self) -> str | None:
+        if self.sqlstate is None:
+            return None
         return CONDITIONS.get(self.sqlstate, "integrity_constraint_violation")
 
 
@@ -227,9 +230,10 @@ def parse_violation(message: str | None, detail: str | None, sqlstate: str | Non
         found = _violation(message, detail, sqlstate)
         if found is not None:
             return found
+    if sqlstate == "40002":
+        return trigger_violation(message, detail, sqlstate)
     if sqlstate is not None and is_violation_sqlstate(sqlstate):
-        kind = ConstraintKind.TRIGGER if sqlstate == "40002" else ConstraintKind.OTHER
-        return Violation(sqlstate, kind, detail_reason=detail)
+        return Violation(sqlstate, ConstraintKind.OTHER, detail_reason=detail)
     return None
 
 
@@ -297,6 +301,68 @@ def starts_violation(line: str) -> bool:
     return any(form.match(line) is not None for form in _FIRST_LINES)
 
 
+# --- constraint triggers (issue 26) ---------------------------------------------------------------
+# A trigger's message and DETAIL are its author's own words; authors often copy PostgreSQL's
+# shapes (`... violates constraint "x"`, `Key (cols)=(vals) ...`), and what those shapes say is used.
+
+_NAMED_CONSTRAINT = re.compile(r'\bconstraint "(?P<name>[^"]{1,200})"')
+_CONTEXT_FUNCTION = re.compile(r"PL/pgSQL function (?P<name>[^\s(]{1,400})\(")
+
+
+def trigger_violation(message: str | None, detail: str | None, sqlstate: str | None) -> Violation:
+    """A constraint trigger's error: the constraint its message names PostgreSQL's way, the key
+    its DETAIL gives in the ``Key (cols)=(vals)`` shape. ``sqlstate`` is None when the log has none.
+
+    >>> v = trigger_violation('balance violates constraint "positive"', "Key (id)=(1) is negative.", "40002")
+    >>> v.constraint, v.key
+    ('positive', KeyText(columns=('id',), values='1'))
+    """
+    named = _NAMED_CONSTRAINT.search(message or "")
+    return Violation(
+        sqlstate, ConstraintKind.TRIGGER, named["name"] if named else None,
+        key=parse_trigger_key(detail), detail_reason=detail,
+    )
+
+
+def parse_trigger_key(detail: str | None) -> KeyText | None:
+    """The key of a DETAIL that starts PostgreSQL's way, whatever follows it: the values end at the
+    parenthesis that closes the one opening them.
+
+    >>> parse_trigger_key("Key (a, b)=(1, f(x)) has a negative balance.")
+    KeyText(columns=('a', 'b'), values='1, f(x)')
+    >>> parse_trigger_key("balance is negative") is None
+    True
+    """
+    if detail is None or not detail.startswith("Key ("):
+        return None
+    middle = detail.find(")=(")
+    if middle < 0:
+        return None
+    depth, start = 0, middle + 3
+    for position in range(start, len(detail)):
+        char = detail[position]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                return KeyText(tuple(_split_columns(detail[5:middle])), detail[start:position])
+            depth -= 1
+    return None
+
+
+def context_function(context: str | None) -> str | None:
+    """The PL/pgSQL function a CONTEXT names first (the innermost: the one that raised), without
+    schema or arguments.
+
+    >>> context_function("PL/pgSQL function public.check_balance() line 3 at RAISE")
+    'check_balance'
+    """
+    found = _CONTEXT_FUNCTION.search(context or "")
+    if found is None:
+        return None
+    return found["name"].rsplit(".", 1)[-1].strip('"')
+
+
 def is_violation_sqlstate(state: str) -> bool:
     """Whether an error with this SQLSTATE is a constraint violation, from the code alone.
 
@@ -326,3 +392,77 @@ def _reason(detail: str | None) -> str | None:
         return None
     key = parse_key(detail)
     return detail if key is None or key.values is None else None
+
+
+# --- the SET CONSTRAINTS pitfalls (issue 26) ------------------------------------------------------
+# Fixed messages of PostgreSQL's own (src/backend/commands/trigger.c, AfterTriggerSetState;
+# src/backend/tcop/postgres.c), with the SQLSTATEs they are raised with.
+
+_NOT_DEFERRABLE = re.compile(r'constraint "(?P<name>[^"]{1,200})" is not deferrable$')
+NOT_DEFERRABLE_SQLSTATE = "42809"  # ERRCODE_WRONG_OBJECT_TYPE
+IN_FAILED_TRANSACTION_SQLSTATE = "25P02"
+_IN_FAILED_TRANSACTION = "current transaction is aborted, commands ignored until end of transaction block"
+
+
+def not_deferrable_constraint(message: str | None, sqlstate: str | None) -> str | None:
+    """The constraint of ``constraint "x" is not deferrable`` (SET CONSTRAINTS x DEFERRED), else None.
+
+    >>> not_deferrable_constraint('constraint "orders_fk" is not deferrable', "42809")
+    'orders_fk'
+    """
+    if sqlstate not in (None, NOT_DEFERRABLE_SQLSTATE) or message is None:
+        return None
+    found = _NOT_DEFERRABLE.match(message)
+    return found["name"] if found else None
+
+
+def is_in_failed_transaction(message: str | None, sqlstate: str | None) -> bool:
+    """Whether an error is 25P02, ``current transaction is aborted, ...``: a consequence of an
+    earlier error of the same transaction."""
+    if sqlstate is not None:
+        return sqlstate == IN_FAILED_TRANSACTION_SQLSTATE
+    return message == _IN_FAILED_TRANSACTION
+
+
+_OUTSIDE_TRANSACTION = "SET CONSTRAINTS can only be used in transaction blocks"
+NO_ACTIVE_TRANSACTION_SQLSTATE = "25P01"
+
+
+def is_set_constraints_outside_transaction(message: str | None, sqlstate: str | None) -> bool:
+    """Whether a WARNING says SET CONSTRAINTS ran outside a transaction block (and did nothing)."""
+    return sqlstate in (None, NO_ACTIVE_TRANSACTION_SQLSTATE) and message == _OUTSIDE_TRANSACTION
+
+
+def is_pitfall_sqlstate(state: str) -> bool:
+    """Whether an error with this SQLSTATE may be a finding or one of its consequences (42809,
+    25P02): the fast path keeps their sessions whole, as it does a violation's."""
+    return state in (NOT_DEFERRABLE_SQLSTATE, IN_FAILED_TRANSACTION_SQLSTATE)
+
+
+# --- SQLSTATEs of PostgreSQL's fixed messages (issue 26) -----------------------------------------
+# For a log without SQLSTATEs (stderr without %e): messages that PostgreSQL raises with one code
+# only, written in its source with that errcode (src/backend/parser/scan.l, parse_relation.c,
+# utils/adt/int.c, numutils.c, tcop/postgres.c, commands/trigger.c). tests/test_analyze_scenarios.py
+# checks each against the SQLSTATE the same server wrote for the same record in its csvlog.
+_FIXED_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"syntax error at (?:or near \"|end of input)"), "42601"),
+    (re.compile(r'relation "[^"]{1,200}" does not exist$'), "42P01"),
+    (re.compile(r"division by zero$"), "22012"),
+    (re.compile(r'invalid input syntax for type [a-z ]{1,40}: "'), "22P02"),
+    (re.compile(re.escape(_IN_FAILED_TRANSACTION) + "$"), IN_FAILED_TRANSACTION_SQLSTATE),
+    (re.compile(r'constraint "[^"]{1,200}" is not deferrable$'), NOT_DEFERRABLE_SQLSTATE),
+)
+
+
+def inferred_sqlstate(message: str | None) -> str | None:
+    """The SQLSTATE a fixed PostgreSQL message is raised with, or None.
+
+    >>> inferred_sqlstate('syntax error at or near "SELEC"'), inferred_sqlstate("balance is negative")
+    ('42601', None)
+    """
+    if not message:
+        return None
+    for pattern, state in _FIXED_MESSAGES:
+        if pattern.match(message):
+            return state
+    return None

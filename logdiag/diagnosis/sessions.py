@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from logdiag.diagnosis.messages import is_set_constraints_outside_transaction
 from logdiag.diagnosis.statements import (
     CHECKS_DEFERRED,
     ENDS_TRANSACTION,
@@ -33,6 +34,8 @@ _CONNECTION_RECEIVED = tuple(sorted({
     for msgid in (msgids.CONNECTION_RECEIVED, msgids.CONNECTION_RECEIVED_LOCAL)
 }))
 _DISCONNECTION = tuple(sorted({language.format(msgids.DISCONNECTION).head for language in LANGUAGES.values()}))
+_SETS = frozenset({Control.SET_CONSTRAINTS_DEFERRED, Control.SET_CONSTRAINTS_IMMEDIATE})
+
 MAX_STATEMENTS = 5_000  # per transaction
 MAX_BYTES = 16 * 1024 * 1024  # of statement text per transaction
 MAX_SESSIONS = 10_000
@@ -121,12 +124,24 @@ class Session:
     chained: bool = False
     last_seen: datetime | None = None
     history_lost: bool = False  # an earlier session with this key was evicted
+    #: a SET CONSTRAINTS run outside a transaction block (WARNING 25P01: it did nothing), until
+    #: the session's next error takes it (issue 26)
+    ignored_set: IgnoredSet | None = None
 
     def learn(self, record: LogRecord) -> None:
         self.user = record.user or self.user
         self.database = record.database or self.database
         self.application = record.application or self.application
         self.client = record.client or self.client
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredSet:
+    """``SET CONSTRAINTS`` outside a transaction block: the server's WARNING and the statement the
+    log showed just before it in the session (None when it did not log it)."""
+
+    warning: LogRecord
+    statement: LoggedStatement | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +159,8 @@ class Failure:
         ddl: CREATE/ALTER TABLE statements seen so far in the log.
         history_lost: this session's earlier records were dropped (session cap, idle timeout or look-back).
         keyless: the log tells no session (a ``log_line_prefix`` without %p or %c).
+        ignored_set: a SET CONSTRAINTS of the session outside a transaction block since its
+            previous error, which had no effect.
     """
 
     record: LogRecord
@@ -156,6 +173,7 @@ class Failure:
     ddl: tuple[LoggedStatement, ...] = ()
     history_lost: bool = False
     keyless: bool = False
+    ignored_set: IgnoredSet | None = None
 
 
 @dataclass(slots=True)
@@ -228,6 +246,15 @@ class SessionTracker:
                 self._end_session(record)
         elif record.severity in (Severity.FATAL, Severity.PANIC):
             self._end_session(record)
+        elif record.severity is Severity.WARNING and is_set_constraints_outside_transaction(message, record.sqlstate):
+            # The SET is logged before its WARNING by log_statement, after it by a duration line.
+            entries = session.transaction.entries
+            last = entries[-1].statement if entries else None
+            shown = last if last is not None and last.control is not None and last.control.kind in _SETS else None
+            session.ignored_set = IgnoredSet(record, shown)
+            if shown is not None and record.vxid is None:
+                # Outside a block the SET was a transaction of its own: what follows is another.
+                self._new_transaction(session, None, explicit=False)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -326,6 +353,11 @@ class SessionTracker:
         if record.xid:
             current.xid = record.xid
         self.stats.dropped_statements += current.add(statement)
+        ignored = session.ignored_set
+        if ignored is not None and ignored.statement is None and control in _SETS:
+            session.ignored_set = replace(ignored, statement=statement)  # its duration line, after the WARNING
+            if record.vxid is None:
+                self._new_transaction(session, None, explicit=False)
         if control is Control.SAVEPOINT:
             current.savepoint(statement.control.argument if statement.control else None)
         elif control is Control.RELEASE:
@@ -356,7 +388,9 @@ class SessionTracker:
             explicit=current.explicit,
             ddl=tuple(self.ddl),
             history_lost=session.history_lost,
+            ignored_set=session.ignored_set,
         )
+        session.ignored_set = None
         control_checks = bool(entries) and entries[-1].statement.control is not None and (
             entries[-1].statement.control.kind in CHECKS_DEFERRED
         )

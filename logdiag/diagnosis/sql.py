@@ -93,6 +93,32 @@ class ConstraintDefinition:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerDefinition:
+    """A trigger declared by ``CREATE [CONSTRAINT] TRIGGER`` seen in the log (issue 26).
+
+    Attributes:
+        name: the trigger's name (a constraint trigger's is also its constraint's).
+        table: the table it is on.
+        function: the function it runs, without schema.
+        events: the writes it fires on, among ``insert``, ``update``, ``delete``, ``truncate``.
+        constraint: CREATE CONSTRAINT TRIGGER.
+        deferrable, initially_deferred: its declaration.
+    """
+
+    name: str
+    table: str
+    function: str
+    events: frozenset[str]
+    constraint: bool
+    deferrable: bool
+    initially_deferred: bool
+
+
+#: CreateTrigStmt.events bits (PostgreSQL's TRIGGER_TYPE_INSERT, _DELETE, _UPDATE, _TRUNCATE).
+_TRIGGER_EVENTS = {4: "insert", 8: "delete", 16: "update", 32: "truncate"}
+
+
+@dataclass(frozen=True, slots=True)
 class StatementWrites:
     """What one statement's text writes, and the DDL it declares: everything logdiag learns from it.
 
@@ -102,6 +128,7 @@ class StatementWrites:
         constraints: constraints declared by CREATE TABLE or ALTER TABLE.
         partitions: each partition's partitioned table (``CREATE TABLE ... PARTITION OF``,
             ``ALTER TABLE ... ATTACH PARTITION``).
+        triggers: triggers declared by CREATE [CONSTRAINT] TRIGGER.
         set_constraints: for SET CONSTRAINTS, (names or ("ALL",), deferred?).
         execute_arguments: for ``EXECUTE name(...)``, its arguments (None where one is NULL or
             not a constant); None for any other statement.
@@ -112,6 +139,7 @@ class StatementWrites:
     tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     constraints: tuple[ConstraintDefinition, ...] = ()
     partitions: Mapping[str, str] = field(default_factory=dict)
+    triggers: tuple[TriggerDefinition, ...] = ()
     set_constraints: tuple[tuple[str, ...], bool] | None = None
     execute_arguments: tuple[Value, ...] | None = None
     error: str | None = None
@@ -156,6 +184,7 @@ def statement_writes(
         tables=builder.tables,
         constraints=tuple(builder.constraints),
         partitions=builder.partitions,
+        triggers=tuple(builder.triggers),
         set_constraints=builder.set_constraints,
         execute_arguments=_arguments(first) if isinstance(first, ast.ExecuteStmt) else None,
         error=None,
@@ -204,7 +233,7 @@ def _finder() -> Callable[[tuple[ast.RawStmt, ...]], list[tuple[_Place, ast.Node
 
         visit_InsertStmt = visit_UpdateStmt = visit_DeleteStmt = visit_MergeStmt = visit_CopyStmt = keep
         visit_CallStmt = visit_DoStmt = visit_CreateStmt = visit_AlterTableStmt = keep
-        visit_ConstraintsSetStmt = keep
+        visit_ConstraintsSetStmt = visit_CreateTrigStmt = keep
 
         def visit_FuncCall(self, ancestors: Ancestor, node: ast.FuncCall) -> None:
             if _funcname(node) in _HARMLESS_FUNCTIONS:
@@ -280,6 +309,7 @@ class _Builder:
         self.tables: dict[str, tuple[str, ...]] = {}
         self.constraints: list[ConstraintDefinition] = []
         self.partitions: dict[str, str] = {}
+        self.triggers: list[TriggerDefinition] = []
         self.set_constraints: tuple[tuple[str, ...], bool] | None = None
 
     # --- dispatch -------------------------------------------------------------------------
@@ -314,6 +344,8 @@ class _Builder:
             self.set_constraints = (names, bool(node.deferred))
         elif isinstance(node, ast.DoStmt):
             self.writes.append(Write(WriteKind.CALL, None, function="DO block"))
+        elif isinstance(node, ast.CreateTrigStmt):
+            self.trigger(node)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -453,6 +485,17 @@ class _Builder:
             elif isinstance(element, ast.Constraint):
                 self.constraint(table, element, None)
         self.tables[table] = tuple(columns)
+
+    def trigger(self, node: ast.CreateTrigStmt) -> None:
+        table = _relation(node.relation)[0]
+        if table is None or not node.trigname or not node.funcname:  # pragma: no cover - the grammar names them
+            return
+        events = frozenset(word for bit, word in _TRIGGER_EVENTS.items() if (node.events or 0) & bit)
+        self.triggers.append(TriggerDefinition(
+            name=node.trigname, table=table, function=_name(node.funcname[-1]), events=events,
+            constraint=bool(node.isconstraint), deferrable=bool(node.deferrable) or bool(node.initdeferred),
+            initially_deferred=bool(node.initdeferred),
+        ))
 
     def alter_table(self, node: ast.AlterTableStmt) -> None:
         from pglast import ast, enums

@@ -71,7 +71,12 @@ _CHAIN = re.compile(r"\bAND\s+CHAIN\b", re.IGNORECASE)
 _NO_CHAIN = re.compile(r"\bAND\s+NO\s+CHAIN\b", re.IGNORECASE)
 _SAVEPOINT_NAME = re.compile(r"^(?:\s+(?:WORK|TRANSACTION))?(?:\s+TO)?(?:\s+SAVEPOINT)?\s+(?P<name>\S+?)\s*$", re.IGNORECASE)
 _WRITE_KEYWORDS = ("insert", "update", "delete", "merge", "copy", "with", "select", "call", "do", "execute")
-_DDL = re.compile(r"(?:CREATE|ALTER)\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?TABLE\b", re.IGNORECASE)
+_DDL = re.compile(
+    r"(?:CREATE|ALTER)\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?TABLE\b"
+    # constraint triggers name the constraint of a 40002 raised at commit (issue 26)
+    r"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\b",
+    re.IGNORECASE,
+)
 
 
 class Control(str, Enum):
@@ -203,8 +208,9 @@ class LoggedStatement:
 
     @property
     def is_ddl(self) -> bool:
-        """CREATE TABLE or ALTER TABLE: what the catalog keeps."""
-        if "table" not in self.text[:300].lower():
+        """CREATE TABLE, ALTER TABLE or CREATE TRIGGER: what the catalog keeps."""
+        head = self.text[:300].lower()
+        if "table" not in head and "trigger" not in head:
             return False
         head = _LEADING_NOISE.sub("", self.text[:200], count=1)
         return bool(_DDL.match(head))

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from logdiag.diagnosis.messages import is_violation_sqlstate, parse_violation, starts_violation
+from logdiag.diagnosis.messages import is_pitfall_sqlstate, is_violation_sqlstate, parse_violation
 from logdiag.fastpath.bytesearch import Haystack
 from logdiag.fastpath.readahead import in_thread
 from logdiag.formats.base import Continuation, ErrorLine, Prefilter
@@ -39,8 +39,9 @@ if TYPE_CHECKING:  # polars is imported when a classifier is made, not with the 
 
 CHUNK_BYTES = 16 * 1024 * 1024
 
-_DDL = r"(?i)\b(?:create|alter)\b.{0,200}?\btable\b"
-_TABLE = "(?i:table)"  # in every line _DDL matches
+# CREATE [CONSTRAINT] TRIGGER ties a trigger's error to its constraint and table (issue 26)
+_DDL = r"(?i)\b(?:create|alter)\b.{0,200}?\b(?:table|trigger)\b"
+_TABLE = "(?i:table|trigger)"  # in every line _DDL matches
 _BOUNDARY = r"(?i)(?:statement|execute [^ :]{1,200}): \s*(?:begin|start\s+transaction|commit|end|rollback|abort)\b"
 
 
@@ -116,12 +117,15 @@ def errors_in(lines: Iterable[tuple[int, bytes]], prefilter: Prefilter) -> Itera
 
 def _is_violation(error: ErrorLine) -> bool:
     """A line whose message the format's test does not read is judged by its SQLSTATE alone."""
+    if error.sqlstate is not None and is_pitfall_sqlstate(error.sqlstate):
+        return True  # a finding (and the errors it aborted) needs its session's records whole
     if error.message is None:
         return error.sqlstate is not None and is_violation_sqlstate(error.sqlstate)
-    # A translator's line break (French) leaves the line without the message's end (issue 25).
-    return parse_violation(error.message, error.detail, error.sqlstate) is not None or (
-        error.sqlstate is None and starts_violation(error.message)
-    )
+    if error.sqlstate is None:
+        # Without SQLSTATEs a constraint trigger's error is told by its CONTEXT (issue 26), which
+        # this line does not hold: keep the session of every error, as if it were one.
+        return True
+    return parse_violation(error.message, error.detail, error.sqlstate) is not None
 
 
 # --- pass 2: lines --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import IO
 
-from logdiag.diagnosis.incidents import Incident
+from logdiag.diagnosis.incidents import Finding, Incident
 from logdiag.report.run import RunView
 
 
@@ -23,13 +23,16 @@ def _inline(text: str) -> str:
 def incident_markdown(number: int, incident: Incident) -> str:
     s = incident.session
     key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items()) or "not in the log"
+    code = f"{incident.sqlstate} {incident.condition}" if incident.sqlstate else "SQLSTATE unknown (no %e)"
     lines = [
-        f"## {number}. {incident.sqlstate} {incident.condition} at {incident.timing}: {_inline(incident.constraint or '(unnamed)')}",
+        f"## {number}. {code} at {incident.timing}: {_inline(incident.constraint or '(unnamed)')}",
         "",
         f"- **When**: {incident.at.isoformat() if incident.at else 'unknown'}",
         f"- **Table**: {_inline(incident.table or '?')}"
         + (f" → {_inline(incident.referenced_table)}" if incident.referenced_table else ""),
         f"- **Key**: {_inline(key)}",
+        f"- **Error**: {_inline(incident.message)}",
+        *([f"- **Detail**: {_inline(incident.detail)}"] if incident.detail else []),
         (f"- **Session**: {_inline(s.application or '?')} · {_inline(s.user or '?')}@{_inline(s.database or '?')}"
         f" · pid {s.pid} · session {s.session_id or '?'} · vxid {incident.vxid or '?'}"),
         f"- **Raised by** (line {incident.raised_by_source.line}):",
@@ -50,6 +53,29 @@ def incident_markdown(number: int, incident: Incident) -> str:
     return "\n".join(lines) + "\n"
 
 
+def finding_markdown(number: int, finding: Finding) -> str:
+    """One finding (a SET CONSTRAINTS pitfall) as a markdown section."""
+    code = (finding.sqlstate or "SQLSTATE unknown") + (" (inferred)" if finding.sqlstate_inferred else "")
+    lines = [
+        f"### Finding {number}. {finding.kind}: {_inline(finding.constraint or '(no constraint named)')}",
+        "",
+        f"- **Severity**: {finding.severity} {code}",
+        f"- **Table**: {_inline(finding.table or '?')}",
+        (f"- **Session**: {_inline(finding.session.application or '?')} · pid {finding.session.pid}"
+         f" · session {_inline(finding.session.session_id or '?')}"),
+        f"- **Statement** (line {finding.source.line}):",
+        "",
+        _fence(finding.statement or "-- no statement"),
+        "",
+    ]
+    for item in finding.related:
+        lines += [f"**{item.role}** (line {item.source.line}){': ' + _inline(item.note) if item.note else ''}", ""]
+        lines += [_fence(item.statement or "-- no statement"), ""]
+    lines += [f"**Why**: {_inline(finding.explanation)}", "", "**What to do**:", ""]
+    lines += [f"- {_inline(h)}" for h in finding.hints]
+    return "\n".join(lines) + "\n"
+
+
 def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str]) -> int:
     count = 0
     out.write("# logdiag report\n\n")
@@ -61,6 +87,10 @@ def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str]) ->
         out.write(f"No constraint violation in the lines read; {unread} line{'s' * (unread != 1)} could not be read.\n\n")
     elif not count:
         out.write("No constraint violation in this log.\n\n")
+    if run.findings:
+        out.write("## Findings\n\n")
+        for number, finding in enumerate(run.findings, 1):
+            out.write(finding_markdown(number, finding) + "\n")
     files = ", ".join(f"{_inline(s.file)} ({s.format}, {s.records} records)" for s in run.inputs)
     out.write(f"Read: {files}. Other errors: {len(run.other_errors)}.\n")
     return count

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence, Sized
 from typing import Any, Protocol
 
-from logdiag.diagnosis.incidents import OtherError
+from logdiag.diagnosis.incidents import Finding, OtherError
 from logdiag.source.stats import InputStats, SkippedFile
 
 
@@ -47,6 +47,9 @@ class RunView(Protocol):
 
     @property
     def other_errors(self) -> Sequence[OtherError]: ...
+
+    @property
+    def findings(self) -> Sequence[Finding]: ...
 
     @property
     def incident_count(self) -> int: ...

@@ -14,7 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from logdiag.diagnosis.incidents import Incident
+from logdiag.diagnosis.incidents import Finding, Incident
 from logdiag.records import Source
 from logdiag.report.run import RunView
 from logdiag.report.safe import plain, printable
@@ -68,6 +68,10 @@ def incident_panel(number: int, incident: Incident) -> Panel:
         ) if x
     )
     grid.add_row("session", plain(who))
+    # The error's own words, for every kind: a trigger's message and DETAIL are its author's (issue 26).
+    grid.add_row("error", plain(incident.message))
+    if incident.detail:
+        grid.add_row("detail", plain(incident.detail))
     key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items()) or "(not in the log)"
     grid.add_row("key", plain(key, "bold yellow"))
     raised = plain(f"line {incident.raised_by_source.line}: ")
@@ -91,7 +95,39 @@ def incident_panel(number: int, incident: Incident) -> Panel:
     for index, hint in enumerate(incident.hints):
         grid.add_row("what to do" if index == 0 else "", plain(f"• {hint}"))
     when = incident.at.isoformat(sep=" ", timespec="milliseconds") if incident.at else "time unknown"
-    title = plain(f"#{number} {when} · {incident.sqlstate} {incident.condition} · at {incident.timing}", "bold red")
+    code = f"{incident.sqlstate} {incident.condition}" if incident.sqlstate else "SQLSTATE unknown (no %e)"
+    title = plain(f"#{number} {when} · {code} · at {incident.timing}", "bold red")
+    return Panel(grid, title=title, title_align="left", box=box.ROUNDED, expand=True)
+
+
+def finding_panel(number: int, finding: Finding) -> Panel:
+    """One finding (a SET CONSTRAINTS pitfall), readable at 80 columns."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(ratio=1)
+    about = plain(finding.constraint or "(no constraint named)", "bold")
+    if finding.table:
+        about.append_text(plain(f" on {finding.table}"))
+    grid.add_row("constraint", about)
+    s = finding.session
+    who = " · ".join(x for x in (
+        s.application and f"app {s.application}", s.pid and f"pid {s.pid}",
+        s.session_id and f"session {s.session_id}", finding.vxid and f"vxid {finding.vxid}",
+    ) if x)
+    grid.add_row("session", plain(who))
+    at = plain(f"line {finding.source.line}: ")
+    at.append_text(sql(finding.statement or "(no statement)"))
+    grid.add_row("statement", at)
+    for item in finding.related:
+        label = plain(f"{item.role} · line {item.source.line}", "magenta")
+        if item.note:
+            label.append_text(plain(f" · {item.note}"))
+        grid.add_row("related", Group(label, sql(item.statement or "(no statement)")))
+    grid.add_row("why", plain(finding.explanation))
+    for index, hint in enumerate(finding.hints):
+        grid.add_row("what to do" if index == 0 else "", plain(f"• {hint}"))
+    code = (finding.sqlstate or "SQLSTATE unknown") + (" (inferred from the message)" if finding.sqlstate_inferred else "")
+    title = plain(f"finding {number} · {finding.kind} · {finding.severity} {code}", "bold yellow")
     return Panel(grid, title=title, title_align="left", box=box.ROUNDED, expand=True)
 
 
@@ -121,6 +157,10 @@ def write_text(run: RunView, incidents: Iterable[Incident], console: Console) ->
         console.print(plain(f"No constraint violation in the lines read; {unread} line{'s' * (unread != 1)} could not be read.", "yellow"))
     else:
         console.print(plain("No constraint violation in this log.", "green"))
+    if run.findings:
+        console.print(plain(f"Findings: {len(run.findings)}", "bold"))
+        for number, finding in enumerate(run.findings, 1):
+            console.print(finding_panel(number, finding))
     if run.other_errors:
         codes = Counter(e.sqlstate or "?" for e in run.other_errors)
         console.print(plain(

@@ -1,0 +1,112 @@
+"""The SET CONSTRAINTS pitfalls (issue 26): from an ERROR to a :class:`Finding`, and the errors
+that follow it. This module decides; :mod:`logdiag.diagnosis.explain` words what it decided."""
+
+from __future__ import annotations
+
+from logdiag.diagnosis.catalog import Catalog
+from logdiag.diagnosis.explain import (
+    not_deferrable_explanation,
+    not_deferrable_hints,
+    outside_transaction_explanation,
+    outside_transaction_fix,
+)
+from logdiag.diagnosis.incidents import (
+    Finding,
+    FindingKind,
+    FindingSeverity,
+    Incident,
+    Related,
+    Role,
+    SessionInfo,
+)
+from logdiag.diagnosis.messages import (
+    NO_ACTIVE_TRANSACTION_SQLSTATE,
+    NOT_DEFERRABLE_SQLSTATE,
+    ConstraintKind,
+    is_in_failed_transaction,
+    not_deferrable_constraint,
+)
+from logdiag.diagnosis.sessions import Failure
+
+#: pg_constraint kinds as sql.py names them -> the kind a fix depends on
+_KINDS = {
+    "foreign_key": ConstraintKind.FOREIGN_KEY, "unique": ConstraintKind.UNIQUE,
+    "primary_key": ConstraintKind.UNIQUE, "exclusion": ConstraintKind.EXCLUSION, "check": ConstraintKind.CHECK,
+}
+
+
+def pitfall(failure: Failure) -> Finding | None:
+    """The finding an ERROR is, if it is one: ``SET CONSTRAINTS x DEFERRED`` on a NOT DEFERRABLE
+    constraint (42809). Its table and kind come from the DDL in the log, when it is there."""
+    record = failure.record
+    name = not_deferrable_constraint(record.message, record.sqlstate)
+    if name is None:
+        return None
+    parts = name.split("_")
+    catalog = Catalog(failure.ddl, [name, *("_".join(parts[:n]) for n in range(1, len(parts)))])
+    declaration = catalog.constraint(name)
+    table = declaration.constraint.table if declaration else None
+    kind = _KINDS.get(declaration.constraint.kind) if declaration else None
+    s = failure.session
+    return Finding(
+        kind=FindingKind.NOT_DEFERRABLE,
+        sqlstate=record.sqlstate or NOT_DEFERRABLE_SQLSTATE,
+        sqlstate_inferred=record.sqlstate is None,
+        severity=FindingSeverity.ERROR,
+        constraint=name,
+        table=table,
+        session=SessionInfo(s.session_id, s.pid, s.user, s.database, s.application, s.client),
+        vxid=record.vxid,
+        xid=record.xid,
+        source=record.source,
+        at=record.timestamp,
+        statement=record.statement,
+        explanation=not_deferrable_explanation(name, table, record.source.line),
+        hints=not_deferrable_hints(kind, table, name),
+    )
+
+
+def aborted_after(failure: Failure) -> Related | None:
+    """A 25P02 error (``current transaction is aborted``) as evidence: the consequence of the
+    error that aborted its transaction, which the caller knows."""
+    record = failure.record
+    if not is_in_failed_transaction(record.message, record.sqlstate):
+        return None
+    return Related(Role.ABORTED_AFTER, record.statement or "", record.source, record.timestamp, record.message)
+
+
+def outside_transaction(failure: Failure, incident: Incident) -> Finding | None:
+    """``SET CONSTRAINTS`` outside a transaction block (WARNING 25P01: it did nothing), reported
+    when a later statement of the session failed at once on a constraint it meant to defer: the
+    incident has it as ``deferral_ignored``, the finding the incident's ERROR as ``caused``.
+
+    A SET whose WARNING no error of its session follows is not reported: the fast path, which
+    reads only the sessions of errors, could not see it, and both paths must agree."""
+    ignored = failure.ignored_set
+    if ignored is None or ignored.statement is None:
+        return None
+    source = ignored.statement.record.source
+    if not any(r.role is Role.DEFERRAL_IGNORED and r.source == source for r in incident.related):
+        return None
+    warning = ignored.warning
+    control = ignored.statement.control
+    named = (control.argument or "") if control else ""
+    caused = Related(Role.CAUSED, incident.raised_by_statement or "", incident.raised_by_source, incident.at,
+                     incident.message)
+    return Finding(
+        kind=FindingKind.SET_CONSTRAINTS_OUTSIDE_TRANSACTION,
+        sqlstate=warning.sqlstate or NO_ACTIVE_TRANSACTION_SQLSTATE,
+        sqlstate_inferred=warning.sqlstate is None,
+        severity=FindingSeverity.WARNING,
+        constraint=incident.constraint if named.upper() != "ALL" else None,
+        table=incident.table if named.upper() != "ALL" else None,
+        session=incident.session,
+        vxid=warning.vxid,
+        xid=warning.xid,
+        source=warning.source,
+        at=warning.timestamp,
+        statement=ignored.statement.text,
+        explanation=outside_transaction_explanation(warning.source.line, incident.raised_by_source.line),
+        hints=(outside_transaction_fix(),),
+        related=(caused,),
+    )
