@@ -62,7 +62,7 @@ _LOCAL = [
     Scenario(
         "pitfall", fk_tables("pitfall", "NOT DEFERRABLE"), _pitfall,
         Expected("23503", fk_name("pitfall"), "statement", {"parent_id": "42"}, "INSERT INTO pitfall_child VALUES (500, 42);",
-                 table="pitfall_child", related=frozenset({"deferred_by"}),
+                 table="pitfall_child", related=frozenset({"deferral_ignored"}),
                  raised_by="INSERT INTO pitfall_child VALUES (500, 42);"),
     ),
     Scenario(
