@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO
 
-from logdiag.diagnosis.incidents import Finding, Incident
+from logdiag.diagnosis.incidents import Finding, Incident, Related
 from logdiag.report.run import RunView
 
 
@@ -45,12 +45,18 @@ def incident_markdown(number: int, incident: Incident) -> str:
         lines += [_fence(culprit.statement), ""]
         if culprit.parameters:
             lines += ["Parameters: " + _inline(", ".join(f"{k} = {v!r}" for k, v in culprit.parameters.items())), ""]
-    for item in incident.related:
-        lines += [f"**{item.role}** (line {item.source.line}){': ' + _inline(item.note) if item.note else ''}", ""]
-        lines += [_fence(item.statement), ""]
-    lines += [f"**Why**: {_inline(incident.explanation)}", "", "**What to do**:", ""]
-    lines += [f"- {_inline(h)}" for h in incident.hints]
+    lines += _related_and_advice(incident.related, incident.explanation, incident.hints)
     return "\n".join(lines) + "\n"
+
+
+def _related_and_advice(related: Sequence[Related], explanation: str, hints: Sequence[str]) -> list[str]:
+    """The related statements, the why and the what-to-do of an incident or a finding."""
+    lines: list[str] = []
+    for item in related:
+        lines += [f"**{item.role}** (line {item.source.line}){': ' + _inline(item.note) if item.note else ''}", ""]
+        lines += [_fence(item.statement or "-- no statement"), ""]
+    lines += [f"**Why**: {_inline(explanation)}", "", "**What to do**:", ""]
+    return lines + [f"- {_inline(h)}" for h in hints]
 
 
 def finding_markdown(number: int, finding: Finding) -> str:
@@ -68,11 +74,7 @@ def finding_markdown(number: int, finding: Finding) -> str:
         _fence(finding.statement or "-- no statement"),
         "",
     ]
-    for item in finding.related:
-        lines += [f"**{item.role}** (line {item.source.line}){': ' + _inline(item.note) if item.note else ''}", ""]
-        lines += [_fence(item.statement or "-- no statement"), ""]
-    lines += [f"**Why**: {_inline(finding.explanation)}", "", "**What to do**:", ""]
-    lines += [f"- {_inline(h)}" for h in finding.hints]
+    lines += _related_and_advice(finding.related, finding.explanation, finding.hints)
     return "\n".join(lines) + "\n"
 
 
