@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,7 @@ from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
 from logdiag.source.live import QUIET_PERIOD
-from logdiag.source.stats import MAX_EXAMPLES, InputStats, OnBadLine, SkippedFile
+from logdiag.source.stats import MAX_EXAMPLES, MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
 from logdiag.version import __version__
 
 app = typer.Typer(
@@ -126,6 +127,26 @@ OnBadLineOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
 
 
+def _size(text: str | int) -> int:
+    """A size in bytes: ``16777216``, ``64K``, ``16M``, ``1G`` (KiB, MiB, GiB; a trailing B or iB allowed)."""
+    if isinstance(text, int):  # the default
+        return text
+    match = re.fullmatch(r"\s*(\d{1,15})\s*([kmg]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if match is None or int(match[1]) == 0:
+        raise typer.BadParameter(f"{text!r} is not a size such as 1048576, 64K, 16M or 1G")
+    return int(match[1]) << {"": 0, "k": 10, "m": 20, "g": 30}[match[2].lower()]
+
+
+MaxLineOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-line-bytes", parser=_size, metavar="SIZE",
+        help="The longest line read whole (e.g. 64M): a longer one is cut there, the rest counted as "
+        "not read (exit 3); memory stays bounded on any input.",
+    ),
+]
+
+
 @app.command()
 def analyze(
     paths: PathsArg,
@@ -141,6 +162,7 @@ def analyze(
     input_format: InputFormatOpt = None,
     lc_messages: LcMessagesOpt = None,
     on_bad_line: OnBadLineOpt = None,
+    max_line_bytes: MaxLineOpt = MAX_LINE_BYTES,
     follow_log: Annotated[
         bool,
         typer.Option("--follow", "-F", help="Follow one log file or log directory as it is written, like tail -F."),
@@ -202,7 +224,7 @@ def analyze(
             follow=follow_log, from_start=from_start,
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
-            on_file=None if quiet else _following, lc_messages=lc_messages,
+            on_file=None if quiet else _following, lc_messages=lc_messages, max_line_bytes=max_line_bytes,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
@@ -347,6 +369,7 @@ def records(
     input_format: InputFormatOpt = None,
     lc_messages: LcMessagesOpt = None,
     on_bad_line: OnBadLineOpt = None,
+    max_line_bytes: MaxLineOpt = MAX_LINE_BYTES,
     quiet: QuietOpt = False,
 ) -> None:
     """Print the records logdiag understood in a log: what did it make of my log?
@@ -356,7 +379,7 @@ def records(
     with _handled():
         reader = LogReader(
             paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP,
-            lc_messages=lc_messages,
+            lc_messages=lc_messages, max_line_bytes=max_line_bytes,
         )
         if output_format is RecordsFormat.JSONL:
             write_jsonl(reader, sys.stdout)
@@ -419,7 +442,7 @@ def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None)
 
 def _reasons(stats: InputStats) -> str:
     """The skipped lines' counts by reason, most first: ``43 line does not match …; 5 …``."""
-    return "; ".join(f"{n} {reason}" for reason, n in stats.skipped.most_common())
+    return "; ".join(f"{n} {reason}" for reason, n in stats.reasons())
 
 
 def _what_to_do(stats: InputStats, on_bad_line: OnBadLine | None) -> str:

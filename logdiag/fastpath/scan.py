@@ -32,7 +32,7 @@ from logdiag.fastpath.readahead import in_thread
 from logdiag.formats.base import Continuation, ErrorLine, Prefilter
 from logdiag.source import framing
 from logdiag.source.framing import Block, decode_line
-from logdiag.source.stats import InputStats
+from logdiag.source.stats import InputStats, LineCuts
 
 if TYPE_CHECKING:  # polars is imported when a classifier is made, not with the module
     import polars as pl
@@ -55,7 +55,7 @@ class Selection:
 
 # --- reading ------------------------------------------------------------------------------
 
-def blocks(path: str, size: int | None = None) -> Iterator[Block]:
+def blocks(path: str, size: int | None = None, *, cuts: LineCuts | None = None) -> Iterator[Block]:
     """The file in blocks of whole lines, each read by a thread while the one before is used:
     :func:`stream_blocks` of its reads.
 
@@ -64,7 +64,7 @@ def blocks(path: str, size: int | None = None) -> Iterator[Block]:
     GIL, and so do the marker search and polars: the next block's read overlaps with them.
     """
     size = size or CHUNK_BYTES
-    return in_thread(stream_blocks(_reads(path, size), size), depth=1)
+    return in_thread(stream_blocks(framing.cut_long_lines(_reads(path, size), cuts or LineCuts()), size), depth=1)
 
 
 def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[Block]:
