@@ -8,16 +8,18 @@ from typing import IO
 
 from logdiag.diagnosis.incidents import Finding, Incident, Related
 from logdiag.report.run import RunView
+from logdiag.report.safe import printable
 
 
 def _fence(code: str) -> str:
+    code = printable(code)
     longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}sql\n{code.rstrip()}\n{fence}"
 
 
 def _inline(text: str) -> str:
-    return re.sub(r"([\\`*_{}\[\]<>|#])", r"\\\1", text.replace("\n", " "))
+    return re.sub(r"([\\`*_{}\[\]<>|#])", r"\\\1", printable(text).replace("\n", " "))
 
 
 def incident_markdown(number: int, incident: Incident) -> str:
