@@ -239,8 +239,8 @@ def analyze(
         sys.stdout.flush()
         if not quiet:
             _summarize(run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
-        _not_logs_warning(run.reader.skipped_files)
-        incomplete = _input_warnings(run.inputs, on_bad_line)
+        unread_files = _skipped_files_warning(run.reader.skipped_files)
+        incomplete = _input_warnings(run.inputs, on_bad_line) or unread_files
     if fail_on_incident and found:
         raise typer.Exit(ExitStatus.INCIDENTS)
     if incomplete:
@@ -319,16 +319,16 @@ def export(
             paths, output, host=host, partition_by=partition_by, log_line_prefix=log_line_prefix,
             format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP, fast=fast_path,
         )
+        unread_files = result.run is not None and _skipped_files_warning(result.run.reader.skipped_files)
         if not quiet:
             console = _stderr()
             if result.run is not None:
                 _summarize(result.run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
-                _not_logs_warning(result.run.reader.skipped_files)
             for skipped in result.files_skipped:
                 console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
             rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
             console.print(printable(f"exported {rows} to {result.output} ({len(result.parts)} files)"), markup=False)
-        incomplete = result.run is not None and _input_warnings(result.run.inputs, on_bad_line)
+        incomplete = (result.run is not None and _input_warnings(result.run.inputs, on_bad_line)) or unread_files
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
@@ -388,8 +388,8 @@ def records(
         sys.stdout.flush()
         if not quiet:
             _summarize(reader.inputs, show_examples=on_bad_line is OnBadLine.WARN)
-        _not_logs_warning(reader.skipped_files)
-        incomplete = _input_warnings(reader.inputs, on_bad_line)
+        unread_files = _skipped_files_warning(reader.skipped_files)
+        incomplete = _input_warnings(reader.inputs, on_bad_line) or unread_files
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
@@ -399,11 +399,22 @@ def _following(name: str) -> None:
     _stderr().print(printable(f"logdiag: following {name}"), markup=False)
 
 
+def _skipped_files_warning(skipped: Sequence[SkippedFile]) -> bool:
+    """One line on stderr (even with ``--quiet``) for each input that could not be read, and one
+    for the files of a directory, glob or archive that were not logs and were skipped: how many,
+    and which. Whether any could not be read (the run is incomplete: exit 3)."""
+    unread = [s for s in skipped if s.unread]
+    for item in unread:
+        _stderr().print(printable(
+            f"logdiag: warning: {item.reason}; the report covers the other inputs only."
+        ), markup=False)
+    skipped = [s for s in skipped if not s.unread]
+    if skipped:
+        _not_logs_warning(skipped)
+    return bool(unread)
+
+
 def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:
-    """One line on stderr (even with ``--quiet``) for the files of a directory, glob or archive
-    that were not logs and were skipped: how many, and which."""
-    if not skipped:
-        return
     shown = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:MAX_EXAMPLES])
     more = f" and {len(skipped) - MAX_EXAMPLES} more" if len(skipped) > MAX_EXAMPLES else ""
     files = "file is not a PostgreSQL log" if len(skipped) == 1 else "files are not PostgreSQL logs"
@@ -412,8 +423,8 @@ def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:
 
 def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None) -> bool:
     """Say on stderr (even with ``--quiet``) of each input whose lines were not all read, with an
-    example and what to do, and of each inferred prefix the lines left unsettled; and whether the
-    run is incomplete (exit 3). Lines skipped under an explicit ``--on-bad-line skip`` are the
+    example and what to do, of each compressed input that ends early, and of each inferred prefix
+    the lines left unsettled; and whether the run is incomplete (exit 3). Lines skipped under an explicit ``--on-bad-line skip`` are the
     user's choice: counted in the summary, no more."""
     console = _stderr()
     for stats in inputs:
@@ -423,9 +434,15 @@ def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None)
                 f"the lines do not settle it ({'; '.join(stats.prefix_unsettled)}); pass --log-line-prefix "
                 "to be sure (psql: SHOW log_line_prefix;)."
             ), markup=False)
+    # A compressed input cut short or corrupt was not read whole, whatever --on-bad-line says.
+    ended_early = [stats for stats in inputs if stats.error]
+    for stats in ended_early:
+        console.print(printable(
+            f"logdiag: warning: {stats.file}: {stats.error}; the report covers only what came before."
+        ), markup=False)
     if on_bad_line is OnBadLine.SKIP:
-        return False
-    incomplete = False
+        return bool(ended_early)
+    incomplete = bool(ended_early)
     for stats in inputs:
         if not stats.unread:
             continue
@@ -471,8 +488,6 @@ def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
         if stats.recoded:
             line += f", {stats.recoded} not UTF-8 (read as Latin-1)"
         console.print(printable(line), markup=False)
-        if stats.error:
-            console.print(printable(f"{stats.file}: warning: {stats.error}"), markup=False)
         if show_examples:
             for example in stats.examples:
                 console.print(

@@ -14,7 +14,7 @@ from itertools import chain, groupby, islice
 from typing import cast
 
 from logdiag import fastpath
-from logdiag.errors import ConfigError, InputError
+from logdiag.errors import ConfigError, InputError, UnreadableInput
 from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of, shows_a_client_session
 from logdiag.lang import Language, UnknownLanguage, language_named
@@ -147,7 +147,13 @@ class LogReader:
             return
         try:
             for path in self._ordered():
-                opened = OpenInput(path, cuts=self._cuts())
+                try:
+                    opened = OpenInput(path, cuts=self._cuts())
+                except UnreadableInput as exc:
+                    if len(self._inputs) == 1:
+                        raise
+                    self.skipped_files.append(SkippedFile(path, str(exc), unread=True))  # the others are read
+                    continue
                 try:
                     if filtered and (path == STDIN or opened.compression is not None or opened.member):
                         yield from self._streamed(
@@ -169,8 +175,11 @@ class LogReader:
         """The inputs' names in reading order: each group's (directory, glob, archive) files by
         their first record's time, those that are not logs left out (in :attr:`skipped_files`).
 
+        Files that cannot be opened are left out too, listed as ``unread``.
+
         Raises:
             InputError: a group has no log at all, or a file of it is a log that cannot be read.
+            UnreadableInput: no input can be opened.
         """
         names: list[str] = []
         for group, items in groupby(self._inputs, key=lambda item: item.group):
@@ -180,16 +189,23 @@ class LogReader:
             dated: list[tuple[bool, datetime, int, str]] = []
             skipped: list[SkippedFile] = []
             for position, item in enumerate(items):
-                first, not_a_log = self._first_time(item)
+                try:
+                    first, not_a_log = self._first_time(item)
+                except UnreadableInput as exc:
+                    skipped.append(SkippedFile(item.name, str(exc), unread=True))
+                    continue
                 if not_a_log is not None:
                     skipped.append(SkippedFile(item.name, not_a_log))
                     continue
                 dated.append((first is None, first or _EPOCH, position, item.name))
             self.skipped_files.extend(skipped)
-            if not dated and not self.partial_groups:
+            if not dated and not self.partial_groups and not any(s.unread for s in skipped):
                 named = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:3])
                 raise InputError(f"no PostgreSQL log in {group}: {named}{', ...' if len(skipped) > 3 else ''}")
             names.extend(name for *_, name in sorted(dated))
+        unread = [s for s in self.skipped_files if s.unread]
+        if unread and not names:  # nothing to read at all: an error, not an incomplete run
+            raise UnreadableInput(unread[0].reason)
         return names
 
     def _first_time(self, item: Input) -> tuple[datetime | None, str | None]:

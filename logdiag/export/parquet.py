@@ -374,7 +374,7 @@ def export(
         if not is_stream(stats.file):
             key = f"{host or ''}\0{os.path.abspath(stats.file)}"
             state["files"][key] = {**identities[stats.file], "lines": stats.lines, "host": host}
-    for stray in run.reader.skipped_files:  # no log: left out next time too, unless it changes
+    for stray in (s for s in run.reader.skipped_files if not s.unread):  # no log: left out next time too
         state["files"][f"{host or ''}\0{os.path.abspath(stray.name)}"] = {**identities[stray.name], "lines": 0, "host": host}
     _save_state(root, state)
     result.run = run

@@ -37,7 +37,7 @@ def report(run: RunView, incidents: Iterable[Incident]) -> dict[str, Any]:
     return {
         "logdiag": {"version": __version__},
         "inputs": inputs_of(run),
-        "skipped_files": [{"file": f.name, "reason": f.reason} for f in run.skipped_files],
+        "skipped_files": [{"file": f.name, "reason": f.reason, "unread": f.unread} for f in run.skipped_files],
         "incidents": found,
         "findings": [f.to_dict() for f in run.findings],
         "other_errors": [e.to_dict() for e in run.other_errors],

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import BinaryIO, cast
 
-from logdiag.errors import InputError
+from logdiag.errors import UnreadableInput
 from logdiag.source import archives, compression
 from logdiag.source.compression import (
     DECOMPRESSION_ERRORS,
@@ -39,7 +39,7 @@ class OpenInput:
             the default limit). Every line handed out is within the limit.
 
     Raises:
-        InputError: the file cannot be opened.
+        UnreadableInput: the file cannot be opened.
     """
 
     def __init__(self, name: str, head: bytes | None = None, cuts: LineCuts | None = None) -> None:
@@ -59,7 +59,7 @@ class OpenInput:
             try:
                 raw = open(name, "rb")  # noqa: SIM115 - closed by close()
             except OSError as exc:
-                raise InputError(f"cannot open {name}: {exc.strerror or exc}") from exc
+                raise UnreadableInput(f"cannot open {name}: {exc.strerror or exc}") from exc
         self._raw = raw
         self._buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
         head = self._buffered.peek(8)[:8]

@@ -36,10 +36,12 @@ class SkippedLine:
 
 @dataclass(frozen=True, slots=True)
 class SkippedFile:
-    """A file of a log directory, glob or archive that is not a PostgreSQL log, left unread."""
+    """A file of a log directory, glob or archive that is not a PostgreSQL log, left unread; or
+    (``unread``) an input that may be one but could not be read, which makes the run incomplete."""
 
     name: str
     reason: str
+    unread: bool = False
 
 
 #: The longest line read whole: a csvlog line of a failed 10 MB statement is 20 MB (its message quotes it).
