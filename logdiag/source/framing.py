@@ -357,10 +357,17 @@ def blocks(
     pending: list[bytes] = []
     pending_bytes = 0
     started = 0.0  # when the first pending piece came (with a latency)
+    # Looking for whole lines or records again in pending bytes that had none costs as much as
+    # they are long: a line of 64 MB in 64 KB pieces looked at after each piece is quadratic.
+    # Lines are looked for once a piece with a newline has come; records once the bytes doubled.
+    has_end = False  # lines: a pending piece holds a newline
+    fruitless = 0  # records: the pending bytes when no whole record was among them
     for piece in pieces:
         if isinstance(piece, Tick):
-            if pending:
+            if pending and (has_end if record_end is None else pending_bytes > fruitless):
                 batches, pending, pending_bytes = _whole(pending, None, record_end)
+                has_end = False
+                fruitless = 0 if batches else pending_bytes
                 for batch in batches:
                     yield Block(offset, batch, len(batch))
                     offset += len(batch)
@@ -380,12 +387,20 @@ def blocks(
             pending = [piece[end:]] if end < len(piece) else []
             pending_bytes = len(piece) - end
             started = time.monotonic()
+            has_end = False
             continue
         pending.append(piece)
         pending_bytes += len(piece)
+        if record_end is None:
+            has_end = has_end or b"\n" in piece
+            worth_it = has_end
+        else:
+            worth_it = pending_bytes >= 2 * fruitless
         full = pending_bytes >= size
-        if full or (latency is not None and time.monotonic() - started >= latency):
+        if worth_it and (full or (latency is not None and time.monotonic() - started >= latency)):
             batches, pending, pending_bytes = _whole(pending, size if full else None, record_end)
+            has_end = False
+            fruitless = 0 if batches else pending_bytes
             for batch in batches:
                 yield Block(offset, batch, len(batch))
                 offset += len(batch)
