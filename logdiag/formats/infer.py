@@ -551,6 +551,10 @@ class _Template:
             self.unsettled.append("%u, %d and %a: names that no connection line gave")
         self._tell_by_connections(left, letters, taken)
         left = [index for index in left if letters[index] is None]
+        if "a" not in taken and (unknown := next((i for i in left if self._unknown_when_authorized(i)), None)) is not None:
+            letters[unknown] = "a"
+            taken.add("a")
+            left.remove(unknown)
         order = [letter for letter in "uda" if letter not in taken]
         if len(left) > 1:
             self.unsettled.append("%u, %d and %a: names told apart by their order only")
@@ -561,14 +565,27 @@ class _Template:
     def _unheard_of(self, index: int) -> bool:
         """Whether a value at this place is no name the ``connection authorized`` lines gave."""
         known = set().union(*self.connections.values()) | {"", "[unknown]"}
-        return any(value not in known for value in self.column(index))
+        return any(value not in known for value in self._names(index))
+
+    def _unknown_when_authorized(self, index: int) -> bool:
+        """Whether the place shows ``[unknown]`` on a ``connection authorized`` line: the user and
+        database are known by then, the application name is not yet."""
+        return any(
+            self.headers[member].message.startswith("connection authorized")
+            and self.headers[member].values[index][1] == "[unknown]"
+            for member in self.members
+        )
+
+    def _names(self, index: int) -> set[str]:
+        """The names at a place, without the spaces a padded escape (``%9a``) puts around them."""
+        return {value.strip(" ") for value in self.column(index)}
 
     def _tell_by_connections(self, places: Sequence[int], letters: list[str | None], taken: set[str]) -> None:
         """Names told by what ``connection authorized`` lines (``log_connections``) say."""
         known = self.connections
         scores = []
         for index in places:
-            values = {value for value in self.column(index) if value and value != "[unknown]"}
+            values = self._names(index) - {"", "[unknown]"}
             for letter, names in known.items():
                 if values and letter not in taken and values <= names:
                     scores.append((len(names), "uda".index(letter), index, letter))
@@ -579,7 +596,7 @@ class _Template:
                 taken.add(letter)
         # A name that only one escape gives, already placed with the same values: written twice.
         for index in places:
-            values = {value for value in self.column(index) if value and value != "[unknown]"}
+            values = self._names(index) - {"", "[unknown]"}
             fits = [letter for letter, names in known.items() if values and values <= names]
             twin = next((i for i, letter in enumerate(letters) if fits == [letter] and i != index), None)
             if letters[index] is None and twin is not None and self.column(twin) == self.column(index):
