@@ -274,7 +274,14 @@ class LogReader:
     ) -> Iterator[LogRecord]:
         """An input whose format is known (None: it has no line), read record by record."""
         self.inputs.append(stats)
-        if detection is None:
+        if detection is None:  # no line but blank ones in the sample: count the rest, read nothing silently
+            for item in lines:
+                if isinstance(item, Tick):
+                    continue
+                if item[1].strip():
+                    stats.skip(item[0], "line after many blank ones, format not told", item[1])
+                else:
+                    stats.blank += 1
             return
         _note_format(stats, detection)
         yield from records_of(lines, detection, stats, name, quiet=self.quiet)

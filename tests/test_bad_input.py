@@ -68,6 +68,26 @@ class TestDamagedServerLogs:
         assert len(records) == len(expected) - (fmt != "stderr")
         assert stats.skipped_total == (fmt != "stderr")
 
+    @pytest.mark.parametrize("how", ["file", "gzip", "stdin"])
+    def test_a_log_after_many_blank_lines_is_read(self, server_logs, tmp_path, monkeypatch, fmt, how):
+        """300 blank lines (more than the sample detection looks at) before a real log: every
+        record read, the blank lines counted (the log was reported empty, exit 0: issue 27)."""
+        def read(data: bytes, name: str):
+            """Read as the fast path does (standard input and .gz through the pre-filter)."""
+            path = tmp_path / (name + (".gz" if how == "gzip" else ""))
+            path.write_bytes(gzip.compress(data) if how == "gzip" else data)
+            if how == "stdin":
+                monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BufferedReader(io.BytesIO(data))))
+            reader = LogReader(["-" if how == "stdin" else str(path)], fast=True, fast_min_bytes=0)
+            return [(r.severity, r.message, r.detail, r.statement) for r in reader], reader.inputs[0]
+
+        clean = server_logs[fmt].read_bytes()
+        expected, _ = read(clean, "clean")
+        records, stats = read(b"\n" * 300 + clean, "blank-first")
+        assert len(expected) > 10
+        assert records == expected
+        assert (stats.blank, stats.skipped_total) == (300, 0)
+
     def test_nul_bytes(self, server_logs, tmp_path, fmt):
         """A run of NUL bytes (what a crash can leave in a file) is skipped, counted."""
         clean = server_logs[fmt]

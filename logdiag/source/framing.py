@@ -200,7 +200,7 @@ def sample_pieces(pieces: Iterator[bytes | Tick], seconds: float | None = None) 
     """The first pieces of a stream: enough for SAMPLE_LINES lines, or all there is when it goes
     quiet or (live input) ``seconds`` after its first line came."""
     sample: list[bytes | Tick] = []
-    newlines = 0
+    newlines = size = 0
     clock = _SampleClock(seconds)
     for piece in pieces:
         sample.append(piece)
@@ -208,8 +208,9 @@ def sample_pieces(pieces: Iterator[bytes | Tick], seconds: float | None = None) 
             if any(isinstance(p, bytes) and p.strip() for p in sample):
                 break
             continue
-        newlines += piece.count(b"\n")
-        if newlines >= SAMPLE_LINES or clock.up(newlines > 0):
+        newlines += piece.count(b"\n") - piece.count(b"\n\n")  # blank lines tell nothing
+        size += len(piece)
+        if newlines >= SAMPLE_LINES or size >= SAMPLE_BYTES or clock.up(newlines > 0):
             break
     return sample
 
@@ -230,14 +231,16 @@ def sample_lines(lines: Iterator[tuple[int, str] | Tick], seconds: float | None 
     """The first lines, for detection: up to SAMPLE_LINES, or fewer if live input goes quiet or
     ``seconds`` have gone by since its first line came."""
     head: list[tuple[int, str]] = []
+    told = 0  # lines that are not blank: blank lines tell nothing
     clock = _SampleClock(seconds)
     for item in lines:
         if isinstance(item, Tick):
-            if any(text.strip() for _, text in head):
+            if told:
                 break
             continue
         head.append(item)
-        if len(head) >= SAMPLE_LINES or clock.up(True):
+        told += bool(item[1].strip())
+        if told >= SAMPLE_LINES or len(head) >= SAMPLE_SCAN_LINES or clock.up(True):
             break
     return head
 
@@ -445,5 +448,8 @@ def _whole(
 
 
 SAMPLE_LINES = 200
+#: Blank lines a sample looks through at most for its SAMPLE_LINES lines (and bytes, for pieces).
+SAMPLE_SCAN_LINES = 100_000
+SAMPLE_BYTES = 16 << 20
 #: The UTF-8 byte-order mark a file may start with (no text: an editor's or a Windows tool's mark).
 UTF8_BOM: Final = b"\xef\xbb\xbf"
