@@ -260,7 +260,7 @@ class LogReader:
             stats = self._stats(name, detection, cuts, fast_path=True)
             # The readers count into a scratch copy: the pre-filter counts the whole file.
             kept = fastpath.file_lines(name, lines_filter, stats)
-            yield from records_of(kept, detection, InputStats(file=name), name)
+            yield from _checked(records_of, kept, detection, stats, name)
             return
         if self.quiet is not None and len(head) < SAMPLE_LINES:
             # Live input: the sample ended at a TICK, which it took (or at the end of the input).
@@ -364,7 +364,7 @@ class LogReader:
                 name, cast(Iterator[bytes], stream), compression, lines_filter, stats,
                 window_bytes=self.lookback_bytes, on_forgotten=self.on_forgotten,
             )
-        yield from records_of(lines, detection, InputStats(file=name), name, quiet=self.quiet)
+        yield from _checked(records_of, lines, detection, stats, name, quiet=self.quiet)
         if failure:
             stats.ended_early(failure[0])
 
@@ -414,6 +414,18 @@ def _client_lines_ahead(
         if len(clients) >= CLIENT_SAMPLE_LINES or len(ahead) >= LOOK_AHEAD_LINES:
             break
     return ahead, clients
+
+
+def _checked(
+    read: Callable[..., Iterator[LogRecord]], lines: Iterator[tuple[int, str] | Tick], detection: Detection,
+    stats: InputStats, name: str, quiet: float | None = None,
+) -> Iterator[LogRecord]:
+    """The records of lines the pre-filter kept, read with a scratch count (the pre-filter
+    counted every line); the records the reader rejects on top (a layout PostgreSQL does not
+    write, say) are moved from records to skipped in ``stats``, so none is dropped silently."""
+    scratch = InputStats(file=name)
+    yield from read(lines, detection, scratch, name, quiet=quiet)
+    stats.take_rejected(scratch)
 
 
 def _note_format(stats: InputStats, detection: Detection) -> None:

@@ -84,6 +84,10 @@ def size_text(size: int) -> str:
     return f"{size} bytes"
 
 
+#: Reasons a reader gives to lines a look-back cut off from their record.
+_CUT_OFF = ("without its message", "not a csvlog record", "truncated csvlog record", "unterminated quoted field")
+
+
 @dataclass(slots=True)
 class InputStats:
     """What a reader did with one input: counts that the reports and the tests rely on.
@@ -147,6 +151,19 @@ class InputStats:
         if self.error is None:
             line = self.lines if after_line is None else after_line
             self.error = f"input ends early or is corrupt after line {line}: {exc}"
+
+    def take_rejected(self, scratch: InputStats) -> None:
+        """Count what a reader rejected of lines already counted as records (in ``scratch``) as
+        skipped here instead: one record less for each. Lines a pre-filter's look-back cut off from
+        their record (a DETAIL without its message, the end of a quoted field) are no rejection:
+        the pre-filter counted them already."""
+        rejected = {reason: n for reason, n in scratch.skipped.items() if not reason.endswith(_CUT_OFF)}
+        for reason, count in rejected.items():
+            self.skipped[reason] += count
+            self.records = max(0, self.records - count)
+        for example in scratch.examples:
+            if example.reason in rejected and len(self.examples) < MAX_EXAMPLES:
+                self.examples.append(example)
 
     def unskip(self, lines: list[tuple[int, str, str]]) -> None:
         """Take back skips of ``(line, reason, text)``: those lines were read after all."""
