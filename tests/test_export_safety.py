@@ -240,6 +240,25 @@ class TestInterrupted:
         _holds_once(out, [real_log])
 
 
+    def test_an_interruption_after_the_commit_keeps_everything(self, real_log, tmp_path, monkeypatch):
+        """Ctrl-C as the renames start (raised there: a real signal cannot be aimed at that
+        moment): the export moves its parts into place on its way out and says all was kept."""
+        import logdiag.export.commit
+
+        def interrupted(*args):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(logdiag.export.commit, "finish", interrupted)
+        notes: list[str] = []
+        with pytest.raises(KeyboardInterrupt):
+            export([str(real_log.path)], tmp_path / "out", notify=notes.append)
+        assert len(notes) == 1 and notes[0].startswith(
+            f"export interrupted after its commit: all of it was kept in {tmp_path / 'out'} ("
+        )
+        assert "pending" not in _state(tmp_path / "out") and not (tmp_path / "out" / dataset.TMP_DIR).exists()
+        _holds_once(tmp_path / "out", [real_log])
+
+
 def test_two_exports_at_once_write_each_row_once(real_log, big_log, tmp_path):
     """Two exports of the same logs into one directory, started together: one waits for the
     other (and says so), then finds the logs exported; every row once, incident_ids unique."""

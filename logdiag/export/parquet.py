@@ -459,7 +459,7 @@ def _write(
     for stats in run.inputs:
         if not is_stream(stats.file):
             state["files"][_state_key(host, stats.file)] = {
-                **plan.identities[stats.file], "lines": stats.lines, "host": host, "reading": readings[stats.file],
+                **plan.identities[stats.file], "lines": stats.lines, "host": host, "reading": readings.get(stats.file, ""),
             }
     for stray in run.reader.skipped_files:  # no log: left out next time too, unless it changes
         state["files"][_state_key(host, stray.name)] = {**plan.identities[stray.name], "lines": 0, "host": host}
