@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,7 @@ from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
 from logdiag.source.live import QUIET_PERIOD
-from logdiag.source.stats import MAX_EXAMPLES, InputStats, OnBadLine, SkippedFile
+from logdiag.source.stats import MAX_EXAMPLES, MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
 from logdiag.version import __version__
 
 app = typer.Typer(
@@ -126,6 +127,26 @@ OnBadLineOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
 
 
+def _size(text: str | int) -> int:
+    """A size in bytes: ``16777216``, ``64K``, ``16M``, ``1G`` (KiB, MiB, GiB; a trailing B or iB allowed)."""
+    if isinstance(text, int):  # the default
+        return text
+    match = re.fullmatch(r"\s*(\d{1,15})\s*([kmg]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if match is None or int(match[1]) == 0:
+        raise typer.BadParameter(f"{text!r} is not a size such as 1048576, 64K, 16M or 1G")
+    return int(match[1]) << {"": 0, "k": 10, "m": 20, "g": 30}[match[2].lower()]
+
+
+MaxLineOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-line-bytes", parser=_size, metavar="SIZE",
+        help="The longest line read whole (e.g. 64M): a longer one is cut there, the rest counted as "
+        "not read (exit 3); memory stays bounded on any input.",
+    ),
+]
+
+
 @app.command()
 def analyze(
     paths: PathsArg,
@@ -141,6 +162,7 @@ def analyze(
     input_format: InputFormatOpt = None,
     lc_messages: LcMessagesOpt = None,
     on_bad_line: OnBadLineOpt = None,
+    max_line_bytes: MaxLineOpt = MAX_LINE_BYTES,
     follow_log: Annotated[
         bool,
         typer.Option("--follow", "-F", help="Follow one log file or log directory as it is written, like tail -F."),
@@ -202,7 +224,7 @@ def analyze(
             follow=follow_log, from_start=from_start,
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
-            on_file=None if quiet else _following, lc_messages=lc_messages,
+            on_file=None if quiet else _following, lc_messages=lc_messages, max_line_bytes=max_line_bytes,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
@@ -217,8 +239,8 @@ def analyze(
         sys.stdout.flush()
         if not quiet:
             _summarize(run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
-        _not_logs_warning(run.reader.skipped_files)
-        incomplete = _input_warnings(run.inputs, on_bad_line)
+        unread_files = _skipped_files_warning(run.reader.skipped_files)
+        incomplete = _input_warnings(run.inputs, on_bad_line) or unread_files
     if fail_on_incident and found:
         raise typer.Exit(ExitStatus.INCIDENTS)
     if incomplete:
@@ -297,16 +319,16 @@ def export(
             paths, output, host=host, partition_by=partition_by, log_line_prefix=log_line_prefix,
             format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP, fast=fast_path, notify=_note,
         )
+        unread_files = result.run is not None and _skipped_files_warning(result.run.reader.skipped_files)
         if not quiet:
             console = _stderr()
             if result.run is not None:
                 _summarize(result.run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
-                _not_logs_warning(result.run.reader.skipped_files)
             for skipped in result.files_skipped:
                 console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
             rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
             console.print(printable(f"exported {rows} to {result.output} ({len(result.parts)} files)"), markup=False)
-        incomplete = result.run is not None and _input_warnings(result.run.inputs, on_bad_line)
+        incomplete = (result.run is not None and _input_warnings(result.run.inputs, on_bad_line)) or unread_files
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
@@ -349,6 +371,7 @@ def records(
     input_format: InputFormatOpt = None,
     lc_messages: LcMessagesOpt = None,
     on_bad_line: OnBadLineOpt = None,
+    max_line_bytes: MaxLineOpt = MAX_LINE_BYTES,
     quiet: QuietOpt = False,
 ) -> None:
     """Print the records logdiag understood in a log: what did it make of my log?
@@ -358,7 +381,7 @@ def records(
     with _handled():
         reader = LogReader(
             paths, log_line_prefix=log_line_prefix, format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP,
-            lc_messages=lc_messages,
+            lc_messages=lc_messages, max_line_bytes=max_line_bytes,
         )
         if output_format is RecordsFormat.JSONL:
             write_jsonl(reader, sys.stdout)
@@ -367,8 +390,8 @@ def records(
         sys.stdout.flush()
         if not quiet:
             _summarize(reader.inputs, show_examples=on_bad_line is OnBadLine.WARN)
-        _not_logs_warning(reader.skipped_files)
-        incomplete = _input_warnings(reader.inputs, on_bad_line)
+        unread_files = _skipped_files_warning(reader.skipped_files)
+        incomplete = _input_warnings(reader.inputs, on_bad_line) or unread_files
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
@@ -383,11 +406,22 @@ def _following(name: str) -> None:
     _stderr().print(printable(f"logdiag: following {name}"), markup=False)
 
 
+def _skipped_files_warning(skipped: Sequence[SkippedFile]) -> bool:
+    """One line on stderr (even with ``--quiet``) for each input that could not be read, and one
+    for the files of a directory, glob or archive that were not logs and were skipped: how many,
+    and which. Whether any could not be read (the run is incomplete: exit 3)."""
+    unread = [s for s in skipped if s.unread]
+    for item in unread:
+        _stderr().print(printable(
+            f"logdiag: warning: {item.reason}; the report covers the other inputs only."
+        ), markup=False)
+    skipped = [s for s in skipped if not s.unread]
+    if skipped:
+        _not_logs_warning(skipped)
+    return bool(unread)
+
+
 def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:
-    """One line on stderr (even with ``--quiet``) for the files of a directory, glob or archive
-    that were not logs and were skipped: how many, and which."""
-    if not skipped:
-        return
     shown = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:MAX_EXAMPLES])
     more = f" and {len(skipped) - MAX_EXAMPLES} more" if len(skipped) > MAX_EXAMPLES else ""
     files = "file is not a PostgreSQL log" if len(skipped) == 1 else "files are not PostgreSQL logs"
@@ -396,8 +430,8 @@ def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:
 
 def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None) -> bool:
     """Say on stderr (even with ``--quiet``) of each input whose lines were not all read, with an
-    example and what to do, and of each inferred prefix the lines left unsettled; and whether the
-    run is incomplete (exit 3). Lines skipped under an explicit ``--on-bad-line skip`` are the
+    example and what to do, of each compressed input that ends early, and of each inferred prefix
+    the lines left unsettled; and whether the run is incomplete (exit 3). Lines skipped under an explicit ``--on-bad-line skip`` are the
     user's choice: counted in the summary, no more."""
     console = _stderr()
     for stats in inputs:
@@ -407,9 +441,15 @@ def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None)
                 f"the lines do not settle it ({'; '.join(stats.prefix_unsettled)}); pass --log-line-prefix "
                 "to be sure (psql: SHOW log_line_prefix;)."
             ), markup=False)
+    # A compressed input cut short or corrupt was not read whole, whatever --on-bad-line says.
+    ended_early = [stats for stats in inputs if stats.error]
+    for stats in ended_early:
+        console.print(printable(
+            f"logdiag: warning: {stats.file}: {stats.error}; the report covers only what came before."
+        ), markup=False)
     if on_bad_line is OnBadLine.SKIP:
-        return False
-    incomplete = False
+        return bool(ended_early)
+    incomplete = bool(ended_early)
     for stats in inputs:
         if not stats.unread:
             continue
@@ -426,7 +466,7 @@ def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None)
 
 def _reasons(stats: InputStats) -> str:
     """The skipped lines' counts by reason, most first: ``43 line does not match …; 5 …``."""
-    return "; ".join(f"{n} {reason}" for reason, n in stats.skipped.most_common())
+    return "; ".join(f"{n} {reason}" for reason, n in stats.reasons())
 
 
 def _what_to_do(stats: InputStats, on_bad_line: OnBadLine | None) -> str:
@@ -455,8 +495,6 @@ def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
         if stats.recoded:
             line += f", {stats.recoded} not UTF-8 (read as Latin-1)"
         console.print(printable(line), markup=False)
-        if stats.error:
-            console.print(printable(f"{stats.file}: warning: {stats.error}"), markup=False)
         if show_examples:
             for example in stats.examples:
                 console.print(

@@ -11,6 +11,10 @@ class InputError(LogdiagError):
     """An input cannot be opened or read at all (missing file, unreadable, unknown format)."""
 
 
+class UnreadableInput(InputError):
+    """An input exists but the system will not let it be read (permissions, I/O error)."""
+
+
 class ConfigError(LogdiagError):
     """An option is invalid, e.g. a ``--log-line-prefix`` that cannot be compiled."""
 

@@ -17,7 +17,7 @@ from logdiag.reader import LogReader
 from logdiag.records import LogRecord
 from logdiag.source.live import QUIET_PERIOD
 from logdiag.source.paths import Input
-from logdiag.source.stats import InputStats, OnBadLine, SkippedFile
+from logdiag.source.stats import MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
 
 
 @dataclass
@@ -129,6 +129,7 @@ def analyze(
     on_file: Callable[[str], None] | None = None,
     partial_groups: bool = False,
     lc_messages: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Run:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
@@ -139,8 +140,8 @@ def analyze(
     :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet``, ``stop``
     and ``on_file`` (told each file ``follow`` moves to) are for live use
     (see :class:`LogReader`); standard input is always read live, so incidents come out as soon as
-    they are complete. ``partial_groups`` and ``lc_messages`` (the server's language, default
-    told from each input): see :class:`LogReader`.
+    they are complete. ``partial_groups``, ``lc_messages`` (the server's language, default
+    told from each input) and ``max_line_bytes`` (longer lines are cut there): see :class:`LogReader`.
 
     >>> run = analyze(["sample_logs/postgresql.csv"])
     >>> [(i.constraint, i.key, i.culprits[0].source.line) for i in run.incidents()]
@@ -153,6 +154,6 @@ def analyze(
         paths, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
         follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast, lookback_bytes=lookback_bytes,
         on_forgotten=tracker.forget,  # what the pre-filter's look-back drops, the tracker forgets too
-        on_file=on_file, partial_groups=partial_groups, lc_messages=lc_messages,
+        on_file=on_file, partial_groups=partial_groups, lc_messages=lc_messages, max_line_bytes=max_line_bytes,
     )
     return Run(reader, tracker)

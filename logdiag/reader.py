@@ -14,7 +14,7 @@ from itertools import chain, groupby, islice
 from typing import cast
 
 from logdiag import fastpath
-from logdiag.errors import ConfigError, InputError
+from logdiag.errors import ConfigError, InputError, UnreadableInput
 from logdiag.fastpath import LOOKBACK_BYTES, WINDOW_BYTES
 from logdiag.formats import Detection, LogFormat, Prefilter, detect, format_of, shows_a_client_session
 from logdiag.lang import Language, UnknownLanguage, language_named
@@ -25,6 +25,7 @@ from logdiag.source.framing import (
     TICK,
     Tick,
     all_if_under,
+    cut_long_lines,
     decode_lines,
     file_segments,
     sample_lines,
@@ -35,7 +36,7 @@ from logdiag.source.framing import (
 from logdiag.source.inputs import OpenInput
 from logdiag.source.live import QUIET_PERIOD, follow
 from logdiag.source.paths import STDIN, Input, expand_inputs
-from logdiag.source.stats import InputStats, OnBadLine, SkippedFile
+from logdiag.source.stats import MAX_LINE_BYTES, InputStats, LineCuts, OnBadLine, SkippedFile
 
 __all__ = ["LOOKBACK_BYTES", "WINDOW_BYTES", "LogReader", "open_log"]
 
@@ -68,6 +69,8 @@ class LogReader:
             incremental export leaves out the files it has read): one with no log is no error.
         lc_messages: the server's ``lc_messages`` (``de``, ``fr_FR.UTF-8``...); default: told
             from each input's lines (its severity words and ``statement:``).
+        max_line_bytes: the longest line read whole; a longer one is cut there, the rest left
+            out and counted (``inputs[].cuts``), so that memory stays bounded on any input.
 
     The files of a directory, glob or archive are read in the order of their first record's
     timestamp (copied files lose their modification times; names need not sort); those that are
@@ -96,6 +99,7 @@ class LogReader:
         on_file: Callable[[str], None] | None = None,
         partial_groups: bool = False,
         lc_messages: str | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         try:
             #: The server's language when the user gave it (--lc-messages); else each input's own.
@@ -124,6 +128,9 @@ class LogReader:
         self.skipped_files: list[SkippedFile] = []
         self.on_file = on_file
         self.partial_groups = partial_groups
+        if max_line_bytes < 1:
+            raise ConfigError(f"--max-line-bytes must be a positive size, not {max_line_bytes}")
+        self.max_line_bytes = max_line_bytes
 
     def __iter__(self) -> Iterator[LogRecord]:
         # --on-bad-line warn/fail need every line read: only the default mode is pre-filtered.
@@ -134,28 +141,45 @@ class LogReader:
             ):
                 if self.on_file is not None:
                     self.on_file(name)
-                yield from (self._streamed(name, lines) if filtered else self._records(name, lines))
+                cuts = self._cuts()
+                lines = cut_long_lines(lines, cuts)
+                yield from (self._streamed(name, lines, cuts) if filtered else self._records(name, lines, cuts))
             return
         try:
             for path in self._ordered():
-                opened = OpenInput(path)
+                try:
+                    opened = OpenInput(path, cuts=self._cuts())
+                except UnreadableInput as exc:
+                    if len(self._inputs) == 1:
+                        raise
+                    self.skipped_files.append(SkippedFile(path, str(exc), unread=True))  # the others are read
+                    continue
                 try:
                     if filtered and (path == STDIN or opened.compression is not None or opened.member):
-                        yield from self._streamed(path, opened.pieces(self.quiet), opened.compression, opened.member)
+                        yield from self._streamed(
+                            path, opened.pieces(self.quiet), opened.cuts, opened.compression, opened.member,
+                        )
                     else:
                         plain_file = filtered and opened.compression is None
-                        yield from self._records(path, opened.lines(self.quiet), plain_file=plain_file)
+                        yield from self._records(path, opened.lines(self.quiet), opened.cuts, plain_file=plain_file)
                 finally:
                     opened.close()
         finally:
             archives.release()  # the archives' streams kept open for their next member
 
+    def _cuts(self) -> LineCuts:
+        """An input's line limit, and where it cut lines."""
+        return LineCuts(self.max_line_bytes)
+
     def _ordered(self) -> list[str]:
         """The inputs' names in reading order: each group's (directory, glob, archive) files by
         their first record's time, those that are not logs left out (in :attr:`skipped_files`).
 
+        Files that cannot be opened are left out too, listed as ``unread``.
+
         Raises:
             InputError: a group has no log at all, or a file of it is a log that cannot be read.
+            UnreadableInput: no input can be opened.
         """
         names: list[str] = []
         for group, items in groupby(self._inputs, key=lambda item: item.group):
@@ -165,16 +189,23 @@ class LogReader:
             dated: list[tuple[bool, datetime, int, str]] = []
             skipped: list[SkippedFile] = []
             for position, item in enumerate(items):
-                first, not_a_log = self._first_time(item)
+                try:
+                    first, not_a_log = self._first_time(item)
+                except UnreadableInput as exc:
+                    skipped.append(SkippedFile(item.name, str(exc), unread=True))
+                    continue
                 if not_a_log is not None:
                     skipped.append(SkippedFile(item.name, not_a_log))
                     continue
                 dated.append((first is None, first or _EPOCH, position, item.name))
             self.skipped_files.extend(skipped)
-            if not dated and not self.partial_groups:
+            if not dated and not self.partial_groups and not any(s.unread for s in skipped):
                 named = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:3])
                 raise InputError(f"no PostgreSQL log in {group}: {named}{', ...' if len(skipped) > 3 else ''}")
             names.extend(name for *_, name in sorted(dated))
+        unread = [s for s in self.skipped_files if s.unread]
+        if unread and not names:  # nothing to read at all: an error, not an incomplete run
+            raise UnreadableInput(unread[0].reason)
         return names
 
     def _first_time(self, item: Input) -> tuple[datetime | None, str | None]:
@@ -184,7 +215,7 @@ class LogReader:
         Raises:
             InputError: its lines hold server messages, but in a format or prefix not recognised.
         """
-        opened = OpenInput(item.name, item.head)
+        opened = OpenInput(item.name, item.head, self._cuts())
         stats = InputStats(file=item.name)
         try:
             head = sample_lines(decode_lines(opened.lines(), stats))
@@ -211,11 +242,12 @@ class LogReader:
         return None, None
 
     def _records(
-        self, name: str, raw_lines: Iterator[bytes | Tick], plain_file: bool = False,
+        self, name: str, raw_lines: Iterator[bytes | Tick], cuts: LineCuts, plain_file: bool = False,
     ) -> Iterator[LogRecord]:
         """An input read record by record; with ``plain_file`` (the fast path on), a big plain
-        file through the file pre-filter, once its first lines have told its format."""
-        stats = InputStats(file=name, on_bad_line=self.on_bad_line)
+        file through the file pre-filter, once its first lines have told its format. ``cuts``:
+        the lines' limit (they are within it), and where it cut them."""
+        stats = InputStats(file=name, on_bad_line=self.on_bad_line, cuts=cuts)
         lines = decode_lines(raw_lines, stats)
         head = sample_lines(lines, seconds=self.quiet)
         detection = detect([item[1] for item in head], name, self.log_line_prefix, self.format, self.language)
@@ -225,7 +257,7 @@ class LogReader:
             head += ahead
         lines_filter = self._prefilter(detection) if plain_file and self.quiet is None else None
         if detection is not None and lines_filter is not None and fastpath.eligible(name, self._min_bytes()):
-            stats = self._stats(name, detection, fast_path=True)
+            stats = self._stats(name, detection, cuts, fast_path=True)
             # The readers count into a scratch copy: the pre-filter counts the whole file.
             kept = fastpath.file_lines(name, lines_filter, stats)
             yield from records_of(kept, detection, InputStats(file=name), name)
@@ -247,9 +279,9 @@ class LogReader:
         _note_format(stats, detection)
         yield from records_of(lines, detection, stats, name, quiet=self.quiet)
 
-    def _stats(self, name: str, detection: Detection, fast_path: bool = False) -> InputStats:
+    def _stats(self, name: str, detection: Detection, cuts: LineCuts, fast_path: bool = False) -> InputStats:
         """The counts of an input whose format is known, added to :attr:`inputs`."""
-        stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=fast_path)
+        stats = InputStats(file=name, on_bad_line=self.on_bad_line, fast_path=fast_path, cuts=cuts)
         _note_format(stats, detection)
         self.inputs.append(stats)
         return stats
@@ -264,25 +296,27 @@ class LogReader:
         return fastpath.FAST_PATH_MIN_BYTES if self.fast_min_bytes is None else self.fast_min_bytes
 
     def _streamed(
-        self, name: str, pieces: Iterator[bytes | Tick], compression: str | None = None, member: bool = False,
+        self, name: str, pieces: Iterator[bytes | Tick], cuts: LineCuts, compression: str | None = None,
+        member: bool = False,
     ) -> Iterator[LogRecord]:
-        """A stream (pipe, followed or compressed file, archive member) through a pre-filter."""
+        """A stream (pipe, followed or compressed file, archive member) through a pre-filter;
+        ``cuts`` as for :meth:`_records`."""
         failure: list[BaseException] = []
         pieces = until_corrupt(pieces, failure, hold=compression is not None or member)
         live = name == STDIN or self.follow
         if not live:
-            yield from self._pre_filtered(name, pieces, failure, compression, live)
+            yield from self._pre_filtered(name, pieces, cuts, failure, compression, live)
             return
         # While the first lines come, polars is imported: an incident among them is not late.
         warming = fastpath.warm_up()
         try:
-            yield from self._pre_filtered(name, pieces, failure, compression, live)
+            yield from self._pre_filtered(name, pieces, cuts, failure, compression, live)
         finally:
             warming.join()  # an import still going when the interpreter exits prints a traceback
 
     def _pre_filtered(
-        self, name: str, pieces: Iterator[bytes | Tick], failure: list[BaseException], compression: str | None,
-        live: bool,
+        self, name: str, pieces: Iterator[bytes | Tick], cuts: LineCuts, failure: list[BaseException],
+        compression: str | None, live: bool,
     ) -> Iterator[LogRecord]:
         """The body of :meth:`_streamed`."""
         sample = sample_pieces(pieces, seconds=self.quiet if live else None)
@@ -306,12 +340,12 @@ class LogReader:
             # misreads; the pre-filter would drop them (issue 24).
             lines_filter = None
         if small or detection is None or lines_filter is None:
-            stats = InputStats(file=name, on_bad_line=self.on_bad_line)
+            stats = InputStats(file=name, on_bad_line=self.on_bad_line, cuts=cuts)
             yield from self._detected(name, decode_lines(split_lines(stream), stats), detection, stats)
             if failure:
                 stats.ended_early(failure[0])
             return
-        stats = self._stats(name, detection, fast_path=True)
+        stats = self._stats(name, detection, cuts, fast_path=True)
         lines: Iterator[tuple[int, str] | Tick]
         if live:
             lines = fastpath.live_lines(

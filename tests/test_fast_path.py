@@ -56,6 +56,20 @@ def test_block_boundaries_change_nothing(scenario_logs, fmt, block_bytes, monkey
     assert fast[:3] == slow[:3]
 
 
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_sessions_beyond_one_pattern_change_nothing(scenario_logs, fmt, monkeypatch):
+    """More failing sessions than one regular expression may name (20,000 outgrew polars' regex
+    size limit, issue 27): here two a pattern, so that the scenarios' sessions need many."""
+    from logdiag.fastpath import scan
+
+    prefix = RICH_PREFIX if fmt == "stderr" else None
+    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    monkeypatch.setattr(scan, "SESSIONS_PER_PATTERN", 2)
+    fast = _run(scenario_logs[fmt], fast=True, prefix=prefix)
+    assert fast[3] and len(slow[0]) > 25
+    assert fast[:3] == slow[:3]
+
+
 @pytest.mark.parametrize("prefix", ["%m [%p] ", "%m [%p] %l "])
 def test_pid_keyed_stderr(pg_cluster, prefix, tmp_path, monkeypatch):
     """With the default prefix (no %c, no %v), sessions are kept by pid: still the same answers,

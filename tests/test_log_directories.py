@@ -295,12 +295,12 @@ class TestArchives:
         archive_path = tmp_path / "cut.tar"
         archive_path.write_bytes(whole[: last.offset_data + last.size // 2])
         result = _logdiag("analyze", str(archive_path), "--format", "json")
-        assert result.returncode == ExitStatus.OK, result.stderr
+        assert result.returncode == ExitStatus.INCOMPLETE, result.stderr
         report = json.loads(result.stdout)
         [incident] = report["incidents"]
         assert incident["culprits"][0]["statement"] == rotated_logs.culprit
         assert [i["error"] is not None for i in report["inputs"]] == [False] * (len(files) - 1) + [True]
-        assert f"{archive_path}:log/{files[-1].name}: warning: input ends early" in result.stderr
+        assert f"logdiag: warning: {archive_path}:log/{files[-1].name}: input ends early" in result.stderr
         assert "Traceback" not in result.stderr
 
     def test_a_pipe_is_not_sniffed_for_an_archive(self, rotated_logs):

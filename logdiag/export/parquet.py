@@ -461,7 +461,7 @@ def _write(
             state["files"][_state_key(host, stats.file)] = {
                 **plan.identities[stats.file], "lines": stats.lines, "host": host, "reading": readings.get(stats.file, ""),
             }
-    for stray in run.reader.skipped_files:  # no log: left out next time too, unless it changes
+    for stray in (s for s in run.reader.skipped_files if not s.unread):  # no log: left out next time too
         state["files"][_state_key(host, stray.name)] = {**plan.identities[stray.name], "lines": 0, "host": host}
     staging.commit(state, dict(result.rows))
     return run

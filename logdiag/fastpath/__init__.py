@@ -88,9 +88,9 @@ def file_lines(path: str, prefilter: Prefilter, stats: InputStats) -> Lines:
     counted in ``stats``."""
     from logdiag.fastpath import scan
 
-    selection = _first_pass(scan.blocks(path), prefilter)
+    selection = _first_pass(scan.blocks(path, cuts=stats.cuts), prefilter)
     kept: LineFilter[Block] = scan.SelectionFilter(prefilter, selection, stats)
-    return kept.lines(scan.blocks(path))
+    return kept.lines(scan.blocks(path, cuts=stats.cuts))
 
 
 def live_lines(
@@ -160,7 +160,7 @@ def _read_twice(name: str, stream: Iterator[bytes], prefilter: Prefilter, stats:
     def read(pieces: Iterator[bytes]) -> Iterator[Block]:
         return in_thread(scan.stream_blocks(pieces), depth=1)
 
-    again = OpenInput(name)
+    again = OpenInput(name, cuts=stats.cuts)
     try:  # up to a break in the data, which the second pass reports
         selection = _first_pass(read(until_corrupt(again.chunks(), [], hold=True)), prefilter)
     finally:

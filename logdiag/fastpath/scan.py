@@ -32,7 +32,7 @@ from logdiag.fastpath.readahead import in_thread
 from logdiag.formats.base import Continuation, ErrorLine, Prefilter
 from logdiag.source import framing
 from logdiag.source.framing import Block, decode_line
-from logdiag.source.stats import InputStats
+from logdiag.source.stats import InputStats, LineCuts
 
 if TYPE_CHECKING:  # polars is imported when a classifier is made, not with the module
     import polars as pl
@@ -55,7 +55,7 @@ class Selection:
 
 # --- reading ------------------------------------------------------------------------------
 
-def blocks(path: str, size: int | None = None) -> Iterator[Block]:
+def blocks(path: str, size: int | None = None, *, cuts: LineCuts | None = None) -> Iterator[Block]:
     """The file in blocks of whole lines, each read by a thread while the one before is used:
     :func:`stream_blocks` of its reads.
 
@@ -64,7 +64,7 @@ def blocks(path: str, size: int | None = None) -> Iterator[Block]:
     GIL, and so do the marker search and polars: the next block's read overlaps with them.
     """
     size = size or CHUNK_BYTES
-    return in_thread(stream_blocks(_reads(path, size), size), depth=1)
+    return in_thread(stream_blocks(framing.cut_long_lines(_reads(path, size), cuts or LineCuts()), size), depth=1)
 
 
 def stream_blocks(pieces: Iterable[bytes], size: int | None = None) -> Iterator[Block]:
@@ -128,6 +128,16 @@ def _is_violation(error: ErrorLine) -> bool:
     return parse_violation(error.message, error.detail, error.sqlstate) is not None
 
 
+#: Sessions named in one regular expression at most: 20,000 in one outgrow polars' regex size
+#: limit (10 MB compiled).
+SESSIONS_PER_PATTERN = 1000
+
+
+def _alternation(keys: Sequence[str]) -> str:
+    """A regular expression that matches any of the keys (as they are written)."""
+    return "(?:" + "|".join(re.escape(k) for k in keys) + ")"
+
+
 # --- pass 2: lines --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +145,13 @@ class SessionTest:
     """Whether a record's first line is of the kept sessions: a cheap candidate test every line
     gets, and the exact test (None when the candidate is exact) only its candidates get."""
 
-    candidate: str  # a regular expression
+    candidate: str | None  # a regular expression; None: too many sessions for one (see keys)
     exact: pl.Expr | None
+    keys: tuple[str, ...] = ()  # without a candidate: the keys, looked for as strings (Aho-Corasick)
+
+    def candidates(self, text: pl.Expr) -> pl.Expr:
+        """The candidate test of a text column."""
+        return text.str.contains(self.candidate) if self.candidate is not None else text.str.contains_any(list(self.keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,10 +269,23 @@ class LineClassifier:
             self.in_kept_session = self.session_test(self.keys)
 
     def session_test(self, keys: Iterable[str]) -> SessionTest:
-        """The test for a record's first line being of these sessions."""
-        alternation = "(?:" + "|".join(re.escape(k) for k in sorted(keys)) + ")"
-        candidate, exact = self.prefilter.session_test(alternation)
-        return SessionTest(candidate, None if exact is None else self.pl.col("text").str.contains(exact))
+        """The test for a record's first line being of these sessions.
+
+        One regular expression names them all, up to :data:`SESSIONS_PER_PATTERN`; beyond, one
+        would outgrow the regex engine's size limit (20,000 failing sessions, issue 27): the
+        candidates are then the lines that hold a key anywhere, and the exact test is one
+        expression per that many sessions, run on the candidates alone.
+        """
+        ordered = sorted(keys)
+        text = self.pl.col("text")
+        if len(ordered) <= SESSIONS_PER_PATTERN:
+            candidate, exact = self.prefilter.session_test(_alternation(ordered))
+            return SessionTest(candidate, None if exact is None else text.str.contains(exact))
+        tests = []
+        for start in range(0, len(ordered), SESSIONS_PER_PATTERN):
+            candidate, exact = self.prefilter.session_test(_alternation(ordered[start : start + SESSIONS_PER_PATTERN]))
+            tests.append(text.str.contains(candidate if exact is None else exact))
+        return SessionTest(None, self.pl.any_horizontal(tests), tuple(ordered))
 
     def measure(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, pl.Expr] | None = None) -> Measured:
         """The block's lines and what the vectorised tests (and ``extra`` expressions, computed
@@ -281,14 +309,17 @@ class LineClassifier:
         # One pass finds the few lines that may be of a kept session, DDL or (stderr) a DETAIL,
         # STATEMENT... line (each pass over a 16 MB block costs more than the test it makes);
         # _told_apart tells which on those alone.
-        maybe = _TABLE if session_test is None else f"{session_test.candidate}|{_TABLE}"
+        maybe = _TABLE if session_test is None or session_test.candidate is None else f"{session_test.candidate}|{_TABLE}"
         if self.attachment_candidate is not None:
             maybe += "|" + self.attachment_candidate
+        maybe_test = text.str.contains(maybe)
+        if session_test is not None and session_test.candidate is None:
+            maybe_test = maybe_test | session_test.candidates(text)
         columns = {
             **(extra or {}),
             "short": text.str.len_bytes() < 16,
             "is_record": self.is_record,
-            "maybe": text.str.contains(maybe),
+            "maybe": maybe_test,
         }
         if self.prefilter.record_end is not None:
             columns["ends_record"] = text.str.contains(self.prefilter.record_end)
@@ -348,7 +379,7 @@ class LineClassifier:
             if session_test is None:
                 sessions = sessions.clear()
             else:
-                candidates = maybe.filter(text.str.contains(session_test.candidate))
+                candidates = maybe.filter(session_test.candidates(text))
                 if session_test.exact is not None and candidates.height:
                     candidates = candidates.filter(session_test.exact)
                 sessions = candidates["index"]

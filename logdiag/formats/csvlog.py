@@ -23,7 +23,7 @@ from logdiag.formats.timestamps import parse_timestamp
 from logdiag.lang import ENGLISH, Language, severity_of
 from logdiag.records import SEVERITIES, LogRecord, Severity, Source
 from logdiag.source.framing import Tick
-from logdiag.source.stats import InputStats
+from logdiag.source.stats import InputStats, size_text
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -59,7 +59,7 @@ def split_records(lines: Lines, stats: InputStats) -> Iterator[tuple[int, str]]:
     source = iter(lines)
     replay: deque[tuple[int, str]] = deque()
     pending: list[tuple[int, str]] = []
-    quotes = 0
+    quotes = size = 0
     while True:
         item: tuple[int, str] | Tick | None
         if replay:
@@ -79,13 +79,15 @@ def split_records(lines: Lines, stats: InputStats) -> Iterator[tuple[int, str]]:
             continue
         pending.append(item)
         quotes += text.count('"')
+        size += len(text) + 1
         if quotes % 2 == 0:
             yield pending[0][0], "\n".join(t for _, t in pending)
-            pending, quotes = [], 0
-        elif len(pending) > MAX_RECORD_LINES:
+            pending, quotes, size = [], 0, 0
+        elif len(pending) > MAX_RECORD_LINES or size > stats.cuts.limit:
             replay.extendleft(reversed(pending[1:]))
-            stats.skip(pending[0][0], "unterminated quoted field", pending[0][1])
-            pending, quotes = [], 0
+            too_long = f"record longer than {size_text(stats.cuts.limit)} (--max-line-bytes)"
+            stats.skip(pending[0][0], too_long if size > stats.cuts.limit else "unterminated quoted field", pending[0][1])
+            pending, quotes, size = [], 0, 0
     while pending:  # input ended inside a quoted field: a truncated record
         first_line, first_text = pending[0]
         stats.skip(first_line, "truncated csvlog record", first_text)

@@ -23,7 +23,7 @@ from logdiag.formats.timestamps import fromisoformat
 from logdiag.lang import ENGLISH, Language
 from logdiag.records import LogRecord, Severity, Source
 from logdiag.source.framing import Tick, decode_line
-from logdiag.source.stats import InputStats
+from logdiag.source.stats import InputStats, size_text
 
 # Verbose mode (log_error_verbosity = verbose) puts the SQLSTATE before the message.
 # stderr appends the cursor position to the message; csvlog and jsonlog keep it in its own field,
@@ -81,12 +81,15 @@ class _Message:
     superseded: bool = False
     complete: bool = False  # its STATEMENT line, always the last one PostgreSQL writes, has come
     touched: float = 0.0  # monotonic time of its last line (live input only)
+    size: int = 0  # characters of its parts so far
 
     def add(self, name: str, text: str) -> None:
         self.parts[name] = [text]
         self.current = name
+        self.size += len(text)
 
     def continue_line(self, text: str, newline: bool) -> None:
+        self.size += len(text) + 1
         pieces = self.parts.setdefault(self.current, [])
         if newline or not pieces:
             pieces.append(text)
@@ -277,6 +280,9 @@ class StderrAssembler:
             )
         if target is None:
             self._skip(raw, "continuation line without its message")
+            return
+        if target.size + len(text) > self.stats.cuts.limit:  # memory stays bounded (issue 27)
+            self._skip(raw, f"record longer than {size_text(self.stats.cuts.limit)} (--max-line-bytes)")
             return
         target.continue_line(text, newline)
         target.last_line = raw.line

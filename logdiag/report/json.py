@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import IO, Any
 
 from logdiag.diagnosis.incidents import Incident
 from logdiag.report.run import RunView
+from logdiag.report.safe import json_text
 from logdiag.version import __version__
 
 
@@ -24,6 +24,7 @@ def inputs_of(run: RunView) -> list[dict[str, Any]]:
             "lines": s.lines,
             "skipped": s.skipped_total,
             "unread": s.unread,
+            "cut_lines": s.cuts.count,
             "error": s.error,
         }
         for s in run.inputs
@@ -36,7 +37,7 @@ def report(run: RunView, incidents: Iterable[Incident]) -> dict[str, Any]:
     return {
         "logdiag": {"version": __version__},
         "inputs": inputs_of(run),
-        "skipped_files": [{"file": f.name, "reason": f.reason} for f in run.skipped_files],
+        "skipped_files": [{"file": f.name, "reason": f.reason, "unread": f.unread} for f in run.skipped_files],
         "incidents": found,
         "findings": [f.to_dict() for f in run.findings],
         "other_errors": [e.to_dict() for e in run.other_errors],
@@ -46,8 +47,7 @@ def report(run: RunView, incidents: Iterable[Incident]) -> dict[str, Any]:
 
 def write_json(run: RunView, incidents: Iterable[Incident], out: IO[str]) -> int:
     data = report(run, incidents)
-    json.dump(data, out, ensure_ascii=False, indent=2)
-    out.write("\n")
+    out.write(json_text(data, indent=2) + "\n")
     return len(data["incidents"])
 
 
@@ -55,7 +55,7 @@ def write_jsonl(incidents: Iterable[Incident], out: IO[str]) -> int:
     """One incident object per line, flushed as soon as it is known."""
     count = 0
     for incident in incidents:
-        out.write(json.dumps(incident.to_dict(), ensure_ascii=False) + "\n")
+        out.write(json_text(incident.to_dict()) + "\n")
         out.flush()
         count += 1
     return count

@@ -7,17 +7,19 @@ from collections.abc import Iterable, Sequence
 from typing import IO
 
 from logdiag.diagnosis.incidents import Finding, Incident, Related
-from logdiag.report.run import RunView
+from logdiag.report.run import RunView, nothing_found
+from logdiag.report.safe import printable
 
 
 def _fence(code: str) -> str:
+    code = printable(code)
     longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}sql\n{code.rstrip()}\n{fence}"
 
 
 def _inline(text: str) -> str:
-    return re.sub(r"([\\`*_{}\[\]<>|#])", r"\\\1", text.replace("\n", " "))
+    return re.sub(r"([\\`*_{}\[\]<>|#])", r"\\\1", printable(text).replace("\n", " "))
 
 
 def incident_markdown(number: int, incident: Incident) -> str:
@@ -84,11 +86,8 @@ def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str]) ->
     for incident in incidents:
         count += 1
         out.write(incident_markdown(count, incident) + "\n")
-    unread = sum(s.unread for s in run.inputs)
-    if not count and unread:
-        out.write(f"No constraint violation in the lines read; {unread} line{'s' * (unread != 1)} could not be read.\n\n")
-    elif not count:
-        out.write("No constraint violation in this log.\n\n")
+    if not count:
+        out.write(nothing_found(run)[0] + "\n\n")
     if run.findings:
         out.write("## Findings\n\n")
         for number, finding in enumerate(run.findings, 1):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import IO
@@ -12,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from logdiag.records import LogRecord
-from logdiag.report.safe import plain
+from logdiag.report.safe import json_text, plain
 
 TABLE_BATCH = 200
 
@@ -21,7 +20,7 @@ def write_jsonl(records: Iterable[LogRecord], out: IO[str]) -> int:
     """Write one JSON object per record (keys are the record's field names); return the count."""
     count = 0
     for record in records:
-        out.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        out.write(json_text(record.to_dict()) + "\n")
         count += 1
     return count
 

@@ -60,3 +60,19 @@ class RunView(Protocol):
     def stats(self) -> dict[str, Any]:
         """The ``stats`` object of the JSON report."""
         ...
+
+
+def nothing_found(run: RunView) -> tuple[str, bool]:
+    """What a report says when it has no incident, and whether that is an all-clear: it is not
+    when lines or whole files could not be read.
+
+    >>> from types import SimpleNamespace as Run
+    >>> nothing_found(Run(inputs=[], skipped_files=[SkippedFile("b.csv", "cannot open b.csv", unread=True)]))
+    ('No constraint violation in what could be read; 1 file could not be read.', False)
+    """
+    lines = sum(s.unread for s in run.inputs)
+    files = sum(f.unread for f in run.skipped_files)
+    if not lines and not files:
+        return "No constraint violation in this log.", True
+    missing = [f"{n} {what}{'s' * (n != 1)}" for n, what in ((lines, "line"), (files, "file")) if n]
+    return f"No constraint violation in what could be read; {' and '.join(missing)} could not be read.", False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import IO, Any, Protocol
@@ -11,7 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from logdiag.report.safe import plain
+from logdiag.report.safe import json_text, plain, printable
 
 
 class SummaryView(Protocol):
@@ -72,8 +71,7 @@ def write_summary_text(summary: SummaryView, console: Console) -> None:
 
 
 def write_summary_json(summary: SummaryView, out: IO[str]) -> None:
-    json.dump(summary.to_dict(), out, ensure_ascii=False, indent=2)
-    out.write("\n")
+    out.write(json_text(summary.to_dict(), indent=2) + "\n")
 
 
 def write_summary_markdown(summary: SummaryView, out: IO[str]) -> None:
@@ -84,5 +82,5 @@ def write_summary_markdown(summary: SummaryView, out: IO[str]) -> None:
         columns = [c for c in _columns(rows) if c != "culprit_fingerprint"]
         out.write(f"\n## {TITLES[name]}\n\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
         for row in rows:
-            cells = [_cell(row[c]).replace("|", "\\|").replace("\n", " ") for c in columns]
+            cells = [printable(_cell(row[c])).replace("|", "\\|").replace("\n", " ") for c in columns]
             out.write("| " + " | ".join(cells) + " |\n")

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from logdiag.diagnosis.incidents import Finding, Incident
 from logdiag.records import Source
-from logdiag.report.run import RunView
+from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import plain, printable
 
 MAX_SQL_CHARS = 2000
@@ -153,10 +153,9 @@ def write_text(run: RunView, incidents: Iterable[Incident], console: Console) ->
         console.file.flush()
     if found:
         console.print(summary_table(found))
-    elif unread := sum(s.unread for s in run.inputs):
-        console.print(plain(f"No constraint violation in the lines read; {unread} line{'s' * (unread != 1)} could not be read.", "yellow"))
     else:
-        console.print(plain("No constraint violation in this log.", "green"))
+        said, all_clear = nothing_found(run)
+        console.print(plain(said, "green" if all_clear else "yellow"))
     if run.findings:
         console.print(plain(f"Findings: {len(run.findings)}", "bold"))
         for number, finding in enumerate(run.findings, 1):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final, TypeVar, overload
+from typing import BinaryIO, Final, TypeVar, overload
 
 from logdiag.source.compression import DECOMPRESSION_ERRORS
-from logdiag.source.stats import InputStats
+from logdiag.source.stats import InputStats, LineCuts
 
 
 class Tick:
@@ -52,6 +52,71 @@ def split_lines(chunks: Iterable[bytes | Tick]) -> Iterator[bytes | Tick]:
             pending.append(chunk[start:])
     if pending:
         yield b"".join(pending)
+
+
+def cut_long_lines(pieces: Iterable[Piece], cuts: LineCuts) -> Iterator[Piece]:
+    """The pieces, with every line longer than ``cuts.limit`` bytes cut there: its first
+    ``limit`` bytes and a newline go on, the rest is left out, and the cut is recorded.
+
+    What comes after the framers (their pending line, a record's text) is then bounded, whatever
+    the input: ``/dev/zero``, a 100 MB line. Pieces go on as they are, not copied, unless a cut
+    falls in them; with a limit no smaller than the pieces, looking costs two searches a piece.
+
+    >>> cuts = LineCuts(limit=4)
+    >>> b"".join(cut_long_lines([b"ab\\nabcdefgh", b"ij\\nxy"], cuts)), sorted(cuts.starts)
+    (b'ab\\nabcd\\nxy', [3])
+    """
+    limit = cuts.limit
+    offset = 0  # of the piece in the stream
+    line_start = 0  # of the current line in the stream
+    dropping = False  # in the rest of a cut line
+    for piece in pieces:
+        if isinstance(piece, Tick):
+            yield piece
+            continue
+        size, emit, index, cut = len(piece), 0, 0, False
+        while index < size:
+            if dropping:
+                newline = piece.find(b"\n", index)
+                if newline < 0:
+                    emit = index = size
+                    break
+                dropping, emit, index = False, newline + 1, newline + 1
+                line_start = offset + index
+                continue
+            allowed_end = line_start + limit - offset  # where the line's newline may be, at the latest
+            newline = piece.rfind(b"\n", index, min(size, allowed_end + 1))
+            if newline >= 0:  # the lines up to it are within the limit
+                index = newline + 1
+                line_start = offset + index
+            elif allowed_end >= size:  # the line goes on in the next piece, within the limit so far
+                break
+            else:
+                cuts.record(line_start)
+                yield piece[emit:allowed_end] + b"\n"
+                dropping, emit, index, cut = True, allowed_end, allowed_end, True
+        offset += size
+        if not emit and not cut:
+            yield piece
+        elif emit < size:
+            yield piece[emit:]
+
+
+def cut_long_readlines(stream: BinaryIO, cuts: LineCuts) -> Iterator[bytes]:
+    """A buffered stream's lines (with their ending), every line longer than ``cuts.limit`` bytes
+    cut there as :func:`cut_long_lines` does; never more than the limit in memory."""
+    limit, offset = cuts.limit, 0
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            offset += len(line)
+            yield line
+            continue
+        cuts.record(offset)
+        yield line[:limit] + b"\n"
+        offset += len(line)
+        while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+            offset += len(rest)
+        offset += len(rest)
 
 
 @dataclass(frozen=True, slots=True)

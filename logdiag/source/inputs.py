@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import BinaryIO, cast
 
-from logdiag.errors import InputError
+from logdiag.errors import UnreadableInput
 from logdiag.source import archives, compression
 from logdiag.source.compression import (
     DECOMPRESSION_ERRORS,
@@ -18,9 +18,10 @@ from logdiag.source.compression import (
     gzip_files,
     without_first,
 )
-from logdiag.source.framing import UTF8_BOM, Tick, split_lines
+from logdiag.source.framing import UTF8_BOM, Tick, cut_long_lines, cut_long_readlines, split_lines
 from logdiag.source.live import stdin_chunks
 from logdiag.source.paths import STDIN
+from logdiag.source.stats import LineCuts
 
 
 class OpenInput:
@@ -34,13 +35,16 @@ class OpenInput:
     Args:
         name: a file, ``-`` for standard input, or ``archive:member``.
         head: read these bytes (an input's first bytes, already read) instead of opening ``name``.
+        cuts: the line limit, and where the lines longer than it were cut (default: a new one with
+            the default limit). Every line handed out is within the limit.
 
     Raises:
-        InputError: the file cannot be opened.
+        UnreadableInput: the file cannot be opened.
     """
 
-    def __init__(self, name: str, head: bytes | None = None) -> None:
+    def __init__(self, name: str, head: bytes | None = None, cuts: LineCuts | None = None) -> None:
         self.name = name
+        self.cuts = cuts if cuts is not None else LineCuts()
         self._closer: ExitStack | None = None
         member = None if head is not None or name == STDIN else archives.split_member(name)
         self.member = member is not None
@@ -55,7 +59,7 @@ class OpenInput:
             try:
                 raw = open(name, "rb")  # noqa: SIM115 - closed by close()
             except OSError as exc:
-                raise InputError(f"cannot open {name}: {exc.strerror or exc}") from exc
+                raise UnreadableInput(f"cannot open {name}: {exc.strerror or exc}") from exc
         self._raw = raw
         self._buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
         head = self._buffered.peek(8)[:8]
@@ -71,20 +75,24 @@ class OpenInput:
             quiet: for standard input, yield TICK after this many idle seconds (live use).
         """
         if self.name == STDIN and quiet is not None and self.compression is None:
-            return split_lines(stdin_chunks(self._buffered, quiet))
+            return split_lines(self.pieces(quiet))
         if self.compression is None:
-            return iter(self._buffered)
+            return cut_long_readlines(self._buffered, self.cuts)
         return split_lines(self.chunks())
 
     def pieces(self, quiet: float | None = None) -> Iterator[bytes | Tick]:
         """The input's bytes, decompressed, in chunks as they come; for standard input read live
         (``quiet`` seconds), TICK whenever it goes quiet."""
         if self.name == STDIN and quiet is not None and self.compression is None:
-            return stdin_chunks(self._buffered, quiet)
+            return cut_long_lines(stdin_chunks(self._buffered, quiet), self.cuts)
         return self.chunks()
 
     def chunks(self) -> Iterator[bytes]:
-        """The input's bytes, decompressed, in large chunks (no line splitting)."""
+        """The input's bytes, decompressed, in large chunks (no line splitting), its lines cut at
+        the line limit."""
+        return cut_long_lines(self._chunks(), self.cuts)
+
+    def _chunks(self) -> Iterator[bytes]:
         if self.compression is None:
             return iter(lambda: self._buffered.read(compression.CHUNK_SIZE), b"")
         if self.compression == "gzip" and self.name != STDIN and not self.member and self._buffered.seekable():

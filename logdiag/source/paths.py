@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logdiag.errors import InputError
+from logdiag.errors import InputError, UnreadableInput
 from logdiag.source import archives
 
 STDIN = "-"
@@ -148,7 +148,10 @@ def destination(path: Path) -> str:
 
 
 def _directory_logs(directory: Path) -> list[str]:
-    files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+    try:
+        files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+    except OSError as exc:
+        raise UnreadableInput(f"cannot read directory {directory}: {exc.strerror or exc}") from None
     if not files:
         raise InputError(f"no log file in directory {directory}")
     chosen = _preferred(files)

@@ -36,10 +36,52 @@ class SkippedLine:
 
 @dataclass(frozen=True, slots=True)
 class SkippedFile:
-    """A file of a log directory, glob or archive that is not a PostgreSQL log, left unread."""
+    """A file of a log directory, glob or archive that is not a PostgreSQL log, left unread; or
+    (``unread``) an input that may be one but could not be read, which makes the run incomplete."""
 
     name: str
     reason: str
+    unread: bool = False
+
+
+#: The longest line read whole: a csvlog line of a failed 10 MB statement is 20 MB (its message quotes it).
+#: The rest of a longer one is left out, so that memory stays bounded on any input (issue 27).
+MAX_LINE_BYTES = 64 << 20
+
+
+@dataclass(slots=True)
+class LineCuts:
+    """The lines of an input longer than ``limit`` bytes, each cut there (the rest skipped).
+
+    Kept by byte offset of the line's start in the (decompressed) input, so a line met again
+    (the pre-filter's second pass, a sample read before) is counted once.
+    """
+
+    limit: int = MAX_LINE_BYTES
+    starts: set[int] = field(default_factory=set)
+
+    def record(self, offset: int) -> None:
+        self.starts.add(offset)
+
+    @property
+    def count(self) -> int:
+        return len(self.starts)
+
+    @property
+    def reason(self) -> str:
+        return f"line longer than {size_text(self.limit)}, cut there (--max-line-bytes)"
+
+
+def size_text(size: int) -> str:
+    """A size in bytes as people write it.
+
+    >>> size_text(16 << 20), size_text(1536), size_text(1000)
+    ('16 MiB', '1.5 KiB', '1000 bytes')
+    """
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            return f"{size / (1 << shift):g} {unit}"
+    return f"{size} bytes"
 
 
 @dataclass(slots=True)
@@ -62,6 +104,7 @@ class InputStats:
         recoded: lines that were not UTF-8 and were read as Latin-1.
         blank: empty lines, which carry nothing (PostgreSQL never writes one).
         error: why reading stopped early (e.g. a truncated .gz), or None.
+        cuts: the lines longer than the line limit, cut there: counted as skipped (not read whole).
     """
 
     file: str
@@ -81,11 +124,17 @@ class InputStats:
     unread_sample: list[str] = field(default_factory=list)  # the first unread lines' text
     on_bad_line: OnBadLine = OnBadLine.SKIP
     fast_path: bool = False  # read through the vectorised pre-filter (logdiag.fastpath.scan)
+    cuts: LineCuts = field(default_factory=LineCuts)
 
     @property
     def skipped_total(self) -> int:
-        """Lines that no record accounts for."""
-        return sum(self.skipped.values())
+        """Lines that no record accounts for (or only in part: lines cut at the line limit)."""
+        return sum(self.skipped.values()) + self.cuts.count
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """The skipped lines' reasons and counts, most first."""
+        counts = self.skipped + Counter({self.cuts.reason: self.cuts.count})
+        return counts.most_common()
 
     @property
     def unread(self) -> int:
