@@ -171,7 +171,10 @@ class _TableWriter:
     def close(self) -> None:
         """Flush; a table that has never had a row gets one empty, typed part so it can be read."""
         self.flush()
-        if not self.directory.exists() and not any(p.is_relative_to(self.directory) for p in self.staging.parts):
+        # A folder may exist with no part in it: made for a commit that a full disk or a signal stopped.
+        if not any(p.is_relative_to(self.directory) for p in self.staging.parts) and not any(
+            self.directory.glob("**/*.parquet")
+        ):
             import polars as pl
 
             path = self._folder(dataset.NO_DATE) / dataset.part_name(self.staging.export_id, None)
