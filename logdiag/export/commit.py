@@ -176,7 +176,10 @@ class Staging:
         """Record the part files in ``state`` (with the watermarks the caller put there), write
         it, then move the files into place."""
         with writing(self.root):
-            folders = {temporary_path(self.root, self.export_id, p).parent for p in self.parts}
+            # Every folder from a part file up to the export directory, deepest first: after a
+            # power cut, the state must not name a file whose folder entry was lost.
+            folders = {folder for p in self.parts for folder in temporary_path(self.root, self.export_id, p).parents
+                       if folder.is_relative_to(self.root)}
             for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
                 _fsync_directory(folder)
             for folder in {final.parent for final in self.parts}:
@@ -211,7 +214,7 @@ def finish(root: Path, state: dict[str, Any]) -> int:
         return 0
     export_id, renamed = pending["export"], 0
     with writing(root):
-        folders = set()
+        folders: set[Path] = set()
         for relative in pending["parts"]:
             final = root / relative
             temporary = temporary_path(root, export_id, final)
@@ -219,8 +222,8 @@ def finish(root: Path, state: dict[str, Any]) -> int:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(temporary, final)
                 renamed += 1
-            folders.add(final.parent)
-        for folder in folders:
+            folders.update(f for f in final.parents if f.is_relative_to(root))  # new date= folders too
+        for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
             _fsync_directory(folder)
     del state["pending"]
     save_state(root, state)
