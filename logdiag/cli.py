@@ -317,7 +317,7 @@ def export(
     with _handled():
         result = run_export(
             paths, output, host=host, partition_by=partition_by, log_line_prefix=log_line_prefix,
-            format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP, fast=fast_path,
+            format=input_format, on_bad_line=on_bad_line or OnBadLine.SKIP, fast=fast_path, notify=_note,
         )
         unread_files = result.run is not None and _skipped_files_warning(result.run.reader.skipped_files)
         if not quiet:
@@ -350,6 +350,8 @@ def summary(
 
     with _handled():
         result = summarize(path, top=top)
+        for note in result.notes:
+            _note(note)
         if output_format is SummaryFormat.JSON:
             write_summary_json(result, sys.stdout)
         elif output_format is SummaryFormat.MARKDOWN:
@@ -392,6 +394,11 @@ def records(
         incomplete = _input_warnings(reader.inputs, on_bad_line) or unread_files
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
+
+
+def _note(note: str) -> None:
+    """A library's one-line note for the user, on stderr (even with ``--quiet``)."""
+    _stderr().print(printable(f"logdiag: {note}"), markup=False)
 
 
 def _following(name: str) -> None:

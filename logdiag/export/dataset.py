@@ -3,7 +3,9 @@
 Each table is a dataset directory (``incidents.parquet/``, ``records.parquet/``,
 ``errors.parquet/``) of part files, hive-partitioned by day with ``partition_by="day"``
 (``date=YYYY-MM-DD/``, in UTC). A part file is named after the export that wrote it, so that no
-export overwrites another's. The state file ``_logdiag_export.json`` sits next to the tables.
+export overwrites another's. The state file ``_logdiag_export.json`` sits next to the tables, with
+the lock that keeps exports into one directory one at a time, and ``_logdiag_tmp/``, where an export
+writes its part files under temporary names until it commits them (:mod:`logdiag.export.commit`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 STATE_FILE = "_logdiag_export.json"
+LOCK_FILE = "_logdiag_export.lock"
+#: Where an export's part files wait for its commit; readers skip it (a leading ``_`` is hidden
+#: from Spark and Hive, and ``.tmp`` from every ``*.parquet`` glob).
+TMP_DIR = "_logdiag_tmp"
+TMP_SUFFIX = ".tmp"
+TABLES = ("records", "incidents", "errors", "findings")
 NO_DATE = "__HIVE_DEFAULT_PARTITION__"  # the hive convention for a NULL partition value
 DAY_FORMAT = "%Y-%m-%d"  # of a partition's date=, in UTC
 
 
 def table_directory(root: Path, table: str) -> Path:
-    """The dataset directory of a table (``records``, ``incidents``, ``errors``)."""
+    """The dataset directory of a table (one of :data:`TABLES`)."""
     return root / f"{table}.parquet"
 
 

@@ -1,15 +1,15 @@
-"""Parquet export: incidents, records and other errors, in batches, incrementally (polars, zstd).
+"""Parquet export: incidents, findings, records and other errors, in batches, incrementally (polars, zstd).
 
 Each table is a dataset directory of part files (:mod:`logdiag.export.dataset`). A new export
 adds part files and never rewrites old ones; the state file next to them says how far each input
 was read, so that exporting the same logs again processes only new or grown files and never
-duplicates a row.
+duplicates a row. Part files become visible only when the state records them, and one export at a
+time writes into a directory (:mod:`logdiag.export.commit`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -20,20 +20,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from logdiag.diagnosis.incidents import Incident, OtherError
+from logdiag.diagnosis.incidents import Finding, Incident, OtherError
 from logdiag.diagnosis.sessions import SessionTracker
 from logdiag.export import dataset
+from logdiag.export.commit import ExportError, Staging, exclusive, finish, load_state, recover, writing
 from logdiag.formats import LogFormat
 from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
-from logdiag.records import RECORD_FIELDS, LogRecord
+from logdiag.records import RECORD_FIELDS, LogRecord, Source
 from logdiag.source.paths import Input, expand_inputs, is_stream, on_disk
 from logdiag.source.stats import InputStats, OnBadLine
 
 if TYPE_CHECKING:  # polars is imported when rows are written, not with the CLI
     import polars as pl
 
-SCHEMA_VERSION = 1
 BATCH_ROWS = 100_000
 
 
@@ -65,7 +65,15 @@ def _schemas() -> dict[str, dict[str, Any]]:
         "related_roles": pl.List(pl.Utf8), "explanation": text, "hints": pl.List(pl.Utf8),
     }
     errors = {"host": text, "at": utc, "sqlstate": text, "message": text, "file": text, "line": integer}
-    return {"records": records, "incidents": incidents, "errors": errors}
+    findings = {
+        "finding_id": text, "host": text, "at": utc, "kind": text, "severity": text, "sqlstate": text,
+        "sqlstate_inferred": pl.Boolean, "constraint": text, "table": text,
+        "session_id": text, "pid": integer, "user": text, "database": text, "application": text,
+        "client": text, "vxid": text, "xid": integer, "statement": text, "file": text, "line": integer,
+        "explanation": text, "hints": pl.List(pl.Utf8), "related_count": integer,
+        "related_roles": pl.List(pl.Utf8),
+    }
+    return {"records": records, "incidents": incidents, "errors": errors, "findings": findings}
 
 
 @dataclass
@@ -75,7 +83,7 @@ class ExportResult:
     output: Path
     files_read: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=lambda: {"records": 0, "incidents": 0, "errors": 0})
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(dataset.TABLES, 0))
     parts: list[Path] = field(default_factory=list)
     run: Run | None = None
 
@@ -84,13 +92,13 @@ class _TableWriter:
     """Buffers rows (or polars frames) per partition and writes a zstd Parquet part file every
     ``batch_rows`` rows."""
 
-    def __init__(self, root: Path, name: str, schema: dict[str, Any], partition: bool, export_id: str,
+    def __init__(self, staging: Staging, name: str, schema: dict[str, Any], partition: bool,
                  batch_rows: int, result: ExportResult) -> None:
-        self.directory = dataset.table_directory(root, name)
+        self.directory = dataset.table_directory(staging.root, name)
         self.name = name
         self.schema = schema
         self.partition = partition
-        self.export_id = export_id
+        self.staging = staging
         self.batch_rows = batch_rows
         self.result = result
         self.buffers: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {c: [] for c in schema})
@@ -136,8 +144,7 @@ class _TableWriter:
         self.frames.clear()
         self.framed = 0
         parts, rows = mark
-        for path in self.result.parts[parts:]:
-            path.unlink()
+        self.staging.discard(parts)  # the export's parts, of every table, in the order written
         del self.result.parts[parts:]
         self.result.rows[self.name] = rows
 
@@ -156,22 +163,22 @@ class _TableWriter:
     def _write(self, frame: pl.DataFrame, folder: Path) -> None:
         if not frame.height:
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / dataset.part_name(self.export_id, self.parts)
+        path = folder / dataset.part_name(self.staging.export_id, self.parts)
         self.parts += 1
-        frame.write_parquet(path, compression="zstd")
+        self.staging.write(frame, path)
         self.result.parts.append(path)
 
     def close(self) -> None:
         """Flush; a table that has never had a row gets one empty, typed part so it can be read."""
         self.flush()
-        if not self.directory.exists():
+        # A folder may exist with no part in it: made for a commit that a full disk or a signal stopped.
+        if not any(p.is_relative_to(self.directory) for p in self.staging.parts) and not any(
+            self.directory.glob("**/*.parquet")
+        ):
             import polars as pl
 
-            folder = self._folder(dataset.NO_DATE)
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / dataset.part_name(self.export_id, None)
-            pl.DataFrame(schema=self.schema).write_parquet(path, compression="zstd")
+            path = self._folder(dataset.NO_DATE) / dataset.part_name(self.staging.export_id, None)
+            self.staging.write(pl.DataFrame(schema=self.schema), path)
             self.result.parts.append(path)
 
     def flush(self) -> None:
@@ -201,15 +208,22 @@ def key_text(key: Mapping[str, str | None]) -> str:
     return ", ".join(f"{c}={'NULL' if v is None else v}" for c, v in key.items())
 
 
-def incident_row(incident: Incident, host: str | None) -> dict[str, Any]:
+def row_id(host: str | None, source: Source, at: datetime | None, reading: str) -> str:
+    """An incident's or finding's id: a hash of host, file, line and time, and of the reading of
+    the input when it is not the first reading of a file (see :func:`_plan`): unique in a dataset,
+    whatever the input, and the same for the same file exported into another directory."""
+    identity = f"{host}\0{source.file}\0{source.line}\0{at}" + (f"\0{reading}" if reading else "")
+    return hashlib.sha1(identity.encode()).hexdigest()[:16]
+
+
+def incident_row(incident: Incident, host: str | None, reading: str = "") -> dict[str, Any]:
     """One incident, flattened into the columns of ``incidents.parquet``."""
     from logdiag.diagnosis.sql import fingerprint
 
     s, top = incident.session, (incident.culprits[0] if incident.culprits else None)
     source = incident.raised_by_source
-    identity = f"{host}\0{source.file}\0{source.line}\0{incident.at}"
     return {
-        "incident_id": hashlib.sha1(identity.encode()).hexdigest()[:16],
+        "incident_id": row_id(host, source, incident.at, reading),
         "host": host, "at": _utc(incident.at), "sqlstate": incident.sqlstate, "condition": incident.condition,
         "timing": incident.timing, "constraint": incident.constraint, "constraint_kind": incident.constraint_kind,
         "table": incident.table, "referenced_table": incident.referenced_table,
@@ -230,6 +244,22 @@ def incident_row(incident: Incident, host: str | None) -> dict[str, Any]:
     }
 
 
+def finding_row(finding: Finding, host: str | None, reading: str = "") -> dict[str, Any]:
+    """One finding (a SET CONSTRAINTS pitfall, issue 26), flattened into ``findings.parquet``."""
+    s = finding.session
+    return {
+        "finding_id": row_id(host, finding.source, finding.at, reading),
+        "host": host, "at": _utc(finding.at), "kind": finding.kind.value, "severity": finding.severity.value,
+        "sqlstate": finding.sqlstate, "sqlstate_inferred": finding.sqlstate_inferred,
+        "constraint": finding.constraint, "table": finding.table,
+        "session_id": s.session_id, "pid": s.pid, "user": s.user, "database": s.database,
+        "application": s.application, "client": s.client, "vxid": finding.vxid, "xid": finding.xid,
+        "statement": finding.statement, "file": finding.source.file, "line": finding.source.line,
+        "explanation": finding.explanation, "hints": list(finding.hints),
+        "related_count": len(finding.related), "related_roles": [r.role.value for r in finding.related],
+    }
+
+
 def record_row(record: LogRecord, host: str | None) -> dict[str, Any]:
     row: dict[str, Any] = {name: getattr(record, name) for name in RECORD_FIELDS if name != "source"}
     row["severity"] = record.severity.value
@@ -246,59 +276,63 @@ def error_row(error: OtherError, host: str | None) -> dict[str, Any]:
 
 # --- incremental state --------------------------------------------------------------------
 
-def _load_state(output: Path) -> dict[str, Any]:
-    path = output / dataset.STATE_FILE
-    if not path.exists():
-        return {"version": SCHEMA_VERSION, "files": {}}
-    try:
-        state = json.loads(path.read_text())
-    except ValueError:
-        from logdiag.errors import InputError
-
-        raise InputError(f"{path} is not an export state file; remove it to export everything again") from None
-    return state if isinstance(state.get("files"), dict) else {"version": SCHEMA_VERSION, "files": {}}
-
-
-def _save_state(output: Path, state: dict[str, Any]) -> None:
-    temporary = output / (dataset.STATE_FILE + ".tmp")
-    temporary.write_text(json.dumps(state, indent=1, sort_keys=True))
-    temporary.replace(output / dataset.STATE_FILE)
-
-
 def _identity(path: str) -> dict[str, Any]:
     stat = os.stat(on_disk(path))  # an archive's member: the archive's
     return {"inode": stat.st_ino, "size": stat.st_size, "mtime": stat.st_mtime}
 
 
-def _plan(
-    paths: Sequence[str], state: dict[str, Any], host: str | None,
-) -> tuple[list[Input], list[str], dict[str, int], dict[str, dict[str, Any]]]:
-    """Which inputs to read, which to skip (unchanged), from which line to keep rows, and what
-    the files were like before they were read (a log may grow meanwhile: the next export reads
-    the rest)."""
-    read: list[Input] = []
-    skipped: list[str] = []
-    watermarks: dict[str, int] = {}
-    identities: dict[str, dict[str, Any]] = {}
+@dataclass
+class _Plan:
+    """What an export reads.
+
+    Attributes:
+        read: the inputs to read.
+        skipped: the files unchanged since the last export.
+        watermarks: by input, the lines already exported (rows are kept after them).
+        identities: by file, what it was like before it was read (a log may grow meanwhile: the
+            next export reads the rest).
+        readings: by input, what makes its rows' ids unique: ``""`` for the first reading of a
+            file (and its growth), the export's id for standard input, a FIFO, or a file read from
+            its start again (replaced or truncated: its lines are numbered from 1 again).
+    """
+
+    read: list[Input] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    watermarks: dict[str, int] = field(default_factory=dict)
+    identities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    readings: dict[str, str] = field(default_factory=dict)
+
+
+def _state_key(host: str | None, path: str) -> str:
+    return f"{host or ''}\0{os.path.abspath(path)}"
+
+
+def _plan(paths: Sequence[str], state: dict[str, Any], host: str | None, export_id: str) -> _Plan:
+    """Which inputs to read, which to skip (unchanged), from which line to keep rows."""
+    plan = _Plan()
     for item in expand_inputs(paths):  # kept as inputs: their group (directory, glob, archive) is read as one
         path = item.name
         if is_stream(path):  # read whole every time: nothing tells what was read before
-            read.append(item)
-            watermarks[path] = 0
+            plan.read.append(item)
+            plan.watermarks[path], plan.readings[path] = 0, export_id
             continue
-        key = f"{host or ''}\0{os.path.abspath(path)}"
-        seen = state["files"].get(key)
-        now = identities[path] = _identity(path)
-        if seen and seen["inode"] == now["inode"] and seen["size"] == now["size"] and seen["mtime"] == now["mtime"]:
-            skipped.append(path)
+        seen = state["files"].get(_state_key(host, path))
+        now = plan.identities[path] = _identity(path)
+        if seen and all(seen.get(k) == now[k] for k in ("inode", "size", "mtime")):
+            plan.skipped.append(path)
             continue
         grown = bool(seen) and seen["inode"] == now["inode"] and now["size"] >= seen["size"]
-        read.append(item)
-        watermarks[path] = seen["lines"] if grown else 0
-    return read, skipped, watermarks, identities
+        plan.read.append(item)
+        plan.watermarks[path] = seen["lines"] if grown else 0
+        plan.readings[path] = seen.get("reading", "") if grown else (export_id if seen else "")
+    return plan
 
 
 # --- the export -----------------------------------------------------------------------------
+
+def _ignore(note: str) -> None:
+    """The default of ``notify``: the library says nothing."""
+
 
 def export(
     paths: Sequence[str],
@@ -312,8 +346,14 @@ def export(
     tracker: SessionTracker | None = None,
     batch_rows: int = BATCH_ROWS,
     fast: bool = True,
+    notify: Callable[[str], None] = _ignore,
 ) -> ExportResult:
     """Export the logs at ``paths`` to Parquet under ``output``.
+
+    One export at a time writes into a directory: another one waits for the lock. What an export
+    writes becomes visible all at once, when the state file records it; an export that is
+    interrupted (a signal, a full or read-only disk) leaves nothing of itself visible, and the
+    next export reads its inputs again (:mod:`logdiag.export.commit`).
 
     Args:
         paths: as for :func:`logdiag.pipeline.analyze`.
@@ -323,27 +363,72 @@ def export(
         batch_rows: rows buffered before a part file is written (bounds memory).
         fast: analyse files with the pre-filter and have polars read their records again for
             ``records.parquet`` (csvlog, jsonlog and stderr); off, every record passes through the analysis.
+        notify: told, in one line each, what the user should know: waiting for another export,
+            what was finished or removed of an interrupted one, what an interruption kept.
 
     Returns:
         What was written; the run over the files read is ``result.run``.
+
+    Raises:
+        ExportError: the directory cannot be written (nothing of this export is then visible).
     """
     if partition_by not in (None, "day"):
         from logdiag.errors import ConfigError
 
         raise ConfigError(f"--partition-by takes 'day', not {partition_by!r}")
     root = Path(output)
-    root.mkdir(parents=True, exist_ok=True)
-    state = _load_state(root)
-    read, skipped, watermarks, identities = _plan(paths, state, host)
-    result = ExportResult(root, [item.name for item in read], skipped)
-    if not read:
-        return result
-    export_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
+    with writing(root):
+        root.mkdir(parents=True, exist_ok=True)
+    with exclusive(root, notify):
+        state = load_state(root)
+        for note in recover(root, state):
+            notify(note)
+        export_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
+        plan = _plan(paths, state, host, export_id)
+        result = ExportResult(root, [item.name for item in plan.read], plan.skipped)
+        if not plan.read:
+            return result
+        staging = Staging(root, export_id)
+        try:
+            result.run = _write(plan, staging, state, result, host=host, partition_by=partition_by,
+                                log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
+                                tracker=tracker, batch_rows=batch_rows, fast=fast)
+        except BaseException as exc:
+            _stopped(staging, result, exc, notify)
+            raise
+    return result
+
+
+def _stopped(staging: Staging, result: ExportResult, exc: BaseException, notify: Callable[[str], None]) -> None:
+    """An export stopped by ``exc``: finish its commit if the state records it, else remove what
+    it wrote; and say what was kept."""
+    root = staging.root
+    if staging.committed():
+        finish(root, load_state(root))
+        if isinstance(exc, KeyboardInterrupt):
+            notify(f"export interrupted after its commit: all of it was kept in {root} "
+                   f"({', '.join(f'{n} {t}' for t, n in result.rows.items())})")
+        return
+    removed = staging.abort()
+    if isinstance(exc, ExportError):
+        raise ExportError(f"{exc}; nothing of this export was kept, {root} is as the last export left it") from None
+    if isinstance(exc, KeyboardInterrupt):
+        notify(f"export interrupted: nothing of it was kept ({removed} part files written so far were removed); "
+               f"{root} holds what earlier exports committed; run the same export again to finish the job")
+
+
+def _write(
+    plan: _Plan, staging: Staging, state: dict[str, Any], result: ExportResult, *, host: str | None,
+    partition_by: str | None, log_line_prefix: str | None, format: LogFormat | None, on_bad_line: OnBadLine,
+    tracker: SessionTracker | None, batch_rows: int, fast: bool,
+) -> Run:
+    """Run the analysis, write every table's part files, and commit them with the new watermarks."""
     schemas = _schemas()
     tables = {
-        name: _TableWriter(root, name, schemas[name], partition_by == "day", export_id, batch_rows, result)
+        name: _TableWriter(staging, name, schemas[name], partition_by == "day", batch_rows, result)
         for name in schemas
     }
+    watermarks, readings = plan.watermarks, plan.readings
 
     def keep(file: str, line: int) -> bool:
         return line > watermarks.get(file, 0)
@@ -356,15 +441,19 @@ def export(
     # then its records read again (by polars if it can); standard input or a FIFO passes through
     # once (opened again, a FIFO would wait for a writer forever).
     every_record = not fast or any(is_stream(name) for name in result.files_read)
-    run = analyze(read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
+    run = analyze(plan.read, log_line_prefix=log_line_prefix, format=format, on_bad_line=on_bad_line,
                   tracker=tracker, fast=not every_record, partial_groups=True)
     if every_record:
         run.record_sink = sink
     for incident in run.incidents():
-        if keep(incident.raised_by_source.file, incident.raised_by_source.line):
-            tables["incidents"].add(incident_row(incident, host), incident.at)
+        source = incident.raised_by_source
+        if keep(source.file, source.line):
+            tables["incidents"].add(incident_row(incident, host, readings.get(source.file, "")), incident.at)
         _drain_errors(run, tables["errors"], host, keep)
     _drain_errors(run, tables["errors"], host, keep)
+    for finding in run.findings:  # complete only now: an aborted transaction's errors join its finding
+        if keep(finding.source.file, finding.source.line):
+            tables["findings"].add(finding_row(finding, host, readings.get(finding.source.file, "")), finding.at)
     if not every_record:
         for stats in run.inputs:
             _export_records(stats, tables["records"], host, watermarks.get(stats.file, 0))
@@ -372,13 +461,13 @@ def export(
         table.close()
     for stats in run.inputs:
         if not is_stream(stats.file):
-            key = f"{host or ''}\0{os.path.abspath(stats.file)}"
-            state["files"][key] = {**identities[stats.file], "lines": stats.lines, "host": host}
+            state["files"][_state_key(host, stats.file)] = {
+                **plan.identities[stats.file], "lines": stats.lines, "host": host, "reading": readings.get(stats.file, ""),
+            }
     for stray in (s for s in run.reader.skipped_files if not s.unread):  # no log: left out next time too
-        state["files"][f"{host or ''}\0{os.path.abspath(stray.name)}"] = {**identities[stray.name], "lines": 0, "host": host}
-    _save_state(root, state)
-    result.run = run
-    return result
+        state["files"][_state_key(host, stray.name)] = {**plan.identities[stray.name], "lines": 0, "host": host}
+    staging.commit(state, dict(result.rows))
+    return run
 
 
 def _export_records(stats: InputStats, table: _TableWriter, host: str | None, watermark: int) -> None:

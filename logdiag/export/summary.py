@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logdiag.errors import InputError
-from logdiag.export.dataset import dataset_glob
+from logdiag.export import dataset
+from logdiag.export.commit import load_state, uncommitted
 
 if TYPE_CHECKING:  # polars is imported when a summary is made, not with the CLI
     import polars as pl
@@ -24,11 +27,13 @@ GROUPINGS: dict[str, list[str]] = {
 
 @dataclass(frozen=True)
 class Summary:
-    """Rows of each grouping: the group's values, ``incidents``, ``first`` and ``last``."""
+    """Rows of each grouping: the group's values, ``incidents``, ``first`` and ``last``; and
+    ``notes`` for the user on what was read (one line each: temporary part files ignored)."""
 
     total: int
     groups: dict[str, list[dict[str, Any]]]
     shapes: list[dict[str, Any]]
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: timestamps as ISO-8601."""
@@ -51,13 +56,13 @@ def summarize(path: str | os.PathLike[str], top: int = 10) -> Summary:
     """
     import polars as pl
 
-    glob = dataset_glob(path)
+    files, notes = _incident_files(Path(path))
+    for file in files:
+        _check_part(file, path)
     try:
-        frame = pl.scan_parquet(glob, hive_partitioning=True).collect()
-    except (FileNotFoundError, pl.exceptions.ComputeError, OSError) as exc:
-        raise InputError(f"no exported incidents at {path}: {str(exc).splitlines()[0]}") from None
-    if "constraint" not in frame.columns:
-        raise InputError(f"{path} does not hold logdiag incidents (no 'constraint' column)")
+        frame = pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed").collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"cannot read the incidents at {path}: {_first_line(exc)}") from None
     frame = frame.with_columns(pl.col("at").dt.truncate("1h").alias("hour"))
     groups = {}
     for name, columns in GROUPINGS.items():
@@ -82,7 +87,50 @@ def summarize(path: str | os.PathLike[str], top: int = 10) -> Summary:
         .sort(["incidents", "culprit_fingerprint"], descending=[True, False])
         .head(top)
     )
-    return Summary(total=frame.height, groups=groups, shapes=_rows(shapes))
+    return Summary(total=frame.height, groups=groups, shapes=_rows(shapes), notes=notes)
+
+
+def _incident_files(location: Path) -> tuple[list[str], tuple[str, ...]]:
+    """The incidents' part files of an export directory (those its state file records as committed,
+    under their temporary names if an interrupted export left them so; never another temporary
+    file), or the Parquet files of a dataset or the file given; and what the user should know."""
+    table = dataset.table_directory(location, "incidents")
+    if not (location / dataset.STATE_FILE).exists() and not table.is_dir():
+        files = sorted(glob.glob(dataset.dataset_glob(location), recursive=True))
+        if not files:
+            raise InputError(f"no exported incidents at {location}: no Parquet file there")
+        return files, ()
+    state = load_state(location) if (location / dataset.STATE_FILE).exists() else None
+    pending, ignored = uncommitted(location, state)
+    files = sorted(glob.glob(str(table / "**" / "*.parquet"), recursive=True))
+    files += [str(p) for p in pending if p.is_relative_to(location / dataset.TMP_DIR) and "incidents.parquet" in p.parts]
+    notes = []
+    if ignored:
+        notes.append(f"{location}: {ignored} temporary part files of an unfinished export ignored (an export "
+                     "running now, or one interrupted: the next export removes them)")
+    if pending:
+        notes.append(f"{location}: read the committed part files an interrupted export left under temporary "
+                     "names (the next export moves them into place)")
+    if not files:
+        raise InputError(f"no exported incidents at {location}: no committed part file in {table}")
+    return files, tuple(notes)
+
+
+def _check_part(file: str, path: str | os.PathLike[str]) -> None:
+    """A part file must be Parquet with the incidents' columns: another file there is an error
+    naming it, not a polars failure."""
+    import polars as pl
+
+    try:
+        columns = pl.read_parquet_schema(file)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{file} is not a Parquet file ({_first_line(exc)}): move it out of {path}") from None
+    if "constraint" not in columns or "incident_id" not in columns:
+        raise InputError(f"{file} does not hold logdiag incidents (no 'constraint' column): move it out of {path}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
