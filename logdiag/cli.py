@@ -24,7 +24,7 @@ from logdiag.reader import LOOKBACK_BYTES, WINDOW_BYTES, LogReader
 from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
-from logdiag.source.live import QUIET_PERIOD
+from logdiag.source.live import QUIET_PERIOD, FollowNotice
 from logdiag.source.stats import MAX_EXAMPLES, InputStats, OnBadLine, SkippedFile
 from logdiag.version import __version__
 
@@ -203,6 +203,7 @@ def analyze(
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
             on_file=None if quiet else _following, lc_messages=lc_messages,
+            on_notice=_following_notice if not quiet else _loss_only,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
@@ -374,6 +375,17 @@ def records(
 def _following(name: str) -> None:
     """``--follow``: say which file is read, at the start and at every switch."""
     _stderr().print(printable(f"logdiag: following {name}"), markup=False)
+
+
+def _following_notice(notice: FollowNotice) -> None:
+    """``--follow``: a truncation, a wait, or (a warning, even with ``--quiet``) a possible loss."""
+    _stderr().print(printable(f"logdiag: {'warning: ' if notice.loss else ''}{notice.text}"), markup=False)
+
+
+def _loss_only(notice: FollowNotice) -> None:
+    """``--follow --quiet``: only the warnings of a possible loss."""
+    if notice.loss:
+        _following_notice(notice)
 
 
 def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:

@@ -33,7 +33,7 @@ from logdiag.source.framing import (
     until_corrupt,
 )
 from logdiag.source.inputs import OpenInput
-from logdiag.source.live import QUIET_PERIOD, follow
+from logdiag.source.live import QUIET_PERIOD, Notify, follow
 from logdiag.source.paths import STDIN, Input, expand_inputs
 from logdiag.source.stats import InputStats, OnBadLine, SkippedFile
 
@@ -64,6 +64,8 @@ class LogReader:
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.diagnosis.sessions.SessionTracker.forget`).
         on_file: with ``follow``, told the name of each file followed, first and after each switch.
+        on_notice: with ``follow``, told of a log directory still without a log file, a file
+            truncated, lines that may have been lost (:class:`~logdiag.source.live.FollowNotice`).
         partial_groups: the inputs of a directory, glob or archive may be a part of it (an
             incremental export leaves out the files it has read): one with no log is no error.
         lc_messages: the server's ``lc_messages`` (``de``, ``fr_FR.UTF-8``...); default: told
@@ -96,6 +98,7 @@ class LogReader:
         on_file: Callable[[str], None] | None = None,
         partial_groups: bool = False,
         lc_messages: str | None = None,
+        on_notice: Notify | None = None,
     ) -> None:
         try:
             #: The server's language when the user gave it (--lc-messages); else each input's own.
@@ -123,6 +126,7 @@ class LogReader:
         #: Files of a directory, glob or archive that were not logs, and so not read.
         self.skipped_files: list[SkippedFile] = []
         self.on_file = on_file
+        self.on_notice = on_notice
         self.partial_groups = partial_groups
 
     def __iter__(self) -> Iterator[LogRecord]:
@@ -130,7 +134,10 @@ class LogReader:
         filtered = self.fast and self.on_bad_line is OnBadLine.SKIP
         if self.follow:
             for name, lines in file_segments(
-                follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or QUIET_PERIOD, stop=self.stop)
+                follow(
+                    self.paths[0], from_start=self.from_start, quiet=self.quiet or QUIET_PERIOD, stop=self.stop,
+                    on_notice=self.on_notice,
+                )
             ):
                 if self.on_file is not None:
                     self.on_file(name)

@@ -14,7 +14,7 @@ from logdiag.source import archives
 
 STDIN = "-"
 
-_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 # In a log directory that holds several destinations of one server, read only one of them.
 DIRECTORY_PREFERENCE = ("csvlog", "jsonlog", "other")
 
@@ -138,7 +138,7 @@ def _age_key(path: str) -> tuple[float, str]:
 
 def destination(path: Path) -> str:
     name = path.name
-    for suffix in _COMPRESSED_SUFFIXES:
+    for suffix in COMPRESSED_SUFFIXES:
         name = name.removesuffix(suffix)
     if name.endswith(".csv"):
         return "csvlog"
