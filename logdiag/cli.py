@@ -412,9 +412,13 @@ def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None)
                 f"the lines do not settle it ({'; '.join(stats.prefix_unsettled)}); pass --log-line-prefix "
                 "to be sure (psql: SHOW log_line_prefix;)."
             ), markup=False)
-    if on_bad_line is OnBadLine.SKIP:
-        return False
     incomplete = False
+    for stats in inputs:  # whatever --on-bad-line says: these records were never seen
+        if stats.lost:
+            incomplete = True
+            console.print(printable(f"logdiag: warning: {stats.file}: {stats.lost}"), markup=False)
+    if on_bad_line is OnBadLine.SKIP:
+        return incomplete
     for stats in inputs:
         if not stats.unread:
             continue

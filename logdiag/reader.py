@@ -34,7 +34,7 @@ from logdiag.source.framing import (
 )
 from logdiag.source.inputs import OpenInput
 from logdiag.source.live import QUIET_PERIOD, Notify, follow
-from logdiag.source.paths import STDIN, Input, expand_inputs
+from logdiag.source.paths import STDIN, Input, expand_inputs, stream_kind
 from logdiag.source.stats import InputStats, OnBadLine, SkippedFile
 
 __all__ = ["LOOKBACK_BYTES", "WINDOW_BYTES", "LogReader", "open_log"]
@@ -146,12 +146,15 @@ class LogReader:
         try:
             for path in self._ordered():
                 opened = OpenInput(path)
+                read_before = len(self.inputs)
                 try:
                     if filtered and (path == STDIN or opened.compression is not None or opened.member):
                         yield from self._streamed(path, opened.pieces(self.quiet), opened.compression, opened.member)
                     else:
                         plain_file = filtered and opened.compression is None
                         yield from self._records(path, opened.lines(self.quiet), plain_file=plain_file)
+                    for stats in self.inputs[read_before:]:
+                        stats.lost = opened.shrank()
                 finally:
                     opened.close()
         finally:
@@ -172,6 +175,10 @@ class LogReader:
             dated: list[tuple[bool, datetime, int, str]] = []
             skipped: list[SkippedFile] = []
             for position, item in enumerate(items):
+                stream = stream_kind(item.name) if item.head is None else None
+                if stream is not None:  # its first lines, read to order the files, would be lost
+                    skipped.append(SkippedFile(item.name, f"{stream}: name it alone to read it as a stream"))
+                    continue
                 first, not_a_log = self._first_time(item)
                 if not_a_log is not None:
                     skipped.append(SkippedFile(item.name, not_a_log))

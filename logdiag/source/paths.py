@@ -75,7 +75,7 @@ def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
             expanded.append(Input(path))
         elif glob.has_magic(path):
             matches = sorted(glob.glob(path), key=_age_key)
-            files = [m for m in matches if os.path.isfile(m)]
+            files = [m for m in matches if os.path.isfile(m) or is_stream(m)]
             if not files:
                 raise InputError(f"no file matches {path!r}")
             expanded.extend(_files(files, path))
@@ -86,13 +86,25 @@ def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
 
 def is_stream(name: str) -> bool:
     """Whether an input can be read only once: standard input, a FIFO or a character device."""
-    if name == STDIN:
-        return True
+    return name == STDIN or stream_kind(name) is not None
+
+
+def stream_kind(name: str) -> str | None:
+    """``a FIFO`` or ``a character device``: what a file that can be read only once is; None for
+    anything else (standard input included).
+
+    A directory's or a glob's files are put in order by their first lines before they are read,
+    which would take a stream's lines away, and a FIFO with no writer blocks the whole run: in a
+    directory or a glob, a stream is skipped, with this as its reason (issue 27). Named alone,
+    it is read once, as a stream.
+    """
     try:
         mode = os.stat(name).st_mode
     except OSError:
-        return False  # an archive's member, or a file gone: opening it says what is wrong
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+        return None  # an archive's member, or a file gone: opening it says what is wrong
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    return "a character device" if stat.S_ISCHR(mode) else None
 
 
 def on_disk(name: str) -> str:
@@ -148,7 +160,7 @@ def destination(path: Path) -> str:
 
 
 def _directory_logs(directory: Path) -> list[str]:
-    files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+    files = [p for p in directory.iterdir() if (p.is_file() or is_stream(str(p))) and not p.name.startswith(".")]
     if not files:
         raise InputError(f"no log file in directory {directory}")
     chosen = _preferred(files)

@@ -62,6 +62,8 @@ class InputStats:
         recoded: lines that were not UTF-8 and were read as Latin-1.
         blank: empty lines, which carry nothing (PostgreSQL never writes one).
         error: why reading stopped early (e.g. a truncated .gz), or None.
+        lost: why records may be missing although the input was read to its end (the file
+            shrank while it was read), or None: a run with one is incomplete.
     """
 
     file: str
@@ -77,6 +79,7 @@ class InputStats:
     recoded: int = 0
     blank: int = 0
     error: str | None = None
+    lost: str | None = None
     examples: list[SkippedLine] = field(default_factory=list)
     unread_sample: list[str] = field(default_factory=list)  # the first unread lines' text
     on_bad_line: OnBadLine = OnBadLine.SKIP
