@@ -212,6 +212,7 @@ def analyze(
             with status or nullcontext():
                 found = _render(output_format, run, incidents)
         except KeyboardInterrupt:
+            _stopping()
             if not quiet:
                 _stderr().print(_stopped(run), markup=False)
             raise
@@ -401,9 +402,10 @@ def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:
 
 def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None) -> bool:
     """Say on stderr (even with ``--quiet``) of each input whose lines were not all read, with an
-    example and what to do, and of each inferred prefix the lines left unsettled; and whether the
-    run is incomplete (exit 3). Lines skipped under an explicit ``--on-bad-line skip`` are the
-    user's choice: counted in the summary, no more."""
+    example and what to do, of each file that shrank while it was read, and of each inferred
+    prefix the lines left unsettled; and whether the run is incomplete (exit 3). Lines skipped
+    under an explicit ``--on-bad-line skip`` are the user's choice: counted in the summary, no
+    more; a file that shrank is incomplete whatever the option."""
     console = _stderr()
     for stats in inputs:
         if stats.prefix_unsettled:
@@ -489,8 +491,10 @@ def _handled() -> Iterator[None]:
         _stderr().print(printable(f"logdiag: error: {exc}"), markup=False)
         raise typer.Exit(ExitStatus.ERROR) from None
     except Terminated:
+        _stopping()
         raise typer.Exit(ExitStatus.TERMINATED) from None
     except KeyboardInterrupt:
+        _stopping()
         raise typer.Exit(ExitStatus.INTERRUPTED) from None
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly; keep Python from complaining at exit.
@@ -506,6 +510,14 @@ def _handled() -> Iterator[None]:
             markup=False,
         )
         raise typer.Exit(ExitStatus.INTERNAL) from None
+
+
+def _stopping() -> None:
+    """Stopping on a signal: another Ctrl-C or SIGTERM (a terminal's, a service manager's second)
+    must not break the exit into a traceback (``Exception ignored in atexit callback``) or a
+    death by signal instead of exit 130 or 143 (issue 27)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _stdout_to_devnull() -> None:
