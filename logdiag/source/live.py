@@ -134,10 +134,11 @@ class _Mark:
     followed: bool = False  # read by logdiag (else: as it stood when following began, or a copy)
 
 
-def _same_start(head: bytes, other: bytes) -> bool:
-    """Whether two files' first bytes are those of one file (one may have been read further)."""
+def _same_start(head: bytes, other: bytes, minimum: int = MIN_HEAD_BYTES) -> bool:
+    """Whether two first bytes are those of one text (one may have been read further): of two
+    files, a copy; of one file seen twice (``minimum`` 0), not written anew since."""
     shorter = min(len(head), len(other))
-    return shorter >= MIN_HEAD_BYTES and head[:shorter] == other[:shorter]
+    return shorter >= minimum and head[:shorter] == other[:shorter]
 
 
 #: Seconds by which a log file of another destination must have been written after the followed
@@ -397,7 +398,7 @@ def _next_unread(
         if mark is not None and stat.st_size == mark.position:
             continue  # nothing new (the usual case: no need to read its head)
         head = _head(path, HEAD_BYTES)
-        if mark is None or not _same_start(head, mark.head):
+        if mark is None or not _same_start(head, mark.head, minimum=0):
             # A file not seen before; or a file seen, but written anew (truncated, a name reused):
             # a copy of one read (copytruncate) goes on from where that one was left.
             known = [*marks.values(), current.mark()]
