@@ -34,7 +34,7 @@ from logdiag.source.framing import (
 )
 from logdiag.source.inputs import OpenInput
 from logdiag.source.live import QUIET_PERIOD, Notify, follow
-from logdiag.source.paths import STDIN, Input, expand_inputs, stream_kind
+from logdiag.source.paths import STDIN, Input, expand_inputs
 from logdiag.source.stats import InputStats, OnBadLine, SkippedFile
 
 __all__ = ["LOOKBACK_BYTES", "WINDOW_BYTES", "LogReader", "open_log"]
@@ -107,7 +107,11 @@ class LogReader:
             raise ConfigError(f"--lc-messages: {exc}") from None
         if follow and (len(paths) != 1 or paths[0] == "-"):
             raise InputError("--follow takes one log file or log directory")
-        self._inputs = [Input(p) if isinstance(p, str) else p for p in paths] if follow else expand_inputs(paths)
+        #: Files of a directory, glob or archive that were not logs, and so not read.
+        self.skipped_files: list[SkippedFile] = []
+        self._inputs = (
+            [Input(p) if isinstance(p, str) else p for p in paths] if follow else expand_inputs(paths, self.skipped_files)
+        )
         self.paths = [item.name for item in self._inputs]
         if follow and not os.path.exists(self.paths[0]):
             raise InputError(f"no such file or directory: {self.paths[0]}")
@@ -123,8 +127,6 @@ class LogReader:
         self.lookback_bytes = lookback_bytes
         self.on_forgotten = on_forgotten
         self.inputs: list[InputStats] = []
-        #: Files of a directory, glob or archive that were not logs, and so not read.
-        self.skipped_files: list[SkippedFile] = []
         self.on_file = on_file
         self.on_notice = on_notice
         self.partial_groups = partial_groups
@@ -175,10 +177,6 @@ class LogReader:
             dated: list[tuple[bool, datetime, int, str]] = []
             skipped: list[SkippedFile] = []
             for position, item in enumerate(items):
-                stream = stream_kind(item.name) if item.head is None else None
-                if stream is not None:  # its first lines, read to order the files, would be lost
-                    skipped.append(SkippedFile(item.name, f"{stream}: name it alone to read it as a stream"))
-                    continue
                 first, not_a_log = self._first_time(item)
                 if not_a_log is not None:
                     skipped.append(SkippedFile(item.name, not_a_log))

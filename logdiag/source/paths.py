@@ -11,6 +11,7 @@ from pathlib import Path
 
 from logdiag.errors import InputError
 from logdiag.source import archives
+from logdiag.source.stats import SkippedFile
 
 STDIN = "-"
 
@@ -45,13 +46,15 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
     return [item.name for item in expand_inputs(paths)]
 
 
-def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
+def expand_inputs(paths: Sequence[str | Input], streams: list[SkippedFile] | None = None) -> list[Input]:
     """Expand globs, log directories and archives into a list of inputs, checking that each exists.
 
     Args:
         paths: files, glob patterns, directories, archives (tar, tar.gz, tar.zst, zip...),
             ``archive:member`` names, or ``-`` for standard input; an :class:`Input` (from an
             earlier expansion) is taken as it is.
+        streams: told the FIFOs and character devices of a directory or a glob, which are not
+            read (:func:`stream_kind`), with the reason.
 
     Returns:
         The inputs; a directory's or a glob's files come oldest first (by modification time:
@@ -67,7 +70,7 @@ def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
         elif path == STDIN:
             expanded.append(Input(path))
         elif os.path.isdir(path):
-            expanded.extend(_files(_directory_logs(Path(path)), path))
+            expanded.extend(_files(_directory_logs(Path(path), streams), path))
         elif os.path.exists(path):
             kind = archives.kind_of(path)
             expanded.extend([Input(path)] if kind is None else _archive(path, kind, path))
@@ -75,9 +78,10 @@ def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
             expanded.append(Input(path))
         elif glob.has_magic(path):
             matches = sorted(glob.glob(path), key=_age_key)
-            files = [m for m in matches if os.path.isfile(m) or is_stream(m)]
+            files = [m for m in matches if os.path.isfile(m)]
+            left = _streams_left_out(matches, streams)
             if not files:
-                raise InputError(f"no file matches {path!r}")
+                raise InputError(f"no file matches {path!r}{left}")
             expanded.extend(_files(files, path))
         else:
             raise InputError(f"no such file or directory: {path}")
@@ -95,8 +99,8 @@ def stream_kind(name: str) -> str | None:
 
     A directory's or a glob's files are put in order by their first lines before they are read,
     which would take a stream's lines away, and a FIFO with no writer blocks the whole run: in a
-    directory or a glob, a stream is skipped, with this as its reason (issue 27). Named alone,
-    it is read once, as a stream.
+    directory or a glob, a stream is skipped, and reported (issue 27). Named alone, it is read
+    once, as a stream.
     """
     try:
         mode = os.stat(name).st_mode
@@ -159,9 +163,21 @@ def destination(path: Path) -> str:
     return "other"
 
 
-def _directory_logs(directory: Path) -> list[str]:
-    files = [p for p in directory.iterdir() if (p.is_file() or is_stream(str(p))) and not p.name.startswith(".")]
+def _directory_logs(directory: Path, streams: list[SkippedFile] | None) -> list[str]:
+    entries = [p for p in directory.iterdir() if not p.name.startswith(".")]
+    files = [p for p in entries if p.is_file()]
+    left = _streams_left_out([str(p) for p in entries], streams)
     if not files:
-        raise InputError(f"no log file in directory {directory}")
+        raise InputError(f"no log file in directory {directory}{left}")
     chosen = _preferred(files)
     return sorted((str(p) for p in files if destination(p) == chosen), key=_age_key)
+
+
+def _streams_left_out(names: Sequence[str], streams: list[SkippedFile] | None) -> str:
+    """Note the FIFOs and character devices among a directory's or a glob's files in ``streams``
+    (not read: :func:`stream_kind`); the words that say so in an error, if any."""
+    found = [SkippedFile(name, f"{kind}: name it alone to read it as a stream")
+             for name in names if (kind := stream_kind(name)) is not None]
+    if streams is not None:
+        streams.extend(found)
+    return "".join(f"; {s.name} is {s.reason}" for s in found[:1])
