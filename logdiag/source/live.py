@@ -103,23 +103,27 @@ class _Followed:
     head: bytes = b""  # the file's first bytes (up to HEAD_BYTES), as read
 
     def read(self) -> bytes:
-        """The next bytes (b"": none yet), the head filled in as the file is read from its start."""
+        """The next bytes (b"": none yet)."""
         data = self.handle.read(CHUNK)
-        if data and len(self.head) < HEAD_BYTES and len(self.head) == self.position:
-            self.head += data[: HEAD_BYTES - len(self.head)]
         self.position += len(data)
         return data
+
+    def taken(self, data: bytes) -> None:
+        """The bytes just read are the file's own (not a new text's): the head grows with them."""
+        start = self.position - len(data)
+        if start == len(self.head) < HEAD_BYTES:
+            self.head += data[: HEAD_BYTES - start]
 
     def rewritten(self) -> bool:
         """Whether the file no longer starts as it did (truncated, then written again)."""
         return bool(self.head) and os.pread(self.handle.fileno(), len(self.head), 0) != self.head
 
-    def restart(self, position: int = 0) -> None:
-        """Read the file again from ``position`` (a truncation): what is there is another text."""
-        self.handle.seek(position)
-        self.position = position
+    def restart(self) -> None:
+        """Read the file again from its start (a truncation): what is there is another text."""
+        self.handle.seek(0)
+        self.position = 0
         self.partial = b""
-        self.head = b"" if position == 0 else self.head
+        self.head = b""
 
     def mark(self) -> _Mark:
         return _Mark(self.position, self.head, followed=True)
@@ -261,6 +265,7 @@ def follow(
                 current.position -= len(data)
                 yield from _truncated(current, notify, marks)
                 continue
+            current.taken(data)
             # Cut here, not by framing.split_lines: a line cut in two by a truncation is dropped.
             lines = (current.partial + data).split(b"\n")
             current.partial = lines.pop()
@@ -321,10 +326,12 @@ def _head(path: Path, size: int) -> bytes:
         return b""
 
 
-def _truncated(current: _Followed, notify: Notify, marks: dict[_Identity, _Mark]) -> Iterator[bytes]:
+def _truncated(
+    current: _Followed, notify: Notify, marks: dict[_Identity, _Mark],
+) -> Iterator[bytes | FileSwitch]:
     """A followed file was truncated: the end of its copy from where it was left, if a copy is
     found (logrotate's ``copytruncate``), else a notice of the possible loss; then its new text
-    is read from its start."""
+    is read from its start, a new input (its lines are numbered from 1)."""
     copy = _copy_of(current)
     if copy is None:
         notify(FollowNotice(
@@ -345,6 +352,7 @@ def _truncated(current: _Followed, notify: Notify, marks: dict[_Identity, _Mark]
             yield tail  # the copy ends there: nothing will complete that line
         notify(FollowNotice(f"{current.path} was truncated; its end was read from its copy {copy_path}"))
     current.restart()
+    yield FileSwitch(str(current.path))
 
 
 def _copy_of(current: _Followed) -> tuple[Path, os.stat_result] | None:
