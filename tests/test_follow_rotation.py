@@ -211,6 +211,35 @@ def test_follow_a_file_through_logrotate_copytruncate(pg_cluster, tmp_path):
 
 
 @pytest.mark.postgres
+def test_follow_warns_when_copytruncate_leaves_no_copy(pg_cluster, tmp_path):
+    """logrotate's copytruncate with ``compress`` (no ``delaycompress``): the copy is compressed
+    at once, so what the server wrote after logdiag's last read is in no file it follows. The
+    new text is read from its start, and a warning names the file (it was lost in silence)."""
+    _needs_logrotate()
+    with pg_cluster(log_destination="stderr") as cluster:
+        _tables(cluster)
+        log = cluster.log_file("stderr")
+        process = _Process("--follow", str(log))
+        try:
+            process.wait_for(_following(log), "logdiag following the file")
+            with _connect(cluster) as conn:
+                _fail_at_commit(conn, 1)
+                process.wait_for(lambda p: p.keys() == [1], "the incident before rotation")
+                with process.paused():
+                    _fail_at_commit(conn, 2)  # only in the compressed copy
+                    _logrotate(tmp_path, log, "copytruncate", "compress")
+                    assert (log.parent / (log.name + ".1.gz")).exists()
+                    _fail_at_commit(conn, 3)
+                process.wait_for(lambda p: p.keys() == [1, 3], "the incident after the truncation")
+        finally:
+            stderr = process.stop()
+        assert process.popen.returncode == ExitStatus.TERMINATED
+        assert f"logdiag: warning: {log} was truncated; what was written to it after byte " in stderr
+        assert f"if anything, was lost (no copy of it found in {log.parent})" in stderr
+        assert "Traceback" not in stderr
+
+
+@pytest.mark.postgres
 def test_follow_a_file_through_logrotate_create(pg_cluster, tmp_path):
     """logrotate renames the file and creates an empty one; the server writes to the renamed
     file until it is told to reopen its log (pg_rotate_logfile(), as a postrotate script would):
