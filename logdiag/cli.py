@@ -25,7 +25,7 @@ from logdiag.reader import LOOKBACK_BYTES, WINDOW_BYTES, LogReader
 from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
-from logdiag.source.live import QUIET_PERIOD
+from logdiag.source.live import QUIET_PERIOD, FollowNotice
 from logdiag.source.stats import MAX_EXAMPLES, MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
 from logdiag.version import __version__
 
@@ -225,6 +225,7 @@ def analyze(
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
             on_file=None if quiet else _following, lc_messages=lc_messages, max_line_bytes=max_line_bytes,
+            on_notice=_following_notice if not quiet else _loss_only,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
@@ -233,6 +234,7 @@ def analyze(
             with status or nullcontext():
                 found = _render(output_format, run, incidents)
         except KeyboardInterrupt:
+            _stopping()
             if not quiet:
                 _stderr().print(_stopped(run), markup=False)
             raise
@@ -406,6 +408,17 @@ def _following(name: str) -> None:
     _stderr().print(printable(f"logdiag: following {name}"), markup=False)
 
 
+def _following_notice(notice: FollowNotice) -> None:
+    """``--follow``: a truncation, a wait, or (a warning, even with ``--quiet``) a possible loss."""
+    _stderr().print(printable(f"logdiag: {'warning: ' if notice.loss else ''}{notice.text}"), markup=False)
+
+
+def _loss_only(notice: FollowNotice) -> None:
+    """``--follow --quiet``: only the warnings of a possible loss."""
+    if notice.loss:
+        _following_notice(notice)
+
+
 def _skipped_files_warning(skipped: Sequence[SkippedFile]) -> bool:
     """One line on stderr (even with ``--quiet``) for each input that could not be read, and one
     for the files of a directory, glob or archive that were not logs and were skipped: how many,
@@ -430,9 +443,11 @@ def _not_logs_warning(skipped: Sequence[SkippedFile]) -> None:
 
 def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None) -> bool:
     """Say on stderr (even with ``--quiet``) of each input whose lines were not all read, with an
-    example and what to do, of each compressed input that ends early, and of each inferred prefix
-    the lines left unsettled; and whether the run is incomplete (exit 3). Lines skipped under an explicit ``--on-bad-line skip`` are the
-    user's choice: counted in the summary, no more."""
+    example and what to do, of each compressed input that ends early, of each file that shrank
+    while it was read, and of each inferred prefix the lines left unsettled; and whether the run is
+    incomplete (exit 3). Lines skipped under an explicit ``--on-bad-line skip`` are the user's
+    choice: counted in the summary, no more; a compressed input that ends early and a file that
+    shrank are incomplete whatever the option."""
     console = _stderr()
     for stats in inputs:
         if stats.prefix_unsettled:
@@ -441,15 +456,18 @@ def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None)
                 f"the lines do not settle it ({'; '.join(stats.prefix_unsettled)}); pass --log-line-prefix "
                 "to be sure (psql: SHOW log_line_prefix;)."
             ), markup=False)
-    # A compressed input cut short or corrupt was not read whole, whatever --on-bad-line says.
+    # Whatever --on-bad-line says: these records were never seen.
     ended_early = [stats for stats in inputs if stats.error]
     for stats in ended_early:
         console.print(printable(
             f"logdiag: warning: {stats.file}: {stats.error}; the report covers only what came before."
         ), markup=False)
+    shrank = [stats for stats in inputs if stats.lost]
+    for stats in shrank:
+        console.print(printable(f"logdiag: warning: {stats.file}: {stats.lost}"), markup=False)
+    incomplete = bool(ended_early or shrank)
     if on_bad_line is OnBadLine.SKIP:
-        return bool(ended_early)
-    incomplete = bool(ended_early)
+        return incomplete
     for stats in inputs:
         if not stats.unread:
             continue
@@ -518,8 +536,10 @@ def _handled() -> Iterator[None]:
         _stderr().print(printable(f"logdiag: error: {exc}"), markup=False)
         raise typer.Exit(ExitStatus.ERROR) from None
     except Terminated:
+        _stopping()
         raise typer.Exit(ExitStatus.TERMINATED) from None
     except KeyboardInterrupt:
+        _stopping()
         raise typer.Exit(ExitStatus.INTERRUPTED) from None
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly; keep Python from complaining at exit.
@@ -535,6 +555,14 @@ def _handled() -> Iterator[None]:
             markup=False,
         )
         raise typer.Exit(ExitStatus.INTERNAL) from None
+
+
+def _stopping() -> None:
+    """Stopping on a signal: another Ctrl-C or SIGTERM (a terminal's, a service manager's second)
+    must not break the exit into a traceback (``Exception ignored in atexit callback``) or a
+    death by signal instead of exit 130 or 143 (issue 27)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _stdout_to_devnull() -> None:

@@ -15,7 +15,7 @@ from logdiag.diagnosis.sessions import Failure, SessionTracker
 from logdiag.formats import LogFormat
 from logdiag.reader import LogReader
 from logdiag.records import LogRecord
-from logdiag.source.live import QUIET_PERIOD
+from logdiag.source.live import QUIET_PERIOD, Notify
 from logdiag.source.paths import Input
 from logdiag.source.stats import MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
 
@@ -130,6 +130,7 @@ def analyze(
     partial_groups: bool = False,
     lc_messages: str | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    on_notice: Notify | None = None,
 ) -> Run:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
@@ -138,7 +139,8 @@ def analyze(
     window of that many bytes) through the vectorised pre-filter (:mod:`logdiag.fastpath`),
     which finds the same incidents much faster. ``tracker`` lets the caller set the memory caps (see
     :class:`SessionTracker`). ``follow``, ``from_start``, ``quiet``, ``stop``
-    and ``on_file`` (told each file ``follow`` moves to) are for live use
+    ``on_file`` (told each file ``follow`` moves to) and ``on_notice`` (told of a truncation, a
+    possible loss, a directory still without a log) are for live use
     (see :class:`LogReader`); standard input is always read live, so incidents come out as soon as
     they are complete. ``partial_groups``, ``lc_messages`` (the server's language, default
     told from each input) and ``max_line_bytes`` (longer lines are cut there): see :class:`LogReader`.
@@ -155,5 +157,6 @@ def analyze(
         follow=follow, from_start=from_start, quiet=quiet, stop=stop, fast=fast, lookback_bytes=lookback_bytes,
         on_forgotten=tracker.forget,  # what the pre-filter's look-back drops, the tracker forgets too
         on_file=on_file, partial_groups=partial_groups, lc_messages=lc_messages, max_line_bytes=max_line_bytes,
+        on_notice=on_notice,
     )
     return Run(reader, tracker)

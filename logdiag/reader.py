@@ -34,7 +34,7 @@ from logdiag.source.framing import (
     until_corrupt,
 )
 from logdiag.source.inputs import OpenInput
-from logdiag.source.live import QUIET_PERIOD, follow
+from logdiag.source.live import QUIET_PERIOD, Notify, follow
 from logdiag.source.paths import STDIN, Input, expand_inputs
 from logdiag.source.stats import MAX_LINE_BYTES, InputStats, LineCuts, OnBadLine, SkippedFile
 
@@ -65,6 +65,8 @@ class LogReader:
         on_forgotten: told ``session_id=`` or ``pid=`` of each session whose held lines the
             pre-filter dropped (the tracker's :meth:`~logdiag.diagnosis.sessions.SessionTracker.forget`).
         on_file: with ``follow``, told the name of each file followed, first and after each switch.
+        on_notice: with ``follow``, told of a log directory still without a log file, a file
+            truncated, lines that may have been lost (:class:`~logdiag.source.live.FollowNotice`).
         partial_groups: the inputs of a directory, glob or archive may be a part of it (an
             incremental export leaves out the files it has read): one with no log is no error.
         lc_messages: the server's ``lc_messages`` (``de``, ``fr_FR.UTF-8``...); default: told
@@ -100,6 +102,7 @@ class LogReader:
         partial_groups: bool = False,
         lc_messages: str | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
+        on_notice: Notify | None = None,
     ) -> None:
         try:
             #: The server's language when the user gave it (--lc-messages); else each input's own.
@@ -108,7 +111,11 @@ class LogReader:
             raise ConfigError(f"--lc-messages: {exc}") from None
         if follow and (len(paths) != 1 or paths[0] == "-"):
             raise InputError("--follow takes one log file or log directory")
-        self._inputs = [Input(p) if isinstance(p, str) else p for p in paths] if follow else expand_inputs(paths)
+        #: Files of a directory, glob or archive that were not logs, and so not read.
+        self.skipped_files: list[SkippedFile] = []
+        self._inputs = (
+            [Input(p) if isinstance(p, str) else p for p in paths] if follow else expand_inputs(paths, self.skipped_files)
+        )
         self.paths = [item.name for item in self._inputs]
         if follow and not os.path.exists(self.paths[0]):
             raise InputError(f"no such file or directory: {self.paths[0]}")
@@ -124,9 +131,8 @@ class LogReader:
         self.lookback_bytes = lookback_bytes
         self.on_forgotten = on_forgotten
         self.inputs: list[InputStats] = []
-        #: Files of a directory, glob or archive that were not logs, and so not read.
-        self.skipped_files: list[SkippedFile] = []
         self.on_file = on_file
+        self.on_notice = on_notice
         self.partial_groups = partial_groups
         if max_line_bytes < 1:
             raise ConfigError(f"--max-line-bytes must be a positive size, not {max_line_bytes}")
@@ -137,7 +143,10 @@ class LogReader:
         filtered = self.fast and self.on_bad_line is OnBadLine.SKIP
         if self.follow:
             for name, lines in file_segments(
-                follow(self.paths[0], from_start=self.from_start, quiet=self.quiet or QUIET_PERIOD, stop=self.stop)
+                follow(
+                    self.paths[0], from_start=self.from_start, quiet=self.quiet or QUIET_PERIOD, stop=self.stop,
+                    on_notice=self.on_notice,
+                )
             ):
                 if self.on_file is not None:
                     self.on_file(name)
@@ -154,6 +163,7 @@ class LogReader:
                         raise
                     self.skipped_files.append(SkippedFile(path, str(exc), unread=True))  # the others are read
                     continue
+                read_before = len(self.inputs)
                 try:
                     if filtered and (path == STDIN or opened.compression is not None or opened.member):
                         yield from self._streamed(
@@ -162,6 +172,8 @@ class LogReader:
                     else:
                         plain_file = filtered and opened.compression is None
                         yield from self._records(path, opened.lines(self.quiet), opened.cuts, plain_file=plain_file)
+                    for stats in self.inputs[read_before:]:
+                        stats.lost = opened.shrank()
                 finally:
                     opened.close()
         finally:

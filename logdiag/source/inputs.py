@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import io
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -61,6 +63,8 @@ class OpenInput:
             except OSError as exc:
                 raise UnreadableInput(f"cannot open {name}: {exc.strerror or exc}") from exc
         self._raw = raw
+        #: A regular file's size when it was opened: if it is smaller once read, it shrank meanwhile.
+        self._size = _regular_size(raw)
         self._buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
         head = self._buffered.peek(8)[:8]
         if head.startswith(UTF8_BOM):  # an editor's or a Windows tool's mark, no text: it would cost the first record
@@ -115,11 +119,31 @@ class OpenInput:
             self._buffered.seek(start)
             yield from without_first(decompressed(self._buffered, "gzip"), handed)
 
+    def shrank(self) -> str | None:
+        """Why records may be missing, if the file shrank while it was read (truncated: by
+        logrotate's ``copytruncate``, say); None: it did not."""
+        size = _regular_size(self._raw)
+        if self._size is None or size is None or size >= self._size:
+            return None
+        return (
+            f"the file shrank from {self._size} to {size} bytes while it was read (truncated): "
+            f"the report may lack records it held after byte {size}"
+        )
+
     def close(self) -> None:
         if self._closer is not None:
             self._closer.close()
         elif self.name != STDIN:
             self._raw.close()
+
+
+def _regular_size(raw: BinaryIO) -> int | None:
+    """The size of an open regular file; None for anything else (a pipe, a member, bytes)."""
+    try:
+        status = os.fstat(raw.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 def _without_bom(pieces: Iterator[bytes]) -> Iterator[bytes]:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from logdiag.errors import InputError, UnreadableInput
 from logdiag.source import archives
+from logdiag.source.stats import SkippedFile
 
 STDIN = "-"
 
-_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 # In a log directory that holds several destinations of one server, read only one of them.
 DIRECTORY_PREFERENCE = ("csvlog", "jsonlog", "other")
 
@@ -45,13 +46,15 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
     return [item.name for item in expand_inputs(paths)]
 
 
-def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
+def expand_inputs(paths: Sequence[str | Input], streams: list[SkippedFile] | None = None) -> list[Input]:
     """Expand globs, log directories and archives into a list of inputs, checking that each exists.
 
     Args:
         paths: files, glob patterns, directories, archives (tar, tar.gz, tar.zst, zip...),
             ``archive:member`` names, or ``-`` for standard input; an :class:`Input` (from an
             earlier expansion) is taken as it is.
+        streams: told the FIFOs and character devices of a directory or a glob, which are not
+            read (:func:`stream_kind`), with the reason.
 
     Returns:
         The inputs; a directory's or a glob's files come oldest first (by modification time:
@@ -67,7 +70,7 @@ def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
         elif path == STDIN:
             expanded.append(Input(path))
         elif os.path.isdir(path):
-            expanded.extend(_files(_directory_logs(Path(path)), path))
+            expanded.extend(_files(_directory_logs(Path(path), streams), path))
         elif os.path.exists(path):
             kind = archives.kind_of(path)
             expanded.extend([Input(path)] if kind is None else _archive(path, kind, path))
@@ -76,8 +79,9 @@ def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
         elif glob.has_magic(path):
             matches = sorted(glob.glob(path), key=_age_key)
             files = [m for m in matches if os.path.isfile(m)]
+            left = _streams_left_out(matches, streams)
             if not files:
-                raise InputError(f"no file matches {path!r}")
+                raise InputError(f"no file matches {path!r}{left}")
             expanded.extend(_files(files, path))
         else:
             raise InputError(f"no such file or directory: {path}")
@@ -86,13 +90,25 @@ def expand_inputs(paths: Sequence[str | Input]) -> list[Input]:
 
 def is_stream(name: str) -> bool:
     """Whether an input can be read only once: standard input, a FIFO or a character device."""
-    if name == STDIN:
-        return True
+    return name == STDIN or stream_kind(name) is not None
+
+
+def stream_kind(name: str) -> str | None:
+    """``a FIFO`` or ``a character device``: what a file that can be read only once is; None for
+    anything else (standard input included).
+
+    A directory's or a glob's files are put in order by their first lines before they are read,
+    which would take a stream's lines away, and a FIFO with no writer blocks the whole run: in a
+    directory or a glob, a stream is skipped, and reported (issue 27). Named alone, it is read
+    once, as a stream.
+    """
     try:
         mode = os.stat(name).st_mode
     except OSError:
-        return False  # an archive's member, or a file gone: opening it says what is wrong
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+        return None  # an archive's member, or a file gone: opening it says what is wrong
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    return "a character device" if stat.S_ISCHR(mode) else None
 
 
 def on_disk(name: str) -> str:
@@ -138,7 +154,7 @@ def _age_key(path: str) -> tuple[float, str]:
 
 def destination(path: Path) -> str:
     name = path.name
-    for suffix in _COMPRESSED_SUFFIXES:
+    for suffix in COMPRESSED_SUFFIXES:
         name = name.removesuffix(suffix)
     if name.endswith(".csv"):
         return "csvlog"
@@ -147,12 +163,24 @@ def destination(path: Path) -> str:
     return "other"
 
 
-def _directory_logs(directory: Path) -> list[str]:
+def _directory_logs(directory: Path, streams: list[SkippedFile] | None) -> list[str]:
     try:
-        files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+        entries = [p for p in directory.iterdir() if not p.name.startswith(".")]
+        files = [p for p in entries if p.is_file()]
     except OSError as exc:
         raise UnreadableInput(f"cannot read directory {directory}: {exc.strerror or exc}") from None
+    left = _streams_left_out([str(p) for p in entries], streams)
     if not files:
-        raise InputError(f"no log file in directory {directory}")
+        raise InputError(f"no log file in directory {directory}{left}")
     chosen = _preferred(files)
     return sorted((str(p) for p in files if destination(p) == chosen), key=_age_key)
+
+
+def _streams_left_out(names: Sequence[str], streams: list[SkippedFile] | None) -> str:
+    """Note the FIFOs and character devices among a directory's or a glob's files in ``streams``
+    (not read: :func:`stream_kind`); the words that say so in an error, if any."""
+    found = [SkippedFile(name, f"{kind}: name it alone to read it as a stream")
+             for name in names if (kind := stream_kind(name)) is not None]
+    if streams is not None:
+        streams.extend(found)
+    return "".join(f"; {s.name} is {s.reason}" for s in found[:1])

@@ -109,6 +109,8 @@ class InputStats:
         blank: empty lines, which carry nothing (PostgreSQL never writes one).
         error: why reading stopped early (e.g. a truncated .gz), or None.
         cuts: the lines longer than the line limit, cut there: counted as skipped (not read whole).
+        lost: why records may be missing although the input was read to its end (the file
+            shrank while it was read), or None: a run with one is incomplete.
     """
 
     file: str
@@ -124,6 +126,7 @@ class InputStats:
     recoded: int = 0
     blank: int = 0
     error: str | None = None
+    lost: str | None = None
     examples: list[SkippedLine] = field(default_factory=list)
     unread_sample: list[str] = field(default_factory=list)  # the first unread lines' text
     on_bad_line: OnBadLine = OnBadLine.SKIP
