@@ -183,6 +183,26 @@ class TestServerWrittenOddities:
                 assert any(r.message == "statement: SELECT 'after'" for r in records)
 
 
+@pytest.mark.postgres
+def test_a_csvlog_with_a_column_more_is_no_all_clear_on_standard_input(server_logs, monkeypatch):
+    """Every row of a real csvlog with a column PostgreSQL does not write: through the
+    standard input's pre-filter, the rows the reader rejects are counted, as from a file (they
+    were dropped: 38 records, no skip, no incident, exit 0)."""
+    import csv
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(server_logs["csvlog"].read_text(), newline="")):
+        writer.writerow([*row, "extra"])
+    data = out.getvalue().encode()
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BufferedReader(io.BytesIO(data))))
+    reader = LogReader(["-"], fast=True)
+    list(reader)
+    stats = reader.inputs[0]
+    assert stats.unread > 0
+    assert all(reason.startswith("csvlog record with") for reason, _ in stats.reasons())
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=4000))
 def test_arbitrary_bytes_never_raise_anything_else(tmp_path_factory, data):
