@@ -427,3 +427,16 @@ def test_summary_names_a_foreign_parquet_file(real_log, tmp_path):
                      f"move it out of {out}")
     foreign.write_bytes(b"not parquet at all")
     assert _one_error(_logdiag("summary", str(out))).startswith(f"logdiag: error: {foreign} is not a Parquet file")
+
+
+def test_a_fifo_in_an_exported_directory_is_a_reported_skip(real_log, tmp_path):
+    """A FIFO among a directory's logs: the export reads the files, names the FIFO in its warning
+    and never opens it (opened, it would wait for a writer forever; it was left out unsaid)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copyfile(real_log.path, logs / "postgresql.json")
+    os.mkfifo(logs / "postgresql-1.json")
+    result = _logdiag("export", str(logs), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert f"{logs / 'postgresql-1.json'} (a FIFO: name it alone to read it as a stream)" in result.stderr
+    assert _table(tmp_path / "out", "incidents").height == real_log.incidents

@@ -29,7 +29,7 @@ from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
 from logdiag.records import RECORD_FIELDS, LogRecord, Source
 from logdiag.source.paths import Input, expand_inputs, is_stream, on_disk
-from logdiag.source.stats import InputStats, OnBadLine
+from logdiag.source.stats import InputStats, OnBadLine, SkippedFile
 
 if TYPE_CHECKING:  # polars is imported when rows are written, not with the CLI
     import polars as pl
@@ -301,6 +301,7 @@ class _Plan:
     watermarks: dict[str, int] = field(default_factory=dict)
     identities: dict[str, dict[str, Any]] = field(default_factory=dict)
     readings: dict[str, str] = field(default_factory=dict)
+    streams: list[SkippedFile] = field(default_factory=list)  # FIFOs of a directory or glob: left out
 
 
 def _state_key(host: str | None, path: str) -> str:
@@ -310,7 +311,7 @@ def _state_key(host: str | None, path: str) -> str:
 def _plan(paths: Sequence[str], state: dict[str, Any], host: str | None, export_id: str) -> _Plan:
     """Which inputs to read, which to skip (unchanged), from which line to keep rows."""
     plan = _Plan()
-    for item in expand_inputs(paths):  # kept as inputs: their group (directory, glob, archive) is read as one
+    for item in expand_inputs(paths, plan.streams):  # kept as inputs: their group (directory, glob, archive) is read as one
         path = item.name
         if is_stream(path):  # read whole every time: nothing tells what was read before
             plan.read.append(item)
@@ -467,6 +468,7 @@ def _write(
     for stray in (s for s in run.reader.skipped_files if not s.unread):  # no log: left out next time too
         state["files"][_state_key(host, stray.name)] = {**plan.identities[stray.name], "lines": 0, "host": host}
     staging.commit(state, dict(result.rows))
+    run.reader.skipped_files.extend(plan.streams)  # said with the files that are no logs
     return run
 
 

@@ -26,6 +26,7 @@ def inputs_of(run: RunView) -> list[dict[str, Any]]:
             "unread": s.unread,
             "cut_lines": s.cuts.count,
             "error": s.error,
+            "lost": s.lost,
         }
         for s in run.inputs
     ]
