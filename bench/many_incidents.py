@@ -5,7 +5,7 @@
 
 For each N, a throwaway PostgreSQL cluster (tests/pgcluster.py: Debian's 15, run as the postgres
 account) logs N sessions that fail at COMMIT on a deferred foreign key, between sessions that
-commit (``--ok-per-failure`` each), in csvlog, jsonlog and stderr at once; then ``logdiag analyze
+commit (``--ok-per-failure`` each; with ``--temp-tables`` each creates a temporary table), in csvlog, jsonlog and stderr at once; then ``logdiag analyze
 --format jsonl`` reads each file. Prints the log size, the incidents found (they must be N), the
 whole run's time and its time per incident. Before issue 27, 20,000 failing sessions ended in an
 internal error (the fast path named every failing session in one regular expression).
@@ -35,9 +35,11 @@ SETTINGS = {
 }
 
 
-def _session(conninfo: str, number: int, ok_per_failure: int) -> None:
+def _session(conninfo: str, number: int, ok_per_failure: int, temp_tables: bool) -> None:
     for ok in range(ok_per_failure):
         with psycopg.connect(conninfo, application_name="ok") as conn:
+            if temp_tables:  # DDL in every session, as some frameworks' sessions have
+                conn.execute("CREATE TEMP TABLE scratch (id int PRIMARY KEY, note text)")
             conn.execute(f"INSERT INTO parent VALUES ({number * 100 + ok + 1})")
     with psycopg.connect(conninfo, application_name="failing", cursor_factory=psycopg.ClientCursor) as conn:
         conn.execute(f"INSERT INTO child VALUES ({number}, {-number - 1})")
@@ -49,7 +51,7 @@ def _session(conninfo: str, number: int, ok_per_failure: int) -> None:
             raise AssertionError("the commit should have failed")
 
 
-def make_logs(count: int, ok_per_failure: int, out: Path) -> dict[str, Path]:
+def make_logs(count: int, ok_per_failure: int, out: Path, temp_tables: bool = False) -> dict[str, Path]:
     bindir = find_bindir("15")
     template = make_template(bindir, out / "template")
     with running_cluster(bindir, template, SETTINGS) as cluster:
@@ -59,7 +61,7 @@ def make_logs(count: int, ok_per_failure: int, out: Path) -> dict[str, Path]:
                 " CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED)"
             )
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda n: _session(cluster.conninfo, n, ok_per_failure), range(count)))
+            list(pool.map(lambda n: _session(cluster.conninfo, n, ok_per_failure, temp_tables), range(count)))
         cluster.stop()
         logs = {}
         for fmt in ("csvlog", "jsonlog", "stderr"):
@@ -74,6 +76,8 @@ def main() -> None:
     parser.add_argument("--counts", default="1000,5000,20000")
     parser.add_argument("--ok-per-failure", type=int, default=4)
     parser.add_argument("--work", default="/tmp/logdiag-many-incidents")
+    parser.add_argument("--temp-tables", action="store_true",
+                        help="every committing session creates a temporary table first (DDL throughout the log)")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -81,7 +85,7 @@ def main() -> None:
     for count in (int(c) for c in args.counts.split(",")):
         shutil.rmtree(work / str(count), ignore_errors=True)
         (work / str(count)).mkdir()
-        logs = make_logs(count, args.ok_per_failure, work / str(count))
+        logs = make_logs(count, args.ok_per_failure, work / str(count), args.temp_tables)
         for fmt, log in logs.items():
             started = time.perf_counter()
             done = subprocess.run(

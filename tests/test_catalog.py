@@ -31,3 +31,40 @@ def test_each_ddl_statement_is_parsed_once(tmp_path, monkeypatch):
     assert len(incidents) == 3 * len(list(Run(LogReader([str(SAMPLE)]), SessionTracker()).incidents()))
     assert any("CREATE TABLE orders" in text for text in parsed)
     assert set(parsed.values()) == {1}, parsed
+
+
+def _statement(text: str):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(text=text)
+
+
+def test_the_ddl_log_finds_what_a_search_of_every_statement_finds():
+    """The index by word gives a diagnosis the statements that name its tables or constraints,
+    as searching each statement did, without searching thousands of temporary tables' DDL."""
+    log = catalog.DdlLog(limit=50)
+    texts = [f"CREATE TEMP TABLE scratch_{n} (id int PRIMARY KEY)" for n in range(40)]
+    texts[7] = 'CREATE TABLE "Orders" (id int, customer_id int CONSTRAINT orders_customer_fk REFERENCES customers)'
+    texts[30] = "ALTER TABLE public.orders ADD CONSTRAINT orders_total_check CHECK (total > 0)"
+    for text in texts:
+        log.append(_statement(text))
+    view = log.view()
+    log.append(_statement("CREATE TABLE orders (later int)"))  # after the view: not in it
+    expected = {
+        "orders": [texts[7], texts[30]],  # a quoted "Orders", a schema-qualified public.orders
+        "customers": [texts[7]],
+        "orders_total_check": [texts[30]],
+        "public.orders": [texts[30]],  # a name with a dot: searched for in every statement
+        "scratch_3": [texts[3]],  # a word, not a part of scratch_30
+    }
+    for name, statements in expected.items():
+        assert [s.text for s in view.mentioning([name])] == statements, name
+
+
+def test_the_ddl_log_keeps_its_latest_statements_only():
+    log = catalog.DdlLog(limit=3)
+    for n in range(10):
+        log.append(_statement(f"CREATE TABLE t{n} (id int)"))
+    assert [s.text for s in log.view()] == [f"CREATE TABLE t{n} (id int)" for n in (7, 8, 9)]
+    assert log.view().mentioning(["t2"]) == []
+    assert [s.text for s in log.view().mentioning(["t8"])] == ["CREATE TABLE t8 (id int)"]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from logdiag.diagnosis.catalog import DdlLog, DdlView
 from logdiag.diagnosis.messages import is_set_constraints_outside_transaction
 from logdiag.diagnosis.statements import (
     CHECKS_DEFERRED,
@@ -170,7 +171,7 @@ class Failure:
     by_vxid: bool
     boundaries_seen: bool
     explicit: bool
-    ddl: tuple[LoggedStatement, ...] = ()
+    ddl: DdlView | tuple[LoggedStatement, ...] = ()
     history_lost: bool = False
     keyless: bool = False
     ignored_set: IgnoredSet | None = None
@@ -214,7 +215,7 @@ class SessionTracker:
         self.sessions: OrderedDict[object, Session] = OrderedDict()
         self.stats = TrackerStats()
         self.boundaries_seen = False
-        self.ddl: deque[LoggedStatement] = deque(maxlen=MAX_DDL)
+        self.ddl = DdlLog(MAX_DDL)
 
     def feed(self, record: LogRecord) -> Iterator[Failure]:
         """Take one record; yield a :class:`Failure` if it is an ERROR."""
@@ -386,7 +387,7 @@ class SessionTracker:
             by_vxid=record.vxid is not None,
             boundaries_seen=self.boundaries_seen,
             explicit=current.explicit,
-            ddl=tuple(self.ddl),
+            ddl=self.ddl.view(),
             history_lost=session.history_lost,
             ignored_set=session.ignored_set,
         )
