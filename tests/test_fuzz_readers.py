@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -49,6 +50,11 @@ HOSTILE = (
     b"2026-01-01 00:00:00.000 UTC [1] ", b"2026-01-01 00:00:00.000 UTC,", b'{"timestamp":"x"}',
     b'{"line_num":null,"message":[]}', b'{"error_severity":{"a":1}}',
 )
+#: What a value of the log's own (a run of digits: a pid, a line number, a port...) becomes.
+VALUES = (
+    b"1e999999", b"-1e999999", b"9" * 5000, b"1.5", b"-0", b"null", b"true", b'"7"', b"[]", b"{}",
+    b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 2000 + b"1" + b"}" * 2000,
+)
 
 
 @st.composite
@@ -58,13 +64,18 @@ def mangled(draw: st.DrawFn, seed: bytes) -> bytes:
     data = bytearray(seed)
     for _ in range(draw(st.integers(1, 8))):
         position = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(("flip", "insert", "hostile", "cut", "repeat", "swap")))
+        action = draw(st.sampled_from(("flip", "insert", "hostile", "line", "value", "cut", "repeat", "swap")))
         if action == "flip" and position < len(data):
             data[position] = draw(st.integers(0, 255))
         elif action == "insert":
             data[position:position] = draw(st.binary(min_size=1, max_size=64))
         elif action == "hostile":
             data[position:position] = draw(st.sampled_from(HOSTILE))
+        elif action == "line":  # a whole line of its own, between two of the log's
+            start = data.find(b"\n", position) + 1
+            data[start:start] = draw(st.sampled_from(HOSTILE + VALUES)) + b"\n"
+        elif action == "value" and (digits := _DIGITS.search(bytes(data), position)) is not None:
+            data[digits.start() : digits.end()] = draw(st.sampled_from(VALUES))
         elif action == "cut":
             del data[position : position + draw(st.integers(1, 400))]
         elif action == "repeat":
@@ -75,6 +86,9 @@ def mangled(draw: st.DrawFn, seed: bytes) -> bytes:
             lines[first], lines[second] = lines[second], lines[first]
             data = bytearray(b"\n".join(lines))
     return bytes(data[: draw(st.integers(0, len(data)))] if draw(st.booleans()) else data)
+
+
+_DIGITS = re.compile(rb"[0-9]+")
 
 
 def _physical_lines(data: bytes) -> int:
