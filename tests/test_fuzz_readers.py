@@ -5,7 +5,8 @@ The seeds are logs a real PostgreSQL server wrote (csvlog, jsonlog, stderr with 
 ``log_line_prefix`` settings, syslog as a real rsyslogd writes it). Hypothesis flips, inserts,
 deletes and repeats bytes and lines, and puts in what breaks parsers: quotes, braces, deep
 nesting, huge numbers, NUL bytes, CR, invalid UTF-8, cut lines. Each reader is chosen by its
-format (no detection, which may rightly refuse a mangled file), and must:
+format (no detection, which may rightly refuse a mangled file), csvlog, jsonlog and stderr's
+also through the fast path (``fast_min_bytes=0``), and must:
 
 - raise nothing, not even a :class:`~logdiag.errors.LogdiagError`;
 - count every physical line it was given, and every record it gives;
@@ -52,7 +53,8 @@ HOSTILE = (
 )
 #: What a value of the log's own (a run of digits: a pid, a line number, a port...) becomes.
 VALUES = (
-    b"1e999999", b"-1e999999", b"9" * 5000, b"1.5", b"-0", b"null", b"true", b'"7"', b"[]", b"{}",
+    b"1e999999", b"-1e999999", b"9" * 5000, b"-" + b"9" * 30, b"1.5", b"-0", b"null", b"true", b'"7"', b"[]",
+    b"{}", "²".encode(), "٣".encode(),
     b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 2000 + b"1" + b"}" * 2000,
 )
 
@@ -89,6 +91,8 @@ def mangled(draw: st.DrawFn, seed: bytes) -> bytes:
 
 
 _DIGITS = re.compile(rb"[0-9]+")
+#: A number that is a field of its own: csvlog's pid, line and xid, a JSON value, stderr's [%p].
+_FIELD_NUMBER = re.compile(rb"(?<=[,:\[])[0-9]+(?=[,\]}])")
 
 
 def _physical_lines(data: bytes) -> int:
@@ -96,13 +100,14 @@ def _physical_lines(data: bytes) -> int:
     return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
 
 
-def _read_mangled(directory: Path, name: str, data: bytes, fmt: LogFormat, prefix: str | None) -> None:
+def _read_mangled(directory: Path, name: str, data: bytes, fmt: LogFormat, prefix: str | None, fast: bool) -> None:
     path = directory / name
     path.write_bytes(data)
-    reader = LogReader([str(path)], format=fmt, log_line_prefix=prefix)
+    reader = LogReader([str(path)], format=fmt, log_line_prefix=prefix, fast=fast, fast_min_bytes=0)
     records = list(reader)  # anything raised here fails the test
     (stats,) = reader.inputs
-    assert stats.records == len(records)
+    # The fast path gives the records a diagnosis needs, of those its scan counted.
+    assert len(records) <= stats.records if fast else stats.records == len(records)
     assert stats.lines == _physical_lines(data)
     lines = [record.source.line for record in records]
     assert lines == sorted(lines)
@@ -110,17 +115,20 @@ def _read_mangled(directory: Path, name: str, data: bytes, fmt: LogFormat, prefi
     assert stats.skipped_total <= stats.lines
 
 
-def _fuzz(seed_path: Path, fmt: LogFormat, prefix: str | None) -> None:
+def _fuzz(seed_path: Path, fmt: LogFormat, prefix: str | None, fast: bool = False) -> None:
     seed = seed_path.read_bytes()
     directory = Path(tempfile.mkdtemp(prefix="logdiag-fuzz-"))
+    every_number = [_FIELD_NUMBER.sub(value.replace(b"\\", b"\\\\"), seed) for value in VALUES]
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=mangled(seed))
     def read(data: bytes) -> None:
-        _read_mangled(directory, seed_path.name, data, fmt, prefix)
+        _read_mangled(directory, seed_path.name, data, fmt, prefix, fast)
 
     try:
-        _read_mangled(directory, seed_path.name, seed, fmt, prefix)  # the seed itself reads cleanly
+        _read_mangled(directory, seed_path.name, seed, fmt, prefix, fast)  # the seed itself reads cleanly
+        for data in every_number:  # each hostile value in place of every number, once
+            _read_mangled(directory, seed_path.name, data, fmt, prefix, fast)
         read()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -174,16 +182,19 @@ def syslog_seed(pg_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast-path"])
 @pytest.mark.parametrize("fmt", [LogFormat.CSVLOG, LogFormat.JSONLOG])
-def test_fields_formats(server_logs: dict[str, Path], fmt: LogFormat) -> None:
-    """csvlog and jsonlog, mangled: records and counted skips, never an exception."""
-    _fuzz(server_logs[fmt.value], fmt, None)
+def test_fields_formats(server_logs: dict[str, Path], fmt: LogFormat, fast: bool) -> None:
+    """csvlog and jsonlog, mangled, read record by record and through the fast path (which
+    reads its ERROR lines itself): records and counted skips, never an exception."""
+    _fuzz(server_logs[fmt.value], fmt, None, fast)
 
 
 @pytest.mark.postgres
-def test_stderr_debian_prefix(server_logs: dict[str, Path]) -> None:
-    """stderr with Debian's prefix, mangled: records and counted skips, never an exception."""
-    _fuzz(server_logs["stderr"], LogFormat.STDERR, "%m [%p] %q%u@%d ")
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast-path"])
+def test_stderr_debian_prefix(server_logs: dict[str, Path], fast: bool) -> None:
+    """stderr with Debian's prefix, mangled, both ways: records and counted skips, never an exception."""
+    _fuzz(server_logs["stderr"], LogFormat.STDERR, "%m [%p] %q%u@%d ", fast)
 
 
 @pytest.mark.postgres
