@@ -355,3 +355,34 @@ def test_fragments_of_prefix_are_its_literals():
     """The adversarial pieces of a prefix's pattern hold its separators."""
     pieces = fragments(LinePrefix("%m [%p] %q%u@%d ").regex)
     assert " [" in pieces and "] " in pieces and "@" in pieces
+
+
+@pytest.mark.postgres
+def test_the_reported_message_from_a_real_server(pg_cluster):
+    """Issue 27's case end to end: a server raises the 100 KB message (with SQLSTATE 23503, and
+    without one as stderr's default prefix writes it); each of its three files is analysed within
+    the budget, and the error is there with its text whole."""
+    from logdiag.pipeline import analyze
+
+    head, unit = 'update or delete on table "', '" violates foreign key constraint "" on table "'
+    message = head + unit * (SIZE // len(unit))
+    with pg_cluster(log_line_prefix="%m [%p] %q%u@%d ") as cluster:
+        raised = cluster.psql(
+            f"DO $$BEGIN RAISE EXCEPTION USING MESSAGE = $m${message}$m$, ERRCODE = '23503'; END$$;"
+        )
+        assert "ERROR:" in raised.stderr
+        cluster.stop()
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        try:
+            for fmt in ("csvlog", "jsonlog", "stderr"):
+                signal.alarm(BUDGET)
+                try:
+                    run = analyze([str(cluster.log_file(fmt))])
+                    messages = [i.message for i in run.incidents()] + [e.message for e in run.other_errors]
+                except _OverBudget:
+                    pytest.fail(f"{fmt}: more than {BUDGET} s on the message of issue 27, case 2")
+                finally:
+                    signal.alarm(0)
+                assert messages == [message], fmt
+        finally:
+            signal.signal(signal.SIGALRM, previous)
