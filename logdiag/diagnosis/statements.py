@@ -59,7 +59,8 @@ _PARAMETERS_HEADS: tuple[str, ...] = tuple(sorted({
     language.format(msgids.PARAMETERS).head.lower() for language in LANGUAGES.values()
 }))
 _PARAMETERS = re.compile(r"\$(?P<n>\d{1,5}) = (?:(?P<null>NULL)|'(?P<value>(?:[^']|'')*)')")
-_LEADING_NOISE = re.compile(r"(?:\s+|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|--[^\n]*\n)*")
+# A comment left open runs to the end (as in SQL), so no start of one scans the rest again (issue 27).
+_LEADING_NOISE = re.compile(r"(?:\s|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z)|--[^\n]*(?:\n|\Z))*")
 _CONTROL = re.compile(
     r"(?P<keyword>BEGIN|START\s+TRANSACTION|COMMIT\s+PREPARED|ROLLBACK\s+PREPARED|COMMIT|END|ROLLBACK|ABORT"
     r"|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION|SET\s+CONSTRAINTS)\b(?P<rest>[^;]{0,500})\s*;?\s*$",

@@ -102,7 +102,7 @@ def _detect_json(lines: Sequence[str]) -> LogFormat | None:
     for line in lines[:20]:
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep (issue 27 §8)
             continue
         if not isinstance(obj, dict):
             continue

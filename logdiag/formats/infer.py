@@ -66,7 +66,7 @@ _BACKEND_TYPES = (
     "parallel worker", "io worker", "checkpointer", "walsummarizer", "walreceiver", "postmaster", "walsender",
     "walwriter", "archiver", "startup", "logger",
 )
-_COMMAND = r"idle in transaction \(aborted\)|idle in transaction|[A-Z]{2,}(?: [A-Z]{2,}){0,3}"
+_COMMAND = r"idle in transaction \(aborted\)|idle in transaction|[A-Z]{2,32}(?: [A-Z]{2,32}){0,3}"
 _WORD_END = r"(?![0-9A-Za-z_])"
 #: The shapes, tried in this order at each place a value may start.
 _LEXER = re.compile(
@@ -113,7 +113,7 @@ _LABELS = {
     "Q": ("query_id", "queryid", "qid", "Q"),
 }
 _LABEL_OF = {label.lower(): letter for letter, labels in _LABELS.items() for label in labels}
-_LABEL_BEFORE = re.compile(r"([A-Za-z_]+) ?[=:] ?$")
+_LABEL_BEFORE = re.compile(r"(?<![A-Za-z_])([A-Za-z_]{1,64}) ?[=:] ?$")
 # Before its process title is set (``connection received``), a backend's %i is the server
 # program's path, as started: seen as ``/usr/lib/postgresql/15/bin/postgres``.
 _COMMAND_VALUE = re.compile(r"(?:" + _COMMAND + r"|authentication|startup|idle|PARSE|BIND|(?:/[^\s/]{1,255}){0,32}/postgres)\Z")

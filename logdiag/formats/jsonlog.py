@@ -50,6 +50,17 @@ def _objects(lines: Lines, stats: InputStats, what: str) -> Iterator[tuple[int, 
         yield number, value
 
 
+def _is_severity(value: Any) -> bool:
+    """Whether a JSON value is a severity: an object or a list in its place is none (and cannot
+    be looked up in a set)."""
+    return isinstance(value, str) and value in SEVERITIES
+
+
+def _text(value: Any) -> str | None:
+    """A JSON value that must be text, or None: a number, list or object in its place is none."""
+    return value if isinstance(value, str) and value else None
+
+
 def _client(obj: dict[str, Any]) -> str | None:
     host = text_or_none(obj.get("remote_host"))
     port = obj.get("remote_port")
@@ -59,7 +70,7 @@ def _client(obj: dict[str, Any]) -> str | None:
 def read_jsonlog(lines: Lines, stats: InputStats, file: str) -> Iterator[LogRecord]:
     """PostgreSQL 15+ jsonlog: one object per line; keys whose value is NULL are absent."""
     for number, obj in _objects(lines, stats, "jsonlog"):
-        if obj.get("error_severity") not in SEVERITIES:
+        if not _is_severity(obj.get("error_severity")):
             stats.skip(number, "jsonlog object without error_severity", json.dumps(obj)[:200])
             continue
         stats.records += 1
@@ -80,7 +91,7 @@ def read_cnpg(lines: Lines, stats: InputStats, file: str) -> Iterator[LogRecord]
     for number, obj in _objects(lines, stats, "CloudNativePG"):
         record = obj.get("record")
         if obj.get("logger") == "postgres" and isinstance(record, dict):
-            if record.get("error_severity") not in SEVERITIES:
+            if not _is_severity(record.get("error_severity")):
                 stats.skip(number, "CloudNativePG record without error_severity", str(record)[:200])
                 continue
             stats.records += 1
@@ -111,8 +122,12 @@ def _error_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[ErrorLine]:
             obj = _decoded(decode_line(line)[0])
         except ValueError:
             continue
-        state = obj.get("state_code") or None
-        yield ErrorLine(position, str(obj.get("session_id")), state, obj.get("message"), obj.get("detail"))
+        if not isinstance(obj, dict):  # a list or a number that holds the marker in a string
+            continue
+        yield ErrorLine(
+            position, str(obj.get("session_id")), _text(obj.get("state_code")), _text(obj.get("message")),
+            _text(obj.get("detail")),
+        )
 
 
 def _session_test(alternation: str) -> tuple[str, str | None]:

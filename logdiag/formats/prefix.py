@@ -89,7 +89,7 @@ _ESCAPE = re.compile(r"%(-?\d+)?(.)?", re.DOTALL)
 _NO_ESCAPE = "%"  # as ``capture``: no escape has this letter, so nothing is captured
 _SPLITTABLE = frozenset("cpl")  # escapes whose values hold only digits, hex digits and a dot
 _UNKNOWN_VALUES = frozenset({"", "[unknown]"})
-_REMOTE = re.compile(r"(?P<host>[^\s()]+)\((?P<port>\d+)\)$")
+_REMOTE = re.compile(r"(?P<host>[^\s()]{1,255})\((?P<port>[0-9]{1,5})\)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,10 +233,12 @@ class LinePrefix:
                 group = f"(?P<{name}>{value})"
             else:
                 group = f"(?:{value})"
+            # The server pads a value to the width with spaces, never more: a bounded run, so
+            # two padded escapes side by side cannot trade spaces (quadratic, issue 27).
             if padding and int(padding) > 0:
-                group = " *" + group
+                group = f" {{0,{int(padding)}}}" + group
             elif padding and int(padding) < 0:
-                group = group + " *"
+                group = group + f" {{0,{-int(padding)}}}"
             out.append(("" if padding else letter, group))
         out.append((None, re.escape(part[position:])))
         return out
