@@ -131,7 +131,7 @@ def _size(text: str | int) -> int:
     """A size in bytes: ``16777216``, ``64K``, ``16M``, ``1G`` (KiB, MiB, GiB; a trailing B or iB allowed)."""
     if isinstance(text, int):  # the default
         return text
-    match = re.fullmatch(r"\s*(\d{1,15})\s*([kmg]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    match = re.fullmatch(r"(\d{1,15}) ?([kmg]?)(?:i?b)?", text.strip(), re.IGNORECASE)
     if match is None or int(match[1]) == 0:
         raise typer.BadParameter(f"{text!r} is not a size such as 1048576, 64K, 16M or 1G")
     return int(match[1]) << {"": 0, "k": 10, "m": 20, "g": 30}[match[2].lower()]
