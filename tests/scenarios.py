@@ -44,6 +44,9 @@ class Scenario:
     run: Callable[[PgCluster], None]
     expected: Expected | None
     needs_sqlstate: bool = False  # recognisable only by SQLSTATE (user-raised 40002)
+    #: the statement that switched foreign-key checks off before the culprit (checks_disabled):
+    #: the culprit is told only where the log shows it
+    checks_off_by: str | None = None
     notes: str = ""
     decoy_values: tuple[str, ...] = field(default=())
 
@@ -596,6 +599,78 @@ scenario(Scenario(
     ),
     Expected("23503", fk_name("outside"), "statement", {"parent_id": "42"}, "INSERT INTO outside_child VALUES (2, 42);",
              related=frozenset({"deferral_ignored"}), raised_by="INSERT INTO outside_child VALUES (2, 42);"),
+))
+
+
+# checks_disabled (issue 26): session_replication_role = replica switches foreign-key checks off;
+# rows written then are never checked, and the VALIDATE CONSTRAINT of a key added NOT VALID finds
+# the orphan later. Decoys: the same key written (and deleted) before the window, written in the
+# window by a transaction rolled back, written into another table in the window, and written in a
+# window of its own by another session that rolls it back.
+REPLICA_OFF = "SET session_replication_role = replica;"
+REPLICA_CULPRIT = "INSERT INTO replica_orders VALUES (10, 1), (11, 43);"
+REPLICA_VALIDATE = "ALTER TABLE replica_orders VALIDATE CONSTRAINT replica_orders_customer_fk;"
+REPLICA_WINDOW = (
+    "BEGIN;", "INSERT INTO replica_orders VALUES (20, 43);", "ROLLBACK;",
+    "INSERT INTO replica_audit (customer_id) VALUES (43);", REPLICA_CULPRIT, "INSERT INTO replica_orders VALUES (12, 44);",
+)
+
+
+def _replica(cluster: PgCluster) -> None:
+    connect: dict[str, Any] = {"autocommit": True, "cursor_factory": ClientCursor}
+    with psycopg.connect(cluster.conninfo, application_name="replica", **connect) as conn, \
+            psycopg.connect(cluster.conninfo, application_name="replica-decoy", **connect) as decoy:
+        def run(connection: psycopg.Connection, *statements: str) -> None:
+            for statement in statements:
+                with contextlib.suppress(psycopg.Error):
+                    connection.execute(statement)
+        run(decoy, REPLICA_OFF, "BEGIN;", "INSERT INTO replica_orders VALUES (30, 43);")
+        run(conn, "INSERT INTO replica_customers VALUES (43, 'brief');", "INSERT INTO replica_orders VALUES (9, 43);",
+            "DELETE FROM replica_orders WHERE id = 9;", "DELETE FROM replica_customers WHERE id = 43;")
+        run(conn, REPLICA_OFF, *REPLICA_WINDOW, "RESET session_replication_role;", REPLICA_VALIDATE)
+        run(decoy, "ROLLBACK;")
+
+
+scenario(Scenario(
+    "replica",
+    "CREATE TABLE replica_customers (id int PRIMARY KEY, name text);\n"
+    "CREATE TABLE replica_orders (id int PRIMARY KEY, customer_id int);\n"
+    "CREATE TABLE replica_audit (id serial, customer_id int);\n"
+    "INSERT INTO replica_customers VALUES (1, 'one'), (2, 'two');\n"
+    "ALTER TABLE replica_orders ADD CONSTRAINT replica_orders_customer_fk FOREIGN KEY (customer_id) "
+    "REFERENCES replica_customers NOT VALID;\n",
+    _replica,
+    Expected("23503", "replica_orders_customer_fk", "statement", {"customer_id": "43"}, REPLICA_CULPRIT,
+             table="replica_orders", related=frozenset({"checks_disabled"}), raised_by=REPLICA_VALIDATE),
+    checks_off_by=REPLICA_OFF,
+))
+
+# The same with ALTER TABLE ... DISABLE TRIGGER ALL on a valid key, which a migration later drops
+# and adds again: the ADD CONSTRAINT finds the orphan the disabled triggers let in (a DDL window,
+# logged under log_statement = 'mod' too). The key is written before the window (checked, deleted
+# again). (No rolled-back decoy here: 'mod' logs no ROLLBACK, so no log of it could tell one.)
+DISTRIG_OFF = "ALTER TABLE distrig_orders DISABLE TRIGGER ALL;"
+DISTRIG_CULPRIT = "INSERT INTO distrig_orders VALUES (11, 45);"
+DISTRIG_ADD = (
+    "ALTER TABLE distrig_orders ADD CONSTRAINT distrig_orders_customer_fk FOREIGN KEY (customer_id) "
+    "REFERENCES distrig_customers (id);"
+)
+scenario(Scenario(
+    "distrig",
+    "CREATE TABLE distrig_customers (id int PRIMARY KEY);\n"
+    "CREATE TABLE distrig_orders (id int PRIMARY KEY, customer_id int CONSTRAINT distrig_orders_customer_fk "
+    "REFERENCES distrig_customers);\n"
+    "INSERT INTO distrig_customers VALUES (1), (2);\n",
+    lambda cluster: simple(
+        cluster, "INSERT INTO distrig_customers VALUES (45);", "INSERT INTO distrig_orders VALUES (9, 45);",
+        "DELETE FROM distrig_orders WHERE id = 9;", "DELETE FROM distrig_customers WHERE id = 45;",
+        DISTRIG_OFF, "INSERT INTO distrig_orders VALUES (10, 2);", DISTRIG_CULPRIT, "ALTER TABLE distrig_orders ENABLE TRIGGER ALL;",
+        "ALTER TABLE distrig_orders DROP CONSTRAINT distrig_orders_customer_fk;", DISTRIG_ADD,
+        application="distrig",
+    ),
+    Expected("23503", "distrig_orders_customer_fk", "statement", {"customer_id": "45"}, DISTRIG_CULPRIT,
+             table="distrig_orders", related=frozenset({"checks_disabled"}), raised_by=DISTRIG_ADD),
+    checks_off_by=DISTRIG_OFF,
 ))
 
 

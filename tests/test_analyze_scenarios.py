@@ -71,11 +71,16 @@ def played(pg_servers, tmp_path_factory):
     return get
 
 
+_MOD_LOGS = ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "CREATE", "ALTER")
+
+
 def _logged(scenario: Scenario, variant: str, statement: str) -> bool:
-    """Whether the server logs this statement before the error under the variant's settings."""
+    """Whether the server logs this statement before the error under the variant's settings (for
+    a write with the checks off, and the statement that switched them off)."""
     words = statement.split()[0].upper()
     if variant == "mod":
-        return words in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "CREATE", "ALTER")
+        off = scenario.checks_off_by
+        return words in _MOD_LOGS and (off is None or off.split()[0].upper() in _MOD_LOGS)
     return True
 
 
@@ -332,3 +337,54 @@ def test_inferred_sqlstates_are_the_servers(played):
         else:
             assert ours["sqlstate"] is None
     assert {"42601", "42P01", "22012", "22P02", "25P02"} <= inferred
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("variant", "fmt"), [(v, f) for v, (_, formats) in VARIANTS.items() for f in formats])
+@pytest.mark.parametrize("name", ["replica", "distrig"])
+def test_checks_disabled_is_a_finding_linked_to_its_incident(played, variant, fmt, name):
+    """Rows written while foreign-key checks were off (session_replication_role = replica, DISABLE
+    TRIGGER ALL) make a later ADD/VALIDATE CONSTRAINT fail: one checks_disabled finding at the
+    statement that switched them off, with the window's end, the session's committed writes into
+    the table inside it as ``written_unchecked`` and the incident's ERROR as ``caused``; the
+    incident has the finding's statement as ``checks_disabled`` and the query that lists orphans.
+    With log_statement = 'mod' a SET is not logged: no window, no finding."""
+    from tests import scenarios
+
+    scenario = BY_NAME[name]
+    assert scenario.expected is not None and scenario.checks_off_by is not None
+    _, _, path = played(variant)[fmt]
+    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
+    run = analyze([str(path)], log_line_prefix=prefix)
+    incidents = [i.to_dict() for i in run.incidents() if i.constraint == scenario.expected.constraint]
+    found = [f.to_dict() for f in run.findings if f.kind == "checks_disabled" and f.constraint == scenario.expected.constraint]
+    assert len(incidents) == 1
+    incident = incidents[0]
+    if not _logged(scenario, variant, scenario.checks_off_by):
+        assert found == [] and not any(r["role"] == "checks_disabled" for r in incident["related"])
+        return
+    assert len(found) == 1
+    finding = found[0]
+    assert finding["statement"] == scenario.checks_off_by and finding["severity"] == "log"
+    assert finding["table"] == scenario.expected.table
+    assert _line_shows(path, fmt, finding["source"]["line"], scenario.checks_off_by)
+    ends = {"replica": "RESET session_replication_role;", "distrig": "ALTER TABLE distrig_orders ENABLE TRIGGER ALL;"}
+    written = {
+        "replica": [scenarios.REPLICA_CULPRIT, "INSERT INTO replica_orders VALUES (12, 44);"],
+        "distrig": ["INSERT INTO distrig_orders VALUES (10, 2);", scenarios.DISTRIG_CULPRIT],
+    }
+    related = finding["related"]
+    assert [r["statement"] for r in related if r["role"] == "window_end"] == [ends[name]]
+    unchecked = [r for r in related if r["role"] == "written_unchecked"]
+    assert [r["statement"] for r in unchecked] == written[name]
+    for item in related:
+        if item["role"] != "caused":
+            assert _line_shows(path, fmt, item["source"]["line"], item["statement"])
+    assert [(r["role"], r["source"]) for r in related if r["role"] == "caused"] == [
+        ("caused", incident["raised_by"]["source"])
+    ]
+    linked = [r for r in incident["related"] if r["role"] == "checks_disabled"]
+    assert [(r["statement"], r["source"]) for r in linked] == [(scenario.checks_off_by, finding["source"])]
+    parent = {"replica": "replica_customers", "distrig": "distrig_customers"}[name]
+    query = f"NOT EXISTS (SELECT FROM {parent} p WHERE p.id = c.customer_id);"
+    assert query in incident["explanation"] and "may be orphans too" in incident["explanation"]

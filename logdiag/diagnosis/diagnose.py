@@ -11,9 +11,11 @@ from logdiag.diagnosis.catalog import Catalog, Declaration
 from logdiag.diagnosis.explain import (
     Findings,
     Opening,
+    Orphans,
     Reason,
     WhatFailed,
     Why,
+    checks_disabled_note,
     culprit_reason,
     explanation,
     hints,
@@ -41,7 +43,7 @@ from logdiag.diagnosis.messages import (
     parse_violation,
     trigger_violation,
 )
-from logdiag.diagnosis.sessions import Entry, Failure
+from logdiag.diagnosis.sessions import ChecksWindow, Entry, Failure
 from logdiag.diagnosis.sql import (
     UNKNOWN,
     Cell,
@@ -62,6 +64,7 @@ from logdiag.diagnosis.statements import (
     LoggedStatement,
     classify_control,
     may_hold_several,
+    skip_leading_noise,
 )
 from logdiag.lang import LANGUAGES, msgids
 
@@ -80,6 +83,7 @@ class _Candidate:
     confidence: Confidence
     reason: Reason
     key_values: tuple[str | None, ...] | None = None
+    window: ChecksWindow | None = None  # written while foreign-key checks were off
 
 
 def diagnose(failure: Failure) -> Incident | OtherError:
@@ -291,6 +295,8 @@ class _Diagnosis:
                     if found is not None:
                         candidates.append(found)
                 if not candidates:
+                    candidates = self._window_candidates()
+                if not candidates:
                     write = Write(WriteKind.CALL, self.table)
                     candidates.append(_Candidate(raising, write, Match.TABLE, Confidence.HIGH, Reason(Why.RAISED, write)))
         if self.triggers:
@@ -340,6 +346,50 @@ class _Diagnosis:
         if unknown:
             return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_UNKNOWN, write))
         return None
+
+    @cached_property
+    def _windows(self) -> list[ChecksWindow]:
+        """The session's windows of switched-off checks that covered this table, when an ALTER
+        TABLE (ADD CONSTRAINT, VALIDATE CONSTRAINT) found a foreign key broken by an existing row:
+        rows written in such a window were never checked (issue 26)."""
+        v, raising = self.violation, self.record.statement
+        if v.kind is not ConstraintKind.FOREIGN_KEY or v.parent_side or not raising:
+            return []
+        if not skip_leading_noise(raising)[:11].upper().startswith("ALTER TABLE"):
+            return []
+        return [w for w in self.failure.checks_windows if w.table is None or self._lands_in_table(w.table)]
+
+    def _window_candidates(self) -> list[_Candidate]:
+        """The writes of those windows that may have written the key: the row that carries it
+        first (at its statement's line, whichever window), then the table's other writes."""
+        found: list[_Candidate] = []
+        for window in self._windows:
+            for statement in window.writes:
+                entry = Entry(statement)
+                for write in self.writes_of(statement).writes:
+                    candidate = self.match(entry, write)
+                    if candidate is not None:
+                        found.append(replace(candidate, window=window))
+        found.sort(key=lambda c: _RANK[c.match])
+        return found
+
+    def orphans(self) -> Orphans | None:
+        """How to list the rows of the table that have no parent, for a violation found in rows
+        written with the checks off: the foreign key's columns from the ALTER TABLE that failed
+        or the DDL in the log, the parent's from its REFERENCES or its primary key."""
+        v = self.violation
+        if not self._windows or v.key is None or not v.key.columns or self.table is None:
+            return None
+        raising = Catalog([LoggedStatement(self.record.statement or "", self.record)], [v.constraint])
+        declared = raising.constraint(v.constraint) or self.declaration
+        referenced = declared.constraint.referenced_columns if declared else ()
+        if not referenced and self.referenced_table:
+            primary = [d for d in self.catalog.declarations
+                       if d.constraint.kind == "primary_key" and d.constraint.table == self.referenced_table]
+            referenced = primary[-1].constraint.columns if primary else ()
+        if len(referenced) != len(v.key.columns):
+            referenced = ()
+        return Orphans(self.table, self.referenced_table, v.key.columns, referenced)
 
     def _match_trigger(self, entry: Entry, write: Write) -> _Candidate | None:
         """A write into the trigger's table, for an event it fires on (MERGE and COPY may be
@@ -431,6 +481,19 @@ class _Diagnosis:
             out.append(_declared(self.declaration))
         return out
 
+    def window_related(self, candidates: list[_Candidate]) -> list[Related]:
+        """The statements that switched the checks off for the culprits' writes: the key's
+        window, else every window a culprit of the table was written in."""
+        keyed = [c.window for c in candidates if c.match is Match.KEY and c.window is not None][:1]
+        windows = keyed or [c.window for c in candidates if c.window is not None]
+        out: list[Related] = []
+        for n, window in enumerate(windows):
+            if all(window is not earlier for earlier in windows[:n]):
+                start = window.start
+                out.append(Related(Role.CHECKS_DISABLED, start.text, start.record.source, start.record.timestamp,
+                                   checks_disabled_note(window)))
+        return out
+
     def _ignored_set(self, timing: Timing) -> LoggedStatement | None:
         """The session's SET CONSTRAINTS outside a transaction block (it did nothing), when this
         violation at a statement is of a constraint it evidently meant to defer (issue 26)."""
@@ -465,6 +528,7 @@ class _Diagnosis:
         missing = list(gaps)
         if timing is Timing.COMMIT and not culprits and not failure.dropped and not failure.history_lost:
             missing.append(Missing.STATEMENTS)  # none of the transaction's statements in the log wrote the key
+        related = [*self.window_related(candidates), *self.related(key_values, timing)]
         findings = Findings(
             failure=failure,
             violation=v,
@@ -474,11 +538,12 @@ class _Diagnosis:
             referenced_table=self.referenced_table,
             key=_key_dict(v.key, key_values),
             culprits=culprits,
-            related=tuple(self.related(key_values, timing)),
+            related=tuple(related),
             missing=tuple(missing),
             raised_by_one_of_several=record.command_tag is None and self.statements_in(record.statement) is not None,
             trigger=self.triggers[0].name if self.triggers else None,
             ignored_set_line=ignored.record.source.line if (ignored := self._ignored_set(timing)) else None,
+            orphans=self.orphans(),
         )
         session = failure.session
         return Incident(

@@ -58,6 +58,12 @@ class Role(_Word):
     ABORTED_AFTER = "aborted_after"  # a finding's: an error of the transaction it aborted (25P02)
     CAUSED = "caused"  # a finding's: the incident its pitfall let happen
     DECLARED_BY = "declared_by"  # the DDL that declared the constraint deferrable
+    # An incident's: the statement that switched foreign-key checks off, the start of the
+    # checks_disabled finding's window in which the culprit wrote the key (issue 26)
+    CHECKS_DISABLED = "checks_disabled"
+    # A checks_disabled finding's: a write into the table inside the window, unchecked
+    WRITTEN_UNCHECKED = "written_unchecked"
+    WINDOW_END = "window_end"  # a checks_disabled finding's: the statement that switched them back on
 
 
 class Missing(_Word):
@@ -227,6 +233,7 @@ class FindingSeverity(_Word):
 
     ERROR = "error"
     WARNING = "warning"
+    LOG = "log"  # a statement the log shows being run (checks_disabled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,7 @@ class ConstraintDefinition:
     deferrable: bool
     initially_deferred: bool
     referenced_table: str | None = None
+    referenced_columns: tuple[str, ...] = ()  # a foreign key's, when its REFERENCES lists them
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,6 +556,7 @@ class _Builder:
                 deferrable=bool(node.deferrable) or bool(node.initdeferred),
                 initially_deferred=bool(node.initdeferred),
                 referenced_table=node.pktable.relname if node.pktable is not None else None,
+                referenced_columns=tuple(_name(c) for c in node.pk_attrs) if node.pk_attrs else (),
             )
         )
 
