@@ -388,3 +388,54 @@ def test_checks_disabled_is_a_finding_linked_to_its_incident(played, variant, fm
     parent = {"replica": "replica_customers", "distrig": "distrig_customers"}[name]
     query = f"NOT EXISTS (SELECT FROM {parent} p WHERE p.id = c.customer_id);"
     assert query in incident["explanation"] and "may be orphans too" in incident["explanation"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_jsonl_has_the_incidents_then_the_findings(played, fmt):
+    """``analyze --format jsonl``: the incident objects as the JSON report has them, then one line
+    per finding, its object with ``"type": "finding"``, in the report's order."""
+    import subprocess
+    import sys
+
+    _, _, path = played("all-rich")[fmt]
+    prefix = ["--log-line-prefix", RICH_PREFIX] if fmt == "stderr" else []
+    command = [sys.executable, "-m", "logdiag", "analyze", "-q", *prefix]
+    lines = subprocess.run([*command, "--format", "jsonl", str(path)], capture_output=True, text=True,
+                           check=False).stdout.splitlines()
+    report = json.loads(subprocess.run([*command, "--format", "json", str(path)], capture_output=True, text=True,
+                                       check=False).stdout)
+    objects = [json.loads(line) for line in lines]
+    incidents = [o for o in objects if "type" not in o]
+    findings = [o for o in objects if o.get("type") == "finding"]
+    assert len(incidents) + len(findings) == len(objects)
+    assert objects == [*incidents, *findings]
+    assert incidents == report["incidents"]
+    assert [{k: v for k, v in f.items() if k != "type"} for f in findings] == report["findings"]
+    assert {"not_deferrable", "set_constraints_outside_transaction", "checks_disabled"} <= {f["kind"] for f in findings}
+
+
+@pytest.mark.postgres
+def test_text_and_markdown_show_each_finding(played):
+    """Every finding has its panel and markdown section: its statement, its related statements,
+    its explanation; a checks_disabled finding, standing on a statement, claims no SQLSTATE."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from logdiag.report.markdown import finding_markdown
+    from logdiag.report.text import finding_panel
+
+    _, _, path = played("all-rich")["csvlog"]
+    run = analyze([str(path)])
+    list(run.incidents())
+    assert {"not_deferrable", "set_constraints_outside_transaction", "checks_disabled"} <= {f.kind for f in run.findings}
+    for number, finding in enumerate(run.findings, 1):
+        out = StringIO()
+        Console(file=out, width=400, color_system=None).print(finding_panel(number, finding))
+        shown, section = out.getvalue(), finding_markdown(number, finding)
+        for text in (shown, section):
+            assert str(finding.kind) in text and (finding.statement or "") in text.replace("\\", "")
+            assert all(f"{r.role}" in text for r in finding.related)
+            assert ("SQLSTATE unknown" in text) == (finding.sqlstate is None and finding.kind != "checks_disabled")
+        assert finding.explanation[:60] in shown
