@@ -8,6 +8,7 @@ prefixed with the scenario's name so that scenarios can share one cluster.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -616,14 +617,20 @@ REPLICA_WINDOW = (
 )
 
 
+def run_each(connection: psycopg.Connection[Any], *statements: str) -> None:
+    """Run statements one by one on an autocommit connection (simple protocol), ignoring errors."""
+    for statement in statements:
+        with contextlib.suppress(psycopg.Error):
+            connection.execute(statement)
+
+
+AUTOCOMMIT: dict[str, Any] = {"autocommit": True, "cursor_factory": ClientCursor}
+
+
 def _replica(cluster: PgCluster) -> None:
-    connect: dict[str, Any] = {"autocommit": True, "cursor_factory": ClientCursor}
-    with psycopg.connect(cluster.conninfo, application_name="replica", **connect) as conn, \
-            psycopg.connect(cluster.conninfo, application_name="replica-decoy", **connect) as decoy:
-        def run(connection: psycopg.Connection, *statements: str) -> None:
-            for statement in statements:
-                with contextlib.suppress(psycopg.Error):
-                    connection.execute(statement)
+    run = run_each
+    with psycopg.connect(cluster.conninfo, application_name="replica", **AUTOCOMMIT) as conn, \
+            psycopg.connect(cluster.conninfo, application_name="replica-decoy", **AUTOCOMMIT) as decoy:
         run(decoy, REPLICA_OFF, "BEGIN;", "INSERT INTO replica_orders VALUES (30, 43);")
         run(conn, "INSERT INTO replica_customers VALUES (43, 'brief');", "INSERT INTO replica_orders VALUES (9, 43);",
             "DELETE FROM replica_orders WHERE id = 9;", "DELETE FROM replica_customers WHERE id = 43;")
@@ -674,6 +681,69 @@ scenario(Scenario(
 ))
 
 
+# Values in another form than the server's (issue 26): the DETAIL prints the key as the server
+# outputs it, the INSERT wrote it as the client did. Each child row's key has no parent; the same
+# value in the same form is written into another table of the same transaction first (a decoy),
+# and a row with a key that has its parent is written into the child table too.
+CANONICAL = (
+    # (name, column type, a parent's value, the value as written, as the server prints it)
+    ("canonnum", "numeric(10,2)", "1.00", "1.5", "1.50"),
+    ("canonts", "timestamp", "'2024-01-01 00:00'", "'2024-05-01T11:00'", "2024-05-01 11:00:00"),
+    ("canontz", "timestamptz", "'2024-01-01 00:00+00'", "'2024-05-01T11:00:00Z'", "2024-05-01 13:00:00+02"),
+    ("canonarr", "int[]", "'{0}'", "'{1, 2}'", "{1,2}"),
+    ("canonjson", "jsonb", "'{}'", """'{"b": 1, "a": [2, 3]}'""", '{"a": [2, 3], "b": 1}'),
+    ("canonival", "interval", "'1 day'", "'90 minutes'", "01:30:00"),
+    ("canonrange", "int4range", "'[0,1)'", "'[5,15]'", "[5,16)"),
+)
+
+
+def _canonical(name: str, kind: str, parent: str, written: str, printed: str) -> Scenario:
+    culprit = f"INSERT INTO {name}_child VALUES (2, {written});"
+    # The session's zone (a fixed offset, no zone database needed) prints a timestamptz.
+    zone = ("SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE;",) if kind == "timestamptz" else ()
+    return Scenario(
+        name,
+        f"CREATE TABLE {name}_parent (v {kind} PRIMARY KEY);\n"
+        f"CREATE TABLE {name}_child (id int PRIMARY KEY, v {kind} CONSTRAINT {name}_fk REFERENCES {name}_parent "
+        "DEFERRABLE INITIALLY DEFERRED);\n"
+        f"CREATE TABLE {name}_log (v {kind});\n"
+        f"INSERT INTO {name}_parent VALUES ({parent});\n",
+        _simple_txn(name, *zone, f"INSERT INTO {name}_log VALUES ({written});", f"INSERT INTO {name}_child VALUES (1, {parent});",
+                    culprit),
+        Expected("23503", f"{name}_fk", "commit", {"v": printed}, culprit, table=f"{name}_child"),
+    )
+
+
+for _canon in CANONICAL:
+    scenario(_canonical(*_canon))
+
+# A boolean in a composite key, written 'yes' and printed t.
+scenario(Scenario(
+    "canonbool",
+    "CREATE TABLE canonbool_parent (flag boolean, n int, PRIMARY KEY (flag, n));\n"
+    "CREATE TABLE canonbool_child (id int PRIMARY KEY, flag boolean, n int, CONSTRAINT canonbool_fk FOREIGN KEY "
+    "(flag, n) REFERENCES canonbool_parent DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO canonbool_parent VALUES (false, 7);\n",
+    _simple_txn("canonbool", "INSERT INTO canonbool_child VALUES (1, 'no', 7);", "INSERT INTO canonbool_child VALUES (2, 'yes', 7);"),
+    Expected("23503", "canonbool_fk", "commit", {"flag": "t", "n": "7"}, "INSERT INTO canonbool_child VALUES (2, 'yes', 7);",
+             table="canonbool_child"),
+))
+
+# The issue's exclusion on a range of timestamps: written with minutes, printed quoted with seconds.
+# Another booking of the same room in the transaction conflicts with nothing.
+CANONEX_CULPRIT = "INSERT INTO canonex_booking VALUES (2, '[2024-05-01 11:00, 2024-05-01 13:00)');"
+scenario(Scenario(
+    "canonex",
+    "CREATE TABLE canonex_booking (id int PRIMARY KEY, during tsrange, "
+    "CONSTRAINT canonex_no_overlap EXCLUDE USING gist (during WITH &&) DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO canonex_booking VALUES (1, '[2024-05-01 10:00, 2024-05-01 12:00)');\n",
+    _simple_txn("canonex", "INSERT INTO canonex_booking VALUES (3, '[2024-06-01 10:00, 2024-06-01 12:00)');",
+                CANONEX_CULPRIT),
+    Expected("23P01", "canonex_no_overlap", "commit", {"during": '["2024-05-01 11:00:00","2024-05-01 13:00:00")'},
+             CANONEX_CULPRIT, table="canonex_booking"),
+))
+
+
 def run_decoys(cluster: PgCluster) -> None:
     """Other sessions writing the same key values, committed or rolled back: never culprits."""
     with psycopg.connect(cluster.conninfo, application_name="decoy") as conn:
@@ -695,3 +765,34 @@ def play(cluster: PgCluster) -> None:
     run_decoys(cluster)
     # Ordinary errors, which are not incidents but other_errors.
     cluster.psql("SELEC 1;\nSELECT 1/0;\nSELECT * FROM no_such_table;\nSELECT 'x'::int;\nSELECT (1", application="noise")
+    transaction_rollbacks(cluster)
+
+
+def transaction_rollbacks(cluster: PgCluster) -> None:
+    """Class 40 errors, other errors too: a serialization failure of each kind (a REPEATABLE READ
+    update of a row another transaction updated since; SERIALIZABLE write skew) and a deadlock."""
+    cluster.psql("CREATE TABLE rollback_rows (id int PRIMARY KEY, n int);\nINSERT INTO rollback_rows VALUES (1, 0), (2, 0);\n",
+                 application="rollbacks", check=True)
+    run = run_each
+    with psycopg.connect(cluster.conninfo, application_name="rollbacks-a", **AUTOCOMMIT) as a, \
+            psycopg.connect(cluster.conninfo, application_name="rollbacks-b", **AUTOCOMMIT) as b:
+        run(a, "BEGIN ISOLATION LEVEL REPEATABLE READ;", "SELECT n FROM rollback_rows WHERE id = 1;")
+        run(b, "UPDATE rollback_rows SET n = n + 1 WHERE id = 1;")
+        run(a, "UPDATE rollback_rows SET n = n + 1 WHERE id = 1;", "ROLLBACK;")  # concurrent update
+        run(a, "BEGIN ISOLATION LEVEL SERIALIZABLE;", "SELECT sum(n) FROM rollback_rows;")
+        run(b, "BEGIN ISOLATION LEVEL SERIALIZABLE;", "SELECT sum(n) FROM rollback_rows;")
+        run(a, "UPDATE rollback_rows SET n = 5 WHERE id = 1;")
+        run(b, "UPDATE rollback_rows SET n = 5 WHERE id = 2;")
+        run(a, "COMMIT;")
+        run(b, "COMMIT;")  # read/write dependencies among transactions
+        # A deadlock: each session holds one row and waits for the other's; the server breaks it
+        # (after deadlock_timeout) with an error in one of them, and the other one goes on.
+        run(a, "BEGIN;", "UPDATE rollback_rows SET n = 1 WHERE id = 1;")
+        run(b, "BEGIN;", "UPDATE rollback_rows SET n = 2 WHERE id = 2;")
+        waiting = threading.Thread(target=run, args=(a, "UPDATE rollback_rows SET n = 1 WHERE id = 2;"))
+        waiting.start()
+        run(b, "UPDATE rollback_rows SET n = 2 WHERE id = 1;")
+        waiting.join(timeout=120)
+        assert not waiting.is_alive(), "the deadlock was not broken"
+        run(a, "ROLLBACK;")
+        run(b, "ROLLBACK;")

@@ -325,7 +325,8 @@ def test_set_constraints_outside_a_block_is_a_finding_linked_to_its_incident(pla
 @pytest.mark.postgres
 def test_inferred_sqlstates_are_the_servers(played):
     """Without %e, other errors with PostgreSQL's fixed messages get the SQLSTATE the same server
-    wrote for the same records in its csvlog, marked inferred; the others stay unknown."""
+    wrote for the same records in its csvlog, marked inferred; the others stay unknown. Among
+    them a deadlock (40P01) and serialization failures (40001) of both kinds."""
     csv_errors, stderr_errors = played("mod")["csvlog"][1], played("mod")["stderr"][1]
     assert [e["message"] for e in stderr_errors] == [e["message"] for e in csv_errors]
     inferred = set()
@@ -336,7 +337,9 @@ def test_inferred_sqlstates_are_the_servers(played):
             inferred.add(ours["sqlstate"])
         else:
             assert ours["sqlstate"] is None
-    assert {"42601", "42P01", "22012", "22P02", "25P02"} <= inferred
+    assert {"42601", "42P01", "22012", "22P02", "25P02", "40P01", "40001"} <= inferred
+    serialization = [e["message"] for e in stderr_errors if e["sqlstate"] == "40001"]
+    assert len(serialization) == 2 and len(set(serialization)) == 2  # a concurrent update, and write skew
 
 
 @pytest.mark.postgres

@@ -15,6 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from logdiag.diagnosis.statements import may_hold_several
+from logdiag.diagnosis.values import parse_array_literal, same_canonical
 
 if TYPE_CHECKING:  # pglast is imported where it is used: loading it takes a third of a second
     from pglast import ast
@@ -463,9 +464,8 @@ class _Builder:
         if isinstance(node, ast.A_ArrayExpr):
             return [self.value(e) for e in node.elements or ()]
         text = self.value(node)
-        if isinstance(text, str):
-            return parse_array_literal(text)
-        return None
+        parsed = parse_array_literal(text) if isinstance(text, str) else None
+        return None if parsed is None else [*parsed]
 
     # --- DDL ------------------------------------------------------------------------------
 
@@ -652,47 +652,6 @@ def _const_text(value: object) -> Value:
     return None
 
 
-def parse_array_literal(text: str) -> list[Cell] | None:
-    """``{1,2,"a, b",NULL}`` → ['1', '2', 'a, b', None]; None if it is not a one-dimensional array.
-
-    >>> parse_array_literal('{1,2,"x, \\\\"y\\\\"",NULL}')
-    ['1', '2', 'x, "y"', None]
-    """
-    text = text.strip()
-    if not (text.startswith("{") and text.endswith("}")):
-        return None
-    body = text[1:-1]
-    if not body:
-        return []
-    items: list[Cell] = []
-    current: list[str] = []
-    quoted = escaped = was_quoted = False
-    for char in body:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-            was_quoted = True
-        elif char == "," and not quoted:
-            items.append(_array_item("".join(current), was_quoted))
-            current, was_quoted = [], False
-        elif char == "{" and not quoted:
-            return None
-        else:
-            current.append(char)
-    items.append(_array_item("".join(current), was_quoted))
-    return items
-
-
-def _array_item(text: str, was_quoted: bool) -> Cell:
-    if not was_quoted and text.strip().upper() == "NULL":
-        return None
-    return text if was_quoted else text.strip()
-
-
 def statements_in(text: str) -> tuple[str, ...] | None:
     """The statements of a query string that holds more than one, or None.
 
@@ -749,4 +708,5 @@ def same_value(written: Cell, printed: str | None) -> bool:
     try:
         return Decimal(written) == Decimal(printed)
     except (InvalidOperation, ValueError):
-        return False
+        # a value in another form than the server's: a range, a timestamp, jsonb... (issue 26)
+        return same_canonical(written, printed)
