@@ -40,6 +40,7 @@ from logdiag.diagnosis.messages import (
     Violation,
     context_function,
     inferred_sqlstate,
+    is_match_full_detail,
     parse_violation,
     trigger_violation,
 )
@@ -326,6 +327,8 @@ class _Diagnosis:
             return None
         if write.kind in (WriteKind.DELETE,):
             return None
+        if self._match_full_columns and write.rows is not None and write.columns is not None:
+            return self._match_mixed_nulls(entry, write, self._match_full_columns)
         if write.kind in (WriteKind.COPY, WriteKind.MERGE) or write.rows is None:
             return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.ROWS_NOT_LOGGED, write))
         if key is None or not key.columns or write.columns is None:
@@ -390,6 +393,31 @@ class _Diagnosis:
         if len(referenced) != len(v.key.columns):
             referenced = ()
         return Orphans(self.table, self.referenced_table, v.key.columns, referenced)
+
+    @cached_property
+    def _match_full_columns(self) -> tuple[str, ...]:
+        """A MATCH FULL key's columns, from the DDL in the log, when its DETAIL says a row mixed
+        NULL and non-NULL in them (it shows no key); else ()."""
+        v = self.violation
+        if v.kind is not ConstraintKind.FOREIGN_KEY or v.parent_side or not is_match_full_detail(v.detail_reason):
+            return ()
+        return self.declaration.constraint.columns if self.declaration else ()
+
+    def _match_mixed_nulls(self, entry: Entry, write: Write, columns: tuple[str, ...]) -> _Candidate | None:
+        """The write whose row mixes NULL and non-NULL in a MATCH FULL key's columns (issue 26);
+        rows with all of them NULL or none are fine, and not culprits."""
+        unknown = False
+        for values in write.values_of(columns):
+            if any(isinstance(value, UnknownValue) for value in values):
+                unknown = True
+                continue
+            if None in values and any(value is not None for value in values):
+                mixed = tuple(value if isinstance(value, str) else None for value in values)
+                wrote = Reason(Why.MIXED_NULLS, write, tuple(zip(columns, mixed, strict=True)))
+                return _Candidate(entry, write, Match.KEY, Confidence.HIGH, wrote)
+        if unknown:
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_UNKNOWN, write))
+        return None
 
     def _match_trigger(self, entry: Entry, write: Write) -> _Candidate | None:
         """A write into the trigger's table, for an event it fires on (MERGE and COPY may be
@@ -536,7 +564,7 @@ class _Diagnosis:
             what_failed=what_failed,
             table=self.table or next((c.write.table for c in candidates if c.match is Match.KEY), None),
             referenced_table=self.referenced_table,
-            key=_key_dict(v.key, key_values),
+            key=_key_dict(v.key, key_values) or dict.fromkeys(self._match_full_columns),
             culprits=culprits,
             related=tuple(related),
             missing=tuple(missing),

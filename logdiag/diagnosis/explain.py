@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from logdiag.diagnosis.incidents import Culprit, Match, Missing, Related, Role, Timing
-from logdiag.diagnosis.messages import ConstraintKind, Violation
+from logdiag.diagnosis.messages import ConstraintKind, Violation, is_match_full_detail
 from logdiag.diagnosis.sessions import ChecksWindow, Failure
 from logdiag.diagnosis.sql import Write, WriteKind
 from logdiag.diagnosis.statements import LoggedStatement
@@ -47,6 +47,7 @@ class Why(Enum):
     KEY_UNKNOWN = "key unknown"  # the key's value is computed or not logged
     WROTE_KEY = "wrote key"  # it wrote the offending key
     WROTE_KEYED_ROW = "wrote keyed row"  # its WHERE picked the row with the key (a trigger's check)
+    MIXED_NULLS = "mixed nulls"  # its row mixed NULL and non-NULL in a MATCH FULL key
     CHANGED_PARENT_KEY = "changed parent key"  # it deleted or updated the referenced row
     CHANGED_PARENT = "changed parent"  # it deleted or updated rows of the referenced table
     RAISED = "raised"  # it raised the error, and no write of it matched
@@ -229,6 +230,7 @@ _REASONS = {
     Why.KEY_UNKNOWN: "wrote {table}; the key's value is computed or not logged",
     Why.WROTE_KEY: "{verb} {key} into {table}",
     Why.WROTE_KEYED_ROW: "{kind}d the {table} row with {key}",
+    Why.MIXED_NULLS: "{verb} {key} into {table}, mixing NULL and non-NULL in a MATCH FULL key",
     Why.CHANGED_PARENT_KEY: "{kind}d the {parent} row with {key} that {child} still references",
     Why.CHANGED_PARENT: "{kind}d rows of {parent}",
     Why.RAISED: "raised the error",
@@ -295,7 +297,12 @@ def hints(found: Findings) -> tuple[str, ...]:
 def _hints(found: Findings) -> Iterator[str]:
     v = found.violation
     shown_key = show_key(found.key.items())
-    if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
+    if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and is_match_full_detail(v.detail_reason):
+        yield (
+            f"Set all of the key's columns ({', '.join(found.key) or 'of the foreign key'}) or none of them: MATCH "
+            "FULL rejects a row that has some NULL and some not."
+        )
+    elif v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
         yield (
             f"Insert the {v.referenced_table} row for {shown_key or 'the key'} first, or in the same transaction "
             f"before COMMIT; or correct the value the culprit statement writes."

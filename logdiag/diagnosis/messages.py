@@ -538,3 +538,13 @@ def translated_sqlstate(message: str) -> str | None:
         if word in message and any((found := f.match(message)) and found[0] == word for f in (near, end)):
             return "42601"
     return None
+
+
+_MATCH_FULL_DETAILS = frozenset(language.text(msgids.MATCH_FULL) for language in LANGUAGES.values())
+
+
+def is_match_full_detail(detail: str | None) -> bool:
+    """Whether a foreign key's DETAIL is ``MATCH FULL does not allow mixing of null and nonnull key
+    values.`` (in any language): the row mixed NULL and non-NULL in the key, which it does not show.
+    """
+    return detail is not None and detail in _MATCH_FULL_DETAILS
