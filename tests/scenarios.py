@@ -103,7 +103,7 @@ scenario(Scenario(
     _simple_txn("undone", "SAVEPOINT before_parent;", "INSERT INTO undone_parent VALUES (42, 'forty-two');",
                 "ROLLBACK TO SAVEPOINT before_parent;", "INSERT INTO undone_child VALUES (20, 42);"),
     Expected("23503", fk_name("undone"), "commit", {"parent_id": "42"}, "INSERT INTO undone_child VALUES (20, 42);",
-             related=frozenset({"rolled_back_parent", "declared_by"})),
+             related=frozenset({"rolled_back_parent", "savepoint_rollback", "declared_by"})),
 ))
 
 # 3. RELEASE SAVEPOINT keeps the parent: no error at all.

@@ -177,7 +177,8 @@ def test_scenario(played, server, variant, fmt, name):
     roles = {r["role"] for r in incident["related"]}
     wanted = set(expected.related)
     if variant == "mod":
-        wanted -= {"rolled_back_parent", "deferred_by", "deferral_ignored"}  # SAVEPOINT and SET are not logged
+        # SAVEPOINT, ROLLBACK TO and SET are not logged
+        wanted -= {"rolled_back_parent", "savepoint_rollback", "deferred_by", "deferral_ignored"}
     assert wanted <= roles
     # A SET CONSTRAINTS is one or the other, and only where the scenario says.
     assert roles & {"deferred_by", "deferral_ignored"} <= wanted
@@ -444,3 +445,21 @@ def test_text_and_markdown_show_each_finding(played):
             assert all(f"{r.role}" in text for r in finding.related)
             assert ("SQLSTATE unknown" in text) == (finding.sqlstate is None and finding.kind != "checks_disabled")
         assert finding.explanation[:60] in shown
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", VARIANTS["duration"][1])
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS if s.expected and s.expected.parameters])
+def test_the_culprits_bind_record_is_related(played, fmt, name):
+    """Under log_min_duration_statement = 0 the extended protocol's ``bind`` record of the culprit
+    execution (its statement and parameters) is the incident's ``culprit_bind``, just before it."""
+    expected = BY_NAME[name].expected
+    incidents, _, path = played("duration")[fmt]
+    incident = next(i for i in incidents if i["constraint"] == expected.constraint)
+    top = incident["culprits"][0]
+    binds = [r for r in incident["related"] if r["role"] == "culprit_bind"]
+    assert [r["statement"] for r in binds] == [expected.culprit]
+    line = path.read_text(encoding="utf-8").split("\n")[binds[0]["source"]["line"] - 1]
+    assert "  bind " in line and expected.culprit.replace('"', '""' if fmt == "csvlog" else '"') in line
+    if top["source"] != incident["raised_by"]["source"]:
+        assert binds[0]["source"]["line"] < top["source"]["line"]

@@ -490,6 +490,9 @@ class _Diagnosis:
                     continue
                 if write.kind is WriteKind.INSERT and entry.undone_by is not None and _row_has(write, values):
                     out.append(_related(Role.ROLLED_BACK_PARENT, entry.statement, undone_by=entry.undone_by))
+                    undone = entry.undone_by.record.source
+                    if all(r.role is not Role.SAVEPOINT_ROLLBACK or r.source != undone for r in out):
+                        out.append(_related(Role.SAVEPOINT_ROLLBACK, entry.undone_by))
                 elif write.kind in (WriteKind.DELETE, WriteKind.UPDATE) and entry.undone_by is None:
                     hits = [x for x in write.where.values() if isinstance(x, str) and x in values]
                     out.append(_related(Role.PARENT_CHANGE, entry.statement, removed_key=bool(hits)))
@@ -557,6 +560,9 @@ class _Diagnosis:
         if timing is Timing.COMMIT and not culprits and not failure.dropped and not failure.history_lost:
             missing.append(Missing.STATEMENTS)  # none of the transaction's statements in the log wrote the key
         related = [*self.window_related(candidates), *self.related(key_values, timing)]
+        bind = candidates[0].entry.statement.bind if candidates else None
+        if bind is not None:
+            related.append(_related(Role.CULPRIT_BIND, bind))
         findings = Findings(
             failure=failure,
             violation=v,

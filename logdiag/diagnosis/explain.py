@@ -284,6 +284,10 @@ def related_note(
         return "removed the referenced key" if removed_key else "changed rows of the referenced table"
     if role is Role.DEFERRED_BY:
         return "made the constraint deferred in this transaction"
+    if role is Role.SAVEPOINT_ROLLBACK:
+        return "undid the parent row inserted after its savepoint"
+    if role is Role.CULPRIT_BIND:
+        return "bound the parameters of the culprit's execution"
     if role is Role.DEFERRAL_IGNORED:
         return "had no effect on this constraint: it is NOT DEFERRABLE, so it was checked at each statement"
     return "DEFERRABLE INITIALLY DEFERRED" if initially_deferred else "DEFERRABLE"

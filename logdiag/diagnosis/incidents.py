@@ -51,6 +51,8 @@ class Role(_Word):
     """What a piece of related evidence is."""
 
     ROLLED_BACK_PARENT = "rolled_back_parent"  # the parent row, undone by ROLLBACK TO SAVEPOINT
+    SAVEPOINT_ROLLBACK = "savepoint_rollback"  # the ROLLBACK TO SAVEPOINT that undid it (issue 26)
+    CULPRIT_BIND = "culprit_bind"  # the bind record of the culprit's execution (log_min_duration_statement)
     PARENT_CHANGE = "parent_change"  # the transaction also changed the referenced table
     DEFERRED_BY = "deferred_by"  # SET CONSTRAINTS ... DEFERRED
     # SET CONSTRAINTS ... DEFERRED that did not defer the constraint: it is NOT DEFERRABLE (issue 26)

@@ -23,6 +23,7 @@ from logdiag.diagnosis.statements import (
     ENDS_TRANSACTION,
     Control,
     LoggedStatement,
+    bind_of,
     checks_switch,
     statement_of,
 )
@@ -134,6 +135,8 @@ class Session:
     ignored_set: IgnoredSet | None = None
     #: the windows in which this session switched foreign-key checks off, latest last (issue 26)
     windows: deque[_Window] = field(default_factory=lambda: deque(maxlen=MAX_WINDOWS))
+    #: the last bind record (log_min_duration_statement), until the execute of its statement
+    last_bind: LoggedStatement | None = None
 
     def learn(self, record: LogRecord) -> None:
         self.user = record.user or self.user
@@ -289,9 +292,15 @@ class SessionTracker:
         elif record.severity is Severity.LOG:
             statement = statement_of(record)
             if statement is not None:
+                bound = session.last_bind
+                if bound is not None and statement.prepared_name is not None and bound.text == statement.text:
+                    statement = replace(statement, bind=bound)
+                session.last_bind = None
                 self._statement(session, statement)
             elif message.startswith(_DISCONNECTION):
                 self._end_session(record)
+            elif (bound := bind_of(record)) is not None:
+                session.last_bind = bound
         elif record.severity in (Severity.FATAL, Severity.PANIC):
             self._end_session(record)
         elif record.severity is Severity.WARNING and is_set_constraints_outside_transaction(message, record.sqlstate):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from logdiag.lang import LANGUAGES, Language, msgids
+from logdiag.lang import LANGUAGES, Language, all_formats, msgids
 from logdiag.records import LogRecord, Severity
 
 # "statement: X", "duration: 1.2 ms  statement: X", "execute S_1: X", "execute <unnamed>: X",
@@ -197,6 +197,8 @@ class LoggedStatement:
     parameters: dict[str, str | None] | None = None
     parameters_truncated: bool = False
     control: ControlStatement | None = None
+    #: the extended protocol's bind record of this execution (log_min_duration_statement = 0)
+    bind: LoggedStatement | None = None
 
     @property
     def may_write(self) -> bool:
@@ -246,6 +248,29 @@ def statement_of(record: LogRecord) -> LoggedStatement | None:
     parameters, truncated = parse_parameters(record.detail)
     name = None if simple else found["name"].split("/", 1)[0]
     return LoggedStatement(text, record, name, parameters, truncated, classify_control(text))
+
+
+#: ``duration: … ms  bind <name>: …`` in every language (log_min_duration_statement = 0): its
+#: name, "/" and portal are adjacent conversions, which a CFormat cannot tell apart.
+_BINDS = tuple(dict.fromkeys(
+    re.compile(f"{re.escape(form.literals[0])}{_MILLISECONDS}{re.escape(form.literals[1])}"
+               f"(?P<name>[^\\s:]{{1,200}}?){re.escape(form.literals[4])}")
+    for form in all_formats(msgids.DURATION_BIND) if len(form.literals) == 6
+))
+_BIND_HEADS = tuple(sorted({form.head for form in all_formats(msgids.DURATION_BIND) if form.head}))
+
+
+def bind_of(record: LogRecord) -> LoggedStatement | None:
+    """The statement a ``bind`` record (the extended protocol's, logged with its duration) binds,
+    with its parameters; None for other records (issue 26: the culprit's ``culprit_bind``)."""
+    message = record.message
+    if record.severity is not Severity.LOG or message is None or not message.startswith(_BIND_HEADS):
+        return None
+    found = next((m for pattern in _BINDS if (m := pattern.match(message)) is not None), None)
+    if found is None:
+        return None
+    parameters, truncated = parse_parameters(record.detail)
+    return LoggedStatement(message[found.end() :], record, found["name"].split("/", 1)[0], parameters, truncated)
 
 
 def _logged(message: str) -> tuple[re.Match[str], bool] | None:

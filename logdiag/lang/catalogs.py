@@ -79,6 +79,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'Dauer: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'Dauer: %s ms  Binden %s%s%s: %s',
         'parameters: %s':
             'Parameter: %s',
         'prepare: %s':
@@ -213,6 +215,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'duración: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'duración: %s ms  bind %s%s%s: %s',
         'parameters: %s':
             'parámetros: %s',
         'prepare: %s':
@@ -347,6 +351,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'durée : %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'durée : %s ms, lien %s%s%s : %s',
         'parameters: %s':
             'paramètres : %s',
         'prepare: %s':
@@ -481,6 +487,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'durata: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'durata: %s ms  bind %s%s%s: %s',
         'parameters: %s':
             'parametri: %s',
         'prepare: %s':
@@ -615,6 +623,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             '期間: %s ミリ秒  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            '期間: %s ミリ秒  バインド %s%s%s: %s',
         'parameters: %s':
             'パラメータ: %s',
         'prepare: %s':
@@ -747,6 +757,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'ხანგრძლივობა: %s მწმs  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'ხანგრძლივობა: %s მწმ  მიბმა %s%s%s: %s',
         'parameters: %s':
             'პარამეტრები: %s',
         'prepare: %s':
@@ -861,6 +873,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             '수행시간: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            '실행시간: %s ms  %s%s%s 접속: %s',
         'parameters: %s':
             '매개 변수: %s',
         'prepare: %s':
@@ -995,6 +1009,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'продолжительность: %s мс  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'продолжительность: %s мс, сообщение Bind %s%s%s: %s',
         'parameters: %s':
             'параметры: %s',
         'prepare: %s':
@@ -1129,6 +1145,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'varaktighet: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'varaktighet: %s ms  bind %s%s%s: %s',
         'parameters: %s':
             'parametrar: %s',
         'prepare: %s':
@@ -1263,6 +1281,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'тривалість: %s мс %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'тривалість: %s мс, повідомлення bind %s%s%s: %s',
         'parameters: %s':
             'параметри: %s',
         'prepare: %s':
@@ -1397,6 +1417,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             '执行时间: %s ms %s%s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            '执行时间: %s ms 绑定%s%s%s: %s',
         'parameters: %s':
             '参数: %s',
         'prepare: %s':

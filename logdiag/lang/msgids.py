@@ -31,6 +31,7 @@ EXECUTE = "execute"
 EXECUTE_FETCH = "execute fetch from"
 EXECUTE_LINE = "%s %s%s%s: %s"  # execute-word, statement name, "/", portal name, text
 DURATION_EXECUTE = "duration: %s ms  %s %s%s%s: %s"
+DURATION_BIND = "duration: %s ms  bind %s%s%s: %s"  # statement name, "/", portal name, text
 PARAMETERS = "parameters: %s"
 PREPARE = "prepare: %s"
 
@@ -93,7 +94,8 @@ TELLING = (
 #: Every msgid above: what ``scripts/make_message_catalogs.py`` takes from each catalog.
 MSGIDS: tuple[str, ...] = (
     *SEVERITIES, *LABELS.values(), LOCATION_WITH_FUNCTION,
-    STATEMENT, DURATION, DURATION_STATEMENT, EXECUTE, EXECUTE_FETCH, EXECUTE_LINE, DURATION_EXECUTE, PARAMETERS,
+    STATEMENT, DURATION, DURATION_STATEMENT, EXECUTE, EXECUTE_FETCH, EXECUTE_LINE, DURATION_EXECUTE, DURATION_BIND,
+    PARAMETERS,
     PREPARE, CONNECTION_RECEIVED, CONNECTION_RECEIVED_LOCAL, DISCONNECTION,
     FK_CHILD, FK_CHILD_KEY, FK_CHILD_NO_KEY, FK_PARENT, FK_PARENT_RESTRICT, FK_PARENT_KEY, FK_PARENT_NO_KEY,
     FK_RESTRICT_KEY, FK_RESTRICT_NO_KEY, MATCH_FULL, UNIQUE, UNIQUE_KEY, EXCLUSION, EXCLUSION_KEY, EXCLUSION_NO_KEY,
