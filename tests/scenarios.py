@@ -370,6 +370,17 @@ scenario(Scenario(
     Expected("23503", fk_name("func"), "commit", {"parent_id": "42"}, "SELECT func_add_child(240, 42);", match="call"),
 ))
 
+# 24b. Several calls of a function that inserts (issue 26): the one whose arguments carry the key
+# comes first, not the first call of the transaction.
+scenario(Scenario(
+    "calls", fk_tables("calls") +
+    "CREATE FUNCTION calls_add_child(cid int, pid int) RETURNS void LANGUAGE sql AS "
+    "$$ INSERT INTO calls_child VALUES (cid, pid) $$;\n",
+    _simple_txn("calls", "SELECT calls_add_child(241, 1);", "SELECT calls_add_child(242, 42);",
+                "SELECT calls_add_child(243, 2);"),
+    Expected("23503", fk_name("calls"), "commit", {"parent_id": "42"}, "SELECT calls_add_child(242, 42);", match="call"),
+))
+
 # 25. INSERT ... SELECT from a table: the rows are not in the log.
 scenario(Scenario(
     "inssel", fk_tables("inssel") + "CREATE TABLE inssel_staging (id int, parent_id int);\n"

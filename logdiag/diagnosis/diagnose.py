@@ -306,13 +306,28 @@ class _Diagnosis:
             order = {id(c): n for n, c in enumerate(candidates)}
             candidates.sort(key=lambda c: (_RANK[c.match], -order[id(c)] if c.match is Match.KEY else order[id(c)]))
         else:
-            candidates.sort(key=lambda c: _RANK[c.match])
+            # Among calls, those whose arguments carry the key come first.
+            candidates.sort(key=lambda c: (_RANK[c.match], c.reason.why is Why.CALLS))
         return candidates
+
+    def _carried_key(self, call: Write) -> tuple[tuple[str, str | None], ...] | None:
+        """The key, column by column, when every value of it is among a call's arguments."""
+        key = self.violation.key
+        if key is None or not key.columns or not call.arguments:
+            return None
+        for split in (s for s in (key.split(), *key.candidates()) if s is not None):
+            values = [v for v in split if v is not None]
+            if values and all(any(same_value(a, v) for a in call.arguments) for v in values):
+                return tuple(zip(key.columns, split, strict=True))
+        return None
 
     def match(self, entry: Entry, write: Write) -> _Candidate | None:
         v = self.violation
         key = v.key
         if write.kind is WriteKind.CALL:
+            carried = self._carried_key(write)
+            if carried is not None:  # its arguments carry the key: the likeliest call (issue 26)
+                return _Candidate(entry, write, Match.CALL, Confidence.LOW, Reason(Why.CALLS_WITH_KEY, write, carried))
             return _Candidate(entry, write, Match.CALL, Confidence.LOW, Reason(Why.CALLS, write))
         if v.kind is ConstraintKind.FOREIGN_KEY and v.parent_side:
             return self._match_parent(entry, write)

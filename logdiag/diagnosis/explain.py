@@ -40,6 +40,7 @@ class Why(Enum):
     """Why a statement is a culprit (:func:`culprit_reason`)."""
 
     CALLS = "calls"  # a function call or DO block, whose writes the log does not show
+    CALLS_WITH_KEY = "calls with key"  # a function call whose arguments carry the key
     WROTE_TABLE = "wrote table"  # it wrote the table (a trigger's or an unknown check)
     ROWS_NOT_LOGGED = "rows not logged"  # COPY, MERGE, or rows the statement text does not hold
     KEY_NOT_LOGGED = "key not logged"  # the log does not show the violation's key
@@ -223,6 +224,7 @@ _OPENINGS = {
 #: A culprit's reason, by why it is one.
 _REASONS = {
     Why.CALLS: "calls {called}, whose writes the log does not show",
+    Why.CALLS_WITH_KEY: "calls {called} with {key} among its arguments; its writes are not in the log",
     Why.WROTE_TABLE: "wrote {table} in this transaction",
     Why.ROWS_NOT_LOGGED: "{kind} into {table}: its rows are not in the log",
     Why.KEY_NOT_LOGGED: "wrote {table}; the log does not show the key",

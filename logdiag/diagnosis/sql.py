@@ -61,6 +61,7 @@ class Write:
             (COPY, INSERT ... SELECT from a table, a function call).
         where: for UPDATE and DELETE, the ``column = value`` conditions of the WHERE clause.
         function: the function or procedure called, for ``call``.
+        arguments: a call's arguments (UNKNOWN where computed), for ``call``.
     """
 
     kind: WriteKind
@@ -70,6 +71,7 @@ class Write:
     rows: tuple[tuple[Cell, ...], ...] | None = None
     where: Mapping[str, Cell] = field(default_factory=dict)
     function: str | None = None
+    arguments: tuple[Cell, ...] = ()
 
     def values_of(self, columns: Sequence[str]) -> Iterator[tuple[Cell, ...]]:
         """Each row's values for ``columns`` (UNKNOWN where the row does not set one)."""
@@ -334,9 +336,11 @@ class _Builder:
             columns = tuple(_name(c) for c in node.attlist) if node.attlist else None
             self.writes.append(Write(WriteKind.COPY, *_relation(node.relation), columns=columns))
         elif isinstance(node, ast.CallStmt):
-            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node.funccall)))
+            arguments = tuple(self.value(a) for a in node.funccall.args or ()) if node.funccall else ()
+            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node.funccall), arguments=arguments))
         elif isinstance(node, ast.FuncCall):  # called by a select list
-            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node)))
+            arguments = tuple(self.value(a) for a in node.args or ())
+            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node), arguments=arguments))
         elif isinstance(node, ast.CreateStmt):
             self.create_table(node)
         elif isinstance(node, ast.AlterTableStmt):
