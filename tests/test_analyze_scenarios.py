@@ -152,8 +152,17 @@ def test_scenario(played, server, variant, fmt, name):
     assert asks_for_tag == (several and fmt == "stderr")
     culprits = incident["culprits"]
     assert all("9001, 42" not in c["statement"] for c in culprits), "a decoy session's statement"
+    hints = incident["hints"]
+    if expected.culprit is None:
+        assert culprits == [] and scenario.hint is not None
+        assert any(scenario.hint in hint for hint in hints), hints
+        assert not any("log_statement = 'none'" in hint for hint in hints)
+        return
     if not _logged(scenario, variant, expected.culprit):
         assert not any(c["statement"] == expected.culprit for c in culprits)
+        if not culprits:  # the log shows statements: the hint names what was missing, not the setting
+            assert not any("log_statement = 'none'" in hint for hint in hints)
+            assert any("inside a function" in hint for hint in hints), hints
         return
     assert culprits, f"no culprit for {name}: {incident['explanation']}"
     top = culprits[0]

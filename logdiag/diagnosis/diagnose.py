@@ -157,6 +157,9 @@ class _Diagnosis:
             self.declaration.constraint.referenced_table if self.declaration else None
         )
         self._writes_of: dict[int, StatementWrites] = {}
+        #: writes of the key's columns into the table whose values matched no split of the key:
+        #: a value in a form logdiag does not compare with the server's (issue 26)
+        self.unmatched: list[tuple[Entry, Write]] = []
         self._statements_in: dict[str, tuple[str, ...] | None] = {}
 
     # --- what happened --------------------------------------------------------------------
@@ -363,6 +366,8 @@ class _Diagnosis:
             unknown = unknown or any(value is UNKNOWN for value in values)
         if unknown:
             return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_UNKNOWN, write))
+        if v.kind is not ConstraintKind.UNIQUE or table is not None:
+            self.unmatched.append((entry, write))
         return None
 
     @cached_property
@@ -593,6 +598,9 @@ class _Diagnosis:
             trigger=self.triggers[0].name if self.triggers else None,
             ignored_set_line=ignored.record.source.line if (ignored := self._ignored_set(timing)) else None,
             orphans=self.orphans(),
+            uncompared=tuple(
+                (e.statement.record.source.line, e.statement.text) for e, _ in self.unmatched
+            ) if not culprits else (),
         )
         session = failure.session
         return Incident(

@@ -97,6 +97,8 @@ class Findings:
             so did not defer the constraint.
         orphans: for a foreign key found broken by rows written with the checks switched off,
             how to list the rows it orphaned.
+        uncompared: (line, statement) of the writes of the key's columns into the table whose
+            values matched no form of the key: a value in a form logdiag does not compare.
     """
 
     failure: Failure
@@ -113,6 +115,7 @@ class Findings:
     trigger: str | None = None
     ignored_set_line: int | None = None
     orphans: Orphans | None = None
+    uncompared: tuple[tuple[int, str], ...] = ()
 
 
 def _trigger_opening(found: Findings, opening: str, name: str) -> str:
@@ -176,6 +179,11 @@ def explanation(found: Findings) -> str:
         parts.append(
             f"logdiag dropped the {failure.dropped} oldest statements of this transaction (its memory "
             "cap): the one that wrote the key may be among them."
+        )
+    elif Missing.STATEMENTS in found.missing and found.uncompared:
+        parts.append(
+            f"The statement at line {found.uncompared[0][0]} wrote the key's columns, in a form logdiag could not "
+            "compare with the key the server printed."
         )
     elif Missing.STATEMENTS in found.missing:
         parts.append("No statement of this transaction in the log wrote it.")
@@ -368,6 +376,19 @@ def _setting_hints(found: Findings) -> Iterator[str]:
         yield (
             "The log tells no session, so no statement can be tied to this error: add %p, or better %c, "
             "to log_line_prefix (or use csvlog/jsonlog)."
+        )
+    elif Missing.STATEMENTS in found.missing and found.uncompared:
+        # Hints name only what was missing (issue 26): here a value, not a setting.
+        line, statement = found.uncompared[0]
+        yield (
+            f"The statement at line {line} wrote the key's columns with a value in a form logdiag does not "
+            f"compare with the server's ({statement.strip()[:200]}): compare it with the key by hand."
+        )
+    elif Missing.STATEMENTS in found.missing and f.statements_seen:
+        yield (
+            "The log shows statements (statement logging is on), but none of this transaction wrote the key: "
+            "it was written inside a function, trigger or rule, or by a statement the setting does not log "
+            "(log_statement = 'mod' leaves out SELECT f(...); 'all' logs it)."
         )
     elif Missing.STATEMENTS in found.missing:
         yield (

@@ -211,6 +211,8 @@ class Failure:
             previous error, which had no effect.
         checks_windows: the windows in which the session had switched foreign-key checks off
             before the error, oldest first.
+        statements_seen: the log shows statements being run (``statement:``, ``duration:`` or
+            ``execute`` records), so statement logging is not off.
     """
 
     record: LogRecord
@@ -225,6 +227,7 @@ class Failure:
     keyless: bool = False
     ignored_set: IgnoredSet | None = None
     checks_windows: tuple[ChecksWindow, ...] = ()
+    statements_seen: bool = False
 
 
 @dataclass(slots=True)
@@ -265,6 +268,7 @@ class SessionTracker:
         self.sessions: OrderedDict[object, Session] = OrderedDict()
         self.stats = TrackerStats()
         self.boundaries_seen = False
+        self.statements_seen = False
         self.ddl: deque[LoggedStatement] = deque(maxlen=MAX_DDL)
 
     def feed(self, record: LogRecord) -> Iterator[Failure]:
@@ -386,6 +390,7 @@ class SessionTracker:
     def _statement(self, session: Session, statement: LoggedStatement) -> None:
         record = statement.record
         control = statement.control.kind if statement.control else None
+        self.statements_seen = True
         if control in (Control.BEGIN, Control.COMMIT, Control.ROLLBACK, Control.COMMIT_AND_CHAIN):
             self.boundaries_seen = True
         if statement.is_ddl:
@@ -467,6 +472,7 @@ class SessionTracker:
             dropped=current.dropped,
             by_vxid=record.vxid is not None,
             boundaries_seen=self.boundaries_seen,
+            statements_seen=self.statements_seen,
             explicit=current.explicit,
             ddl=tuple(self.ddl),
             history_lost=session.history_lost,
