@@ -747,6 +747,20 @@ def _canonical(name: str, kind: str, parent: str, written: str, printed: str) ->
 for _canon in CANONICAL:
     scenario(_canonical(*_canon))
 
+# The column's type from the DDL settles how a range compares: in a numrange '[5,15]' is not
+# '[5,16)' (it would be in an int4range). The child row with '[5,15]' has its parent (a decoy).
+scenario(Scenario(
+    "canontype",
+    "CREATE TABLE canontype_parent (v numrange PRIMARY KEY);\n"
+    "CREATE TABLE canontype_child (id int PRIMARY KEY, v numrange CONSTRAINT canontype_fk REFERENCES canontype_parent "
+    "DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO canontype_parent VALUES ('[5,15]');\n",
+    _simple_txn("canontype", "INSERT INTO canontype_child VALUES (1, '[5,15]');",
+                "INSERT INTO canontype_child VALUES (2, '[5,16)');"),
+    Expected("23503", "canontype_fk", "commit", {"v": "[5,16)"}, "INSERT INTO canontype_child VALUES (2, '[5,16)');",
+             table="canontype_child"),
+))
+
 # A boolean in a composite key, written 'yes' and printed t.
 scenario(Scenario(
     "canonbool",

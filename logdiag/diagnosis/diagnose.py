@@ -358,8 +358,9 @@ class _Diagnosis:
                 return None
             return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_NOT_SET, write))
         unknown = False
+        types = self._types(key.columns)
         for values in write.values_of(key.columns):
-            matched = _key_match(key, values)
+            matched = _key_match(key, values, types)
             if matched is not None:
                 wrote = Reason(Why.WROTE_KEY, write, tuple(zip(key.columns, matched, strict=True)))
                 return _Candidate(entry, write, Match.KEY, Confidence.HIGH, wrote, matched)
@@ -369,6 +370,11 @@ class _Diagnosis:
         if v.kind is not ConstraintKind.UNIQUE or table is not None:
             self.unmatched.append((entry, write))
         return None
+
+    def _types(self, columns: Sequence[str]) -> tuple[str | None, ...]:
+        """The key's columns' types, from the CREATE TABLE of the violation's table in the log."""
+        declared = self.catalog.types.get(self.table or "", {})
+        return tuple(declared.get(c) for c in columns)
 
     @cached_property
     def _windows(self) -> list[ChecksWindow]:
@@ -668,15 +674,18 @@ def _prepared_writes(statement: LoggedStatement, written: StatementWrites) -> St
 _PREPARE_HEADS = tuple(sorted({language.format(msgids.PREPARE).head for language in LANGUAGES.values()}))
 
 
-def _key_match(key: KeyText, values: tuple[Cell, ...]) -> tuple[str | None, ...] | None:
-    """The split of ``key`` that equals ``values``, or None."""
+def _key_match(
+    key: KeyText, values: tuple[Cell, ...], types: tuple[str | None, ...] = ()
+) -> tuple[str | None, ...] | None:
+    """The split of ``key`` that equals ``values`` (compared as the columns' ``types`` when known), or None."""
     known = tuple(value for value in values if not isinstance(value, UnknownValue))
     if len(known) < len(values):  # a value the statement computes
         return None
     if key.matches(known):
         return known
+    types = types or (None,) * len(values)
     for split in key.candidates():
-        if all(same_value(value, printed) for value, printed in zip(values, split, strict=True)):
+        if all(same_value(value, printed, kind) for value, printed, kind in zip(values, split, types, strict=True)):
             return split
     return None
 

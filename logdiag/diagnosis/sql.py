@@ -129,6 +129,8 @@ class StatementWrites:
     Attributes:
         writes: the writes, in order.
         tables: for CREATE TABLE, each table's column order.
+        types: for CREATE TABLE, each table's columns' type names (``tsrange``, ``int4``,
+            ``numeric``; ``int4[]`` for an array), without schema or modifiers.
         constraints: constraints declared by CREATE TABLE or ALTER TABLE.
         partitions: each partition's partitioned table (``CREATE TABLE ... PARTITION OF``,
             ``ALTER TABLE ... ATTACH PARTITION``).
@@ -141,6 +143,7 @@ class StatementWrites:
 
     writes: tuple[Write, ...] = ()
     tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    types: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     constraints: tuple[ConstraintDefinition, ...] = ()
     partitions: Mapping[str, str] = field(default_factory=dict)
     triggers: tuple[TriggerDefinition, ...] = ()
@@ -186,6 +189,7 @@ def statement_writes(
     return StatementWrites(
         writes=tuple(builder.writes),
         tables=builder.tables,
+        types=builder.types,
         constraints=tuple(builder.constraints),
         partitions=builder.partitions,
         triggers=tuple(builder.triggers),
@@ -311,6 +315,7 @@ class _Builder:
         self.table_columns = table_columns
         self.writes: list[Write] = []
         self.tables: dict[str, tuple[str, ...]] = {}
+        self.types: dict[str, dict[str, str]] = {}
         self.constraints: list[ConstraintDefinition] = []
         self.partitions: dict[str, str] = {}
         self.triggers: list[TriggerDefinition] = []
@@ -482,14 +487,19 @@ class _Builder:
         if node.partbound is not None and node.inhRelations:
             self.partitions[table] = node.inhRelations[0].relname
         columns = []
+        types: dict[str, str] = {}
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef) and element.colname is not None:
                 columns.append(element.colname)
+                if element.typeName is not None and element.typeName.names:
+                    array = "[]" if element.typeName.arrayBounds else ""
+                    types[element.colname] = _name(element.typeName.names[-1]) + array
                 for constraint in element.constraints or ():
                     self.constraint(table, constraint, (element.colname,))
             elif isinstance(element, ast.Constraint):
                 self.constraint(table, element, None)
         self.tables[table] = tuple(columns)
+        self.types[table] = types
 
     def trigger(self, node: ast.CreateTrigStmt) -> None:
         table = _relation(node.relation)[0]
@@ -697,7 +707,7 @@ def fingerprint(text: str) -> str | None:
         return None
 
 
-def same_value(written: Cell, printed: str | None) -> bool:
+def same_value(written: Cell, printed: str | None, type_name: str | None = None) -> bool:
     """Whether a written value is the key value PostgreSQL printed (42 = '42' = 42.0 for numbers).
 
     >>> same_value("42", "42"), same_value("042", "42"), same_value("x", "y")
@@ -713,4 +723,4 @@ def same_value(written: Cell, printed: str | None) -> bool:
         return Decimal(written) == Decimal(printed)
     except (InvalidOperation, ValueError):
         # a value in another form than the server's: a range, a timestamp, jsonb... (issue 26)
-        return same_canonical(written, printed)
+        return same_canonical(written, printed, type_name)
