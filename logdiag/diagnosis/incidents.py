@@ -246,9 +246,12 @@ class Finding:
         kind: which pitfall.
         sqlstate: the record's SQLSTATE, or the one its fixed message implies (``sqlstate_inferred``).
         constraint, table: what it is about, when known (the table from the DDL in the log).
-        source: the record the finding stands on (the ERROR or WARNING).
+        source: the record the finding stands on (the ERROR or WARNING; for ``checks_disabled``,
+            the statement that switched the checks off).
         statement: the statement that fell into it.
-        related: its consequences (``aborted_after``: the errors of the transaction it aborted).
+        related: its consequences (``aborted_after``: the errors of the transaction it aborted;
+            ``caused``: the incident's ERROR) and, for ``checks_disabled``, its window's end
+            (``window_end``) and the writes inside it (``written_unchecked``).
     """
 
     kind: FindingKind

@@ -1,5 +1,5 @@
-"""The SET CONSTRAINTS pitfalls (issue 26): from an ERROR to a :class:`Finding`, and the errors
-that follow it. This module decides; :mod:`logdiag.diagnosis.explain` words what it decided."""
+"""The SET CONSTRAINTS pitfalls and switched-off checks (issue 26): from an ERROR (or the incident
+it led to) to a :class:`Finding`, and the errors that follow it. This module decides; :mod:`logdiag.diagnosis.explain` words what it decided."""
 
 from __future__ import annotations
 
