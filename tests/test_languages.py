@@ -87,8 +87,11 @@ _LOCAL = [
 ]
 #: Issue 25's five: the deferred FK at COMMIT, a deferred unique, a parent-side DELETE, an
 #: immediate violation and the not-deferrable pitfall; with server-side parameters (execute,
-#: parameters:), a deferred exclusion constraint and a check constraint.
-PLAYED = [s for s in SCENARIOS if s.name in ("never", "dupe", "parentdel", "immediate", "serverside", "excl")] + _LOCAL
+#: parameters:), a deferred exclusion constraint and a check constraint; and issue 26's rows
+#: written with checks off (checks_disabled), a range in another form, MATCH FULL's DETAIL.
+PLAYED = [s for s in SCENARIOS if s.name in (
+    "never", "dupe", "parentdel", "immediate", "serverside", "excl", "distrig", "canonex", "matchfull",
+)] + _LOCAL
 NOT_DEFERRABLE = "42809"
 
 
