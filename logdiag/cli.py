@@ -154,7 +154,7 @@ def analyze(
         AnalyzeFormat,
         typer.Option(
             "--format", "-f",
-            help="text: a report for people; json: the whole report; jsonl: one incident per line; markdown.",
+            help="text: a report for people; json: the whole report; jsonl: one incident per line, then one finding per line; markdown.",
             case_sensitive=False,
         ),
     ] = AnalyzeFormat.TEXT,
@@ -257,7 +257,7 @@ def _render(output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident
     if output_format is AnalyzeFormat.JSONL:
         from logdiag.report.json import write_jsonl
 
-        return write_jsonl(incidents, sys.stdout)
+        return write_jsonl(incidents, sys.stdout, run)
     if output_format is AnalyzeFormat.MARKDOWN:
         from logdiag.report.markdown import write_markdown
 

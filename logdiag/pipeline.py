@@ -9,12 +9,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from logdiag.diagnosis.diagnose import diagnose
-from logdiag.diagnosis.incidents import Finding, Incident, OtherError
-from logdiag.diagnosis.pitfalls import aborted_after, outside_transaction, pitfall
+from logdiag.diagnosis.incidents import Finding, Incident, OtherError, Role
+from logdiag.diagnosis.pitfalls import aborted_after, checks_disabled, outside_transaction, pitfall
 from logdiag.diagnosis.sessions import Failure, SessionTracker
 from logdiag.formats import LogFormat
 from logdiag.reader import LogReader
-from logdiag.records import LogRecord
+from logdiag.records import LogRecord, Source
 from logdiag.source.live import QUIET_PERIOD, Notify
 from logdiag.source.paths import Input
 from logdiag.source.stats import MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
@@ -41,6 +41,7 @@ class Run:
     incident_count: int = 0
     seconds: float = 0.0
     _aborted_by: dict[object, int] = field(default_factory=dict, repr=False)  # session key -> finding
+    _windows: dict[Source, int] = field(default_factory=dict, repr=False)  # a window's start -> its finding
 
     @property
     def inputs(self) -> list[InputStats]:
@@ -66,6 +67,8 @@ class Run:
                     if isinstance(result, Incident):
                         if failure.ignored_set is not None and (found := outside_transaction(failure, result)):
                             self.findings.append(found)
+                        if failure.checks_windows and (found := checks_disabled(failure, result)):
+                            self._window_found(found)
                         self.incident_count += 1
                         yield result
                     else:
@@ -90,6 +93,17 @@ class Run:
             return True
         self._aborted_by.pop(key, None)
         return False
+
+    def _window_found(self, found: Finding) -> None:
+        """One checks_disabled finding per window: a later incident it led to is one more ``caused``."""
+        index = self._windows.get(found.source)
+        if index is None:
+            self._windows[found.source] = len(self.findings)
+            self.findings.append(found)
+            return
+        known = self.findings[index]
+        caused = tuple(r for r in found.related if r.role is Role.CAUSED)
+        self.findings[index] = replace(known, related=(*known.related, *caused))
 
     def take_other_errors(self) -> list[OtherError]:
         """Hand over the other errors found since the last call and forget them, so that a caller

@@ -8,6 +8,7 @@ prefixed with the scenario's name so that scenarios can share one cluster.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ class Expected:
     constraint: str | None
     timing: str
     key: dict[str, str | None]
-    culprit: str | None  # exact text the scenario executed, as the server logs it
+    culprit: str | None  # exact text the scenario executed, as the server logs it; None: no culprit
     match: str = "key"
     table: str | None = None
     related: frozenset[str] = frozenset()
@@ -44,6 +45,11 @@ class Scenario:
     run: Callable[[PgCluster], None]
     expected: Expected | None
     needs_sqlstate: bool = False  # recognisable only by SQLSTATE (user-raised 40002)
+    #: the statement that switched foreign-key checks off before the culprit (checks_disabled):
+    #: the culprit is told only where the log shows it
+    checks_off_by: str | None = None
+    #: without a culprit, words a hint must have (it names what was missing, issue 26)
+    hint: str | None = None
     notes: str = ""
     decoy_values: tuple[str, ...] = field(default=())
 
@@ -99,7 +105,7 @@ scenario(Scenario(
     _simple_txn("undone", "SAVEPOINT before_parent;", "INSERT INTO undone_parent VALUES (42, 'forty-two');",
                 "ROLLBACK TO SAVEPOINT before_parent;", "INSERT INTO undone_child VALUES (20, 42);"),
     Expected("23503", fk_name("undone"), "commit", {"parent_id": "42"}, "INSERT INTO undone_child VALUES (20, 42);",
-             related=frozenset({"rolled_back_parent", "declared_by"})),
+             related=frozenset({"rolled_back_parent", "savepoint_rollback", "declared_by"})),
 ))
 
 # 3. RELEASE SAVEPOINT keeps the parent: no error at all.
@@ -366,6 +372,31 @@ scenario(Scenario(
     Expected("23503", fk_name("func"), "commit", {"parent_id": "42"}, "SELECT func_add_child(240, 42);", match="call"),
 ))
 
+# 24b. Several calls of a function that inserts (issue 26): the one whose arguments carry the key
+# comes first, not the first call of the transaction.
+scenario(Scenario(
+    "calls", fk_tables("calls") +
+    "CREATE FUNCTION calls_add_child(cid int, pid int) RETURNS void LANGUAGE sql AS "
+    "$$ INSERT INTO calls_child VALUES (cid, pid) $$;\n",
+    _simple_txn("calls", "SELECT calls_add_child(241, 1);", "SELECT calls_add_child(242, 42);",
+                "SELECT calls_add_child(243, 2);"),
+    Expected("23503", fk_name("calls"), "commit", {"parent_id": "42"}, "SELECT calls_add_child(242, 42);", match="call"),
+))
+
+# A key written in a form logdiag does not compare with the server's (an inet with its /32 mask,
+# printed without it): no culprit, and the hint says so rather than blaming log_statement.
+scenario(Scenario(
+    "uncompared",
+    "CREATE TABLE uncompared_parent (addr inet PRIMARY KEY);\n"
+    "CREATE TABLE uncompared_child (id int PRIMARY KEY, addr inet CONSTRAINT uncompared_fk REFERENCES "
+    "uncompared_parent DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO uncompared_parent VALUES ('10.0.0.1');\n",
+    _simple_txn("uncompared", "INSERT INTO uncompared_child VALUES (1, '10.0.0.1');",
+                "INSERT INTO uncompared_child VALUES (2, '10.0.0.2/32');"),
+    Expected("23503", "uncompared_fk", "commit", {"addr": "10.0.0.2"}, None, table="uncompared_child"),
+    hint="in a form logdiag does not compare",
+))
+
 # 25. INSERT ... SELECT from a table: the rows are not in the log.
 scenario(Scenario(
     "inssel", fk_tables("inssel") + "CREATE TABLE inssel_staging (id int, parent_id int);\n"
@@ -385,14 +416,17 @@ scenario(Scenario(
              "WHEN NOT MATCHED THEN INSERT VALUES (v.id, v.pid);", match="table"),
 ))
 
-# 27. MATCH FULL with a NULL in the key.
+# 27. MATCH FULL with a NULL in the key: the DETAIL shows no key; the culprit is the row that mixes
+# NULL and non-NULL in the key's columns (issue 26), not the rows with all or none of them NULL.
 scenario(Scenario(
     "matchfull",
     "CREATE TABLE matchfull_parent (a int, b int, PRIMARY KEY (a, b));\n"
     "CREATE TABLE matchfull_child (id int PRIMARY KEY, a int, b int, CONSTRAINT matchfull_fk FOREIGN KEY (a, b) "
-    "REFERENCES matchfull_parent MATCH FULL DEFERRABLE INITIALLY DEFERRED);\n",
-    _simple_txn("matchfull", "INSERT INTO matchfull_child VALUES (270, 1, NULL);"),
-    Expected("23503", "matchfull_fk", "commit", {}, "INSERT INTO matchfull_child VALUES (270, 1, NULL);", match="table"),
+    "REFERENCES matchfull_parent MATCH FULL DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO matchfull_parent VALUES (1, 1);\n",
+    _simple_txn("matchfull", "INSERT INTO matchfull_child VALUES (268, NULL, NULL), (269, 1, 1);",
+                "INSERT INTO matchfull_child VALUES (270, 1, NULL);", "INSERT INTO matchfull_child VALUES (271, NULL, NULL);"),
+    Expected("23503", "matchfull_fk", "commit", {"a": None, "b": None}, "INSERT INTO matchfull_child VALUES (270, 1, NULL);"),
 ))
 
 
@@ -599,6 +633,161 @@ scenario(Scenario(
 ))
 
 
+# checks_disabled (issue 26): session_replication_role = replica switches foreign-key checks off;
+# rows written then are never checked, and the VALIDATE CONSTRAINT of a key added NOT VALID finds
+# the orphan later. Decoys: the same key written (and deleted) before the window, written in the
+# window by a transaction rolled back, written into another table in the window, and written in a
+# window of its own by another session that rolls it back.
+REPLICA_OFF = "SET session_replication_role = replica;"
+REPLICA_CULPRIT = "INSERT INTO replica_orders VALUES (10, 1), (11, 43);"
+REPLICA_VALIDATE = "ALTER TABLE replica_orders VALIDATE CONSTRAINT replica_orders_customer_fk;"
+REPLICA_WINDOW = (
+    "BEGIN;", "INSERT INTO replica_orders VALUES (20, 43);", "ROLLBACK;",
+    "INSERT INTO replica_audit (customer_id) VALUES (43);", REPLICA_CULPRIT, "INSERT INTO replica_orders VALUES (12, 44);",
+)
+
+
+def run_each(connection: psycopg.Connection[Any], *statements: str) -> None:
+    """Run statements one by one on an autocommit connection (simple protocol), ignoring errors."""
+    for statement in statements:
+        with contextlib.suppress(psycopg.Error):
+            connection.execute(statement)
+
+
+AUTOCOMMIT: dict[str, Any] = {"autocommit": True, "cursor_factory": ClientCursor}
+
+
+def _replica(cluster: PgCluster) -> None:
+    run = run_each
+    with psycopg.connect(cluster.conninfo, application_name="replica", **AUTOCOMMIT) as conn, \
+            psycopg.connect(cluster.conninfo, application_name="replica-decoy", **AUTOCOMMIT) as decoy:
+        run(decoy, REPLICA_OFF, "BEGIN;", "INSERT INTO replica_orders VALUES (30, 43);")
+        run(conn, "INSERT INTO replica_customers VALUES (43, 'brief');", "INSERT INTO replica_orders VALUES (9, 43);",
+            "DELETE FROM replica_orders WHERE id = 9;", "DELETE FROM replica_customers WHERE id = 43;")
+        run(conn, REPLICA_OFF, *REPLICA_WINDOW, "RESET session_replication_role;", REPLICA_VALIDATE)
+        run(decoy, "ROLLBACK;")
+
+
+scenario(Scenario(
+    "replica",
+    "CREATE TABLE replica_customers (id int PRIMARY KEY, name text);\n"
+    "CREATE TABLE replica_orders (id int PRIMARY KEY, customer_id int);\n"
+    "CREATE TABLE replica_audit (id serial, customer_id int);\n"
+    "INSERT INTO replica_customers VALUES (1, 'one'), (2, 'two');\n"
+    "ALTER TABLE replica_orders ADD CONSTRAINT replica_orders_customer_fk FOREIGN KEY (customer_id) "
+    "REFERENCES replica_customers NOT VALID;\n",
+    _replica,
+    Expected("23503", "replica_orders_customer_fk", "statement", {"customer_id": "43"}, REPLICA_CULPRIT,
+             table="replica_orders", related=frozenset({"checks_disabled"}), raised_by=REPLICA_VALIDATE),
+    checks_off_by=REPLICA_OFF,
+))
+
+# The same with ALTER TABLE ... DISABLE TRIGGER ALL on a valid key, which a migration later drops
+# and adds again: the ADD CONSTRAINT finds the orphan the disabled triggers let in (a DDL window,
+# logged under log_statement = 'mod' too). The key is written before the window (checked, deleted
+# again). (No rolled-back decoy here: 'mod' logs no ROLLBACK, so no log of it could tell one.)
+DISTRIG_OFF = "ALTER TABLE distrig_orders DISABLE TRIGGER ALL;"
+DISTRIG_CULPRIT = "INSERT INTO distrig_orders VALUES (11, 45);"
+DISTRIG_ADD = (
+    "ALTER TABLE distrig_orders ADD CONSTRAINT distrig_orders_customer_fk FOREIGN KEY (customer_id) "
+    "REFERENCES distrig_customers (id);"
+)
+scenario(Scenario(
+    "distrig",
+    "CREATE TABLE distrig_customers (id int PRIMARY KEY);\n"
+    "CREATE TABLE distrig_orders (id int PRIMARY KEY, customer_id int CONSTRAINT distrig_orders_customer_fk "
+    "REFERENCES distrig_customers);\n"
+    "INSERT INTO distrig_customers VALUES (1), (2);\n",
+    lambda cluster: simple(
+        cluster, "INSERT INTO distrig_customers VALUES (45);", "INSERT INTO distrig_orders VALUES (9, 45);",
+        "DELETE FROM distrig_orders WHERE id = 9;", "DELETE FROM distrig_customers WHERE id = 45;",
+        DISTRIG_OFF, "INSERT INTO distrig_orders VALUES (10, 2);", DISTRIG_CULPRIT, "ALTER TABLE distrig_orders ENABLE TRIGGER ALL;",
+        "ALTER TABLE distrig_orders DROP CONSTRAINT distrig_orders_customer_fk;", DISTRIG_ADD,
+        application="distrig",
+    ),
+    Expected("23503", "distrig_orders_customer_fk", "statement", {"customer_id": "45"}, DISTRIG_CULPRIT,
+             table="distrig_orders", related=frozenset({"checks_disabled"}), raised_by=DISTRIG_ADD),
+    checks_off_by=DISTRIG_OFF,
+))
+
+
+# Values in another form than the server's (issue 26): the DETAIL prints the key as the server
+# outputs it, the INSERT wrote it as the client did. Each child row's key has no parent; the same
+# value in the same form is written into another table of the same transaction first (a decoy),
+# and a row with a key that has its parent is written into the child table too.
+CANONICAL = (
+    # (name, column type, a parent's value, the value as written, as the server prints it)
+    ("canonnum", "numeric(10,2)", "1.00", "1.5", "1.50"),
+    ("canonts", "timestamp", "'2024-01-01 00:00'", "'2024-05-01T11:00'", "2024-05-01 11:00:00"),
+    ("canontz", "timestamptz", "'2024-01-01 00:00+00'", "'2024-05-01T11:00:00Z'", "2024-05-01 13:00:00+02"),
+    ("canonarr", "int[]", "'{0}'", "'{1, 2}'", "{1,2}"),
+    ("canonjson", "jsonb", "'{}'", """'{"b": 1, "a": [2, 3]}'""", '{"a": [2, 3], "b": 1}'),
+    ("canonival", "interval", "'1 day'", "'90 minutes'", "01:30:00"),
+    ("canonrange", "int4range", "'[0,1)'", "'[5,15]'", "[5,16)"),
+)
+
+
+def _canonical(name: str, kind: str, parent: str, written: str, printed: str) -> Scenario:
+    culprit = f"INSERT INTO {name}_child VALUES (2, {written});"
+    # The session's zone (a fixed offset, no zone database needed) prints a timestamptz.
+    zone = ("SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE;",) if kind == "timestamptz" else ()
+    return Scenario(
+        name,
+        f"CREATE TABLE {name}_parent (v {kind} PRIMARY KEY);\n"
+        f"CREATE TABLE {name}_child (id int PRIMARY KEY, v {kind} CONSTRAINT {name}_fk REFERENCES {name}_parent "
+        "DEFERRABLE INITIALLY DEFERRED);\n"
+        f"CREATE TABLE {name}_log (v {kind});\n"
+        f"INSERT INTO {name}_parent VALUES ({parent});\n",
+        _simple_txn(name, *zone, f"INSERT INTO {name}_log VALUES ({written});", f"INSERT INTO {name}_child VALUES (1, {parent});",
+                    culprit),
+        Expected("23503", f"{name}_fk", "commit", {"v": printed}, culprit, table=f"{name}_child"),
+    )
+
+
+for _canon in CANONICAL:
+    scenario(_canonical(*_canon))
+
+# The column's type from the DDL settles how a range compares: in a numrange '[5,15]' is not
+# '[5,16)' (it would be in an int4range). The child row with '[5,15]' has its parent (a decoy).
+scenario(Scenario(
+    "canontype",
+    "CREATE TABLE canontype_parent (v numrange PRIMARY KEY);\n"
+    "CREATE TABLE canontype_child (id int PRIMARY KEY, v numrange CONSTRAINT canontype_fk REFERENCES canontype_parent "
+    "DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO canontype_parent VALUES ('[5,15]');\n",
+    _simple_txn("canontype", "INSERT INTO canontype_child VALUES (1, '[5,15]');",
+                "INSERT INTO canontype_child VALUES (2, '[5,16)');"),
+    Expected("23503", "canontype_fk", "commit", {"v": "[5,16)"}, "INSERT INTO canontype_child VALUES (2, '[5,16)');",
+             table="canontype_child"),
+))
+
+# A boolean in a composite key, written 'yes' and printed t.
+scenario(Scenario(
+    "canonbool",
+    "CREATE TABLE canonbool_parent (flag boolean, n int, PRIMARY KEY (flag, n));\n"
+    "CREATE TABLE canonbool_child (id int PRIMARY KEY, flag boolean, n int, CONSTRAINT canonbool_fk FOREIGN KEY "
+    "(flag, n) REFERENCES canonbool_parent DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO canonbool_parent VALUES (false, 7);\n",
+    _simple_txn("canonbool", "INSERT INTO canonbool_child VALUES (1, 'no', 7);", "INSERT INTO canonbool_child VALUES (2, 'yes', 7);"),
+    Expected("23503", "canonbool_fk", "commit", {"flag": "t", "n": "7"}, "INSERT INTO canonbool_child VALUES (2, 'yes', 7);",
+             table="canonbool_child"),
+))
+
+# The issue's exclusion on a range of timestamps: written with minutes, printed quoted with seconds.
+# Another booking of the same room in the transaction conflicts with nothing.
+CANONEX_CULPRIT = "INSERT INTO canonex_booking VALUES (2, '[2024-05-01 11:00, 2024-05-01 13:00)');"
+scenario(Scenario(
+    "canonex",
+    "CREATE TABLE canonex_booking (id int PRIMARY KEY, during tsrange, "
+    "CONSTRAINT canonex_no_overlap EXCLUDE USING gist (during WITH &&) DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO canonex_booking VALUES (1, '[2024-05-01 10:00, 2024-05-01 12:00)');\n",
+    _simple_txn("canonex", "INSERT INTO canonex_booking VALUES (3, '[2024-06-01 10:00, 2024-06-01 12:00)');",
+                CANONEX_CULPRIT),
+    Expected("23P01", "canonex_no_overlap", "commit", {"during": '["2024-05-01 11:00:00","2024-05-01 13:00:00")'},
+             CANONEX_CULPRIT, table="canonex_booking"),
+))
+
+
 def run_decoys(cluster: PgCluster) -> None:
     """Other sessions writing the same key values, committed or rolled back: never culprits."""
     with psycopg.connect(cluster.conninfo, application_name="decoy") as conn:
@@ -620,3 +809,34 @@ def play(cluster: PgCluster) -> None:
     run_decoys(cluster)
     # Ordinary errors, which are not incidents but other_errors.
     cluster.psql("SELEC 1;\nSELECT 1/0;\nSELECT * FROM no_such_table;\nSELECT 'x'::int;\nSELECT (1", application="noise")
+    transaction_rollbacks(cluster)
+
+
+def transaction_rollbacks(cluster: PgCluster) -> None:
+    """Class 40 errors, other errors too: a serialization failure of each kind (a REPEATABLE READ
+    update of a row another transaction updated since; SERIALIZABLE write skew) and a deadlock."""
+    cluster.psql("CREATE TABLE rollback_rows (id int PRIMARY KEY, n int);\nINSERT INTO rollback_rows VALUES (1, 0), (2, 0);\n",
+                 application="rollbacks", check=True)
+    run = run_each
+    with psycopg.connect(cluster.conninfo, application_name="rollbacks-a", **AUTOCOMMIT) as a, \
+            psycopg.connect(cluster.conninfo, application_name="rollbacks-b", **AUTOCOMMIT) as b:
+        run(a, "BEGIN ISOLATION LEVEL REPEATABLE READ;", "SELECT n FROM rollback_rows WHERE id = 1;")
+        run(b, "UPDATE rollback_rows SET n = n + 1 WHERE id = 1;")
+        run(a, "UPDATE rollback_rows SET n = n + 1 WHERE id = 1;", "ROLLBACK;")  # concurrent update
+        run(a, "BEGIN ISOLATION LEVEL SERIALIZABLE;", "SELECT sum(n) FROM rollback_rows;")
+        run(b, "BEGIN ISOLATION LEVEL SERIALIZABLE;", "SELECT sum(n) FROM rollback_rows;")
+        run(a, "UPDATE rollback_rows SET n = 5 WHERE id = 1;")
+        run(b, "UPDATE rollback_rows SET n = 5 WHERE id = 2;")
+        run(a, "COMMIT;")
+        run(b, "COMMIT;")  # read/write dependencies among transactions
+        # A deadlock: each session holds one row and waits for the other's; the server breaks it
+        # (after deadlock_timeout) with an error in one of them, and the other one goes on.
+        run(a, "BEGIN;", "UPDATE rollback_rows SET n = 1 WHERE id = 1;")
+        run(b, "BEGIN;", "UPDATE rollback_rows SET n = 2 WHERE id = 2;")
+        waiting = threading.Thread(target=run, args=(a, "UPDATE rollback_rows SET n = 1 WHERE id = 2;"))
+        waiting.start()
+        run(b, "UPDATE rollback_rows SET n = 2 WHERE id = 1;")
+        waiting.join(timeout=120)
+        assert not waiting.is_alive(), "the deadlock was not broken"
+        run(a, "ROLLBACK;")
+        run(b, "ROLLBACK;")

@@ -71,11 +71,16 @@ def played(pg_servers, tmp_path_factory):
     return get
 
 
+_MOD_LOGS = ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "CREATE", "ALTER")
+
+
 def _logged(scenario: Scenario, variant: str, statement: str) -> bool:
-    """Whether the server logs this statement before the error under the variant's settings."""
+    """Whether the server logs this statement before the error under the variant's settings (for
+    a write with the checks off, and the statement that switched them off)."""
     words = statement.split()[0].upper()
     if variant == "mod":
-        return words in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "CREATE", "ALTER")
+        off = scenario.checks_off_by
+        return words in _MOD_LOGS and (off is None or off.split()[0].upper() in _MOD_LOGS)
     return True
 
 
@@ -147,14 +152,25 @@ def test_scenario(played, server, variant, fmt, name):
     assert asks_for_tag == (several and fmt == "stderr")
     culprits = incident["culprits"]
     assert all("9001, 42" not in c["statement"] for c in culprits), "a decoy session's statement"
+    hints = incident["hints"]
+    if expected.culprit is None:
+        assert culprits == [] and scenario.hint is not None
+        assert any(scenario.hint in hint for hint in hints), hints
+        assert not any("log_statement = 'none'" in hint for hint in hints)
+        return
     if not _logged(scenario, variant, expected.culprit):
         assert not any(c["statement"] == expected.culprit for c in culprits)
+        if not culprits:  # the log shows statements: the hint names what was missing, not the setting
+            assert not any("log_statement = 'none'" in hint for hint in hints)
+            assert any("inside a function" in hint for hint in hints), hints
         return
     assert culprits, f"no culprit for {name}: {incident['explanation']}"
     top = culprits[0]
     assert top["statement"] == expected.culprit
     if name == "parentupd":
         assert all(not c["statement"].startswith("UPDATE") for c in culprits)
+    if name == "matchfull":  # the rows with all or none of the key NULL are fine
+        assert [c["statement"] for c in culprits] == [expected.culprit]
     assert top["match"] == expected.match
     if variant == "all-rich" and expected.match == "key":
         assert top["confidence"] == "high"
@@ -170,7 +186,8 @@ def test_scenario(played, server, variant, fmt, name):
     roles = {r["role"] for r in incident["related"]}
     wanted = set(expected.related)
     if variant == "mod":
-        wanted -= {"rolled_back_parent", "deferred_by", "deferral_ignored"}  # SAVEPOINT and SET are not logged
+        # SAVEPOINT, ROLLBACK TO and SET are not logged
+        wanted -= {"rolled_back_parent", "savepoint_rollback", "deferred_by", "deferral_ignored"}
     assert wanted <= roles
     # A SET CONSTRAINTS is one or the other, and only where the scenario says.
     assert roles & {"deferred_by", "deferral_ignored"} <= wanted
@@ -320,7 +337,8 @@ def test_set_constraints_outside_a_block_is_a_finding_linked_to_its_incident(pla
 @pytest.mark.postgres
 def test_inferred_sqlstates_are_the_servers(played):
     """Without %e, other errors with PostgreSQL's fixed messages get the SQLSTATE the same server
-    wrote for the same records in its csvlog, marked inferred; the others stay unknown."""
+    wrote for the same records in its csvlog, marked inferred; the others stay unknown. Among
+    them a deadlock (40P01) and serialization failures (40001) of both kinds."""
     csv_errors, stderr_errors = played("mod")["csvlog"][1], played("mod")["stderr"][1]
     assert [e["message"] for e in stderr_errors] == [e["message"] for e in csv_errors]
     inferred = set()
@@ -331,4 +349,126 @@ def test_inferred_sqlstates_are_the_servers(played):
             inferred.add(ours["sqlstate"])
         else:
             assert ours["sqlstate"] is None
-    assert {"42601", "42P01", "22012", "22P02", "25P02"} <= inferred
+    assert {"42601", "42P01", "22012", "22P02", "25P02", "40P01", "40001"} <= inferred
+    serialization = [e["message"] for e in stderr_errors if e["sqlstate"] == "40001"]
+    assert len(serialization) == 2 and len(set(serialization)) == 2  # a concurrent update, and write skew
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("variant", "fmt"), [(v, f) for v, (_, formats) in VARIANTS.items() for f in formats])
+@pytest.mark.parametrize("name", ["replica", "distrig"])
+def test_checks_disabled_is_a_finding_linked_to_its_incident(played, variant, fmt, name):
+    """Rows written while foreign-key checks were off (session_replication_role = replica, DISABLE
+    TRIGGER ALL) make a later ADD/VALIDATE CONSTRAINT fail: one checks_disabled finding at the
+    statement that switched them off, with the window's end, the session's committed writes into
+    the table inside it as ``written_unchecked`` and the incident's ERROR as ``caused``; the
+    incident has the finding's statement as ``checks_disabled`` and the query that lists orphans.
+    With log_statement = 'mod' a SET is not logged: no window, no finding."""
+    from tests import scenarios
+
+    scenario = BY_NAME[name]
+    assert scenario.expected is not None and scenario.checks_off_by is not None
+    _, _, path = played(variant)[fmt]
+    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
+    run = analyze([str(path)], log_line_prefix=prefix)
+    incidents = [i.to_dict() for i in run.incidents() if i.constraint == scenario.expected.constraint]
+    found = [f.to_dict() for f in run.findings if f.kind == "checks_disabled" and f.constraint == scenario.expected.constraint]
+    assert len(incidents) == 1
+    incident = incidents[0]
+    if not _logged(scenario, variant, scenario.checks_off_by):
+        assert found == [] and not any(r["role"] == "checks_disabled" for r in incident["related"])
+        return
+    assert len(found) == 1
+    finding = found[0]
+    assert finding["statement"] == scenario.checks_off_by and finding["severity"] == "log"
+    assert finding["table"] == scenario.expected.table
+    assert _line_shows(path, fmt, finding["source"]["line"], scenario.checks_off_by)
+    ends = {"replica": "RESET session_replication_role;", "distrig": "ALTER TABLE distrig_orders ENABLE TRIGGER ALL;"}
+    written = {
+        "replica": [scenarios.REPLICA_CULPRIT, "INSERT INTO replica_orders VALUES (12, 44);"],
+        "distrig": ["INSERT INTO distrig_orders VALUES (10, 2);", scenarios.DISTRIG_CULPRIT],
+    }
+    related = finding["related"]
+    assert [r["statement"] for r in related if r["role"] == "window_end"] == [ends[name]]
+    unchecked = [r for r in related if r["role"] == "written_unchecked"]
+    assert [r["statement"] for r in unchecked] == written[name]
+    for item in related:
+        if item["role"] != "caused":
+            assert _line_shows(path, fmt, item["source"]["line"], item["statement"])
+    assert [(r["role"], r["source"]) for r in related if r["role"] == "caused"] == [
+        ("caused", incident["raised_by"]["source"])
+    ]
+    linked = [r for r in incident["related"] if r["role"] == "checks_disabled"]
+    assert [(r["statement"], r["source"]) for r in linked] == [(scenario.checks_off_by, finding["source"])]
+    parent = {"replica": "replica_customers", "distrig": "distrig_customers"}[name]
+    query = f"NOT EXISTS (SELECT FROM {parent} p WHERE p.id = c.customer_id);"
+    assert query in incident["explanation"] and "may be orphans too" in incident["explanation"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
+def test_jsonl_has_the_incidents_then_the_findings(played, fmt):
+    """``analyze --format jsonl``: the incident objects as the JSON report has them, then one line
+    per finding, its object with ``"type": "finding"``, in the report's order."""
+    import subprocess
+    import sys
+
+    _, _, path = played("all-rich")[fmt]
+    prefix = ["--log-line-prefix", RICH_PREFIX] if fmt == "stderr" else []
+    command = [sys.executable, "-m", "logdiag", "analyze", "-q", *prefix]
+    lines = subprocess.run([*command, "--format", "jsonl", str(path)], capture_output=True, text=True,
+                           check=False).stdout.splitlines()
+    report = json.loads(subprocess.run([*command, "--format", "json", str(path)], capture_output=True, text=True,
+                                       check=False).stdout)
+    objects = [json.loads(line) for line in lines]
+    incidents = [o for o in objects if "type" not in o]
+    findings = [o for o in objects if o.get("type") == "finding"]
+    assert len(incidents) + len(findings) == len(objects)
+    assert objects == [*incidents, *findings]
+    assert incidents == report["incidents"]
+    assert [{k: v for k, v in f.items() if k != "type"} for f in findings] == report["findings"]
+    assert {"not_deferrable", "set_constraints_outside_transaction", "checks_disabled"} <= {f["kind"] for f in findings}
+
+
+@pytest.mark.postgres
+def test_text_and_markdown_show_each_finding(played):
+    """Every finding has its panel and markdown section: its statement, its related statements,
+    its explanation; a checks_disabled finding, standing on a statement, claims no SQLSTATE."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from logdiag.report.markdown import finding_markdown
+    from logdiag.report.text import finding_panel
+
+    _, _, path = played("all-rich")["csvlog"]
+    run = analyze([str(path)])
+    list(run.incidents())
+    assert {"not_deferrable", "set_constraints_outside_transaction", "checks_disabled"} <= {f.kind for f in run.findings}
+    for number, finding in enumerate(run.findings, 1):
+        out = StringIO()
+        Console(file=out, width=400, color_system=None).print(finding_panel(number, finding))
+        shown, section = out.getvalue(), finding_markdown(number, finding)
+        for text in (shown, section):
+            assert str(finding.kind) in text and (finding.statement or "") in text.replace("\\", "")
+            assert all(f"{r.role}" in text for r in finding.related)
+            assert ("SQLSTATE unknown" in text) == (finding.sqlstate is None and finding.kind != "checks_disabled")
+        assert finding.explanation[:60] in shown
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", VARIANTS["duration"][1])
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS if s.expected and s.expected.parameters])
+def test_the_culprits_bind_record_is_related(played, fmt, name):
+    """Under log_min_duration_statement = 0 the extended protocol's ``bind`` record of the culprit
+    execution (its statement and parameters) is the incident's ``culprit_bind``, just before it."""
+    expected = BY_NAME[name].expected
+    incidents, _, path = played("duration")[fmt]
+    incident = next(i for i in incidents if i["constraint"] == expected.constraint)
+    top = incident["culprits"][0]
+    binds = [r for r in incident["related"] if r["role"] == "culprit_bind"]
+    assert [r["statement"] for r in binds] == [expected.culprit]
+    line = path.read_text(encoding="utf-8").split("\n")[binds[0]["source"]["line"] - 1]
+    assert "  bind " in line and expected.culprit.replace('"', '""' if fmt == "csvlog" else '"') in line
+    if top["source"] != incident["raised_by"]["source"]:
+        assert binds[0]["source"]["line"] < top["source"]["line"]

@@ -30,7 +30,16 @@ from logdiag.lang import LANGUAGES, msgids
 from logdiag.pipeline import Run, analyze
 from logdiag.reader import LogReader
 from tests.conftest import IN_CI, REPO
-from tests.scenarios import RICH_PREFIX, SCENARIOS, Expected, Scenario, fk_name, fk_tables, simple
+from tests.scenarios import (
+    RICH_PREFIX,
+    SCENARIOS,
+    Expected,
+    Scenario,
+    fk_name,
+    fk_tables,
+    simple,
+    transaction_rollbacks,
+)
 
 #: lc_messages of each language tested: the six of issue 25, and the others the catalogs cover.
 LOCALES = {
@@ -49,12 +58,16 @@ SETUPS = {
 _SUFFIX = {"stderr": ".log", "csvlog": ".csv", "jsonlog": ".json"}
 
 
+PITFALL_AFTER = "INSERT INTO pitfall_child VALUES (501, 1);"
+
+
 def _pitfall(cluster) -> None:
     """SET CONSTRAINTS ALL DEFERRED does not defer a NOT DEFERRABLE key: the INSERT fails at once;
-    naming the key is an error of its own."""
+    naming the key is an error of its own (a not_deferrable finding), and the INSERT after it
+    fails as its consequence (25P02)."""
     simple(cluster, "BEGIN;", "SET CONSTRAINTS ALL DEFERRED;", "INSERT INTO pitfall_child VALUES (500, 42);",
            "COMMIT;", application="pitfall")
-    simple(cluster, "BEGIN;", "SET CONSTRAINTS pitfall_child_parent_id_fkey DEFERRED;", "ROLLBACK;",
+    simple(cluster, "BEGIN;", "SET CONSTRAINTS pitfall_child_parent_id_fkey DEFERRED;", PITFALL_AFTER, "ROLLBACK;",
            application="pitfall")
 
 
@@ -74,8 +87,11 @@ _LOCAL = [
 ]
 #: Issue 25's five: the deferred FK at COMMIT, a deferred unique, a parent-side DELETE, an
 #: immediate violation and the not-deferrable pitfall; with server-side parameters (execute,
-#: parameters:), a deferred exclusion constraint and a check constraint.
-PLAYED = [s for s in SCENARIOS if s.name in ("never", "dupe", "parentdel", "immediate", "serverside", "excl")] + _LOCAL
+#: parameters:), a deferred exclusion constraint and a check constraint; and issue 26's rows
+#: written with checks off (checks_disabled), a range in another form, MATCH FULL's DETAIL.
+PLAYED = [s for s in SCENARIOS if s.name in (
+    "never", "dupe", "parentdel", "immediate", "serverside", "excl", "distrig", "canonex", "matchfull",
+)] + _LOCAL
 NOT_DEFERRABLE = "42809"
 
 
@@ -105,6 +121,9 @@ def logs(pg_cluster, tmp_path_factory) -> dict[tuple[str, str], dict[str, Path]]
                 cluster.psql("".join(s.setup for s in PLAYED), application="migrate", check=True)
                 for scenario in PLAYED:
                     scenario.run(cluster)
+                cluster.psql("SELEC 1;\nSELECT 1/0;\nSELECT * FROM no_such_table;\nSELECT 'x'::int;\n",
+                             application="noise")
+                transaction_rollbacks(cluster)
                 runs[(language, setup)] = {fmt: cluster.log_dir / (name + _SUFFIX[fmt]) for fmt in formats}
         cluster.stop()
         copies: dict[tuple[str, str], dict[str, Path]] = {}
@@ -117,11 +136,18 @@ def logs(pg_cluster, tmp_path_factory) -> dict[tuple[str, str], dict[str, Path]]
 
 
 def _analysed(path: Path, fast: bool = False) -> tuple[list[dict], list[dict], int]:
+    incidents, others, skipped, _ = _analysed_run(path, fast)
+    return incidents, others, skipped
+
+
+def _analysed_run(path: Path, fast: bool = False) -> tuple[list[dict], list[dict], int, list[dict]]:
+    """(incidents, other errors, skipped lines, findings) as JSON objects."""
     tracker = SessionTracker()
     reader = LogReader([str(path)], fast=fast, fast_min_bytes=0, on_forgotten=tracker.forget)
     run = Run(reader, tracker)
     incidents = [i.to_dict() for i in run.incidents()]
-    return incidents, [e.to_dict() for e in run.other_errors], reader.inputs[0].skipped_total
+    findings = [f.to_dict() for f in run.findings]
+    return incidents, [e.to_dict() for e in run.other_errors], reader.inputs[0].skipped_total, findings
 
 
 def _line_shows(path: Path, fmt: str, line: int, statement: str) -> bool:
@@ -206,14 +232,49 @@ def test_the_language_is_told_from_the_log(logs, language):
 @pytest.mark.postgres
 @pytest.mark.parametrize("language", [code for code in LOCALES if code != "en"])
 def test_the_messages_are_the_servers_own(logs, analysed, language):
-    """The log holds the translated ERROR (so the runs really are in that language), and the
-    error naming a NOT DEFERRABLE key is an other error with its SQLSTATE."""
+    """The log holds the translated ERROR (so the runs really are in that language)."""
     path = logs[(language, "statements")]["csvlog"]
     word = LANGUAGES[language].severity_word("ERROR")
     assert f",{word},23503," in path.read_text(encoding="utf-8")
-    for fmt in ("csvlog", "jsonlog", "stderr"):
-        _, others, _ = analysed(language, "statements", fmt)
-        assert NOT_DEFERRABLE in [e["sqlstate"] for e in others], fmt
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("language", list(LOCALES))
+@pytest.mark.parametrize("setup", list(SETUPS))
+def test_findings_in_every_language(logs, language, setup):
+    """The error naming a NOT DEFERRABLE key is a not_deferrable finding, whatever the language,
+    with the 25P02 error after it as ``aborted_after``; without %e its SQLSTATE is inferred from
+    the translated message (issue 26)."""
+    for fmt, path in logs[(language, setup)].items():
+        _, others, _, findings = _analysed_run(path)
+        found = [f for f in findings if f["kind"] == "not_deferrable"]
+        assert [f["constraint"] for f in found] == ["pitfall_child_parent_id_fkey"], fmt
+        finding = found[0]
+        assert finding["sqlstate"] == NOT_DEFERRABLE and finding["table"] == "pitfall_child"
+        assert finding["sqlstate_inferred"] == (fmt == "stderr" and setup == "durations")
+        assert [(r["role"], r["statement"]) for r in finding["related"]] == [("aborted_after", PITFALL_AFTER)], fmt
+        assert NOT_DEFERRABLE not in [e["sqlstate"] for e in others], fmt
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("language", list(LOCALES))
+def test_inferred_sqlstates_in_every_language(logs, language):
+    """Without %e, other errors with PostgreSQL's fixed messages, translated, get the SQLSTATE the
+    same server wrote for the same records in its csvlog: a syntax error, an undefined table,
+    division by zero, bad input, serialization failures and a deadlock."""
+    _, csv_errors, _, _ = _analysed_run(logs[(language, "durations")]["csvlog"])
+    _, stderr_errors, _, _ = _analysed_run(logs[(language, "durations")]["stderr"])
+    # The same records in the same order (stderr keeps the translated cursor position in the message).
+    assert len(stderr_errors) == len(csv_errors)
+    assert all(o["message"].startswith(c["message"]) for o, c in zip(stderr_errors, csv_errors, strict=True))
+    inferred = set()
+    for ours, servers in zip(stderr_errors, csv_errors, strict=True):
+        if ours["sqlstate_inferred"]:
+            assert ours["sqlstate"] == servers["sqlstate"], ours["message"]
+            inferred.add(ours["sqlstate"])
+        else:
+            assert ours["sqlstate"] is None
+    assert {"42601", "42P01", "22012", "22P02", "40P01", "40001"} <= inferred
 
 
 @pytest.mark.postgres

@@ -94,6 +94,7 @@ class Catalog:
     def __init__(self, ddl: Iterable[LoggedStatement] | DdlView, names: Iterable[str | None]) -> None:
         wanted = [n.lower() for n in names if n]
         self.columns: dict[str, tuple[str, ...]] = {}
+        self.types: dict[str, dict[str, str]] = {}  # table -> column -> type name
         self.declarations: list[Declaration] = []
         self.partitioned: dict[str, str] = {}  # partition -> its partitioned table
         self.triggers: list[TriggerDefinition] = []
@@ -105,6 +106,7 @@ class Catalog:
                 continue
             declared = _parsed(statement.text)
             self.columns.update(declared.tables)
+            self.types.update({table: dict(types) for table, types in declared.types.items()})
             self.partitioned.update(declared.partitions)
             self.declarations.extend(Declaration(c, statement) for c in declared.constraints)
             self.triggers.extend(declared.triggers)

@@ -11,9 +11,11 @@ from logdiag.diagnosis.catalog import Catalog, Declaration
 from logdiag.diagnosis.explain import (
     Findings,
     Opening,
+    Orphans,
     Reason,
     WhatFailed,
     Why,
+    checks_disabled_note,
     culprit_reason,
     explanation,
     hints,
@@ -38,10 +40,11 @@ from logdiag.diagnosis.messages import (
     Violation,
     context_function,
     inferred_sqlstate,
+    is_match_full_detail,
     parse_violation,
     trigger_violation,
 )
-from logdiag.diagnosis.sessions import Entry, Failure
+from logdiag.diagnosis.sessions import ChecksWindow, Entry, Failure
 from logdiag.diagnosis.sql import (
     UNKNOWN,
     Cell,
@@ -62,6 +65,7 @@ from logdiag.diagnosis.statements import (
     LoggedStatement,
     classify_control,
     may_hold_several,
+    skip_leading_noise,
 )
 from logdiag.lang import LANGUAGES, msgids
 
@@ -80,6 +84,7 @@ class _Candidate:
     confidence: Confidence
     reason: Reason
     key_values: tuple[str | None, ...] | None = None
+    window: ChecksWindow | None = None  # written while foreign-key checks were off
 
 
 def diagnose(failure: Failure) -> Incident | OtherError:
@@ -152,6 +157,9 @@ class _Diagnosis:
             self.declaration.constraint.referenced_table if self.declaration else None
         )
         self._writes_of: dict[int, StatementWrites] = {}
+        #: writes of the key's columns into the table whose values matched no split of the key:
+        #: a value in a form logdiag does not compare with the server's (issue 26)
+        self.unmatched: list[tuple[Entry, Write]] = []
         self._statements_in: dict[str, tuple[str, ...] | None] = {}
 
     # --- what happened --------------------------------------------------------------------
@@ -291,6 +299,8 @@ class _Diagnosis:
                     if found is not None:
                         candidates.append(found)
                 if not candidates:
+                    candidates = self._window_candidates()
+                if not candidates:
                     write = Write(WriteKind.CALL, self.table)
                     candidates.append(_Candidate(raising, write, Match.TABLE, Confidence.HIGH, Reason(Why.RAISED, write)))
         if self.triggers:
@@ -299,13 +309,28 @@ class _Diagnosis:
             order = {id(c): n for n, c in enumerate(candidates)}
             candidates.sort(key=lambda c: (_RANK[c.match], -order[id(c)] if c.match is Match.KEY else order[id(c)]))
         else:
-            candidates.sort(key=lambda c: _RANK[c.match])
+            # Among calls, those whose arguments carry the key come first.
+            candidates.sort(key=lambda c: (_RANK[c.match], c.reason.why is Why.CALLS))
         return candidates
+
+    def _carried_key(self, call: Write) -> tuple[tuple[str, str | None], ...] | None:
+        """The key, column by column, when every value of it is among a call's arguments."""
+        key = self.violation.key
+        if key is None or not key.columns or not call.arguments:
+            return None
+        for split in (s for s in (key.split(), *key.candidates()) if s is not None):
+            values = [v for v in split if v is not None]
+            if values and all(any(same_value(a, v) for a in call.arguments) for v in values):
+                return tuple(zip(key.columns, split, strict=True))
+        return None
 
     def match(self, entry: Entry, write: Write) -> _Candidate | None:
         v = self.violation
         key = v.key
         if write.kind is WriteKind.CALL:
+            carried = self._carried_key(write)
+            if carried is not None:  # its arguments carry the key: the likeliest call (issue 26)
+                return _Candidate(entry, write, Match.CALL, Confidence.LOW, Reason(Why.CALLS_WITH_KEY, write, carried))
             return _Candidate(entry, write, Match.CALL, Confidence.LOW, Reason(Why.CALLS, write))
         if v.kind is ConstraintKind.FOREIGN_KEY and v.parent_side:
             return self._match_parent(entry, write)
@@ -320,6 +345,8 @@ class _Diagnosis:
             return None
         if write.kind in (WriteKind.DELETE,):
             return None
+        if self._match_full_columns and write.rows is not None and write.columns is not None:
+            return self._match_mixed_nulls(entry, write, self._match_full_columns)
         if write.kind in (WriteKind.COPY, WriteKind.MERGE) or write.rows is None:
             return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.ROWS_NOT_LOGGED, write))
         if key is None or not key.columns or write.columns is None:
@@ -331,12 +358,89 @@ class _Diagnosis:
                 return None
             return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_NOT_SET, write))
         unknown = False
+        types = self._types(key.columns)
         for values in write.values_of(key.columns):
-            matched = _key_match(key, values)
+            matched = _key_match(key, values, types)
             if matched is not None:
                 wrote = Reason(Why.WROTE_KEY, write, tuple(zip(key.columns, matched, strict=True)))
                 return _Candidate(entry, write, Match.KEY, Confidence.HIGH, wrote, matched)
             unknown = unknown or any(value is UNKNOWN for value in values)
+        if unknown:
+            return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_UNKNOWN, write))
+        if v.kind is not ConstraintKind.UNIQUE or table is not None:
+            self.unmatched.append((entry, write))
+        return None
+
+    def _types(self, columns: Sequence[str]) -> tuple[str | None, ...]:
+        """The key's columns' types, from the CREATE TABLE of the violation's table in the log."""
+        declared = self.catalog.types.get(self.table or "", {})
+        return tuple(declared.get(c) for c in columns)
+
+    @cached_property
+    def _windows(self) -> list[ChecksWindow]:
+        """The session's windows of switched-off checks that covered this table, when an ALTER
+        TABLE (ADD CONSTRAINT, VALIDATE CONSTRAINT) found a foreign key broken by an existing row:
+        rows written in such a window were never checked (issue 26)."""
+        v, raising = self.violation, self.record.statement
+        if v.kind is not ConstraintKind.FOREIGN_KEY or v.parent_side or not raising:
+            return []
+        if not skip_leading_noise(raising)[:11].upper().startswith("ALTER TABLE"):
+            return []
+        return [w for w in self.failure.checks_windows if w.table is None or self._lands_in_table(w.table)]
+
+    def _window_candidates(self) -> list[_Candidate]:
+        """The writes of those windows that may have written the key: the row that carries it
+        first (at its statement's line, whichever window), then the table's other writes."""
+        found: list[_Candidate] = []
+        for window in self._windows:
+            for statement in window.writes:
+                entry = Entry(statement)
+                for write in self.writes_of(statement).writes:
+                    candidate = self.match(entry, write)
+                    if candidate is not None:
+                        found.append(replace(candidate, window=window))
+        found.sort(key=lambda c: _RANK[c.match])
+        return found
+
+    def orphans(self) -> Orphans | None:
+        """How to list the rows of the table that have no parent, for a violation found in rows
+        written with the checks off: the foreign key's columns from the ALTER TABLE that failed
+        or the DDL in the log, the parent's from its REFERENCES or its primary key."""
+        v = self.violation
+        if not self._windows or v.key is None or not v.key.columns or self.table is None:
+            return None
+        raising = Catalog([LoggedStatement(self.record.statement or "", self.record)], [v.constraint])
+        declared = raising.constraint(v.constraint) or self.declaration
+        referenced = declared.constraint.referenced_columns if declared else ()
+        if not referenced and self.referenced_table:
+            primary = [d for d in self.catalog.declarations
+                       if d.constraint.kind == "primary_key" and d.constraint.table == self.referenced_table]
+            referenced = primary[-1].constraint.columns if primary else ()
+        if len(referenced) != len(v.key.columns):
+            referenced = ()
+        return Orphans(self.table, self.referenced_table, v.key.columns, referenced)
+
+    @cached_property
+    def _match_full_columns(self) -> tuple[str, ...]:
+        """A MATCH FULL key's columns, from the DDL in the log, when its DETAIL says a row mixed
+        NULL and non-NULL in them (it shows no key); else ()."""
+        v = self.violation
+        if v.kind is not ConstraintKind.FOREIGN_KEY or v.parent_side or not is_match_full_detail(v.detail_reason):
+            return ()
+        return self.declaration.constraint.columns if self.declaration else ()
+
+    def _match_mixed_nulls(self, entry: Entry, write: Write, columns: tuple[str, ...]) -> _Candidate | None:
+        """The write whose row mixes NULL and non-NULL in a MATCH FULL key's columns (issue 26);
+        rows with all of them NULL or none are fine, and not culprits."""
+        unknown = False
+        for values in write.values_of(columns):
+            if any(isinstance(value, UnknownValue) for value in values):
+                unknown = True
+                continue
+            if None in values and any(value is not None for value in values):
+                mixed = tuple(value if isinstance(value, str) else None for value in values)
+                wrote = Reason(Why.MIXED_NULLS, write, tuple(zip(columns, mixed, strict=True)))
+                return _Candidate(entry, write, Match.KEY, Confidence.HIGH, wrote)
         if unknown:
             return _Candidate(entry, write, Match.TABLE, Confidence.MEDIUM, Reason(Why.KEY_UNKNOWN, write))
         return None
@@ -412,6 +516,9 @@ class _Diagnosis:
                     continue
                 if write.kind is WriteKind.INSERT and entry.undone_by is not None and _row_has(write, values):
                     out.append(_related(Role.ROLLED_BACK_PARENT, entry.statement, undone_by=entry.undone_by))
+                    undone = entry.undone_by.record.source
+                    if all(r.role is not Role.SAVEPOINT_ROLLBACK or r.source != undone for r in out):
+                        out.append(_related(Role.SAVEPOINT_ROLLBACK, entry.undone_by))
                 elif write.kind in (WriteKind.DELETE, WriteKind.UPDATE) and entry.undone_by is None:
                     hits = [x for x in write.where.values() if isinstance(x, str) and x in values]
                     out.append(_related(Role.PARENT_CHANGE, entry.statement, removed_key=bool(hits)))
@@ -429,6 +536,19 @@ class _Diagnosis:
             self.declaration.constraint.deferrable or self.declaration.constraint.initially_deferred
         ):
             out.append(_declared(self.declaration))
+        return out
+
+    def window_related(self, candidates: list[_Candidate]) -> list[Related]:
+        """The statements that switched the checks off for the culprits' writes: the key's
+        window, else every window a culprit of the table was written in."""
+        keyed = [c.window for c in candidates if c.match is Match.KEY and c.window is not None][:1]
+        windows = keyed or [c.window for c in candidates if c.window is not None]
+        out: list[Related] = []
+        for n, window in enumerate(windows):
+            if all(window is not earlier for earlier in windows[:n]):
+                start = window.start
+                out.append(Related(Role.CHECKS_DISABLED, start.text, start.record.source, start.record.timestamp,
+                                   checks_disabled_note(window)))
         return out
 
     def _ignored_set(self, timing: Timing) -> LoggedStatement | None:
@@ -465,6 +585,10 @@ class _Diagnosis:
         missing = list(gaps)
         if timing is Timing.COMMIT and not culprits and not failure.dropped and not failure.history_lost:
             missing.append(Missing.STATEMENTS)  # none of the transaction's statements in the log wrote the key
+        related = [*self.window_related(candidates), *self.related(key_values, timing)]
+        bind = candidates[0].entry.statement.bind if candidates else None
+        if bind is not None:
+            related.append(_related(Role.CULPRIT_BIND, bind))
         findings = Findings(
             failure=failure,
             violation=v,
@@ -472,13 +596,17 @@ class _Diagnosis:
             what_failed=what_failed,
             table=self.table or next((c.write.table for c in candidates if c.match is Match.KEY), None),
             referenced_table=self.referenced_table,
-            key=_key_dict(v.key, key_values),
+            key=_key_dict(v.key, key_values) or dict.fromkeys(self._match_full_columns),
             culprits=culprits,
-            related=tuple(self.related(key_values, timing)),
+            related=tuple(related),
             missing=tuple(missing),
             raised_by_one_of_several=record.command_tag is None and self.statements_in(record.statement) is not None,
             trigger=self.triggers[0].name if self.triggers else None,
             ignored_set_line=ignored.record.source.line if (ignored := self._ignored_set(timing)) else None,
+            orphans=self.orphans(),
+            uncompared=tuple(
+                (e.statement.record.source.line, e.statement.text) for e, _ in self.unmatched
+            ) if not culprits else (),
         )
         session = failure.session
         return Incident(
@@ -546,15 +674,18 @@ def _prepared_writes(statement: LoggedStatement, written: StatementWrites) -> St
 _PREPARE_HEADS = tuple(sorted({language.format(msgids.PREPARE).head for language in LANGUAGES.values()}))
 
 
-def _key_match(key: KeyText, values: tuple[Cell, ...]) -> tuple[str | None, ...] | None:
-    """The split of ``key`` that equals ``values``, or None."""
+def _key_match(
+    key: KeyText, values: tuple[Cell, ...], types: tuple[str | None, ...] = ()
+) -> tuple[str | None, ...] | None:
+    """The split of ``key`` that equals ``values`` (compared as the columns' ``types`` when known), or None."""
     known = tuple(value for value in values if not isinstance(value, UnknownValue))
     if len(known) < len(values):  # a value the statement computes
         return None
     if key.matches(known):
         return known
+    types = types or (None,) * len(values)
     for split in key.candidates():
-        if all(same_value(value, printed) for value, printed in zip(values, split, strict=True)):
+        if all(same_value(value, printed, kind) for value, printed, kind in zip(values, split, types, strict=True)):
             return split
     return None
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from logdiag.diagnosis.incidents import Culprit, Match, Missing, Related, Role, Timing
-from logdiag.diagnosis.messages import ConstraintKind, Violation
-from logdiag.diagnosis.sessions import Failure
+from logdiag.diagnosis.messages import ConstraintKind, Violation, is_match_full_detail
+from logdiag.diagnosis.sessions import ChecksWindow, Failure
 from logdiag.diagnosis.sql import Write, WriteKind
 from logdiag.diagnosis.statements import LoggedStatement
 
@@ -40,6 +40,7 @@ class Why(Enum):
     """Why a statement is a culprit (:func:`culprit_reason`)."""
 
     CALLS = "calls"  # a function call or DO block, whose writes the log does not show
+    CALLS_WITH_KEY = "calls with key"  # a function call whose arguments carry the key
     WROTE_TABLE = "wrote table"  # it wrote the table (a trigger's or an unknown check)
     ROWS_NOT_LOGGED = "rows not logged"  # COPY, MERGE, or rows the statement text does not hold
     KEY_NOT_LOGGED = "key not logged"  # the log does not show the violation's key
@@ -47,6 +48,7 @@ class Why(Enum):
     KEY_UNKNOWN = "key unknown"  # the key's value is computed or not logged
     WROTE_KEY = "wrote key"  # it wrote the offending key
     WROTE_KEYED_ROW = "wrote keyed row"  # its WHERE picked the row with the key (a trigger's check)
+    MIXED_NULLS = "mixed nulls"  # its row mixed NULL and non-NULL in a MATCH FULL key
     CHANGED_PARENT_KEY = "changed parent key"  # it deleted or updated the referenced row
     CHANGED_PARENT = "changed parent"  # it deleted or updated rows of the referenced table
     RAISED = "raised"  # it raised the error, and no write of it matched
@@ -60,6 +62,17 @@ class Reason:
     why: Why
     write: Write
     key: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Orphans:
+    """What the query that lists a foreign key's orphans needs: the child table and its key
+    columns, the parent table and its columns (``()`` when the log does not tell them)."""
+
+    table: str
+    referenced_table: str | None
+    columns: tuple[str, ...]
+    referenced_columns: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,10 @@ class Findings:
         trigger: for a constraint trigger's error, the trigger (from the DDL in the log).
         ignored_set_line: the line of a SET CONSTRAINTS that ran outside a transaction block and
             so did not defer the constraint.
+        orphans: for a foreign key found broken by rows written with the checks switched off,
+            how to list the rows it orphaned.
+        uncompared: (line, statement) of the writes of the key's columns into the table whose
+            values matched no form of the key: a value in a form logdiag does not compare.
     """
 
     failure: Failure
@@ -97,6 +114,8 @@ class Findings:
     raised_by_one_of_several: bool
     trigger: str | None = None
     ignored_set_line: int | None = None
+    orphans: Orphans | None = None
+    uncompared: tuple[tuple[int, str], ...] = ()
 
 
 def _trigger_opening(found: Findings, opening: str, name: str) -> str:
@@ -161,6 +180,11 @@ def explanation(found: Findings) -> str:
             f"logdiag dropped the {failure.dropped} oldest statements of this transaction (its memory "
             "cap): the one that wrote the key may be among them."
         )
+    elif Missing.STATEMENTS in found.missing and found.uncompared:
+        parts.append(
+            f"The statement at line {found.uncompared[0][0]} wrote the key's columns, in a form logdiag could not "
+            "compare with the key the server printed."
+        )
     elif Missing.STATEMENTS in found.missing:
         parts.append("No statement of this transaction in the log wrote it.")
     for item in found.related:
@@ -173,6 +197,14 @@ def explanation(found: Findings) -> str:
                 f"The SET CONSTRAINTS at line {item.source.line} ran outside a transaction block: the server "
                 "warned that it can only be used in transaction blocks, and it did nothing, so the constraint "
                 "was checked at the statement."
+            )
+        elif item.role is Role.CHECKS_DISABLED:
+            parts.append(
+                f"It was written while foreign-key checks were switched off: {item.statement.strip().rstrip(';')} "
+                f"at line {item.source.line} {item.note}. PostgreSQL checked none of the rows written then; the "
+                "ALTER TABLE checked the table's existing rows and found this one, the first it met: other rows "
+                "from the same window may be orphans too."
+                + (f" List them with: {orphans_query(found.orphans)}" if found.orphans else "")
             )
         elif item.role is Role.DEFERRAL_IGNORED:
             parts.append(
@@ -200,6 +232,7 @@ _OPENINGS = {
 #: A culprit's reason, by why it is one.
 _REASONS = {
     Why.CALLS: "calls {called}, whose writes the log does not show",
+    Why.CALLS_WITH_KEY: "calls {called} with {key} among its arguments; its writes are not in the log",
     Why.WROTE_TABLE: "wrote {table} in this transaction",
     Why.ROWS_NOT_LOGGED: "{kind} into {table}: its rows are not in the log",
     Why.KEY_NOT_LOGGED: "wrote {table}; the log does not show the key",
@@ -207,6 +240,7 @@ _REASONS = {
     Why.KEY_UNKNOWN: "wrote {table}; the key's value is computed or not logged",
     Why.WROTE_KEY: "{verb} {key} into {table}",
     Why.WROTE_KEYED_ROW: "{kind}d the {table} row with {key}",
+    Why.MIXED_NULLS: "{verb} {key} into {table}, mixing NULL and non-NULL in a MATCH FULL key",
     Why.CHANGED_PARENT_KEY: "{kind}d the {parent} row with {key} that {child} still references",
     Why.CHANGED_PARENT: "{kind}d rows of {parent}",
     Why.RAISED: "raised the error",
@@ -260,6 +294,10 @@ def related_note(
         return "removed the referenced key" if removed_key else "changed rows of the referenced table"
     if role is Role.DEFERRED_BY:
         return "made the constraint deferred in this transaction"
+    if role is Role.SAVEPOINT_ROLLBACK:
+        return "undid the parent row inserted after its savepoint"
+    if role is Role.CULPRIT_BIND:
+        return "bound the parameters of the culprit's execution"
     if role is Role.DEFERRAL_IGNORED:
         return "had no effect on this constraint: it is NOT DEFERRABLE, so it was checked at each statement"
     return "DEFERRABLE INITIALLY DEFERRED" if initially_deferred else "DEFERRABLE"
@@ -273,7 +311,12 @@ def hints(found: Findings) -> tuple[str, ...]:
 def _hints(found: Findings) -> Iterator[str]:
     v = found.violation
     shown_key = show_key(found.key.items())
-    if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
+    if v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side and is_match_full_detail(v.detail_reason):
+        yield (
+            f"Set all of the key's columns ({', '.join(found.key) or 'of the foreign key'}) or none of them: MATCH "
+            "FULL rejects a row that has some NULL and some not."
+        )
+    elif v.kind is ConstraintKind.FOREIGN_KEY and not v.parent_side:
         yield (
             f"Insert the {v.referenced_table} row for {shown_key or 'the key'} first, or in the same transaction "
             f"before COMMIT; or correct the value the culprit statement writes."
@@ -303,6 +346,15 @@ def _hints(found: Findings) -> Iterator[str]:
         yield deferrable_fix(v.kind, found.table, v.constraint)
     if found.ignored_set_line is not None:
         yield outside_transaction_fix()
+    if found.orphans is not None:
+        yield (
+            f"List every row the constraint would reject, {orphans_query(found.orphans)} then insert their "
+            f"{found.orphans.referenced_table or 'parent'} rows or delete or correct them, and run the ALTER TABLE again."
+        )
+        yield (
+            "Keep foreign-key checks on while writing rows (session_replication_role = origin, triggers enabled), "
+            "or add the constraint NOT VALID and VALIDATE it once the data is whole."
+        )
     if any(r.role is Role.ROLLED_BACK_PARENT for r in found.related):
         yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
 
@@ -325,6 +377,19 @@ def _setting_hints(found: Findings) -> Iterator[str]:
             "The log tells no session, so no statement can be tied to this error: add %p, or better %c, "
             "to log_line_prefix (or use csvlog/jsonlog)."
         )
+    elif Missing.STATEMENTS in found.missing and found.uncompared:
+        # Hints name only what was missing (issue 26): here a value, not a setting.
+        line, statement = found.uncompared[0]
+        yield (
+            f"The statement at line {line} wrote the key's columns with a value in a form logdiag does not "
+            f"compare with the server's ({statement.strip()[:200]}): compare it with the key by hand."
+        )
+    elif Missing.STATEMENTS in found.missing and f.statements_seen:
+        yield (
+            "The log shows statements (statement logging is on), but none of this transaction wrote the key: "
+            "it was written inside a function, trigger or rule, or by a statement the setting does not log "
+            "(log_statement = 'mod' leaves out SELECT f(...); 'all' logs it)."
+        )
     elif Missing.STATEMENTS in found.missing:
         yield (
             "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
@@ -343,6 +408,79 @@ def _setting_hints(found: Findings) -> Iterator[str]:
         )
     if any(e.statement.parameters_truncated for e in f.entries):
         yield "Bind parameters were cut short: set log_parameter_max_length = -1 to log them whole."
+
+
+def checks_disabled_note(window: ChecksWindow) -> str:
+    """The note of the statement that switched foreign-key checks off: until when."""
+    what = f"switched the triggers of {window.table} off" if window.table else "switched every table's triggers off"
+    if window.end is None:
+        return f"{what}, and the log shows them switched back on by no later statement of the session"
+    return f"{what} until {window.end.text.strip().rstrip(';')} at line {window.end.record.source.line}"
+
+
+def checks_disabled_explanation(window: ChecksWindow, table: str, written: int, incident_line: int) -> str:
+    """The words of a ``checks_disabled`` finding: the window, what it let in, what it led to."""
+    start = window.start
+    switched = (
+        f"ALTER TABLE ... DISABLE TRIGGER ALL at line {start.record.source.line} switched off the triggers of "
+        f"{window.table}, the internal ones that check its foreign keys included"
+        if window.table else
+        f"SET session_replication_role = replica at line {start.record.source.line} (what pg_restore "
+        "--disable-triggers and replication tools run) switched off the session's ordinary triggers, the internal "
+        "ones that check foreign keys included"
+    )
+    until = (
+        f"until line {window.end.record.source.line}" if window.end is not None
+        else "and the log shows no later statement of the session switching them back on"
+    )
+    return (
+        f"{switched}, {until}. The session wrote {table} {written} time{'s' * (written != 1)} in that window, and "
+        f"PostgreSQL checked none of those rows against their parents. The ALTER TABLE at line {incident_line} "
+        "checked the table's existing rows and found one with no parent; others from the same window may be "
+        "orphans too."
+    )
+
+
+def checks_disabled_hints(window: ChecksWindow) -> tuple[str, ...]:
+    """What to do about a ``checks_disabled`` finding."""
+    back_on = (
+        f"ALTER TABLE {window.table} ENABLE TRIGGER ALL" if window.table else "RESET session_replication_role"
+    )
+    return (
+        (
+            "List the rows without parents with the query in the incident's explanation, and insert their parents "
+            "or delete or correct them before adding or validating the constraint."
+        ),
+        (
+            f"Switch the checks back on ({back_on}) as soon as the rows that need it are written, and write "
+            "child rows only after their parents; or load the data with the constraints dropped and add them "
+            "back (NOT VALID, then VALIDATE CONSTRAINT) so that PostgreSQL checks every row."
+        ),
+    )
+
+
+def orphans_query(orphans: Orphans) -> str:
+    """The query that lists the rows of a foreign key's table that have no parent.
+
+    >>> orphans_query(Orphans("orders", "customers", ("customer_id",), ("id",)))
+    'SELECT c.* FROM orders c WHERE c.customer_id IS NOT NULL AND NOT EXISTS (SELECT FROM customers p WHERE p.id = c.customer_id);'
+    """
+    parents = orphans.referenced_columns or tuple(f"<{c}'s parent column>" for c in orphans.columns)
+    present = " AND ".join(f"c.{_ident(c)} IS NOT NULL" for c in orphans.columns)
+    joined = " AND ".join(f"p.{_ident(p)} = c.{_ident(c)}" for c, p in zip(orphans.columns, parents, strict=True))
+    parent = _ident(orphans.referenced_table) if orphans.referenced_table else "<parent table>"
+    return (
+        f"SELECT c.* FROM {_ident(orphans.table)} c WHERE {present} AND NOT EXISTS "
+        f"(SELECT FROM {parent} p WHERE {joined});"
+    )
+
+
+def _ident(name: str) -> str:
+    """A name as SQL writes it: quoted unless it is lower-case letters, digits and underscores."""
+    plain = (name[:1].isalpha() or name[:1] == "_") and all(c.isalnum() or c == "_" for c in name)
+    if name.startswith("<") or (plain and name == name.lower()):
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def ignored_set_note(warning_line: int) -> str:

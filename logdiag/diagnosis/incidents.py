@@ -51,6 +51,8 @@ class Role(_Word):
     """What a piece of related evidence is."""
 
     ROLLED_BACK_PARENT = "rolled_back_parent"  # the parent row, undone by ROLLBACK TO SAVEPOINT
+    SAVEPOINT_ROLLBACK = "savepoint_rollback"  # the ROLLBACK TO SAVEPOINT that undid it (issue 26)
+    CULPRIT_BIND = "culprit_bind"  # the bind record of the culprit's execution (log_min_duration_statement)
     PARENT_CHANGE = "parent_change"  # the transaction also changed the referenced table
     DEFERRED_BY = "deferred_by"  # SET CONSTRAINTS ... DEFERRED
     # SET CONSTRAINTS ... DEFERRED that did not defer the constraint: it is NOT DEFERRABLE (issue 26)
@@ -58,6 +60,12 @@ class Role(_Word):
     ABORTED_AFTER = "aborted_after"  # a finding's: an error of the transaction it aborted (25P02)
     CAUSED = "caused"  # a finding's: the incident its pitfall let happen
     DECLARED_BY = "declared_by"  # the DDL that declared the constraint deferrable
+    # An incident's: the statement that switched foreign-key checks off, the start of the
+    # checks_disabled finding's window in which the culprit wrote the key (issue 26)
+    CHECKS_DISABLED = "checks_disabled"
+    # A checks_disabled finding's: a write into the table inside the window, unchecked
+    WRITTEN_UNCHECKED = "written_unchecked"
+    WINDOW_END = "window_end"  # a checks_disabled finding's: the statement that switched them back on
 
 
 class Missing(_Word):
@@ -227,6 +235,7 @@ class FindingSeverity(_Word):
 
     ERROR = "error"
     WARNING = "warning"
+    LOG = "log"  # a statement the log shows being run (checks_disabled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,9 +246,12 @@ class Finding:
         kind: which pitfall.
         sqlstate: the record's SQLSTATE, or the one its fixed message implies (``sqlstate_inferred``).
         constraint, table: what it is about, when known (the table from the DDL in the log).
-        source: the record the finding stands on (the ERROR or WARNING).
+        source: the record the finding stands on (the ERROR or WARNING; for ``checks_disabled``,
+            the statement that switched the checks off).
         statement: the statement that fell into it.
-        related: its consequences (``aborted_after``: the errors of the transaction it aborted).
+        related: its consequences (``aborted_after``: the errors of the transaction it aborted;
+            ``caused``: the incident's ERROR) and, for ``checks_disabled``, its window's end
+            (``window_end``) and the writes inside it (``written_unchecked``).
     """
 
     kind: FindingKind

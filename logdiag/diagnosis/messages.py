@@ -413,7 +413,10 @@ def not_deferrable_constraint(message: str | None, sqlstate: str | None) -> str 
     if sqlstate not in (None, NOT_DEFERRABLE_SQLSTATE) or message is None:
         return None
     found = _NOT_DEFERRABLE.match(message)
-    return found["name"] if found else None
+    if found is None:  # in the server's language (issue 26)
+        named = next((m for form in all_formats(msgids.NOT_DEFERRABLE) if (m := form.match(message))), None)
+        return named[0] if named else None
+    return found["name"]
 
 
 def is_in_failed_transaction(message: str | None, sqlstate: str | None) -> bool:
@@ -421,7 +424,7 @@ def is_in_failed_transaction(message: str | None, sqlstate: str | None) -> bool:
     earlier error of the same transaction."""
     if sqlstate is not None:
         return sqlstate == IN_FAILED_TRANSACTION_SQLSTATE
-    return message == _IN_FAILED_TRANSACTION
+    return message == _IN_FAILED_TRANSACTION or message in _IN_FAILED_TRANSACTION_TRANSLATED
 
 
 _OUTSIDE_TRANSACTION = "SET CONSTRAINTS can only be used in transaction blocks"
@@ -430,7 +433,9 @@ NO_ACTIVE_TRANSACTION_SQLSTATE = "25P01"
 
 def is_set_constraints_outside_transaction(message: str | None, sqlstate: str | None) -> bool:
     """Whether a WARNING says SET CONSTRAINTS ran outside a transaction block (and did nothing)."""
-    return sqlstate in (None, NO_ACTIVE_TRANSACTION_SQLSTATE) and message == _OUTSIDE_TRANSACTION
+    return sqlstate in (None, NO_ACTIVE_TRANSACTION_SQLSTATE) and (
+        message == _OUTSIDE_TRANSACTION or message in _OUTSIDE_TRANSACTION_TRANSLATED
+    )
 
 
 def is_pitfall_sqlstate(state: str) -> bool:
@@ -465,4 +470,81 @@ def inferred_sqlstate(message: str | None) -> str | None:
     for pattern, state in _FIXED_MESSAGES:
         if pattern.match(message):
             return state
+    return translated_sqlstate(message)
+
+
+# --- the same fixed messages in every language the server ships (issue 26) ------------------------
+# Their msgids (logdiag/lang/msgids.py) as each catalog translates them, with the SQLSTATE the
+# server raises them with (src/backend/utils/errcodes.txt, and the ereport sites: deadlock.c
+# DeadLockReport 40P01 ERRCODE_T_R_DEADLOCK_DETECTED; nodeModifyTable.c, nodeLockRows.c, heapam
+# and predicate.c 40001 ERRCODE_T_R_SERIALIZATION_FAILURE; the others as above).
+# tests/test_languages.py checks them against the SQLSTATE each server wrote in its csvlog.
+_FIXED_MSGIDS: tuple[tuple[str, str], ...] = (
+    (msgids.UNDEFINED_RELATION, "42P01"),
+    (msgids.DIVISION_BY_ZERO, "22012"),
+    (msgids.INVALID_INPUT_SYNTAX, "22P02"),
+    (msgids.IN_FAILED_TRANSACTION, IN_FAILED_TRANSACTION_SQLSTATE),
+    (msgids.NOT_DEFERRABLE, NOT_DEFERRABLE_SQLSTATE),
+    (msgids.DEADLOCK, "40P01"),
+    (msgids.SERIALIZE_UPDATE, "40001"),
+    (msgids.SERIALIZE_DELETE, "40001"),
+    (msgids.SERIALIZE_DEPENDENCIES, "40001"),
+)
+_IN_FAILED_TRANSACTION_TRANSLATED = frozenset(
+    language.text(msgids.IN_FAILED_TRANSACTION) for language in LANGUAGES.values()
+)
+_OUTSIDE_TRANSACTION_TRANSLATED = frozenset(
+    form.literals[0] + "SET CONSTRAINTS" + form.literals[1]
+    for form in all_formats(msgids.ONLY_IN_TRANSACTION_BLOCKS) if len(form.literals) == 2
+)
+#: (the language's "syntax error", its format of ``%s at or near "%s"``, of ``%s at end of input``)
+_SYNTAX_ERRORS = tuple(dict.fromkeys(
+    (language.text(msgids.SYNTAX_ERROR), language.format(msgids.AT_OR_NEAR), language.format(msgids.AT_END_OF_INPUT))
+    for language in LANGUAGES.values()
+))
+
+
+#: (the head of `` at character %d`` in each language, what follows the number)
+_AT_CHARACTER = tuple(dict.fromkeys(
+    (form.literals[0], form.literals[1]) for form in all_formats(msgids.AT_CHARACTER) if len(form.literals) == 2
+))
+
+
+def _without_position(message: str) -> str:
+    """The message without the cursor position a stderr log appends in the server's language
+    (``… bei Zeichen 8``); logdiag's stderr reader takes off only the English one."""
+    for head, tail in _AT_CHARACTER:
+        if not message.endswith(tail):
+            continue
+        body = message[: len(message) - len(tail)]
+        at = body.rfind(head)
+        if at > 0 and body[at + len(head) :].isdigit():
+            return body[:at]
+    return message
+
+
+def translated_sqlstate(message: str) -> str | None:
+    """The SQLSTATE of a fixed PostgreSQL message in any language the server ships, or None: a
+    syntax error is 42601 (scan.l raises every message it words so), the others as the table says.
+
+    >>> translated_sqlstate("Syntaxfehler bei »SELEC«"), translated_sqlstate("Verklemmung (Deadlock) entdeckt")
+    ('42601', '40P01')
+    """
+    message = _without_position(message)
+    for msgid, state in _FIXED_MSGIDS:
+        if any(form.match(message) is not None for form in all_formats(msgid)):
+            return state
+    for word, near, end in _SYNTAX_ERRORS:
+        if word in message and any((found := f.match(message)) and found[0] == word for f in (near, end)):
+            return "42601"
     return None
+
+
+_MATCH_FULL_DETAILS = frozenset(language.text(msgids.MATCH_FULL) for language in LANGUAGES.values())
+
+
+def is_match_full_detail(detail: str | None) -> bool:
+    """Whether a foreign key's DETAIL is ``MATCH FULL does not allow mixing of null and nonnull key
+    values.`` (in any language): the row mixed NULL and non-NULL in the key, which it does not show.
+    """
+    return detail is not None and detail in _MATCH_FULL_DETAILS

@@ -1,14 +1,17 @@
-"""The SET CONSTRAINTS pitfalls (issue 26): from an ERROR to a :class:`Finding`, and the errors
-that follow it. This module decides; :mod:`logdiag.diagnosis.explain` words what it decided."""
+"""The SET CONSTRAINTS pitfalls and switched-off checks (issue 26): from an ERROR (or the incident
+it led to) to a :class:`Finding`, and the errors that follow it. This module decides; :mod:`logdiag.diagnosis.explain` words what it decided."""
 
 from __future__ import annotations
 
 from logdiag.diagnosis.catalog import Catalog
 from logdiag.diagnosis.explain import (
+    checks_disabled_explanation,
+    checks_disabled_hints,
     not_deferrable_explanation,
     not_deferrable_hints,
     outside_transaction_explanation,
     outside_transaction_fix,
+    show_key,
 )
 from logdiag.diagnosis.incidents import (
     Finding,
@@ -27,6 +30,11 @@ from logdiag.diagnosis.messages import (
     not_deferrable_constraint,
 )
 from logdiag.diagnosis.sessions import Failure
+from logdiag.diagnosis.sql import Write, statement_writes
+from logdiag.diagnosis.statements import LoggedStatement
+
+#: writes of a window listed as a checks_disabled finding's ``written_unchecked``, the first ones
+MAX_UNCHECKED_LISTED = 100
 
 #: pg_constraint kinds as sql.py names them -> the kind a fix depends on
 _KINDS = {
@@ -110,3 +118,55 @@ def outside_transaction(failure: Failure, incident: Incident) -> Finding | None:
         hints=(outside_transaction_fix(),),
         related=(caused,),
     )
+
+
+def checks_disabled(failure: Failure, incident: Incident) -> Finding | None:
+    """The window of switched-off foreign-key checks (``SET session_replication_role = replica``,
+    ``ALTER TABLE t DISABLE TRIGGER ALL``) in which the incident's culprit wrote its key, as a
+    finding (issue 26): its start, its end (``window_end``), the writes into the incident's table
+    inside it (``written_unchecked``) and the incident's ERROR (``caused``). None when the
+    incident has no such window (its ``related`` names it as ``checks_disabled``).
+
+    Like ``set_constraints_outside_transaction``, a window is reported through the error it led
+    to: the fast path reads only the sessions of errors, and both paths must agree."""
+    started = next((r.source for r in incident.related if r.role is Role.CHECKS_DISABLED), None)
+    window = next((w for w in failure.checks_windows if w.start.record.source == started), None)
+    if window is None or incident.table is None:
+        return None
+    start = window.start
+    culprit = incident.culprits[0] if incident.culprits else None
+    related: list[Related] = []
+    if window.end is not None:
+        related.append(Related(Role.WINDOW_END, window.end.text, window.end.record.source, window.end.record.timestamp))
+    written = [w for w in window.writes if any(x.table == incident.table for x in _writes(w))]
+    for statement in written[:MAX_UNCHECKED_LISTED]:
+        note = (
+            f"wrote {show_key(incident.key.items())}, which the ALTER TABLE at line {incident.raised_by_source.line} found "
+            "with no parent" if culprit is not None and culprit.source == statement.record.source and incident.key
+            else None
+        )
+        related.append(Related(Role.WRITTEN_UNCHECKED, statement.text, statement.record.source,
+                               statement.record.timestamp, note))
+    related.append(Related(Role.CAUSED, incident.raised_by_statement or "", incident.raised_by_source, incident.at,
+                           incident.message))
+    return Finding(
+        kind=FindingKind.CHECKS_DISABLED,
+        sqlstate=None,
+        severity=FindingSeverity.LOG,
+        constraint=incident.constraint,
+        table=window.table or incident.table,
+        session=incident.session,
+        vxid=start.record.vxid,
+        xid=start.record.xid,
+        source=start.record.source,
+        at=start.record.timestamp,
+        statement=start.text,
+        explanation=checks_disabled_explanation(window, incident.table, len(written) + window.dropped,
+                                                incident.raised_by_source.line),
+        hints=checks_disabled_hints(window),
+        related=tuple(related),
+    )
+
+
+def _writes(statement: LoggedStatement) -> tuple[Write, ...]:
+    return statement_writes(statement.text, statement.parameters).writes

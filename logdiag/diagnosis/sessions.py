@@ -24,6 +24,8 @@ from logdiag.diagnosis.statements import (
     ENDS_TRANSACTION,
     Control,
     LoggedStatement,
+    bind_of,
+    checks_switch,
     statement_of,
 )
 from logdiag.lang import LANGUAGES, msgids
@@ -44,6 +46,8 @@ MAX_DDL = 2_000
 IDLE_TIMEOUT = 3600.0  # seconds of log time without a record before a session is dropped
 _SWEEP_EVERY = 10_000  # records between idle sweeps
 _REMEMBERED_EVICTIONS = 100_000
+MAX_WINDOW_WRITES = 5_000  # writes kept per window of switched-off checks
+MAX_WINDOWS = 8  # windows of switched-off checks kept per session, latest
 
 
 @dataclass(slots=True)
@@ -73,6 +77,8 @@ class Transaction:
     dropped: int = 0
     size: int = 0
     xid: int | None = None
+    #: it ended in ROLLBACK, or an error aborted it (until a ROLLBACK TO SAVEPOINT): its writes are undone
+    rolled_back: bool = False
     max_statements: int = MAX_STATEMENTS
     max_bytes: int = MAX_BYTES
 
@@ -128,6 +134,10 @@ class Session:
     #: a SET CONSTRAINTS run outside a transaction block (WARNING 25P01: it did nothing), until
     #: the session's next error takes it (issue 26)
     ignored_set: IgnoredSet | None = None
+    #: the windows in which this session switched foreign-key checks off, latest last (issue 26)
+    windows: deque[_Window] = field(default_factory=lambda: deque(maxlen=MAX_WINDOWS))
+    #: the last bind record (log_min_duration_statement), until the execute of its statement
+    last_bind: LoggedStatement | None = None
 
     def learn(self, record: LogRecord) -> None:
         self.user = record.user or self.user
@@ -143,6 +153,44 @@ class IgnoredSet:
 
     warning: LogRecord
     statement: LoggedStatement | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksWindow:
+    """Foreign-key checks switched off in a session (issue 26): by ``start``
+    (``SET session_replication_role = replica`` or ``ALTER TABLE t DISABLE TRIGGER ALL``) until
+    ``end`` (the role reset, ``ENABLE TRIGGER ALL``; None: still off, or until the session ended).
+
+    Attributes:
+        table: the table whose triggers were disabled; None for the replication role (every table).
+        writes: the statements of the session in the window that may have written rows and were
+            not undone (their transaction committed, as far as the log tells), oldest first.
+        dropped: writes of the window left out by the cap (:data:`MAX_WINDOW_WRITES`), the oldest.
+    """
+
+    start: LoggedStatement
+    table: str | None
+    end: LoggedStatement | None
+    writes: tuple[LoggedStatement, ...]
+    dropped: int = 0
+
+
+@dataclass(slots=True)
+class _Window:
+    """An open (or closed) window of a session, as the tracker fills it."""
+
+    start: LoggedStatement
+    table: str | None
+    end: LoggedStatement | None = None
+    writes: deque[tuple[Entry, Transaction]] = field(default_factory=lambda: deque(maxlen=MAX_WINDOW_WRITES))
+    seen: int = 0
+
+    def snapshot(self) -> ChecksWindow:
+        kept = tuple(
+            entry.statement for entry, transaction in self.writes
+            if not entry.failed and entry.undone_by is None and not transaction.rolled_back
+        )
+        return ChecksWindow(self.start, self.table, self.end, kept, self.seen - len(self.writes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +210,10 @@ class Failure:
         keyless: the log tells no session (a ``log_line_prefix`` without %p or %c).
         ignored_set: a SET CONSTRAINTS of the session outside a transaction block since its
             previous error, which had no effect.
+        checks_windows: the windows in which the session had switched foreign-key checks off
+            before the error, oldest first.
+        statements_seen: the log shows statements being run (``statement:``, ``duration:`` or
+            ``execute`` records), so statement logging is not off.
     """
 
     record: LogRecord
@@ -175,6 +227,8 @@ class Failure:
     history_lost: bool = False
     keyless: bool = False
     ignored_set: IgnoredSet | None = None
+    checks_windows: tuple[ChecksWindow, ...] = ()
+    statements_seen: bool = False
 
 
 @dataclass(slots=True)
@@ -215,6 +269,7 @@ class SessionTracker:
         self.sessions: OrderedDict[object, Session] = OrderedDict()
         self.stats = TrackerStats()
         self.boundaries_seen = False
+        self.statements_seen = False
         self.ddl = DdlLog(MAX_DDL)
 
     def feed(self, record: LogRecord) -> Iterator[Failure]:
@@ -242,9 +297,15 @@ class SessionTracker:
         elif record.severity is Severity.LOG:
             statement = statement_of(record)
             if statement is not None:
+                bound = session.last_bind
+                if bound is not None and statement.prepared_name is not None and bound.text == statement.text:
+                    statement = replace(statement, bind=bound)
+                session.last_bind = None
                 self._statement(session, statement)
             elif message.startswith(_DISCONNECTION):
                 self._end_session(record)
+            elif (bound := bind_of(record)) is not None:
+                session.last_bind = bound
         elif record.severity in (Severity.FATAL, Severity.PANIC):
             self._end_session(record)
         elif record.severity is Severity.WARNING and is_set_constraints_outside_transaction(message, record.sqlstate):
@@ -330,6 +391,7 @@ class SessionTracker:
     def _statement(self, session: Session, statement: LoggedStatement) -> None:
         record = statement.record
         control = statement.control.kind if statement.control else None
+        self.statements_seen = True
         if control in (Control.BEGIN, Control.COMMIT, Control.ROLLBACK, Control.COMMIT_AND_CHAIN):
             self.boundaries_seen = True
         if statement.is_ddl:
@@ -337,7 +399,12 @@ class SessionTracker:
         current = session.transaction
         vxid = record.vxid
         if vxid is not None:
-            if current.vxid != vxid:
+            # log_min_duration_statement logs a COMMIT or ROLLBACK once its transaction is over,
+            # with the local id 0 (``3/0``): it ends the open transaction, not one of its own.
+            ends_open = control in ENDS_TRANSACTION and vxid.endswith("/0") and current.vxid is not None and not (
+                current.ending
+            )
+            if current.vxid != vxid and not ends_open:
                 current = self._new_transaction(session, vxid, explicit=control is Control.BEGIN or session.chained)
                 session.chained = False
         else:
@@ -354,6 +421,8 @@ class SessionTracker:
         if record.xid:
             current.xid = record.xid
         self.stats.dropped_statements += current.add(statement)
+        if session.windows or control is None:
+            self._checks(session, current, statement)
         ignored = session.ignored_set
         if ignored is not None and ignored.statement is None and control in _SETS:
             session.ignored_set = replace(ignored, statement=statement)  # its duration line, after the WARNING
@@ -365,9 +434,27 @@ class SessionTracker:
             current.release(statement.control.argument if statement.control else None)
         elif control is Control.ROLLBACK_TO:
             current.rollback_to(statement.control.argument if statement.control else None, statement)
+            current.rolled_back = False  # the savepoint took the error back
         elif control in ENDS_TRANSACTION:
             current.ending = True
+            current.rolled_back = current.rolled_back or control in (Control.ROLLBACK, Control.ROLLBACK_AND_CHAIN)
             session.chained = control in (Control.COMMIT_AND_CHAIN, Control.ROLLBACK_AND_CHAIN)
+
+    @staticmethod
+    def _checks(session: Session, current: Transaction, statement: LoggedStatement) -> None:
+        """Open or close a window of switched-off foreign-key checks, or add a write to the open ones."""
+        switch = checks_switch(statement.text) if statement.control is None else None
+        if switch is not None and switch.disables:
+            session.windows.append(_Window(statement, switch.table))
+        elif switch is not None:
+            for window in session.windows:
+                if window.end is None and window.table == switch.table:
+                    window.end = statement
+        elif statement.may_write:
+            for window in session.windows:
+                if window.end is None:
+                    window.writes.append((current.entries[-1], current))
+                    window.seen += 1
 
     def _failure(self, session: Session, record: LogRecord) -> Failure:
         current = session.transaction
@@ -386,15 +473,18 @@ class SessionTracker:
             dropped=current.dropped,
             by_vxid=record.vxid is not None,
             boundaries_seen=self.boundaries_seen,
+            statements_seen=self.statements_seen,
             explicit=current.explicit,
             ddl=self.ddl.view(),
             history_lost=session.history_lost,
             ignored_set=session.ignored_set,
+            checks_windows=tuple(window.snapshot() for window in session.windows),
         )
         session.ignored_set = None
         control_checks = bool(entries) and entries[-1].statement.control is not None and (
             entries[-1].statement.control.kind in CHECKS_DEFERRED
         )
+        current.rolled_back = current.rolled_back or current.explicit  # an error in a block aborts it (a savepoint may take it back)
         if not current.explicit or control_checks or current.ending:
             # The transaction is over: an error outside a block, or at COMMIT, rolls it back.
             current.ending = True

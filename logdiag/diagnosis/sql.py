@@ -15,6 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from logdiag.diagnosis.statements import may_hold_several
+from logdiag.diagnosis.values import parse_array_literal, same_canonical
 
 if TYPE_CHECKING:  # pglast is imported where it is used: loading it takes a third of a second
     from pglast import ast
@@ -60,6 +61,7 @@ class Write:
             (COPY, INSERT ... SELECT from a table, a function call).
         where: for UPDATE and DELETE, the ``column = value`` conditions of the WHERE clause.
         function: the function or procedure called, for ``call``.
+        arguments: a call's arguments (UNKNOWN where computed), for ``call``.
     """
 
     kind: WriteKind
@@ -69,6 +71,7 @@ class Write:
     rows: tuple[tuple[Cell, ...], ...] | None = None
     where: Mapping[str, Cell] = field(default_factory=dict)
     function: str | None = None
+    arguments: tuple[Cell, ...] = ()
 
     def values_of(self, columns: Sequence[str]) -> Iterator[tuple[Cell, ...]]:
         """Each row's values for ``columns`` (UNKNOWN where the row does not set one)."""
@@ -90,6 +93,7 @@ class ConstraintDefinition:
     deferrable: bool
     initially_deferred: bool
     referenced_table: str | None = None
+    referenced_columns: tuple[str, ...] = ()  # a foreign key's, when its REFERENCES lists them
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,8 @@ class StatementWrites:
     Attributes:
         writes: the writes, in order.
         tables: for CREATE TABLE, each table's column order.
+        types: for CREATE TABLE, each table's columns' type names (``tsrange``, ``int4``,
+            ``numeric``; ``int4[]`` for an array), without schema or modifiers.
         constraints: constraints declared by CREATE TABLE or ALTER TABLE.
         partitions: each partition's partitioned table (``CREATE TABLE ... PARTITION OF``,
             ``ALTER TABLE ... ATTACH PARTITION``).
@@ -137,6 +143,7 @@ class StatementWrites:
 
     writes: tuple[Write, ...] = ()
     tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    types: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     constraints: tuple[ConstraintDefinition, ...] = ()
     partitions: Mapping[str, str] = field(default_factory=dict)
     triggers: tuple[TriggerDefinition, ...] = ()
@@ -182,6 +189,7 @@ def statement_writes(
     return StatementWrites(
         writes=tuple(builder.writes),
         tables=builder.tables,
+        types=builder.types,
         constraints=tuple(builder.constraints),
         partitions=builder.partitions,
         triggers=tuple(builder.triggers),
@@ -307,6 +315,7 @@ class _Builder:
         self.table_columns = table_columns
         self.writes: list[Write] = []
         self.tables: dict[str, tuple[str, ...]] = {}
+        self.types: dict[str, dict[str, str]] = {}
         self.constraints: list[ConstraintDefinition] = []
         self.partitions: dict[str, str] = {}
         self.triggers: list[TriggerDefinition] = []
@@ -332,9 +341,11 @@ class _Builder:
             columns = tuple(_name(c) for c in node.attlist) if node.attlist else None
             self.writes.append(Write(WriteKind.COPY, *_relation(node.relation), columns=columns))
         elif isinstance(node, ast.CallStmt):
-            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node.funccall)))
+            arguments = tuple(self.value(a) for a in node.funccall.args or ()) if node.funccall else ()
+            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node.funccall), arguments=arguments))
         elif isinstance(node, ast.FuncCall):  # called by a select list
-            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node)))
+            arguments = tuple(self.value(a) for a in node.args or ())
+            self.writes.append(Write(WriteKind.CALL, None, function=_funcname(node), arguments=arguments))
         elif isinstance(node, ast.CreateStmt):
             self.create_table(node)
         elif isinstance(node, ast.AlterTableStmt):
@@ -462,9 +473,8 @@ class _Builder:
         if isinstance(node, ast.A_ArrayExpr):
             return [self.value(e) for e in node.elements or ()]
         text = self.value(node)
-        if isinstance(text, str):
-            return parse_array_literal(text)
-        return None
+        parsed = parse_array_literal(text) if isinstance(text, str) else None
+        return None if parsed is None else [*parsed]
 
     # --- DDL ------------------------------------------------------------------------------
 
@@ -477,14 +487,19 @@ class _Builder:
         if node.partbound is not None and node.inhRelations:
             self.partitions[table] = node.inhRelations[0].relname
         columns = []
+        types: dict[str, str] = {}
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef) and element.colname is not None:
                 columns.append(element.colname)
+                if element.typeName is not None and element.typeName.names:
+                    array = "[]" if element.typeName.arrayBounds else ""
+                    types[element.colname] = _name(element.typeName.names[-1]) + array
                 for constraint in element.constraints or ():
                     self.constraint(table, constraint, (element.colname,))
             elif isinstance(element, ast.Constraint):
                 self.constraint(table, element, None)
         self.tables[table] = tuple(columns)
+        self.types[table] = types
 
     def trigger(self, node: ast.CreateTrigStmt) -> None:
         table = _relation(node.relation)[0]
@@ -555,6 +570,7 @@ class _Builder:
                 deferrable=bool(node.deferrable) or bool(node.initdeferred),
                 initially_deferred=bool(node.initdeferred),
                 referenced_table=node.pktable.relname if node.pktable is not None else None,
+                referenced_columns=tuple(_name(c) for c in node.pk_attrs) if node.pk_attrs else (),
             )
         )
 
@@ -650,47 +666,6 @@ def _const_text(value: object) -> Value:
     return None
 
 
-def parse_array_literal(text: str) -> list[Cell] | None:
-    """``{1,2,"a, b",NULL}`` → ['1', '2', 'a, b', None]; None if it is not a one-dimensional array.
-
-    >>> parse_array_literal('{1,2,"x, \\\\"y\\\\"",NULL}')
-    ['1', '2', 'x, "y"', None]
-    """
-    text = text.strip()
-    if not (text.startswith("{") and text.endswith("}")):
-        return None
-    body = text[1:-1]
-    if not body:
-        return []
-    items: list[Cell] = []
-    current: list[str] = []
-    quoted = escaped = was_quoted = False
-    for char in body:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-            was_quoted = True
-        elif char == "," and not quoted:
-            items.append(_array_item("".join(current), was_quoted))
-            current, was_quoted = [], False
-        elif char == "{" and not quoted:
-            return None
-        else:
-            current.append(char)
-    items.append(_array_item("".join(current), was_quoted))
-    return items
-
-
-def _array_item(text: str, was_quoted: bool) -> Cell:
-    if not was_quoted and text.strip().upper() == "NULL":
-        return None
-    return text if was_quoted else text.strip()
-
-
 def statements_in(text: str) -> tuple[str, ...] | None:
     """The statements of a query string that holds more than one, or None.
 
@@ -732,7 +707,7 @@ def fingerprint(text: str) -> str | None:
         return None
 
 
-def same_value(written: Cell, printed: str | None) -> bool:
+def same_value(written: Cell, printed: str | None, type_name: str | None = None) -> bool:
     """Whether a written value is the key value PostgreSQL printed (42 = '42' = 42.0 for numbers).
 
     >>> same_value("42", "42"), same_value("042", "42"), same_value("x", "y")
@@ -747,4 +722,5 @@ def same_value(written: Cell, printed: str | None) -> bool:
     try:
         return Decimal(written) == Decimal(printed)
     except (InvalidOperation, ValueError):
-        return False
+        # a value in another form than the server's: a range, a timestamp, jsonb... (issue 26)
+        return same_canonical(written, printed, type_name)

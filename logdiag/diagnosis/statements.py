@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from logdiag.lang import LANGUAGES, Language, msgids
+from logdiag.lang import LANGUAGES, Language, all_formats, msgids
 from logdiag.records import LogRecord, Severity
 
 # "statement: X", "duration: 1.2 ms  statement: X", "execute S_1: X", "execute <unnamed>: X",
@@ -198,6 +198,8 @@ class LoggedStatement:
     parameters: dict[str, str | None] | None = None
     parameters_truncated: bool = False
     control: ControlStatement | None = None
+    #: the extended protocol's bind record of this execution (log_min_duration_statement = 0)
+    bind: LoggedStatement | None = None
 
     @property
     def may_write(self) -> bool:
@@ -215,6 +217,12 @@ class LoggedStatement:
             return False
         head = _LEADING_NOISE.sub("", self.text[:200], count=1)
         return bool(_DDL.match(head))
+
+
+def skip_leading_noise(text: str) -> str:
+    """The text after its leading blanks and comments (of its first 1200 characters)."""
+    noise = _LEADING_NOISE.match(text, 0, 1200)
+    return text[noise.end() :] if noise else text
 
 
 def may_hold_several(text: str) -> bool:
@@ -241,6 +249,29 @@ def statement_of(record: LogRecord) -> LoggedStatement | None:
     parameters, truncated = parse_parameters(record.detail)
     name = None if simple else found["name"].split("/", 1)[0]
     return LoggedStatement(text, record, name, parameters, truncated, classify_control(text))
+
+
+#: ``duration: … ms  bind <name>: …`` in every language (log_min_duration_statement = 0): its
+#: name, "/" and portal are adjacent conversions, which a CFormat cannot tell apart.
+_BINDS = tuple(dict.fromkeys(
+    re.compile(f"{re.escape(form.literals[0])}{_MILLISECONDS}{re.escape(form.literals[1])}"
+               f"(?P<name>[^\\s:]{{1,200}}?){re.escape(form.literals[4])}")
+    for form in all_formats(msgids.DURATION_BIND) if len(form.literals) == 6
+))
+_BIND_HEADS = tuple(sorted({form.head for form in all_formats(msgids.DURATION_BIND) if form.head}))
+
+
+def bind_of(record: LogRecord) -> LoggedStatement | None:
+    """The statement a ``bind`` record (the extended protocol's, logged with its duration) binds,
+    with its parameters; None for other records (issue 26: the culprit's ``culprit_bind``)."""
+    message = record.message
+    if record.severity is not Severity.LOG or message is None or not message.startswith(_BIND_HEADS):
+        return None
+    found = next((m for pattern in _BINDS if (m := pattern.match(message)) is not None), None)
+    if found is None:
+        return None
+    parameters, truncated = parse_parameters(record.detail)
+    return LoggedStatement(message[found.end() :], record, found["name"].split("/", 1)[0], parameters, truncated)
 
 
 def _logged(message: str) -> tuple[re.Match[str], bool] | None:
@@ -275,3 +306,66 @@ def parse_parameters(detail: str | None) -> tuple[dict[str, str | None] | None, 
             truncated = truncated or value.endswith("...")
             parameters[f"${found['n']}"] = value
     return parameters, truncated
+
+
+# --- switched-off foreign-key checks (issue 26, checks_disabled) ----------------------------------
+# session_replication_role = replica fires no ordinary trigger, and so none of the internal
+# triggers that check foreign keys (what pg_restore --disable-triggers and replication tools
+# run); ALTER TABLE t DISABLE TRIGGER ALL switches off t's, internal ones included.
+_REPLICATION_ROLE = re.compile(
+    r"(?:SET\s+(?:SESSION\s+|LOCAL\s+)?session_replication_role\s*(?:=|\bTO\b)\s*'?(?P<role>\w{1,20})'?"
+    r"|RESET\s+(?P<reset>session_replication_role|ALL)|DISCARD\s+(?P<discard>ALL))\s*;?\s*$",
+    re.IGNORECASE,
+)
+_TRIGGER_ALL = re.compile(
+    r"ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<table>(?:\"(?:[^\"]|\"\"){1,200}\"|[\w$]{1,200})"
+    r"(?:\s*\.\s*(?:\"(?:[^\"]|\"\"){1,200}\"|[\w$]{1,200}))*)\s*\*?"
+    r"\s+(?P<switch>DISABLE|ENABLE(?:\s+(?:ALWAYS|REPLICA))?)\s+TRIGGER\s+ALL\s*;?\s*$",
+    re.IGNORECASE,
+)
+
+_NAME_PARTS = re.compile(r'"(?:[^"]|""){1,200}"|[\w$]{1,200}')
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksSwitch:
+    """A statement that switches foreign-key checks off or back on.
+
+    Attributes:
+        disables: it switches them off (else back on).
+        table: the table of ``ALTER TABLE t DISABLE|ENABLE TRIGGER ALL`` (unquoted, without its
+            schema); None for ``session_replication_role``, which switches every table's.
+    """
+
+    disables: bool
+    table: str | None = None
+
+
+def checks_switch(text: str | None) -> ChecksSwitch | None:
+    """Whether a statement switches foreign-key checks off or on; None for any other.
+
+    >>> checks_switch("SET session_replication_role = replica;")
+    ChecksSwitch(disables=True, table=None)
+    >>> checks_switch('ALTER TABLE public."Orders" ENABLE TRIGGER ALL')
+    ChecksSwitch(disables=False, table='Orders')
+    >>> checks_switch("SET search_path = app") is None
+    True
+    """
+    if not text or len(text) > 1200:
+        return None
+    head = _LEADING_NOISE.sub("", text, count=1)
+    first = head[:1].upper()
+    if first in ("S", "R", "D"):
+        found = _REPLICATION_ROLE.match(head)
+        if found is None:
+            return None
+        role = found["role"]
+        return ChecksSwitch(disables=role is not None and role.lower() == "replica")
+    if first != "A":
+        return None
+    altered = _TRIGGER_ALL.match(head)
+    if altered is None:
+        return None
+    name = _NAME_PARTS.findall(altered["table"])[-1]  # the table's own name, after its schema
+    table = name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+    return ChecksSwitch(disables=altered["switch"].upper() == "DISABLE", table=table)

@@ -79,6 +79,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'Dauer: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'Dauer: %s ms  Binden %s%s%s: %s',
         'parameters: %s':
             'Parameter: %s',
         'prepare: %s':
@@ -133,6 +135,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             'konnte Zugriff nicht serialisieren wegen gleichzeitigem Löschen',
         'could not serialize access due to read/write dependencies among transactions':
             'konnte Zugriff nicht serialisieren wegen Lese-/Schreib-Abhängigkeiten zwischen Transaktionen',
+        'syntax error':
+            'Syntaxfehler',
+        '%s at or near "%s"':
+            '%s bei »%s«',
+        '%s at end of input':
+            '%s am Ende der Eingabe',
+        'relation "%s" does not exist':
+            'Relation »%s« existiert nicht',
+        'division by zero':
+            'Division durch Null',
+        'invalid input syntax for type %s: "%s"':
+            'ungültige Eingabesyntax für Typ %s: »%s«',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            'aktuelle Transaktion wurde abgebrochen, Befehle werden bis zum Ende der Transaktion ignoriert',
+        ' at character %d':
+            ' bei Zeichen %d',
         'database system is ready to accept connections':
             'Datenbanksystem ist bereit, um Verbindungen anzunehmen',
         'database system was shut down at %s':
@@ -197,6 +215,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'duración: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'duración: %s ms  bind %s%s%s: %s',
         'parameters: %s':
             'parámetros: %s',
         'prepare: %s':
@@ -251,6 +271,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             'no se pudo serializar el acceso debido a un delete concurrente',
         'could not serialize access due to read/write dependencies among transactions':
             'no se pudo serializar el acceso debido a dependencias read/write entre transacciones',
+        'syntax error':
+            'error de sintaxis',
+        '%s at or near "%s"':
+            '%s en o cerca de «%s»',
+        '%s at end of input':
+            '%s al final de la entrada',
+        'relation "%s" does not exist':
+            'no existe la relación «%s»',
+        'division by zero':
+            'división por cero',
+        'invalid input syntax for type %s: "%s"':
+            'la sintaxis de entrada no es válida para tipo %s: «%s»',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            'transacción abortada, las órdenes serán ignoradas hasta el fin de bloque de transacción',
+        ' at character %d':
+            ' en carácter %d',
         'database system is ready to accept connections':
             'el sistema de bases de datos está listo para aceptar conexiones',
         'database system was shut down at %s':
@@ -315,6 +351,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'durée : %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'durée : %s ms, lien %s%s%s : %s',
         'parameters: %s':
             'paramètres : %s',
         'prepare: %s':
@@ -369,6 +407,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             "n'a pas pu sérialiser un accès à cause d'une suppression en parallèle",
         'could not serialize access due to read/write dependencies among transactions':
             "n'a pas pu sérialiser un accès à cause des dépendances de lecture/écriture\nparmi les transactions",
+        'syntax error':
+            'erreur de syntaxe',
+        '%s at or near "%s"':
+            '%s sur ou près de « %s »',
+        '%s at end of input':
+            "%s à la fin de l'entrée",
+        'relation "%s" does not exist':
+            "la relation « %s » n'existe pas",
+        'division by zero':
+            'division par zéro',
+        'invalid input syntax for type %s: "%s"':
+            'syntaxe en entrée invalide pour le type %s : « %s »',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            "la transaction est annulée, les commandes sont ignorées jusqu'à la fin du bloc\nde la transaction",
+        ' at character %d':
+            ' au caractère %d',
         'database system is ready to accept connections':
             'le système de bases de données est prêt pour accepter les connexions',
         'database system was shut down at %s':
@@ -433,6 +487,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'durata: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'durata: %s ms  bind %s%s%s: %s',
         'parameters: %s':
             'parametri: %s',
         'prepare: %s':
@@ -487,6 +543,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             "impossibile serializzare l'accesso a causa dell'eliminazione simultanea",
         'could not serialize access due to read/write dependencies among transactions':
             "serializzazione dell'accesso fallita a causa di dipendenze di lettura/scrittura tra le transazioni",
+        'syntax error':
+            'errore di sintassi',
+        '%s at or near "%s"':
+            '%s a o presso "%s"',
+        '%s at end of input':
+            "%s alla fine dell'input",
+        'relation "%s" does not exist':
+            'la relazione "%s" non esiste',
+        'division by zero':
+            'divisione per zero',
+        'invalid input syntax for type %s: "%s"':
+            'sintassi di input non valida per il tipo %s: "%s"',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            'la transazione corrente è interrotta, i comandi saranno ignorati fino alla fine del blocco della transazione',
+        ' at character %d':
+            ' al carattere %d',
         'database system is ready to accept connections':
             'il database è pronto ad accettare connessioni',
         'database system was shut down at %s':
@@ -551,6 +623,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             '期間: %s ミリ秒  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            '期間: %s ミリ秒  バインド %s%s%s: %s',
         'parameters: %s':
             'パラメータ: %s',
         'prepare: %s':
@@ -605,6 +679,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             '削除が同時に行われたためアクセスの直列化ができませんでした',
         'could not serialize access due to read/write dependencies among transactions':
             'トランザクション間で read/write の依存性があったため、アクセスの直列化ができませんでした',
+        'syntax error':
+            '構文エラー',
+        '%s at or near "%s"':
+            '"%2$s"またはその近辺で%1$s',
+        '%s at end of input':
+            '入力の最後で %s',
+        'relation "%s" does not exist':
+            'リレーション"%s"は存在しません',
+        'division by zero':
+            '0 による除算が行われました',
+        'invalid input syntax for type %s: "%s"':
+            '"%s"型の入力構文が不正です: "%s"',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            '現在のトランザクションがアボートしました。トランザクションブロックが終わるまでコマンドは無視されます',
+        ' at character %d':
+            '(%d文字目)',
         'database system is ready to accept connections':
             'データベースシステムの接続受け付け準備が整いました',
         'database system was shut down at %s':
@@ -667,6 +757,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'ხანგრძლივობა: %s მწმs  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'ხანგრძლივობა: %s მწმ  მიბმა %s%s%s: %s',
         'parameters: %s':
             'პარამეტრები: %s',
         'prepare: %s':
@@ -703,6 +795,20 @@ CATALOGS: dict[str, dict[str, str]] = {
             'ერთდროული განახლების გამო წვდომის სერიალიზაცია შეუძლებელია',
         'could not serialize access due to concurrent delete':
             'ერთდროული წაშლის გამო წვდომის სერიალიზაცია შეუძლებელია',
+        'syntax error':
+            'სინტაქსური შეცდომა',
+        '%s at or near "%s"':
+            '%s "%s"-სთან ან ახლოს',
+        '%s at end of input':
+            '%s შეყვანის ბოლოს',
+        'relation "%s" does not exist':
+            'ურთიერთობა "%s" არ არსებობს',
+        'division by zero':
+            'ნულზე გაყოფა',
+        'invalid input syntax for type %s: "%s"':
+            'არასწორი შეყვანის სინტაქსი ტიპისთვის %s: "%s"',
+        ' at character %d':
+            ' სიმბოლოსთან %d',
         'database system is ready to accept connections':
             'მონაცემთა ბაზის სისტემა მზადაა შეერთებების მისაღებად',
         'database system was shut down at %s':
@@ -767,6 +873,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             '수행시간: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            '실행시간: %s ms  %s%s%s 접속: %s',
         'parameters: %s':
             '매개 변수: %s',
         'prepare: %s':
@@ -821,6 +929,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             '동시 삭제 작업 때문에 순차적 액세스가 불가능합니다',
         'could not serialize access due to read/write dependencies among transactions':
             '트랜잭션간 읽기/쓰기 의존성 때문에 serialize 접근을 할 수 없음',
+        'syntax error':
+            '구문 오류',
+        '%s at or near "%s"':
+            '%s, "%s" 부근',
+        '%s at end of input':
+            '%s, 입력 끝부분',
+        'relation "%s" does not exist':
+            '"%s" 이름의 릴레이션(relation)이 없습니다',
+        'division by zero':
+            '0으로는 나눌수 없습니다.',
+        'invalid input syntax for type %s: "%s"':
+            '%s 자료형 대한 잘못된 입력: "%s"',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            '현재 트랜잭션은 중지되어 있습니다. 이 트랜잭션을 종료하기 전까지는 모든 명령이 무시될 것입니다',
+        ' at character %d':
+            ' %d 번째 문자 부근',
         'database system is ready to accept connections':
             '이제 데이터베이스 서버로 접속할 수 있습니다',
         'database system was shut down at %s':
@@ -885,6 +1009,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'продолжительность: %s мс  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'продолжительность: %s мс, сообщение Bind %s%s%s: %s',
         'parameters: %s':
             'параметры: %s',
         'prepare: %s':
@@ -939,6 +1065,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             'не удалось сериализовать доступ из-за параллельного удаления',
         'could not serialize access due to read/write dependencies among transactions':
             'не удалось сериализовать доступ из-за зависимостей чтения/записи между транзакциями',
+        'syntax error':
+            'ошибка синтаксиса',
+        '%s at or near "%s"':
+            '%s (примерное положение: "%s")',
+        '%s at end of input':
+            '%s в конце',
+        'relation "%s" does not exist':
+            'отношение "%s" не существует',
+        'division by zero':
+            'деление на ноль',
+        'invalid input syntax for type %s: "%s"':
+            'неверный синтаксис для типа %s: "%s"',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            'текущая транзакция прервана, команды до конца блока транзакции игнорируются',
+        ' at character %d':
+            ' (символ %d)',
         'database system is ready to accept connections':
             'система БД готова принимать подключения',
         'database system was shut down at %s':
@@ -1003,6 +1145,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'varaktighet: %s ms  %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'varaktighet: %s ms  bind %s%s%s: %s',
         'parameters: %s':
             'parametrar: %s',
         'prepare: %s':
@@ -1057,6 +1201,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             'kunde inte serialisera åtkomst på grund av samtidig borttagning',
         'could not serialize access due to read/write dependencies among transactions':
             'kunde inte serialisera åtkomst på grund av läs/skriv-beroenden bland transaktionerna',
+        'syntax error':
+            'syntaxfel',
+        '%s at or near "%s"':
+            '%s vid eller nära "%s"',
+        '%s at end of input':
+            '%s vid slutet av indatan',
+        'relation "%s" does not exist':
+            'relationen "%s" existerar inte',
+        'division by zero':
+            'division med noll',
+        'invalid input syntax for type %s: "%s"':
+            'ogiltig indatasyntax för type %s: "%s"',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            'aktuella transaktionen har avbrutits, alla kommandon ignoreras tills slutet på transaktionen',
+        ' at character %d':
+            ' vid tecken %d',
         'database system is ready to accept connections':
             'databassystemet är redo att ta emot anslutningar',
         'database system was shut down at %s':
@@ -1121,6 +1281,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             'тривалість: %s мс %s %s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            'тривалість: %s мс, повідомлення bind %s%s%s: %s',
         'parameters: %s':
             'параметри: %s',
         'prepare: %s':
@@ -1175,6 +1337,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             'не вдалося серіалізувати доступ через паралельне видалення',
         'could not serialize access due to read/write dependencies among transactions':
             'не вдалося серіалізувати доступ через залежність читання/запису серед транзакцій',
+        'syntax error':
+            'синтаксична помилка',
+        '%s at or near "%s"':
+            '%s в або поблизу "%s"',
+        '%s at end of input':
+            '%s в кінці введення',
+        'relation "%s" does not exist':
+            'відношення "%s" не існує',
+        'division by zero':
+            'ділення на нуль',
+        'invalid input syntax for type %s: "%s"':
+            'неприпустимий синтаксис для типу %s: "%s"',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            'поточна транзакція перервана, команди до кінця блока транзакції пропускаються',
+        ' at character %d':
+            ' символ %d',
         'database system is ready to accept connections':
             'система бази даних готова до отримання підключення',
         'database system was shut down at %s':
@@ -1239,6 +1417,8 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s %s%s%s: %s',
         'duration: %s ms  %s %s%s%s: %s':
             '执行时间: %s ms %s%s%s%s: %s',
+        'duration: %s ms  bind %s%s%s: %s':
+            '执行时间: %s ms 绑定%s%s%s: %s',
         'parameters: %s':
             '参数: %s',
         'prepare: %s':
@@ -1293,6 +1473,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             '由于同步删除，无法序列化访问',
         'could not serialize access due to read/write dependencies among transactions':
             '由于多个事务间的读/写依赖而无法串行访问',
+        'syntax error':
+            '语法错误',
+        '%s at or near "%s"':
+            '%s 在 "%s" 或附近的',
+        '%s at end of input':
+            '%s 在输入的末尾',
+        'relation "%s" does not exist':
+            '关系 "%s" 不存在',
+        'division by zero':
+            '除以零',
+        'invalid input syntax for type %s: "%s"':
+            '无效的类型 %s 输入语法: "%s"',
+        'current transaction is aborted, commands ignored until end of transaction block':
+            '当前事务被终止, 事务块结束之前的查询被忽略',
+        ' at character %d':
+            ' 第 %d 个字符处',
         'database system is ready to accept connections':
             '数据库系统准备接受连接',
         'database system was shut down at %s':

@@ -31,6 +31,7 @@ EXECUTE = "execute"
 EXECUTE_FETCH = "execute fetch from"
 EXECUTE_LINE = "%s %s%s%s: %s"  # execute-word, statement name, "/", portal name, text
 DURATION_EXECUTE = "duration: %s ms  %s %s%s%s: %s"
+DURATION_BIND = "duration: %s ms  bind %s%s%s: %s"  # statement name, "/", portal name, text
 PARAMETERS = "parameters: %s"
 PREPARE = "prepare: %s"
 
@@ -70,6 +71,16 @@ DEADLOCK_PROCESS = "Process %d waits for %s on %s; blocked by process %d."
 SERIALIZE_UPDATE = "could not serialize access due to concurrent update"
 SERIALIZE_DELETE = "could not serialize access due to concurrent delete"
 SERIALIZE_DEPENDENCIES = "could not serialize access due to read/write dependencies among transactions"
+# Fixed messages whose SQLSTATE a log without one implies (issue 26): scan.l's scanner_yyerror
+# (``_(message)`` is bison's "syntax error"), parse_relation.c, int.c, numutils.c, postgres.c.
+SYNTAX_ERROR = "syntax error"
+AT_OR_NEAR = '%s at or near "%s"'
+AT_END_OF_INPUT = "%s at end of input"
+UNDEFINED_RELATION = 'relation "%s" does not exist'
+DIVISION_BY_ZERO = "division by zero"
+INVALID_INPUT_SYNTAX = 'invalid input syntax for type %s: "%s"'
+IN_FAILED_TRANSACTION = "current transaction is aborted, commands ignored until end of transaction block"
+AT_CHARACTER = " at character %d"  # elog.c: stderr appends the error's cursor position to its message
 
 #: Lines a server writes whatever it runs (start, checkpoints, autovacuum, connections): they tell
 #: a log's language when its first lines hold no statement and no error (:func:`detect_language`).
@@ -83,11 +94,13 @@ TELLING = (
 #: Every msgid above: what ``scripts/make_message_catalogs.py`` takes from each catalog.
 MSGIDS: tuple[str, ...] = (
     *SEVERITIES, *LABELS.values(), LOCATION_WITH_FUNCTION,
-    STATEMENT, DURATION, DURATION_STATEMENT, EXECUTE, EXECUTE_FETCH, EXECUTE_LINE, DURATION_EXECUTE, PARAMETERS,
+    STATEMENT, DURATION, DURATION_STATEMENT, EXECUTE, EXECUTE_FETCH, EXECUTE_LINE, DURATION_EXECUTE, DURATION_BIND,
+    PARAMETERS,
     PREPARE, CONNECTION_RECEIVED, CONNECTION_RECEIVED_LOCAL, DISCONNECTION,
     FK_CHILD, FK_CHILD_KEY, FK_CHILD_NO_KEY, FK_PARENT, FK_PARENT_RESTRICT, FK_PARENT_KEY, FK_PARENT_NO_KEY,
     FK_RESTRICT_KEY, FK_RESTRICT_NO_KEY, MATCH_FULL, UNIQUE, UNIQUE_KEY, EXCLUSION, EXCLUSION_KEY, EXCLUSION_NO_KEY,
     CHECK, FAILING_ROW, NOT_NULL, NOT_NULL_OLD,
     NOT_DEFERRABLE, ONLY_IN_TRANSACTION_BLOCKS, DEADLOCK, DEADLOCK_PROCESS, SERIALIZE_UPDATE, SERIALIZE_DELETE,
-    SERIALIZE_DEPENDENCIES, *TELLING,
+    SERIALIZE_DEPENDENCIES, SYNTAX_ERROR, AT_OR_NEAR, AT_END_OF_INPUT, UNDEFINED_RELATION, DIVISION_BY_ZERO,
+    INVALID_INPUT_SYNTAX, IN_FAILED_TRANSACTION, AT_CHARACTER, *TELLING,
 )

@@ -1,4 +1,5 @@
-"""The JSON report (the contract in docs/output-schema.md) and JSON lines, one incident each."""
+"""The JSON report (the contract in docs/output-schema.md) and JSON lines: one incident each, then
+one finding each."""
 
 from __future__ import annotations
 
@@ -52,11 +53,22 @@ def write_json(run: RunView, incidents: Iterable[Incident], out: IO[str]) -> int
     return len(data["incidents"])
 
 
-def write_jsonl(incidents: Iterable[Incident], out: IO[str]) -> int:
-    """One incident object per line, flushed as soon as it is known."""
+#: The key that tells a finding's line from an incident's in JSON lines (an incident's line is the
+#: incident object alone, as it always was).
+FINDING_TYPE = {"type": "finding"}
+
+
+def write_jsonl(incidents: Iterable[Incident], out: IO[str], run: RunView | None = None) -> int:
+    """One incident object per line, flushed as soon as it is known; then, once the input is
+    read, one line per finding of ``run``: its object with ``"type": "finding"`` first (a
+    finding may gain related errors until the end: the 25P02 errors a not_deferrable error
+    aborted, the errors a checks_disabled window caused). Returns the number of incidents."""
     count = 0
     for incident in incidents:
         out.write(json_text(incident.to_dict()) + "\n")
         out.flush()
         count += 1
+    for finding in run.findings if run is not None else ():
+        out.write(json_text({**FINDING_TYPE, **finding.to_dict()}) + "\n")
+    out.flush()
     return count

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import IO
 
-from logdiag.diagnosis.incidents import Finding, Incident, Related
+from logdiag.diagnosis.incidents import Finding, FindingSeverity, Incident, Related
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import printable
 
@@ -62,8 +62,10 @@ def _related_and_advice(related: Sequence[Related], explanation: str, hints: Seq
 
 
 def finding_markdown(number: int, finding: Finding) -> str:
-    """One finding (a SET CONSTRAINTS pitfall) as a markdown section."""
+    """One finding (a SET CONSTRAINTS pitfall, or checks switched off) as a markdown section."""
     code = (finding.sqlstate or "SQLSTATE unknown") + (" (inferred)" if finding.sqlstate_inferred else "")
+    if finding.severity is FindingSeverity.LOG:  # a statement the log shows: it has no SQLSTATE
+        code = "statement"
     lines = [
         f"### Finding {number}. {finding.kind}: {_inline(finding.constraint or '(no constraint named)')}",
         "",

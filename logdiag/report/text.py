@@ -14,7 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from logdiag.diagnosis.incidents import Finding, Incident
+from logdiag.diagnosis.incidents import Finding, FindingSeverity, Incident
 from logdiag.records import Source
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import plain, printable
@@ -101,7 +101,7 @@ def incident_panel(number: int, incident: Incident) -> Panel:
 
 
 def finding_panel(number: int, finding: Finding) -> Panel:
-    """One finding (a SET CONSTRAINTS pitfall), readable at 80 columns."""
+    """One finding (a SET CONSTRAINTS pitfall, or checks switched off), readable at 80 columns."""
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(ratio=1)
@@ -127,6 +127,8 @@ def finding_panel(number: int, finding: Finding) -> Panel:
     for index, hint in enumerate(finding.hints):
         grid.add_row("what to do" if index == 0 else "", plain(f"• {hint}"))
     code = (finding.sqlstate or "SQLSTATE unknown") + (" (inferred from the message)" if finding.sqlstate_inferred else "")
+    if finding.severity is FindingSeverity.LOG:  # a statement the log shows: it has no SQLSTATE
+        code = "statement"
     title = plain(f"finding {number} · {finding.kind} · {finding.severity} {code}", "bold yellow")
     return Panel(grid, title=title, title_align="left", box=box.ROUNDED, expand=True)
 
