@@ -386,11 +386,16 @@ class TestFindings:
     """findings.parquet: the SET CONSTRAINTS pitfalls of the log (issue 26), incrementally."""
 
     def test_the_scenarios_findings(self, scenario_logs, tmp_path):
-        """The two pitfalls the scenarios play, with their statements and consequences."""
-        from tests.scenarios import NOTDEF_SET, OUTSIDE_SET
+        """The pitfalls the scenarios play, with their statements and consequences."""
+        from tests.scenarios import DISTRIG_OFF, NOTDEF_SET, OUTSIDE_SET, REPLICA_OFF
 
         export([str(scenario_logs["jsonlog"])], tmp_path / "out", host="db1")
-        findings = _table(tmp_path / "out", "findings").sort("line")
+        every = _table(tmp_path / "out", "findings").sort("line")
+        checks_off = every.filter(pl.col("kind") == "checks_disabled")
+        assert sorted(checks_off["statement"]) == sorted([REPLICA_OFF, DISTRIG_OFF])
+        assert all("written_unchecked" in roles for roles in checks_off["related_roles"])
+        assert every["finding_id"].n_unique() == every.height == 4
+        findings = every.filter(pl.col("kind") != "checks_disabled")
         assert findings.select("kind", "statement", "constraint", "severity", "sqlstate", "related_roles").rows() == [
             ("not_deferrable", NOTDEF_SET, "notdef_child_parent_id_fkey", "error", "42809",
              ["aborted_after", "aborted_after"]),
@@ -413,7 +418,9 @@ class TestFindings:
             handle.write(b"".join(lines[half:]))
         export([str(log)], tmp_path / "out")
         findings = _table(tmp_path / "out", "findings")
-        assert sorted(findings["kind"]) == ["not_deferrable", "set_constraints_outside_transaction"]
+        assert sorted(findings["kind"]) == [
+            "checks_disabled", "checks_disabled", "not_deferrable", "set_constraints_outside_transaction",
+        ]
 
 
 def test_summary_names_a_foreign_parquet_file(real_log, tmp_path):
