@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections import Counter
@@ -9,6 +11,7 @@ from collections.abc import Sequence
 
 from logdiag.errors import InputError
 from logdiag.formats.base import Detection, LogFormat
+from logdiag.formats.csvlog import COLUMNS as CSVLOG_COLUMNS
 from logdiag.formats.csvlog import LOOKS_LIKE as CSVLOG_LOOKS_LIKE
 from logdiag.formats.infer import find_prefix
 from logdiag.formats.prefix import LinePrefix
@@ -49,6 +52,8 @@ def detect(
         )
     known = format_of(fmt)
     language = language or detect_language(lines)
+    if fmt is LogFormat.CSVLOG:
+        _check_csv_columns(sample, name)
     if not known.has_prefix:
         return Detection(fmt, language=language)
     bodies = known.bodies(lines)
@@ -73,6 +78,24 @@ def detect(
 #: A server message's severity and the spaces after it (``LOG:  ``, ``FEHLER:  ``; one space in
 #: some edited logs): a stderr log's lines have them, whatever the prefix and the language.
 _SERVER_MESSAGE = re.compile(r"\w: ")
+
+
+def _check_csv_columns(sample: Sequence[str], name: str) -> None:
+    """A csvlog whose whole records in the sample all have a number of columns no PostgreSQL
+    writes is no csvlog logdiag can read: one error, the same from a file and from a pipe (a pipe's
+    pre-filter would read it in part, issue 27).
+
+    Raises:
+        InputError: no record of the sample has a layout of :data:`~logdiag.formats.csvlog.COLUMNS`.
+    """
+    rows = list(csv.reader(io.StringIO("\n".join(sample) + "\n", newline="")))[:-1]  # the last may be cut
+    counts = {len(row) for row in rows if len(row) > 1}
+    if counts and not counts & set(CSVLOG_COLUMNS):
+        raise InputError(
+            f"{name}: csv whose records have {', '.join(map(str, sorted(counts)))} columns, a layout no "
+            f"PostgreSQL csvlog has ({', '.join(map(str, sorted(CSVLOG_COLUMNS)))}); if it is a csvlog "
+            "that another tool changed, remove the columns it added"
+        )
 
 
 def _detect_format(lines: Sequence[str]) -> LogFormat | None:
