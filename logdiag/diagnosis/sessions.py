@@ -130,6 +130,7 @@ class Session:
     transaction: Transaction = field(default_factory=Transaction)
     chained: bool = False
     last_seen: datetime | None = None
+    first_line: tuple[str, int] | None = None  # (file, line) of the first record the tracker saw
     history_lost: bool = False  # an earlier session with this key was evicted
     #: a SET CONSTRAINTS run outside a transaction block (WARNING 25P01: it did nothing), until
     #: the session's next error takes it (issue 26)
@@ -184,6 +185,18 @@ class _Window:
     end: LoggedStatement | None = None
     writes: deque[tuple[Entry, Transaction]] = field(default_factory=lambda: deque(maxlen=MAX_WINDOW_WRITES))
     seen: int = 0
+
+    def holds(self, statement: LoggedStatement) -> bool:
+        """Whether a write of the session falls in the window, by its place in the log: a
+        pre-filter's look-back hands a session's held lines on after the DDL lines it passes at
+        once (ENABLE TRIGGER ALL may come before the writes it ends)."""
+        where, start = statement.record.source, self.start.record.source
+        if where.file == start.file and where.line < start.line:
+            return False
+        if self.end is None:
+            return True
+        end = self.end.record.source
+        return where.file == end.file and where.line < end.line
 
     def snapshot(self) -> ChecksWindow:
         kept = tuple(
@@ -288,7 +301,8 @@ class SessionTracker:
                 yield replace(self._failure(alone, record), keyless=True)
             return
         message = record.message or ""
-        if record.severity is Severity.LOG and message.startswith(_CONNECTION_RECEIVED):
+        if record.severity is Severity.LOG and message.startswith(_CONNECTION_RECEIVED) \
+                and not self._started_before(record):
             self._end_session(record)
         session = self._session(record)
         session.learn(record)
@@ -331,6 +345,7 @@ class SessionTracker:
             session = Session(key, record.pid, record.session_id)
             session.transaction = Transaction(max_statements=self.max_statements, max_bytes=self.max_bytes)
             session.history_lost = key in self._evicted
+            session.first_line = (record.source.file, record.source.line)
             self._evicted.pop(key, None)
             self.sessions[key] = session
             self.stats.sessions += 1
@@ -342,6 +357,14 @@ class SessionTracker:
             self.sessions.move_to_end(key)
         session.last_seen = record.timestamp or session.last_seen
         return session
+
+    def _started_before(self, record: LogRecord) -> bool:
+        """Whether this connection line is the start of the session already seen, come after
+        some of its lines: the live pre-filter passes DDL lines at once and hands a session's
+        other lines on later (an ALTER TABLE ... DISABLE TRIGGER ALL before its connection line)."""
+        session = self.sessions.get(self._key(record))
+        first = None if session is None else session.first_line
+        return first is not None and first[0] == record.source.file and record.source.line < first[1]
 
     def _forget(self, key: object, session: Session) -> None:
         """Drop a session that did not end, remembering its key so that a later error can say so."""
@@ -452,7 +475,7 @@ class SessionTracker:
                     window.end = statement
         elif statement.may_write:
             for window in session.windows:
-                if window.end is None:
+                if window.holds(statement):
                     window.writes.append((current.entries[-1], current))
                     window.seen += 1
 
