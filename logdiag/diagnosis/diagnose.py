@@ -121,9 +121,7 @@ def _trigger_at_commit(failure: Failure) -> bool:
     )
     if not at_commit:
         return False
-    lowered = function.lower()
-    ddl = [d for d in failure.ddl if lowered in d.text.lower()]
-    return bool(ddl and Catalog(ddl, [function]).constraint_triggers(function))
+    return bool(Catalog(failure.ddl, [function]).constraint_triggers(function))
 
 
 class _Diagnosis:
