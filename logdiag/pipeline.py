@@ -10,7 +10,13 @@ from typing import Any
 
 from logdiag.diagnosis.diagnose import diagnose
 from logdiag.diagnosis.incidents import Finding, Incident, OtherError, Role
-from logdiag.diagnosis.pitfalls import aborted_after, checks_disabled, outside_transaction, pitfall
+from logdiag.diagnosis.pitfalls import (
+    aborted_after,
+    checks_disabled,
+    outside_transaction,
+    pitfall,
+    window_alone,
+)
 from logdiag.diagnosis.sessions import Failure, SessionTracker
 from logdiag.formats import LogFormat
 from logdiag.reader import LogReader
@@ -73,6 +79,10 @@ class Run:
                         yield result
                     else:
                         self.other_errors.append(result)
+                if self.tracker.closed_windows:
+                    self._windows_closed()
+            self.tracker.finish()
+            self._windows_closed()
         finally:
             self.seconds = time.perf_counter() - started
 
@@ -104,6 +114,15 @@ class Run:
         known = self.findings[index]
         caused = tuple(r for r in found.related if r.role is Role.CAUSED)
         self.findings[index] = replace(known, related=(*known.related, *caused))
+
+    def _windows_closed(self) -> None:
+        """Report the windows of switched-off checks whose sessions are over and that no error
+        of theirs has reported yet."""
+        for closed in self.tracker.take_closed_windows():
+            start = closed.window.start.record.source
+            if start not in self._windows and (found := window_alone(closed)) is not None:
+                self._windows[start] = len(self.findings)
+                self.findings.append(found)
 
     def take_other_errors(self) -> list[OtherError]:
         """Hand over the other errors found since the last call and forget them, so that a caller

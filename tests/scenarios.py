@@ -711,6 +711,55 @@ scenario(Scenario(
 ))
 
 
+# checks_disabled on its own (issue 26): a window of switched-off checks that no error of its
+# session follows is still reported, once its session is over, with the writes that stayed.
+# Decoys: a write in the window rolled back, a write after the window, another session's write,
+# a write into another table in a DISABLE TRIGGER ALL window.
+@dataclass(frozen=True)
+class Window:
+    """A window of switched-off checks a scenario opens, and what its finding must show."""
+
+    off: str
+    end: str
+    unchecked: tuple[str, ...]  # the writes into the window's tables that stayed, in order
+    table: str
+
+
+WINDOWS: dict[str, Window] = {
+    "replalone": Window(
+        REPLICA_OFF, "RESET session_replication_role;", ("INSERT INTO replalone_child VALUES (1, 77);",),
+        "replalone_child",
+    ),
+    "trigalone": Window(
+        "ALTER TABLE trigalone_child DISABLE TRIGGER ALL;", "ALTER TABLE trigalone_child ENABLE TRIGGER ALL;",
+        ("INSERT INTO trigalone_child VALUES (1, 88);",), "trigalone_child",
+    ),
+}
+
+
+def _replalone(cluster: PgCluster) -> None:
+    window = WINDOWS["replalone"]
+    with psycopg.connect(cluster.conninfo, application_name="replalone", **AUTOCOMMIT) as conn, \
+            psycopg.connect(cluster.conninfo, application_name="replalone-decoy", **AUTOCOMMIT) as decoy:
+        run_each(decoy, "INSERT INTO replalone_child VALUES (4, 1);")
+        run_each(conn, window.off, *window.unchecked, "BEGIN;", "INSERT INTO replalone_child VALUES (2, 78);",
+                 "ROLLBACK;", window.end, "INSERT INTO replalone_child VALUES (3, 1);")
+        run_each(decoy, "INSERT INTO replalone_child VALUES (5, 2);")
+
+
+scenario(Scenario("replalone", fk_tables("replalone", deferrable=""), _replalone, None, checks_off_by=REPLICA_OFF))
+scenario(Scenario(
+    "trigalone",
+    fk_tables("trigalone", deferrable="") + "CREATE TABLE trigalone_notes (id int, parent_id int);\n",
+    lambda cluster: simple(
+        cluster, WINDOWS["trigalone"].off, *WINDOWS["trigalone"].unchecked,
+        "INSERT INTO trigalone_notes VALUES (1, 88);", WINDOWS["trigalone"].end,
+        "INSERT INTO trigalone_child VALUES (3, 1);", application="trigalone",
+    ),
+    None,
+    checks_off_by=WINDOWS["trigalone"].off,
+))
+
 # Values in another form than the server's (issue 26): the DETAIL prints the key as the server
 # outputs it, the INSERT wrote it as the client did. Each child row's key has no parent; the same
 # value in the same form is written into another table of the same transaction first (a decoy),

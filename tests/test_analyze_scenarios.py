@@ -406,6 +406,41 @@ def test_checks_disabled_is_a_finding_linked_to_its_incident(played, variant, fm
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(("variant", "fmt"), [(v, f) for v, (_, formats) in VARIANTS.items() for f in formats])
+@pytest.mark.parametrize("name", ["replalone", "trigalone"])
+def test_checks_disabled_is_a_finding_without_an_error(played, variant, fmt, name):
+    """A window of switched-off checks that no error of its session follows is a finding of its
+    own: its start and end, the writes into its table that stayed (not the one rolled back, the
+    one after the window, another session's or another table's), the foreign key the log's DDL
+    declares and the query that lists its orphans. With log_statement = 'mod' a SET is not
+    logged: no window, no finding."""
+    from tests.scenarios import WINDOWS, fk_name
+
+    window, scenario = WINDOWS[name], BY_NAME[name]
+    _, _, path = played(variant)[fmt]
+    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
+    run = analyze([str(path)], log_line_prefix=prefix)
+    assert not [i for i in run.incidents() if i.table == window.table]
+    found = [f.to_dict() for f in run.findings if f.kind == "checks_disabled" and f.table == window.table]
+    if not _logged(scenario, variant, window.off):
+        assert found == []
+        return
+    assert len(found) == 1
+    finding = found[0]
+    assert finding["statement"] == window.off and finding["severity"] == "log" and finding["sqlstate"] is None
+    assert _line_shows(path, fmt, finding["source"]["line"], window.off)
+    assert finding["constraint"] == fk_name(name)
+    related = finding["related"]
+    assert [r["statement"] for r in related if r["role"] == "window_end"] == [window.end]
+    assert [r["statement"] for r in related if r["role"] == "written_unchecked"] == list(window.unchecked)
+    assert {r["role"] for r in related} == {"window_end", "written_unchecked"}  # no error: nothing caused
+    for item in related:
+        assert _line_shows(path, fmt, item["source"]["line"], item["statement"])
+    query = f"NOT EXISTS (SELECT FROM {name}_parent p WHERE p.id = c.parent_id);"
+    assert query in finding["explanation"]
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
 def test_jsonl_has_the_incidents_then_the_findings(played, fmt):
     """``analyze --format jsonl``: the incident objects as the JSON report has them, then one line

@@ -130,6 +130,14 @@ class Catalog:
                 found[trigger.name] = trigger
         return list(found.values())
 
+    def primary_key(self, table: str) -> tuple[str, ...]:
+        """The columns of the table's latest declared primary key (what a REFERENCES without
+        columns refers to); ``()`` when the DDL in the log declares none."""
+        for declaration in reversed(self.declarations):
+            if declaration.constraint.kind == "primary_key" and declaration.constraint.table == table:
+                return declaration.constraint.columns
+        return ()
+
     def constraint(self, name: str | None) -> Declaration | None:
         """The latest declaration of the constraint called ``name``."""
         if name is None:

@@ -411,9 +411,7 @@ class _Diagnosis:
         declared = raising.constraint(v.constraint) or self.declaration
         referenced = declared.constraint.referenced_columns if declared else ()
         if not referenced and self.referenced_table:
-            primary = [d for d in self.catalog.declarations
-                       if d.constraint.kind == "primary_key" and d.constraint.table == self.referenced_table]
-            referenced = primary[-1].constraint.columns if primary else ()
+            referenced = self.catalog.primary_key(self.referenced_table)
         if len(referenced) != len(v.key.columns):
             referenced = ()
         return Orphans(self.table, self.referenced_table, v.key.columns, referenced)

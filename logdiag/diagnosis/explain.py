@@ -441,6 +441,54 @@ def checks_disabled_explanation(window: ChecksWindow, table: str, written: int, 
     )
 
 
+def window_alone_explanation(window: ChecksWindow, tables: Sequence[str], written: int,
+                             orphans: Sequence[Orphans]) -> str:
+    """The words of a ``checks_disabled`` finding that no error of its session followed."""
+    start = window.start.record.source.line
+    switched = (
+        f"ALTER TABLE ... DISABLE TRIGGER ALL at line {start} switched off the triggers of {window.table}, the "
+        "internal ones that check its foreign keys (as child and as parent) included"
+        if window.table else
+        f"SET session_replication_role = replica at line {start} (what pg_restore --disable-triggers and "
+        "replication tools run) switched off the session's ordinary triggers, the internal ones that check "
+        "foreign keys included"
+    )
+    until = (
+        f"until line {window.end.record.source.line}" if window.end is not None
+        else "and the log shows no later statement of the session switching them back on before it ended"
+    )
+    if written:
+        wrote = (
+            f"{_plural(written, 'statement')} of the session wrote"
+            + (f" into {', '.join(tables)}" if tables else "")
+            + " in that window, and PostgreSQL checked none of their rows: a child row without its parent, or a parent deleted "
+            "under its children, may be in the table now, and no error will say so until a constraint is added or "
+            "validated."
+        )
+    else:
+        wrote = (
+            "The log shows no write of the session in that window; with log_statement = 'ddl' or 'none' it "
+            "would not show them, and any row written then went unchecked."
+        )
+    listed = (
+        " List the rows without parents with: " + " ".join(orphans_query(o) for o in orphans) if orphans else
+        " The log's DDL declares no foreign key of those tables: for each, list the child rows whose key has no "
+        "parent (SELECT c.* FROM child c WHERE NOT EXISTS (SELECT FROM parent p WHERE p.id = c.parent_id))."
+    )
+    return f"{switched}, {until}. {wrote}{listed}"
+
+
+def window_alone_hints(window: ChecksWindow, orphans: Sequence[Orphans]) -> tuple[str, ...]:
+    """What to do about a window of switched-off checks that no error followed."""
+    first = (
+        "Run the query in the explanation now, and insert the missing parents or delete or correct the orphans."
+        if orphans else
+        "Check the tables written in the window for rows without parents (the query in the explanation), and "
+        "correct them."
+    )
+    return (first, checks_disabled_hints(window)[1])
+
+
 def checks_disabled_hints(window: ChecksWindow) -> tuple[str, ...]:
     """What to do about a ``checks_disabled`` finding."""
     back_on = (
@@ -457,6 +505,11 @@ def checks_disabled_hints(window: ChecksWindow) -> tuple[str, ...]:
             "back (NOT VALID, then VALIDATE CONSTRAINT) so that PostgreSQL checks every row."
         ),
     )
+
+
+def _plural(count: int, word: str) -> str:
+    """``1 time``, ``2 times``."""
+    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def orphans_query(orphans: Orphans) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from logdiag.diagnosis.catalog import Catalog
 from logdiag.diagnosis.explain import (
+    Orphans,
     checks_disabled_explanation,
     checks_disabled_hints,
     not_deferrable_explanation,
@@ -12,6 +13,8 @@ from logdiag.diagnosis.explain import (
     outside_transaction_explanation,
     outside_transaction_fix,
     show_key,
+    window_alone_explanation,
+    window_alone_hints,
 )
 from logdiag.diagnosis.incidents import (
     Finding,
@@ -29,12 +32,15 @@ from logdiag.diagnosis.messages import (
     is_in_failed_transaction,
     not_deferrable_constraint,
 )
-from logdiag.diagnosis.sessions import Failure
-from logdiag.diagnosis.sql import Write, statement_writes
+from logdiag.diagnosis.sessions import ClosedWindow, Failure
+from logdiag.diagnosis.sql import ConstraintDefinition, Write, statement_writes
 from logdiag.diagnosis.statements import LoggedStatement
 
 #: writes of a window listed as a checks_disabled finding's ``written_unchecked``, the first ones
 MAX_UNCHECKED_LISTED = 100
+
+#: foreign keys of a window's tables given a query that lists their orphans, the first ones
+MAX_ORPHAN_QUERIES = 5
 
 #: pg_constraint kinds as sql.py names them -> the kind a fix depends on
 _KINDS = {
@@ -166,6 +172,64 @@ def checks_disabled(failure: Failure, incident: Incident) -> Finding | None:
         hints=checks_disabled_hints(window),
         related=tuple(related),
     )
+
+
+def window_alone(closed: ClosedWindow) -> Finding | None:
+    """A window of switched-off foreign-key checks as a finding of its own (issue 26), once its
+    session is over: its start, its end (``window_end``), the writes inside it into the tables it
+    concerns (``written_unchecked``: every table for the replication role, the altered one for
+    ``DISABLE TRIGGER ALL``) and, for the foreign keys of those tables the log's DDL declares, the
+    query that lists their orphans. A window that led to an error of its session was already
+    reported with it (:func:`checks_disabled`).
+
+    None when the log shows writes in the window but none that stayed in the tables it concerns
+    (rolled back, failed, or into other tables): no row went in unchecked. A window without
+    writes in the log is reported: ``log_statement = 'ddl'`` logs none."""
+    window, s = closed.window, closed.session
+    written = [w for w in window.writes if window.table is None or any(x.table == window.table for x in _writes(w))]
+    if not written and (window.writes or window.undone or window.dropped):
+        return None
+    tables = sorted({x.table for w in written for x in _writes(w) if x.table} | ({window.table} if window.table else set()))
+    catalog = Catalog(closed.ddl, tables)
+    keys = [
+        d.constraint for d in catalog.declarations
+        if d.constraint.kind == "foreign_key" and (d.constraint.table in tables or d.constraint.referenced_table in tables)
+    ]
+    orphans = list({(k.table, k.columns): _orphans(k, closed) for k in keys}.values())[:MAX_ORPHAN_QUERIES]
+    related: list[Related] = []
+    if window.end is not None:
+        related.append(Related(Role.WINDOW_END, window.end.text, window.end.record.source, window.end.record.timestamp))
+    related.extend(
+        Related(Role.WRITTEN_UNCHECKED, w.text, w.record.source, w.record.timestamp)
+        for w in written[:MAX_UNCHECKED_LISTED]
+    )
+    start = window.start
+    return Finding(
+        kind=FindingKind.CHECKS_DISABLED,
+        sqlstate=None,
+        severity=FindingSeverity.LOG,
+        constraint=keys[0].name if len(keys) == 1 else None,
+        table=window.table or (tables[0] if len(tables) == 1 else None),
+        session=SessionInfo(s.session_id, s.pid, s.user, s.database, s.application, s.client),
+        vxid=start.record.vxid,
+        xid=start.record.xid,
+        source=start.record.source,
+        at=start.record.timestamp,
+        statement=start.text,
+        explanation=window_alone_explanation(window, tables, len(written) + window.dropped, orphans),
+        hints=window_alone_hints(window, orphans),
+        related=tuple(related),
+    )
+
+
+def _orphans(key: ConstraintDefinition, closed: ClosedWindow) -> Orphans:
+    """What lists a foreign key's orphans: its parent's columns from its REFERENCES, else the
+    parent's primary key in the log's DDL."""
+    referenced = key.referenced_columns
+    if not referenced and key.referenced_table:
+        referenced = Catalog(closed.ddl, [key.referenced_table]).primary_key(key.referenced_table)
+    return Orphans(key.table, key.referenced_table, key.columns,
+                   referenced if len(referenced) == len(key.columns) else ())
 
 
 def _writes(statement: LoggedStatement) -> tuple[Write, ...]:

@@ -140,6 +140,10 @@ class Session:
     #: the last bind record (log_min_duration_statement), until the execute of its statement
     last_bind: LoggedStatement | None = None
 
+    def identity(self) -> Session:
+        """A snapshot of who the session is, without its transactions."""
+        return Session(self.key, self.pid, self.session_id, self.user, self.database, self.application, self.client)
+
     def learn(self, record: LogRecord) -> None:
         self.user = record.user or self.user
         self.database = record.database or self.database
@@ -167,6 +171,7 @@ class ChecksWindow:
         writes: the statements of the session in the window that may have written rows and were
             not undone (their transaction committed, as far as the log tells), oldest first.
         dropped: writes of the window left out by the cap (:data:`MAX_WINDOW_WRITES`), the oldest.
+        undone: writes of the window the log shows undone (rolled back, failed), not in ``writes``.
     """
 
     start: LoggedStatement
@@ -174,6 +179,7 @@ class ChecksWindow:
     end: LoggedStatement | None
     writes: tuple[LoggedStatement, ...]
     dropped: int = 0
+    undone: int = 0
 
 
 @dataclass(slots=True)
@@ -203,7 +209,8 @@ class _Window:
             entry.statement for entry, transaction in self.writes
             if not entry.failed and entry.undone_by is None and not transaction.rolled_back
         )
-        return ChecksWindow(self.start, self.table, self.end, kept, self.seen - len(self.writes))
+        return ChecksWindow(self.start, self.table, self.end, kept, self.seen - len(self.writes),
+                            len(self.writes) - len(kept))
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +249,23 @@ class Failure:
     ignored_set: IgnoredSet | None = None
     checks_windows: tuple[ChecksWindow, ...] = ()
     statements_seen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """A window of switched-off foreign-key checks whose session is over (it disconnected,
+    was dropped, or the input ended): reported on its own, whether or not an error followed it.
+
+    Attributes:
+        session: the session (a snapshot of its identity).
+        window: the window, its writes as they stood when the session ended.
+        ddl: CREATE/ALTER TABLE statements seen in the log by then (the foreign keys of the
+            tables written in the window, for the query that lists their orphans).
+    """
+
+    session: Session
+    window: ChecksWindow
+    ddl: DdlView
 
 
 @dataclass(slots=True)
@@ -284,6 +308,18 @@ class SessionTracker:
         self.boundaries_seen = False
         self.statements_seen = False
         self.ddl = DdlLog(MAX_DDL)
+        #: windows of switched-off checks whose sessions are over, until the caller takes them
+        self.closed_windows: list[ClosedWindow] = []
+
+    def take_closed_windows(self) -> list[ClosedWindow]:
+        """Hand over the windows closed since the last call (see :class:`ClosedWindow`)."""
+        taken, self.closed_windows = self.closed_windows, []
+        return taken
+
+    def finish(self) -> None:
+        """The input is over: the windows of the sessions still open are closed as they stand."""
+        for session in self.sessions.values():
+            self._close_windows(session)
 
     def feed(self, record: LogRecord) -> Iterator[Failure]:
         """Take one record; yield a :class:`Failure` if it is an ERROR."""
@@ -368,6 +404,7 @@ class SessionTracker:
 
     def _forget(self, key: object, session: Session) -> None:
         """Drop a session that did not end, remembering its key so that a later error can say so."""
+        self._close_windows(session)
         self.stats.dropped_statements += len(session.transaction.entries)
         self._evicted[key] = None
         if len(self._evicted) > _REMEMBERED_EVICTIONS:
@@ -400,7 +437,19 @@ class SessionTracker:
             self.stats.idle_sessions += 1
 
     def _end_session(self, record: LogRecord) -> None:
-        self.sessions.pop(self._key(record), None)
+        session = self.sessions.pop(self._key(record), None)
+        if session is not None and session.windows:
+            current = session.transaction
+            if current.explicit and not current.ending:
+                current.rolled_back = True  # a transaction block still open when its session ends is rolled back
+            self._close_windows(session)
+
+    def _close_windows(self, session: Session) -> None:
+        if not session.windows:
+            return
+        identity, view = session.identity(), self.ddl.view()
+        self.closed_windows.extend(ClosedWindow(identity, window.snapshot(), view) for window in session.windows)
+        session.windows.clear()
 
     # --- transactions ---------------------------------------------------------------------
 
@@ -490,8 +539,7 @@ class SessionTracker:
             entries[-1].failed = True
         failure = Failure(
             record=record,
-            session=Session(session.key, session.pid, session.session_id, session.user, session.database,
-                            session.application, session.client),
+            session=session.identity(),
             entries=tuple(Entry(e.statement, e.undone_by, e.failed) for e in entries),
             dropped=current.dropped,
             by_vxid=record.vxid is not None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from logdiag.formats.base import Prefilter
@@ -20,6 +21,20 @@ def session_key(prefilter: Prefilter, lean: bool = False) -> pl.Expr:
     if field is None:  # neither %c nor %p: the tracker cannot follow sessions anyway
         return pl.lit(None, pl.Utf8)
     return field
+
+
+def line_session(prefilter: Prefilter, text: str) -> str | None:
+    """The session key of a record's first line, read the Python way (for the few lines a
+    marker picked out); None when the line holds none."""
+    if prefilter.session_field is not None:
+        found = re.search(prefilter.session_field, text)
+        return None if found is None else found[1]
+    assert prefilter.prefix is not None
+    head = prefilter.prefix.match(text)
+    if head is None:
+        return None
+    value = head.fields.session_id if prefilter.session_letter == "c" else head.fields.pid
+    return None if value is None else str(value)
 
 
 def session_line_number(prefilter: Prefilter) -> pl.Expr | None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from logdiag.fastpath.fields import session_key
 from logdiag.fastpath.limits import LOOKBACK_BYTES
-from logdiag.fastpath.scan import LineClassifier, errors_in, lines_with
+from logdiag.fastpath.scan import LineClassifier, marked
 from logdiag.formats.base import Prefilter, ReadTo
 from logdiag.source.framing import Block, Tick
 from logdiag.source.stats import InputStats
@@ -106,7 +106,7 @@ class LookbackFilter:
             self.held_bytes = 0
 
     def _feed(self, block: Block) -> Iterator[tuple[int, str]]:
-        found = list(errors_in(lines_with(block, self.prefilter.marker), self.prefilter))
+        found = marked(block, self.prefilter)
         failing = {key for _, key, violation in found if violation and key not in self.classifier.keys}
         if failing:
             yield from self._recall(failing)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from logdiag.diagnosis.messages import is_pitfall_sqlstate, is_violation_sqlstate, parse_violation
 from logdiag.fastpath.bytesearch import Haystack
+from logdiag.fastpath.fields import line_session
 from logdiag.fastpath.readahead import in_thread
 from logdiag.formats.base import Continuation, ErrorLine, Prefilter
 from logdiag.source import framing
@@ -99,13 +100,38 @@ def lines_with(block: Block, marker: bytes) -> Iterator[tuple[int, bytes]]:
 def select(file_blocks: Iterable[Block], prefilter: Prefilter) -> Selection:
     """Pass 1: the sessions to keep whole, and the other errors' lines (byte offsets) to keep alone."""
     selection = Selection()
-    marked = (line for block in file_blocks for line in lines_with(block, prefilter.marker))
-    for offset, key, is_violation in errors_in(marked, prefilter):
-        if is_violation:
-            selection.sessions.add(key)
-        else:
-            selection.records.add(offset)
+    for block in file_blocks:
+        for offset, key, whole in marked(block, prefilter):
+            if whole:
+                selection.sessions.add(key)
+            else:
+                selection.records.add(offset)
     return selection
+
+
+def marked(block: Block, prefilter: Prefilter) -> list[tuple[int, str, bool]]:
+    """(byte offset, session key, whether to keep the session whole) of the block's ERROR records
+    (whole: a constraint violation's) and of the statements that switch foreign-key checks off
+    (whole: the writes of the window come after, and the window is reported, issue 26)."""
+    found = list(errors_in(lines_with(block, prefilter.marker), prefilter))
+    seen: set[int] = set()
+    for marker in SWITCH_MARKERS:
+        for offset, line in lines_with(block, marker):
+            if offset in seen:
+                continue
+            seen.add(offset)
+            text = decode_line(line)[0]
+            if _SWITCHES_OFF.search(text) and (key := line_session(prefilter, text)) is not None:
+                found.append((offset, key, True))
+    return found
+
+
+#: Bytes in every line that may switch foreign-key checks off, as people spell it (issue 26);
+#: :data:`_SWITCHES_OFF` decides, as :func:`logdiag.diagnosis.statements.checks_switch` does.
+SWITCH_MARKERS = (b"eplication_role", b"EPLICATION_ROLE", b"rigger", b"RIGGER")
+_SWITCHES_OFF = re.compile(
+    r"(?i)\bsession_replication_role\s{0,20}(?:=|\bto\b)\s{0,20}'?replica\b|\bdisable\s{1,20}trigger\s{1,20}all\b"
+)
 
 
 def errors_in(lines: Iterable[tuple[int, bytes]], prefilter: Prefilter) -> Iterator[tuple[int, str, bool]]:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from logdiag.fastpath.fields import session_key, session_line_number
 from logdiag.fastpath.limits import WINDOW_BYTES
 from logdiag.fastpath.lookback import Forgotten, tell_forgotten
-from logdiag.fastpath.scan import LineClassifier, Measured, errors_in, lines_with, stream_blocks
+from logdiag.fastpath.scan import LineClassifier, Measured, marked, stream_blocks
 from logdiag.formats.base import Prefilter
 from logdiag.source.framing import Block
 from logdiag.source.stats import InputStats
@@ -58,7 +58,7 @@ class _Departure:
 def arrivals(pieces: Iterable[bytes], prefilter: Prefilter) -> Iterator[Arrival]:
     """The stream's blocks with their ERROR lines (pass 1); may run on the decompressing thread."""
     for block in stream_blocks(pieces):
-        yield block, list(errors_in(lines_with(block, prefilter.marker), prefilter))
+        yield block, marked(block, prefilter)
 
 
 def keys_every_line(prefilter: Prefilter) -> bool:
