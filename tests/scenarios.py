@@ -770,6 +770,7 @@ CANONICAL = (
     ("canonts", "timestamp", "'2024-01-01 00:00'", "'2024-05-01T11:00'", "2024-05-01 11:00:00"),
     ("canontz", "timestamptz", "'2024-01-01 00:00+00'", "'2024-05-01T11:00:00Z'", "2024-05-01 13:00:00+02"),
     ("canonarr", "int[]", "'{0}'", "'{1, 2}'", "{1,2}"),
+    ("canonctor", "text[]", "'{a}'", "ARRAY['x y', 'z']", '{"x y",z}'),  # the constructor; a quoted element
     ("canonjson", "jsonb", "'{}'", """'{"b": 1, "a": [2, 3]}'""", '{"a": [2, 3], "b": 1}'),
     ("canonival", "interval", "'1 day'", "'90 minutes'", "01:30:00"),
     ("canonrange", "int4range", "'[0,1)'", "'[5,15]'", "[5,16)"),

@@ -464,6 +464,12 @@ class _Builder:
         if isinstance(node, ast.A_Expr) and _op(node) == "-" and node.lexpr is None:
             inner = self.value(node.rexpr)
             return f"-{inner}" if isinstance(inner, str) else UNKNOWN
+        if isinstance(node, ast.A_ArrayExpr):  # ARRAY[1, 2] as the server prints it: {1,2}
+            items = [_strip_casts(e) for e in node.elements or ()]
+            values = [self.value(e) for e in items]
+            if any(isinstance(e, ast.A_ArrayExpr) for e in items) or any(isinstance(v, UnknownValue) for v in values):
+                return UNKNOWN  # nested, or computed
+            return "{" + ",".join(_array_output(v) for v in values if not isinstance(v, UnknownValue)) + "}"
         return UNKNOWN
 
     def array(self, node: object) -> list[Cell] | None:
@@ -632,6 +638,20 @@ def _funcname(call: ast.FuncCall | None) -> str:
 
 def _op(expr: ast.A_Expr) -> str:
     return _name(expr.name[-1]) if expr.name else ""
+
+
+def _array_output(value: Value) -> str:
+    """An array element as PostgreSQL's array output writes it: quoted when empty, ``NULL`` as
+    text, or holding a brace, quote, comma, backslash or space.
+
+    >>> [_array_output(v) for v in ("1", "x y", None, "NULL", 'a"b')]
+    ['1', '"x y"', 'NULL', '"NULL"', '"a\\\\"b"']
+    """
+    if value is None:
+        return "NULL"
+    if value == "" or value.upper() == "NULL" or any(c in value for c in '{}",\\') or any(c.isspace() for c in value):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
 
 
 def _strip_casts(node: object) -> object:
