@@ -453,9 +453,16 @@ def window_alone_explanation(window: ChecksWindow, tables: Sequence[str], writte
         "replication tools run) switched off the session's ordinary triggers, the internal ones that check "
         "foreign keys included"
     )
-    until = (
-        f"until line {window.end.record.source.line}" if window.end is not None
-        else "and the log shows no later statement of the session switching them back on before it ended"
+    if window.end is not None:
+        until = f"until line {window.end.record.source.line}"
+    elif window.table:  # a setting of the table in the catalog, not of the session: it outlives it
+        until = (f"and the log shows no ALTER TABLE {window.table} ENABLE TRIGGER ALL after it: they are still off, "
+                 "for every session")
+    else:
+        until = "until the session ended"
+    others = (
+        f" Other sessions' writes into {window.table} while its triggers were off went unchecked too; logdiag "
+        "follows the window's own session only." if window.table else ""
     )
     if written:
         wrote = (
@@ -475,7 +482,7 @@ def window_alone_explanation(window: ChecksWindow, tables: Sequence[str], writte
         " The log's DDL declares no foreign key of those tables: for each, list the child rows whose key has no "
         "parent (SELECT c.* FROM child c WHERE NOT EXISTS (SELECT FROM parent p WHERE p.id = c.parent_id))."
     )
-    return f"{switched}, {until}. {wrote}{listed}"
+    return f"{switched}, {until}. {wrote}{others}{listed}"
 
 
 def window_alone_hints(window: ChecksWindow, orphans: Sequence[Orphans]) -> tuple[str, ...]:
