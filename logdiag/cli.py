@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import signal
@@ -46,6 +47,7 @@ class AnalyzeFormat(str, Enum):
     JSON = "json"
     JSONL = "jsonl"
     MARKDOWN = "markdown"
+    DIGEST = "digest"
 
 
 class RecordsFormat(str, Enum):
@@ -154,10 +156,15 @@ def analyze(
         AnalyzeFormat,
         typer.Option(
             "--format", "-f",
-            help="text: a report for people; json: the whole report; jsonl: one incident per line, then one finding per line; markdown.",
+            help="text: a report for people, repeated incidents grouped; json: the whole report; jsonl: one "
+            "incident per line, then one finding per line; markdown; digest: one line per group.",
             case_sensitive=False,
         ),
     ] = AnalyzeFormat.TEXT,
+    each: Annotated[
+        bool,
+        typer.Option("--each", help="Show every incident in full (text, markdown) or in a line (digest), not grouped."),
+    ] = False,
     log_line_prefix: PrefixOpt = None,
     input_format: InputFormatOpt = None,
     lc_messages: LcMessagesOpt = None,
@@ -232,7 +239,8 @@ def analyze(
         incidents = status.around(run.incidents()) if status else run.incidents()
         try:
             with status or nullcontext():
-                found = _render(output_format, run, incidents)
+                found = _render(output_format, run, incidents, each=each, live=live,
+                                many_files=follow_log or len(paths) > 1 or any(_many(p) for p in paths))
         except KeyboardInterrupt:
             _stopping()
             if not quiet:
@@ -249,7 +257,14 @@ def analyze(
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
 
-def _render(output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident]) -> int:
+def _many(path: str) -> bool:
+    """Whether a path may stand for several files: a directory or a glob."""
+    return os.path.isdir(path) or glob.has_magic(path)
+
+
+def _render(
+    output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident], each: bool, live: bool, many_files: bool,
+) -> int:
     if output_format is AnalyzeFormat.JSON:
         from logdiag.report.json import write_json
 
@@ -261,10 +276,14 @@ def _render(output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident
     if output_format is AnalyzeFormat.MARKDOWN:
         from logdiag.report.markdown import write_markdown
 
-        return write_markdown(run, incidents, sys.stdout)
+        return write_markdown(run, incidents, sys.stdout, each=each)
+    if output_format is AnalyzeFormat.DIGEST:
+        from logdiag.report.digest import write_digest
+
+        return write_digest(run, incidents, sys.stdout, each=each, many_files=many_files)
     from logdiag.report.text import write_text
 
-    return write_text(run, incidents, _StdoutConsole())
+    return write_text(run, incidents, _StdoutConsole(), each=each, live=live, many_files=many_files)
 
 
 def _stopped(run: Run) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from logdiag.diagnosis.diagnose import diagnose
+from logdiag.diagnosis.groups import Groups
 from logdiag.diagnosis.incidents import Finding, Incident, OtherError, Role
 from logdiag.diagnosis.pitfalls import (
     aborted_after,
@@ -36,6 +37,9 @@ class Run:
         other_errors: ERRORs that are not constraint violations (less those :meth:`take_other_errors` took).
         findings: the SET CONSTRAINTS pitfalls; complete once :meth:`incidents` is used up (the
             errors a finding's error aborted are added to it as they come).
+        groups: the incidents yielded so far, grouped (same constraint, same culprit shape).
+        settings_advice: what to change in the log settings to make the diagnoses certain, each
+            with the indexes of the incidents it concerns (said once per run, not per incident).
         seconds: wall time spent.
     """
 
@@ -44,6 +48,8 @@ class Run:
     record_sink: Callable[[LogRecord], None] | None = None
     other_errors: list[OtherError] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    groups: Groups = field(default_factory=Groups)
+    settings_advice: dict[str, list[int]] = field(default_factory=dict)
     incident_count: int = 0
     seconds: float = 0.0
     _aborted_by: dict[object, int] = field(default_factory=dict, repr=False)  # session key -> finding
@@ -75,7 +81,10 @@ class Run:
                             self.findings.append(found)
                         if failure.checks_windows and (found := checks_disabled(failure, result)):
                             self._window_found(found)
+                        for advice in result.settings_advice:
+                            self.settings_advice.setdefault(advice, []).append(self.incident_count)
                         self.incident_count += 1
+                        self.groups.add(result)
                         yield result
                     else:
                         self.other_errors.append(result)

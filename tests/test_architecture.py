@@ -224,17 +224,18 @@ def test_fast_path_is_used_only_by_the_reader_and_the_export() -> None:
 #: ``__init__``, the public API; ``version`` and ``errors`` are leaves any stage may read.
 LAYERS: dict[str, frozenset[str]] = {
     "errors": frozenset(), "exitcodes": frozenset(), "records": frozenset(), "version": frozenset(),
+    "words": frozenset(),  # counts in words ("1 incident", "2 incidents"): a leaf any stage may read
     "lang": frozenset(),  # the server's languages: a leaf, read by the formats and the diagnosis
     "source": frozenset({"errors"}),
     "formats": frozenset({"errors", "lang", "records", "source"}),
-    "diagnosis": frozenset({"errors", "lang", "records"}),
+    "diagnosis": frozenset({"errors", "lang", "records", "words"}),
     "fastpath": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis"}),
     "reader": frozenset({"errors", "lang", "records", "source", "formats", "fastpath"}),
     "pipeline": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "reader"}),
-    "report": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "version"}),
+    "report": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "version", "words"}),
     "export": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "fastpath", "reader", "pipeline"}),
     "cli": frozenset({
-        "errors", "exitcodes", "lang", "records", "version", "source", "formats", "diagnosis", "reader",
+        "errors", "exitcodes", "lang", "records", "version", "words", "source", "formats", "diagnosis", "reader",
         "pipeline", "report", "export",
     }),
     "__main__": frozenset({"cli"}),

@@ -304,8 +304,14 @@ def related_note(
 
 
 def hints(found: Findings) -> tuple[str, ...]:
-    """What to do about the data and the transaction, then what to change in the settings."""
-    return (*_hints(found), *_setting_hints(found))
+    """What to do about the data and the transaction, and what this incident's reading lacked."""
+    return (*_hints(found), *_reading_hints(found))
+
+
+def settings_advice(found: Findings) -> tuple[str, ...]:
+    """What to change in the server's log settings to make such a diagnosis certain: said once
+    per run by the reports, not in every incident (issue 29)."""
+    return tuple(_setting_hints(found))
 
 
 def _hints(found: Findings) -> Iterator[str]:
@@ -359,8 +365,8 @@ def _hints(found: Findings) -> Iterator[str]:
         yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
 
 
-def _setting_hints(found: Findings) -> Iterator[str]:
-    """What to change in the log's settings (and logdiag's options) to see more next time."""
+def _reading_hints(found: Findings) -> Iterator[str]:
+    """What this incident's reading lacked: statements dropped, history lost, a value not compared."""
     f = found.failure
     if f.dropped:
         yield (
@@ -373,11 +379,8 @@ def _setting_hints(found: Findings) -> Iterator[str]:
             "a streamed log, --lookback-mb (or read the file itself rather than a pipe)."
         )
     if f.keyless:
-        yield (
-            "The log tells no session, so no statement can be tied to this error: add %p, or better %c, "
-            "to log_line_prefix (or use csvlog/jsonlog)."
-        )
-    elif Missing.STATEMENTS in found.missing and found.uncompared:
+        return
+    if Missing.STATEMENTS in found.missing and found.uncompared:
         # Hints name only what was missing (issue 26): here a value, not a setting.
         line, statement = found.uncompared[0]
         yield (
@@ -390,7 +393,17 @@ def _setting_hints(found: Findings) -> Iterator[str]:
             "it was written inside a function, trigger or rule, or by a statement the setting does not log "
             "(log_statement = 'mod' leaves out SELECT f(...); 'all' logs it)."
         )
-    elif Missing.STATEMENTS in found.missing:
+
+
+def _setting_hints(found: Findings) -> Iterator[str]:
+    """What to change in the log's settings to see more next time."""
+    f = found.failure
+    if f.keyless:
+        yield (
+            "The log tells no session, so no statement can be tied to an error: add %p, or better %c, "
+            "to log_line_prefix (or use csvlog/jsonlog)."
+        )
+    elif Missing.STATEMENTS in found.missing and not found.uncompared and not f.statements_seen:
         yield (
             "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
             "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."

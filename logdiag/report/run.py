@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence, Sized
 from typing import Any, Protocol
 
+from logdiag.diagnosis.groups import Groups
 from logdiag.diagnosis.incidents import Finding, OtherError
 from logdiag.source.stats import InputStats, SkippedFile
 
@@ -53,6 +54,12 @@ class RunView(Protocol):
 
     @property
     def incident_count(self) -> int: ...
+
+    @property
+    def groups(self) -> Groups: ...
+
+    @property
+    def settings_advice(self) -> dict[str, list[int]]: ...
 
     @property
     def tracker(self) -> Tracker: ...
