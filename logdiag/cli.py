@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from logdiag import usage
 from logdiag.diagnosis.incidents import Incident
 from logdiag.diagnosis.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
 from logdiag.errors import LogdiagError
@@ -35,6 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -92,7 +94,7 @@ PathsArg = Annotated[
     list[str],
     typer.Argument(
         help="Log files, globs, log directories, or - for standard input (.gz .bz2 .xz .zst too).",
-        show_default=False,
+        show_default=False, metavar="PATH",
     ),
 ]
 PrefixOpt = Annotated[
@@ -147,7 +149,7 @@ MaxLineOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(short_help="Find constraint violations and the statements behind them.")
 def analyze(
     paths: PathsArg,
     output_format: Annotated[
@@ -210,9 +212,11 @@ def analyze(
 ) -> None:
     """Find every constraint violation, above all those at COMMIT, and the statement behind it.
 
-    Example: logdiag analyze /var/log/postgresql/postgresql-15-main.csv
-
-    Live: tail -F postgresql.csv | logdiag analyze - --format jsonl, or logdiag analyze --follow /var/log/postgresql
+    \b
+    Example:
+      logdiag analyze /var/log/postgresql/postgresql-15-main.csv
+      logdiag analyze --follow /var/log/postgresql
+      tail -F postgresql.csv | logdiag analyze - --format jsonl
     """
     from logdiag import pipeline
 
@@ -284,7 +288,7 @@ class SummaryFormat(str, Enum):
     MARKDOWN = "markdown"
 
 
-@app.command()
+@app.command(short_help="Write incidents, records and other errors as Parquet.")
 def export(
     paths: PathsArg,
     output: Annotated[
@@ -312,7 +316,9 @@ def export(
 ) -> None:
     """Write incidents, records and other errors as Parquet (zstd), incrementally.
 
-    Example: logdiag export /var/log/postgresql/ -o exports/ --host db1 --partition-by day
+    \b
+    Example:
+      logdiag export /var/log/postgresql -o exports --host db1 --partition-by day
     """
     from logdiag.export.parquet import export as run_export
 
@@ -335,9 +341,11 @@ def export(
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
 
-@app.command()
+@app.command(short_help="Summarise exported incidents: constraints, hosts, shapes.")
 def summary(
-    path: Annotated[str, typer.Argument(help="An export directory, or a Parquet file or dataset of incidents.")],
+    path: Annotated[
+        str, typer.Argument(help="An export directory, or a Parquet file or dataset of incidents.", metavar="DIR")
+    ],
     output_format: Annotated[
         SummaryFormat, typer.Option("--format", "-f", help="text, json or markdown.", case_sensitive=False)
     ] = SummaryFormat.TEXT,
@@ -345,7 +353,9 @@ def summary(
 ) -> None:
     """Summarise exported incidents: by constraint, table, client, host and hour, and top culprit shapes.
 
-    Example: logdiag summary exports/
+    \b
+    Example:
+      logdiag summary exports/
     """
     from logdiag.export.summary import summarize
     from logdiag.report.summary import write_summary_json, write_summary_markdown, write_summary_text
@@ -362,7 +372,7 @@ def summary(
             write_summary_text(result, _StdoutConsole())
 
 
-@app.command()
+@app.command(short_help="Print the records logdiag understood in a log.")
 def records(
     paths: PathsArg,
     output_format: Annotated[
@@ -378,7 +388,9 @@ def records(
 ) -> None:
     """Print the records logdiag understood in a log: what did it make of my log?
 
-    Example: logdiag records sample_logs/postgresql.csv --format table
+    \b
+    Example:
+      logdiag records sample_logs/postgresql.csv --format table
     """
     with _handled():
         reader = LogReader(
@@ -583,8 +595,9 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point; ``argv`` (default ``sys.argv[1:]``) lets tests run the command
+    as a person does, usage errors included."""
     signal.signal(signal.SIGTERM, _terminate)
     Console.on_broken_pipe = _exit_on_closed_pipe  # type: ignore[method-assign]
-    app()
+    sys.exit(usage.run(app, argv))
