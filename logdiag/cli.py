@@ -29,6 +29,7 @@ from logdiag.report.status import StatusLine
 from logdiag.source.live import QUIET_PERIOD, FollowNotice
 from logdiag.source.stats import MAX_EXAMPLES, MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
 from logdiag.version import __version__
+from logdiag.wording import plural
 
 app = typer.Typer(
     name="logdiag",
@@ -274,8 +275,8 @@ def _render(output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident
 def _stopped(run: Run) -> str:
     stats = run.tracker.stats
     return printable(
-        f"logdiag: stopped after {stats.records} records: {run.incident_count} incidents, "
-        f"{len(run.tracker.sessions)} sessions open, "
+        f"logdiag: stopped after {plural(stats.records, 'record')}: {plural(run.incident_count, 'incident')}, "
+        f"{plural(len(run.tracker.sessions), 'session')} open, "
         f"{stats.evicted_sessions + stats.idle_sessions} evicted"
     )
 
@@ -334,8 +335,9 @@ def export(
                 _summarize(result.run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
             for skipped in result.files_skipped:
                 console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
-            rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
-            console.print(printable(f"exported {rows} to {result.output} ({len(result.parts)} files)"), markup=False)
+            rows = ", ".join(plural(n, table.removesuffix("s"), table) for table, n in result.rows.items())
+            files = plural(len(result.parts), "file")
+            console.print(printable(f"exported {rows} to {result.output} ({files})"), markup=False)
         incomplete = (result.run is not None and _input_warnings(result.run.inputs, on_bad_line)) or unread_files
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
@@ -488,15 +490,16 @@ def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None)
         example = next((e for e in stats.examples if not e.foreign), None)
         shown = f"; e.g. line {example.line}: {example.text[:100]!r}" if example else ""
         console.print(printable(
-            f"logdiag: warning: {stats.file}: {stats.unread} of {stats.lines} lines could not be read "
+            f"logdiag: warning: {stats.file}: {stats.unread} of {plural(stats.lines, 'line')} could not be read "
             f"({reasons}){shown}. The report covers only the lines read. {_what_to_do(stats, on_bad_line)}".rstrip()
         ), markup=False)
     return incomplete
 
 
 def _reasons(stats: InputStats) -> str:
-    """The skipped lines' counts by reason, most first: ``43 line does not match …; 5 …``."""
-    return "; ".join(f"{n} {reason}" for reason, n in stats.reasons())
+    """The skipped lines' counts by reason, most first: ``line does not match …: 43 lines; NUL bytes: 1 line``
+    (a reason describes one line, and reads wrong after a count: "83840 line does not match")."""
+    return "; ".join(f"{reason}: {plural(n, 'line')}" for reason, n in stats.reasons())
 
 
 def _what_to_do(stats: InputStats, on_bad_line: OnBadLine | None) -> str:
@@ -517,7 +520,7 @@ def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
             what += f", log_line_prefix {stats.log_line_prefix!r}" + (" (inferred)" if stats.prefix_inferred else "")
         if stats.lc_messages not in (None, "en"):
             what += f", lc_messages {stats.lc_messages}"
-        line = f"{stats.file}: {what}: {stats.records} records from {stats.lines} lines"
+        line = f"{stats.file}: {what}: {plural(stats.records, 'record')} from {plural(stats.lines, 'line')}"
         if stats.skipped_total:
             line += f", {stats.skipped_total} skipped ({_reasons(stats)})"
         if stats.blank:

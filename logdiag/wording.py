@@ -10,21 +10,25 @@ from collections.abc import Iterable
 from difflib import get_close_matches
 
 
-def plural(count: int, word: str, words: str | None = None) -> str:
+def plural(count: int, word: str, words: str | None = None, *, grouped: bool = False) -> str:
     """A count and its noun, singular for one and plural otherwise.
 
     Args:
         count: how many.
-        word: the noun for one.
+        word: the noun for one (it may go on: ``"open session"``, ``"line could not be read"``).
         words: the noun for several, when it is not ``word`` + ``s``.
+        grouped: write the count with thousands separators (``12,345``).
 
     Returns:
         ``"1 session"``, ``"2 sessions"``, ``"0 sessions"``.
 
     >>> plural(1, "session"), plural(2, "session"), plural(0, "match", "matches")
     ('1 session', '2 sessions', '0 matches')
+    >>> plural(12345, "open session", "open sessions", grouped=True)
+    '12,345 open sessions'
     """
-    return f"{count} {word if count == 1 else words or word + 's'}"
+    number = f"{count:,}" if grouped else str(count)
+    return f"{number} {word if count == 1 else words or word + 's'}"
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:

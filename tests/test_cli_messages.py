@@ -184,3 +184,67 @@ class TestHelp:
         example = out.split("Example:\n", 1)[1].splitlines()[0]
         assert example.strip().startswith(f"logdiag {command} ")
         assert example.endswith(_commands()[command].help.split("Example:\n", 1)[1].splitlines()[0].strip())
+
+
+class TestPlurals:
+    """Counts that a person reads agree with their nouns: one record, two records."""
+
+    def test_skip_reasons_read_after_their_count(self):
+        """A reason describes one line, so its count comes after it, with "line" or "lines"."""
+        from logdiag.cli import _reasons
+        from logdiag.source.stats import InputStats
+
+        stats = InputStats("pg.log")
+        stats.skipped["line does not match the log_line_prefix"] = 83840
+        stats.skipped["NUL bytes"] = 1
+        assert _reasons(stats) == "line does not match the log_line_prefix: 83840 lines; NUL bytes: 1 line"
+
+    def test_input_summary_of_one_record(self, capsys):
+        """The per-input summary says 1 record from 1 line."""
+        from logdiag.cli import _summarize
+        from logdiag.source.stats import InputStats
+
+        _summarize([InputStats("one.csv", format="csvlog", lines=1, records=1)], show_examples=False)
+        assert capsys.readouterr().err == "one.csv: csvlog: 1 record from 1 line\n"
+
+    def test_status_line_of_one_open_session(self):
+        """The live status line says 1 open session, 1 incident (it said "1 open sessions")."""
+        from types import SimpleNamespace
+
+        from logdiag.report.status import StatusLine
+
+        tracker = SimpleNamespace(
+            stats=SimpleNamespace(records=1, evicted_sessions=0, idle_sessions=0), sessions={"pid 1": object()},
+        )
+        line = StatusLine(SimpleNamespace(tracker=tracker, incident_count=1)).text()  # type: ignore[arg-type]
+        assert line.startswith("logdiag: 1 record (")
+        assert line.endswith(" · 1 open session · 1 incident · 0 evicted")
+
+    def test_stopped_summary_of_one(self):
+        """--follow's summary on Ctrl-C counts in the singular too."""
+        from types import SimpleNamespace
+
+        from logdiag.cli import _stopped
+
+        tracker = SimpleNamespace(
+            stats=SimpleNamespace(records=1, evicted_sessions=0, idle_sessions=0), sessions={"pid 1": object()},
+        )
+        text = _stopped(SimpleNamespace(tracker=tracker, incident_count=1))  # type: ignore[arg-type]
+        assert text == "logdiag: stopped after 1 record: 1 incident, 1 session open, 0 evicted"
+
+    @pytest.mark.parametrize(("total", "said"), [(1, "1 incident"), (2, "2 incidents")])
+    def test_summary_counts_its_incidents(self, total, said):
+        """`logdiag summary` heads its report with the count and the right noun."""
+        from io import StringIO
+
+        from rich.console import Console
+
+        from logdiag.export.summary import Summary
+        from logdiag.report.summary import write_summary_markdown, write_summary_text
+
+        out = StringIO()
+        write_summary_text(Summary(total=total, groups={}, shapes=[]), Console(file=out, width=80))
+        assert out.getvalue() == f"{said}\n"
+        out = StringIO()
+        write_summary_markdown(Summary(total=total, groups={}, shapes=[]), out)
+        assert out.getvalue().startswith(f"# logdiag summary\n\n{said}.\n")

@@ -9,6 +9,7 @@ from typing import IO
 from logdiag.diagnosis.incidents import Finding, FindingSeverity, Incident, Related
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import printable
+from logdiag.wording import plural
 
 
 def _fence(code: str) -> str:
@@ -94,6 +95,6 @@ def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str]) ->
         out.write("## Findings\n\n")
         for number, finding in enumerate(run.findings, 1):
             out.write(finding_markdown(number, finding) + "\n")
-    files = ", ".join(f"{_inline(s.file)} ({s.format}, {s.records} records)" for s in run.inputs)
+    files = ", ".join(f"{_inline(s.file)} ({s.format}, {plural(s.records, 'record')})" for s in run.inputs)
     out.write(f"Read: {files}. Other errors: {len(run.other_errors)}.\n")
     return count
