@@ -248,3 +248,41 @@ class TestPlurals:
         out = StringIO()
         write_summary_markdown(Summary(total=total, groups={}, shapes=[]), out)
         assert out.getvalue().startswith(f"# logdiag summary\n\n{said}.\n")
+
+
+class TestSummaryOfNothing:
+    """`logdiag summary` of a place with no export is one line that says so, exit 2 (it leaked
+    polars' ``PlRefPath { inner: "emptydir/**/*.parquet" }``)."""
+
+    def test_empty_directory(self, capsys, tmp_path):
+        """An empty directory: no Parquet file there, and how to write one."""
+        code, out, err = _run(capsys, "summary", str(tmp_path))
+        assert (code, out) == (ExitStatus.ERROR, "")
+        assert err == (
+            f"logdiag: error: no exported incidents at {tmp_path}: no Parquet file there "
+            f"(write them with: logdiag export LOG... -o {tmp_path})\n"
+        )
+
+    def test_missing_directory(self, capsys, tmp_path):
+        """A directory that does not exist is named as missing."""
+        code, _, err = _run(capsys, "summary", str(tmp_path / "exports"))
+        assert code == ExitStatus.ERROR
+        assert err == (
+            f"logdiag: error: no such file or directory: {tmp_path / 'exports'} "
+            "(name the directory logdiag export -o wrote)\n"
+        )
+
+    def test_glob_that_matches_nothing(self, capsys, tmp_path):
+        """A glob with no match says so, in one line."""
+        code, _, err = _run(capsys, "summary", str(tmp_path / "*.parquet"))
+        assert code == ExitStatus.ERROR
+        assert err == f"logdiag: error: no exported incidents at {tmp_path / '*.parquet'}: no Parquet file matches it\n"
+
+    def test_a_file_that_is_not_parquet(self, capsys, tmp_path):
+        """A file named by itself that is not Parquet: named, and what to name instead."""
+        notes = tmp_path / "notes.txt"
+        notes.write_text("not Parquet\n")
+        code, _, err = _run(capsys, "summary", str(notes))
+        assert code == ExitStatus.ERROR and err.count("\n") == 1
+        assert err.startswith(f"logdiag: error: {notes} is not a Parquet file (")
+        assert err.endswith("): name the directory logdiag export -o wrote, or its incidents.parquet\n")
