@@ -51,6 +51,7 @@ class TestUsageErrors:
         ["analyze", "--quiet-period", "soon", "x.csv"],
         ["analyze", "--max-line-bytes", "lots", "x.csv"],
         ["summary", "a", "b"],
+        ["analyze", "x.csv", "--format"],
         ["-x"],
     ], ids=" ".join)
     def test_one_line_exit_2(self, capsys, args):
@@ -132,6 +133,17 @@ class TestUsageErrors:
         """What the user typed is echoed with its control characters made visible."""
         _, _, err = _run(capsys, "analyze", "--format", "\x1b[2J", "x.csv")
         assert "\x1b" not in err and "\\x1b[2J" in err
+
+    def test_no_command_prints_help_on_stderr(self, capsys):
+        """`logdiag` alone prints its help on stderr, exit 2, as before."""
+        code, out, err = _run(capsys)
+        assert (code, out) == (ExitStatus.ERROR, "")
+        assert err.startswith("Usage: logdiag [OPTIONS] COMMAND")
+
+    def test_version(self, capsys):
+        """--version still prints the version, exit 0."""
+        code, out, _ = _run(capsys, "--version")
+        assert code == ExitStatus.OK and out.startswith("logdiag ")
 
     def test_help_still_works(self, capsys):
         """--help prints the help on stdout and exits 0."""
