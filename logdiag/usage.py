@@ -111,10 +111,10 @@ def _option_names(command: Any) -> list[str]:
 
 
 def _display_name(param: Any) -> str:
-    """An option's longest name (``--format``), or an argument's name in capitals."""
+    """An option's longest name (``--format``), or an argument's as its help shows it (``DIR``)."""
     if getattr(param, "param_type_name", "") == "option":
         return str(max(param.opts, key=len))
-    return str(param.name).upper()
+    return str(getattr(param, "metavar", None) or param.name.upper())
 
 
 def _choices(command: Any, param: Any) -> list[str]:

@@ -119,7 +119,7 @@ class TestUsageErrors:
         """A missing argument is named with what to give."""
         _, _, err = _run(capsys, "summary")
         assert err == (
-            "logdiag: error: missing argument PATH: an export directory, or a Parquet file or dataset of "
+            "logdiag: error: missing argument DIR: an export directory, or a Parquet file or dataset of "
             "incidents; see logdiag summary --help\n"
         )
 
