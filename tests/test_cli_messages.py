@@ -244,6 +244,20 @@ class TestPlurals:
         text = _stopped(SimpleNamespace(tracker=tracker, incident_count=1))  # type: ignore[arg-type]
         assert text == "logdiag: stopped after 1 record: 1 incident, 1 session open, 0 evicted"
 
+    def test_one_other_error(self):
+        """The text report's last line counts one other error in the singular."""
+        from io import StringIO
+        from types import SimpleNamespace
+
+        from rich.console import Console
+
+        from logdiag.report.text import write_text
+
+        run = SimpleNamespace(inputs=[], skipped_files=[], findings=[], other_errors=[SimpleNamespace(sqlstate="40P01")])
+        out = StringIO()
+        write_text(run, [], Console(file=out, width=80))  # type: ignore[arg-type]
+        assert out.getvalue().splitlines()[-1] == "1 other error: 40P01 × 1"
+
     @pytest.mark.parametrize(("total", "said"), [(1, "1 incident"), (2, "2 incidents")])
     def test_summary_counts_its_incidents(self, total, said):
         """`logdiag summary` heads its report with the count and the right noun."""

@@ -18,6 +18,7 @@ from logdiag.diagnosis.incidents import Finding, FindingSeverity, Incident
 from logdiag.records import Source
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import plain, printable
+from logdiag.wording import plural
 
 MAX_SQL_CHARS = 2000
 
@@ -165,7 +166,7 @@ def write_text(run: RunView, incidents: Iterable[Incident], console: Console) ->
     if run.other_errors:
         codes = Counter(e.sqlstate or "?" for e in run.other_errors)
         console.print(plain(
-            f"{len(run.other_errors)} other errors: " + ", ".join(f"{c} × {n}" for c, n in codes.most_common()),
+            f"{plural(len(run.other_errors), 'other error')}: " + ", ".join(f"{c} × {n}" for c, n in codes.most_common()),
             "dim",
         ))
     return len(found)
