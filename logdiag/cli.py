@@ -34,6 +34,7 @@ from logdiag.wording import plural
 app = typer.Typer(
     name="logdiag",
     help="Find which statement broke a PostgreSQL transaction, from the server's log.",
+    epilog="\b\nExample:\n  logdiag analyze /var/log/postgresql/postgresql-15-main.csv\n  logdiag analyze --help",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

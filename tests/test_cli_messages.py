@@ -197,6 +197,13 @@ class TestHelp:
         assert example.strip().startswith(f"logdiag {command} ")
         assert example.endswith(_commands()[command].help.split("Example:\n", 1)[1].splitlines()[0].strip())
 
+    def test_top_help_shows_an_example(self, capsys, monkeypatch):
+        """`logdiag --help` ends with an example, after the list of commands."""
+        monkeypatch.setenv("COLUMNS", "80")
+        _, out, _ = _run(capsys, "--help")
+        _, example = out.split("Commands:\n", 1)[1].split("Example:\n", 1)
+        assert example.splitlines()[0].strip().startswith("logdiag analyze ")
+
 
 class TestPlurals:
     """Counts that a person reads agree with their nouns: one record, two records."""
