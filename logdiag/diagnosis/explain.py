@@ -13,6 +13,7 @@ from logdiag.diagnosis.messages import ConstraintKind, Violation, is_match_full_
 from logdiag.diagnosis.sessions import ChecksWindow, Failure
 from logdiag.diagnosis.sql import Write, WriteKind
 from logdiag.diagnosis.statements import LoggedStatement
+from logdiag.wording import plural
 
 
 class Opening(Enum):
@@ -479,7 +480,7 @@ def window_alone_explanation(window: ChecksWindow, tables: Sequence[str], writte
     )
     if written:
         wrote = (
-            f"{_plural(written, 'statement')} of the session wrote"
+            f"{plural(written, 'statement')} of the session wrote"
             + (f" into {', '.join(tables)}" if tables else "")
             + " in that window, and PostgreSQL checked none of their rows: a child row without its parent, or a parent deleted "
             "under its children, may be in the table now, and no error will say so until a constraint is added or "
@@ -525,11 +526,6 @@ def checks_disabled_hints(window: ChecksWindow) -> tuple[str, ...]:
             "back (NOT VALID, then VALIDATE CONSTRAINT) so that PostgreSQL checks every row."
         ),
     )
-
-
-def _plural(count: int, word: str) -> str:
-    """``1 time``, ``2 times``."""
-    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def orphans_query(orphans: Orphans) -> str:

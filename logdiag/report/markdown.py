@@ -9,7 +9,7 @@ from typing import IO
 from logdiag.diagnosis.incidents import Finding, FindingSeverity, Incident, Related
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import printable
-from logdiag.words import plural
+from logdiag.wording import plural
 
 
 def _fence(code: str) -> str:

@@ -21,7 +21,7 @@ from logdiag.diagnosis.incidents import Finding, FindingSeverity, Incident
 from logdiag.records import Source
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import plain, printable
-from logdiag.words import plural
+from logdiag.wording import plural
 
 MAX_SQL_CHARS = 2000
 
@@ -50,7 +50,7 @@ def _distance(source: Source, at: datetime | None, incident: Incident) -> str:
         seconds = (incident.at - at).total_seconds()
         parts.append(f"{seconds:.3g} s")
     if source.file == incident.raised_by_source.file:
-        parts.append(f"{incident.raised_by_source.line - source.line} lines")
+        parts.append(plural(incident.raised_by_source.line - source.line, "line"))
     return " and ".join(parts) + " earlier" if parts else ""
 
 
