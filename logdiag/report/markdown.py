@@ -27,7 +27,8 @@ def incident_markdown(number: int, incident: Incident) -> str:
     key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items()) or "not in the log"
     code = f"{incident.sqlstate} {incident.condition}" if incident.sqlstate else "SQLSTATE unknown (no %e)"
     lines = [
-        f"## {number}. {code} at {incident.timing}: {_inline(incident.constraint or '(unnamed)')}",
+        (f"## {number}. {code} at {incident.timing}: "
+        f"{_inline(incident.constraint or ('deadlock' if incident.deadlock is not None else '(unnamed)'))}"),
         "",
         f"- **When**: {incident.at.isoformat() if incident.at else 'unknown'}",
         f"- **Table**: {_inline(incident.table or '?')}"
@@ -42,8 +43,14 @@ def incident_markdown(number: int, incident: Incident) -> str:
         _fence(incident.raised_by_statement or "-- no statement: the implicit commit"),
         "",
     ]
+    for step in incident.deadlock or ():
+        lines += [(f"- **Cycle**: process {step.pid} waited for {_inline(step.mode)} on {_inline(step.object)}, "
+                  f"held by {step.blocked_by}")]
+    if incident.deadlock:
+        lines.append("")
     for culprit in incident.culprits:
-        lines += [f"**Culprit** (line {culprit.source.line}, {culprit.confidence}): {_inline(culprit.reason)}", ""]
+        other = f", pid {culprit.session.pid} ({_inline(culprit.session.application or '?')})" if culprit.session else ""
+        lines += [f"**Culprit** (line {culprit.source.line}{other}, {culprit.confidence}): {_inline(culprit.reason)}", ""]
         lines += [_fence(culprit.statement), ""]
         if culprit.parameters:
             lines += ["Parameters: " + _inline(", ".join(f"{k} = {v!r}" for k, v in culprit.parameters.items())), ""]

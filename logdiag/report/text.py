@@ -51,13 +51,19 @@ def incident_panel(number: int, incident: Incident) -> Panel:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(ratio=1)
     s = incident.session
-    constraint = plain(incident.constraint or "(unnamed)", "bold")
-    constraint.append_text(plain(f" ({incident.constraint_kind.replace('_', ' ')})"))
-    if incident.table:
-        constraint.append_text(plain(f" on {incident.table}"))
-    if incident.referenced_table:
-        constraint.append_text(plain(f" → {incident.referenced_table}"))
-    grid.add_row("constraint", constraint)
+    if incident.deadlock is not None:
+        for index, step in enumerate(incident.deadlock):
+            line = plain(f"process {step.pid} waited for {step.mode} on {step.object}, held by {step.blocked_by}")
+            grid.add_row("deadlock" if index == 0 else "", line)
+    else:
+        constraint = plain(incident.constraint or "(unnamed)", "bold")
+        if incident.constraint_kind is not None:
+            constraint.append_text(plain(f" ({incident.constraint_kind.replace('_', ' ')})"))
+        if incident.table:
+            constraint.append_text(plain(f" on {incident.table}"))
+        if incident.referenced_table:
+            constraint.append_text(plain(f" → {incident.referenced_table}"))
+        grid.add_row("constraint", constraint)
     who = " · ".join(
         x for x in (
             s.application and f"app {s.application}",
@@ -79,7 +85,9 @@ def incident_panel(number: int, incident: Incident) -> Panel:
     grid.add_row("raised by", raised)
     values = list(incident.key.values())
     for index, culprit in enumerate(incident.culprits):
-        head = plain(f"line {culprit.source.line} · {culprit.confidence} · {culprit.reason}", "cyan")
+        other = culprit.session
+        where = f" · pid {other.pid}" + (f" ({other.application})" if other.application else "") if other else ""
+        head = plain(f"line {culprit.source.line}{where} · {culprit.confidence} · {culprit.reason}", "cyan")
         body: list[RenderableType] = [head, sql(culprit.statement, values)]
         if culprit.parameters:
             body.append(plain("parameters: " + ", ".join(f"{k} = {v!r}" for k, v in culprit.parameters.items()), "dim"))
@@ -135,7 +143,8 @@ def finding_panel(number: int, finding: Finding) -> Panel:
 
 def summary_table(incidents: list[Incident]) -> Table:
     """Incidents grouped by constraint and application."""
-    counts = Counter((i.constraint or "(unnamed)", i.session.application or "", i.timing) for i in incidents)
+    counts = Counter((i.constraint or ("deadlock" if i.deadlock is not None else "(unnamed)"),
+                      i.session.application or "", i.timing) for i in incidents)
     table = Table(title="Summary", box=box.SIMPLE_HEAD, expand=False)
     table.add_column("constraint")
     table.add_column("application")
