@@ -80,7 +80,7 @@ def diagnose_deadlock(failure: Failure, deadlock: Deadlock) -> Incident:
     processes = {victim.pid: victim}
     for peer in failure.peers:
         processes.setdefault(peer.pid, _peer(peer))
-    columns: dict[str, tuple[str, ...]] = {}  # an INSERT without its column list matches by table
+    columns: dict[str, tuple[str, ...]] = {}  # tables' columns from the DDL, for INSERTs without a list
     references: dict[str, tuple[_Reference, ...]] = {}  # a table -> the foreign keys that reference it
     steps: list[CycleStep] = []
     words: list[LockStep] = []
@@ -94,7 +94,8 @@ def diagnose_deadlock(failure: Failure, deadlock: Deadlock) -> Incident:
         waiting = _waiting_entry(waiter, query, record if edge.pid == victim.pid else None)
         target = _target(edge, waiting, query, columns)
         if target.table is not None and target.table not in references:
-            references[target.table] = _references(failure, target.table)
+            references[target.table], known = _references(failure, target.table)
+            columns.update(known)
         taker = _taker(holder, target, deadlock.queries.get(edge.blocked_by), columns,
                        references.get(target.table or "", ())) if holder else None
         steps.append(CycleStep(
@@ -228,9 +229,9 @@ class _Reference:
     referenced: tuple[str, ...]
 
 
-def _references(failure: Failure, table: str) -> tuple[_Reference, ...]:
+def _references(failure: Failure, table: str) -> tuple[tuple[_Reference, ...], dict[str, tuple[str, ...]]]:
     """The foreign keys into ``table`` that the log's DDL declares (its referenced columns from
-    REFERENCES, else the table's primary key)."""
+    REFERENCES, else the table's primary key), and the columns of the tables that DDL creates."""
     catalog = Catalog(failure.ddl, [table])
     primary = [d.constraint.columns for d in catalog.declarations
                if d.constraint.kind == "primary_key" and d.constraint.table == table]
@@ -242,7 +243,7 @@ def _references(failure: Failure, table: str) -> tuple[_Reference, ...]:
         referenced = key.referenced_columns or (primary[-1] if primary else ())
         if len(referenced) == len(key.columns):
             found.append(_Reference(key.table, key.columns, referenced))
-    return tuple(found)
+    return tuple(found), dict(catalog.columns)
 
 
 def _referenced_rows(lock: Lock, references: Sequence[_Reference]) -> list[Lock]:
