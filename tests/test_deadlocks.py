@@ -43,6 +43,7 @@ SETUP = (
     "CREATE TABLE dl_parent (id int PRIMARY KEY);\n"
     "CREATE TABLE dl_child (id int PRIMARY KEY, parent_id int REFERENCES dl_parent);\n"
     "INSERT INTO dl_parent VALUES (1), (2);\n"
+    "CREATE TABLE dl_mod (id int PRIMARY KEY, v int);\nINSERT INTO dl_mod VALUES (1, 0), (2, 0);\n"
 )
 
 
@@ -59,6 +60,7 @@ class Side:
     key: dict[str, str] = field(default_factory=dict)
     table: str | None = None
     log_statement: str | None = None  # None: the server's setting; "none": this session logs nothing
+    first_logged: bool = True  # False: the log does not show ``first`` (log_statement none, or mod and SELECT)
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,18 @@ SCENARIOS = (
     # The victim's partner logs nothing: the cycle and the waiting statements only (issue 28, §1).
     Scenario("unlogged_partner", (
         Side(("UPDATE dl_acct SET bal = bal + 1 WHERE id = 3",), "UPDATE dl_acct SET bal = bal - 1 WHERE id = 4",
-             "UPDATE dl_acct SET bal = bal + 1 WHERE id = 3", {"id": "4"}, "dl_acct", log_statement="none"),
+             "UPDATE dl_acct SET bal = bal + 1 WHERE id = 3", {"id": "4"}, "dl_acct", log_statement="none",
+             first_logged=False),
         Side(("UPDATE dl_acct SET bal = bal + 1 WHERE id = 4",), "UPDATE dl_acct SET bal = bal - 1 WHERE id = 3",
              "UPDATE dl_acct SET bal = bal + 1 WHERE id = 4", {"id": "3"}, "dl_acct"),
+    )),
+    # log_statement = 'mod' logs the UPDATE that waited but not the SELECT ... FOR UPDATE that took the lock.
+    Scenario("mod_select_for_update", (
+        Side(("SELECT v FROM dl_mod WHERE id = 1 FOR UPDATE",), "UPDATE dl_mod SET v = 1 WHERE id = 2",
+             "SELECT v FROM dl_mod WHERE id = 1 FOR UPDATE", {"id": "2"}, "dl_mod", log_statement="mod",
+             first_logged=False),
+        Side(("UPDATE dl_mod SET v = 2 WHERE id = 2",), "UPDATE dl_mod SET v = 2 WHERE id = 1",
+             "UPDATE dl_mod SET v = 2 WHERE id = 2", {"id": "1"}, "dl_mod"),
     )),
 )
 
@@ -245,7 +256,7 @@ class TestDeadlockIncident:
         for step in incident["deadlock"]["cycle"]:
             holder = played.pids.index(step["blocked_by"])
             side = scenario.sides[holder]
-            if side.log_statement == "none":
+            if not side.first_logged:
                 assert step["lock_taken_by"] is None
                 continue
             assert step["lock_taken_by"]["statement"] == side.holds_for_previous
@@ -259,7 +270,7 @@ class TestDeadlockIncident:
             else:
                 assert culprit["session"]["application"] == application
                 assert culprit["session"]["pid"] == played.pids[holder]
-        if any(s.log_statement == "none" for s in scenario.sides):
+        if any(not s.first_logged for s in scenario.sides):
             assert any("log_statement" in hint for hint in incident["hints"])
             assert len(culprits) == n - 1
         else:

@@ -640,8 +640,9 @@ def deadlock_explanation(victim: int, line: int, steps: Sequence[LockStep], lost
                          f"wanted {_wanted(step)} {waited} and waited for {step.blocked_by}.")
         elif step.holder_seen:
             parts.append(f"Process {step.pid} wanted {_wanted(step)} {waited}, held by process {step.blocked_by}; "
-                         f"none of {step.blocked_by}'s logged statements took that lock (a function, trigger or "
-                         f"foreign-key check may have).")
+                         f"none of {step.blocked_by}'s logged statements took that lock (a statement the log does not "
+                         f"show, such as SELECT … FOR UPDATE under log_statement = 'mod', a function, a trigger "
+                         f"or a foreign-key check may have).")
         else:
             parts.append(f"Process {step.pid} wanted {_wanted(step)} {waited}, held by process {step.blocked_by}, "
                          f"whose earlier statements are not in the log.")
