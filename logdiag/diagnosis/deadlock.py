@@ -76,7 +76,9 @@ def diagnose_deadlock(failure: Failure, deadlock: Deadlock) -> Incident:
     """The incident of a deadlock's ERROR: the cycle, and for each of its processes the
     statement of the blocking transaction that took the lock it waited for."""
     record = failure.record
-    victim = _Process(record.pid or 0, failure.session, failure.entries, record.xid, failure.lock_waits)
+    # The process that found the cycle comes first in it (deadlock.c): the victim, whose ERROR this is.
+    pid = record.pid if record.pid is not None else deadlock.edges[0].pid
+    victim = _Process(pid, failure.session, failure.entries, record.xid, failure.lock_waits)
     processes = {victim.pid: victim}
     for peer in failure.peers:
         processes.setdefault(peer.pid, _peer(peer))
@@ -91,7 +93,7 @@ def diagnose_deadlock(failure: Failure, deadlock: Deadlock) -> Incident:
         waiter = processes.get(edge.pid)
         holder = processes.get(edge.blocked_by)
         query = deadlock.queries.get(edge.pid) or (record.statement if edge.pid == victim.pid else None)
-        waiting = _waiting_entry(waiter, query, record if edge.pid == victim.pid else None)
+        waiting = _waiting_entry(waiter, query)
         target = _target(edge, waiting, query, columns)
         if target.table is not None and target.table not in references:
             references[target.table], known = _references(failure, target.table)
@@ -181,15 +183,14 @@ def _same_text(logged: str, query: str) -> bool:
     return logged == query or (len(query) >= 64 and logged.startswith(query))
 
 
-def _waiting_entry(process: _Process | None, query: str | None, error: LogRecord | None) -> Entry | None:
-    """The statement of the process's transaction that waited: its last one the query is."""
+def _waiting_entry(process: _Process | None, query: str | None) -> Entry | None:
+    """The statement of the process's transaction that waited: its last one the query is (None
+    when the log did not show it being run: only the DETAIL, or the victim's ERROR, has it)."""
     if process is None or query is None:
         return None
     for entry in reversed(process.entries):
         if _same_text(entry.statement.text, query):
             return entry
-    if error is not None and error.statement is not None:
-        return None  # the victim's statement was not logged before it failed: only its ERROR shows it
     return None
 
 
@@ -334,5 +335,3 @@ def is_deadlock(sqlstate: str | None, inferred: str | None) -> bool:
     """Whether an error is a deadlock, by its SQLSTATE or the one its message implies."""
     return (sqlstate or inferred) == DEADLOCK_SQLSTATE
 
-
-__all__: Sequence[str] = ("diagnose_deadlock", "is_deadlock")
