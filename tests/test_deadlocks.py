@@ -331,7 +331,7 @@ def _printed(form, values: list[str]) -> str:
 def test_every_language_s_cycle_is_read(code):
     """A deadlock's DETAIL as each catalog the server ships words it (its cycle lines, lock
     objects and query heads) is read back: the pids, modes, objects and queries."""
-    from logdiag.diagnosis.locks import LockKind, parse_deadlock, parse_lock_wait
+    from logdiag.diagnosis.locks import LockKind, context_relation, parse_deadlock, parse_lock_wait
     from logdiag.lang import LANGUAGES, msgids
 
     language = LANGUAGES[code]
@@ -353,3 +353,5 @@ def test_every_language_s_cycle_is_read(code):
     waited = _printed(language.format(msgids.LOCK_STILL_WAITING), ["7416", "ShareLock", first, "200", "105"])
     wait = parse_lock_wait(waited)
     assert wait is not None and wait.pid == 7416 and wait.object.xid == 726 and wait.milliseconds == 200.105
+    for msgid in msgids.LOCK_CONTEXTS:
+        assert context_relation(_printed(language.format(msgid), ["0", "2", "acct"]) + "\nSQL statement") == "acct"

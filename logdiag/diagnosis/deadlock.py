@@ -35,7 +35,7 @@ from logdiag.diagnosis.incidents import (
     StatementRef,
     Timing,
 )
-from logdiag.diagnosis.locks import Deadlock, Edge, LockKind, parse_lock_wait
+from logdiag.diagnosis.locks import Deadlock, Edge, LockKind, WaitEvent, context_relation, parse_lock_wait
 from logdiag.diagnosis.messages import OTHER_CONDITIONS
 from logdiag.diagnosis.sessions import Entry, Failure, Peer, Session
 from logdiag.diagnosis.sql import Cell, Lock, LockTaken, same_value, statement_locks
@@ -94,7 +94,7 @@ def diagnose_deadlock(failure: Failure, deadlock: Deadlock) -> Incident:
         holder = processes.get(edge.blocked_by)
         query = deadlock.queries.get(edge.pid) or (record.statement if edge.pid == victim.pid else None)
         waiting = _waiting_entry(waiter, query)
-        target = _target(edge, waiting, query, columns)
+        target = _target(edge, waiting, query, columns, _context_table(waiter, record if edge.pid == victim.pid else None))
         if target.table is not None and target.table not in references:
             references[target.table], known = _references(failure, target.table)
             columns.update(known)
@@ -200,9 +200,23 @@ def _ref(entry: Entry | None, query: str | None) -> StatementRef | None:
     return None if query is None else StatementRef(query, None)
 
 
+def _context_table(process: _Process | None, error: LogRecord | None) -> str | None:
+    """The table of the row a process waited for, as the CONTEXT of its wait names it: the
+    victim's ERROR's, or the other processes' last ``still waiting`` line's."""
+    if error is not None:
+        return context_relation(error.context)
+    for record in reversed(process.lock_waits if process is not None else ()):
+        wait = parse_lock_wait(record.message)
+        if wait is not None and wait.event is WaitEvent.STILL_WAITING:
+            return context_relation(record.context)
+    return None
+
+
 def _target(edge: Edge, waiting: Entry | None, query: str | None,
-            columns: dict[str, tuple[str, ...]]) -> _Target:
-    """What the waiting process wanted: the row or table its statement locks, the advisory key."""
+            columns: dict[str, tuple[str, ...]], context_table: str | None = None) -> _Target:
+    """What the waiting process wanted: the row or table its statement locks (the one of the
+    table the CONTEXT names, when it names one; that table alone when the statement is not in
+    the log or says nothing), the advisory key."""
     kind = edge.object.kind
     if kind is LockKind.ADVISORY and edge.object.advisory is not None:
         _, key1, key2, field4 = edge.object.advisory
@@ -211,11 +225,15 @@ def _target(edge: Edge, waiting: Entry | None, query: str | None,
     parameters = waiting.statement.parameters if waiting is not None else None
     locks = statement_locks(text, parameters, columns) if text else ()
     wanted = LockTaken.TABLE if kind is LockKind.RELATION else LockTaken.ROW
-    lock = next((lk for lk in locks if lk.kind is wanted), None) or next(
-        (lk for lk in locks if lk.table is not None), None
+    # The CONTEXT's table picks among the statement's locks; a partition it names is not the
+    # partitioned table the statement names, so the statement's first lock stays the fallback.
+    lock = (
+        next((lk for lk in locks if lk.kind is wanted and lk.table == context_table), None)
+        or next((lk for lk in locks if lk.kind is wanted), None)
+        or next((lk for lk in locks if lk.table is not None), None)
     )
     if lock is None:
-        return _Target(kind, None, {})
+        return _Target(kind, context_table, {})
     where = {c: v for c, v in lock.where.items() if isinstance(v, str) or v is None}
     return _Target(kind, lock.table, where if kind is not LockKind.RELATION else {})
 

@@ -247,3 +247,21 @@ def parse_lock_wait(message: str | None) -> LockWait | None:
             continue
         return LockWait(event, pid, found[1], lock_object(found[2]), whole + fraction / 1000)
     return None
+
+
+def context_relation(context: str | None) -> str | None:
+    """The table a row wait's CONTEXT names (``while updating tuple (0,2) in relation "acct"``),
+    in any language; None for any other CONTEXT.
+
+    >>> context_relation('while locking tuple (0,1) in relation "dl_item"')
+    'dl_item'
+    """
+    if not context:
+        return None
+    first = context.split("\n", 1)[0]
+    for msgid in msgids.LOCK_CONTEXTS:
+        for form in all_formats(msgid):
+            found = form.match(first)
+            if found is not None and len(found) == 3:
+                return found[2]
+    return None

@@ -204,7 +204,7 @@ def pid_pattern(pid: int, letter: str) -> str:
     hexadecimal (``%c``, csvlog's and jsonlog's session_id: the session's start time and pid).
 
     >>> pid_pattern(1299, "c"), pid_pattern(1299, "p")
-    ('[0-9a-f]{1,16}\\.513', '1299')
+    ('[0-9a-f]{1,16}\\\\.513', '1299')
     """
     return rf"[0-9a-f]{{1,16}}\.{pid:x}" if letter == "c" else str(pid)
 

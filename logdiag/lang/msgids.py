@@ -74,6 +74,14 @@ LOCK_TRANSACTION = "transaction %u"
 LOCK_TUPLE = "tuple (%u,%u) of relation %u of database %u"
 LOCK_RELATION = "relation %u of database %u"
 LOCK_ADVISORY = "advisory lock [%u,%u,%u,%u]"
+# lmgr.c XactLockTableWaitErrorCb: the CONTEXT of a wait for a row's transaction, naming its table.
+LOCK_CONTEXTS = (
+    'while updating tuple (%u,%u) in relation "%s"', 'while deleting tuple (%u,%u) in relation "%s"',
+    'while locking tuple (%u,%u) in relation "%s"', 'while locking updated version (%u,%u) of tuple in relation "%s"',
+    'while inserting index tuple (%u,%u) in relation "%s"', 'while checking uniqueness of tuple (%u,%u) in relation "%s"',
+    'while rechecking updated tuple (%u,%u) in relation "%s"',
+    'while checking exclusion constraint on tuple (%u,%u) in relation "%s"',
+)
 # proc.c with log_lock_waits = on (issue 28).
 LOCK_STILL_WAITING = "process %d still waiting for %s on %s after %ld.%03d ms"
 LOCK_ACQUIRED = "process %d acquired %s on %s after %ld.%03d ms"
@@ -112,6 +120,7 @@ MSGIDS: tuple[str, ...] = (
     CHECK, FAILING_ROW, NOT_NULL, NOT_NULL_OLD,
     NOT_DEFERRABLE, ONLY_IN_TRANSACTION_BLOCKS, DEADLOCK, DEADLOCK_PROCESS, DEADLOCK_QUERY,
     LOCK_TRANSACTION, LOCK_TUPLE, LOCK_RELATION, LOCK_ADVISORY, LOCK_STILL_WAITING, LOCK_ACQUIRED, LOCK_DEADLOCK_WAITING,
+    *LOCK_CONTEXTS,
     SERIALIZE_UPDATE, SERIALIZE_DELETE,
     SERIALIZE_DEPENDENCIES, SYNTAX_ERROR, AT_OR_NEAR, AT_END_OF_INPUT, UNDEFINED_RELATION, DIVISION_BY_ZERO,
     INVALID_INPUT_SYNTAX, IN_FAILED_TRANSACTION, AT_CHARACTER, *TELLING,
