@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from logdiag.diagnosis.incidents import Culprit, Match, Missing, Related, Role, Timing
+from logdiag.diagnosis.locks import LockWait
 from logdiag.diagnosis.messages import ConstraintKind, Violation, is_match_full_detail
 from logdiag.diagnosis.sessions import ChecksWindow, Failure
 from logdiag.diagnosis.sql import Write, WriteKind
@@ -640,3 +641,114 @@ def show_key(pairs: Iterable[tuple[str, str | None]]) -> str:
     'a = 1, b = NULL'
     """
     return ", ".join(f"{column} = {'NULL' if value is None else value}" for column, value in pairs)
+
+
+# --- deadlocks (issue 28) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockStep:
+    """What :mod:`logdiag.diagnosis.deadlock` found for one process of a deadlock's cycle.
+
+    Attributes:
+        pid, blocked_by, mode, object: the cycle's line (``object`` as the server words it).
+        table, where: the row (or table) the process's waiting statement wanted, when its text says.
+        waiting_line: the line that logged the waiting statement, when the log shows it.
+        taker_line, taker_verb, taker_where, taker_match: the statement of ``blocked_by``'s
+            transaction that took the lock, when found.
+        holder_seen: the log shows statements of ``blocked_by``'s transaction.
+    """
+
+    pid: int
+    blocked_by: int
+    mode: str
+    object: str
+    table: str | None
+    where: tuple[tuple[str, str | None], ...]
+    waiting_line: int | None
+    taker_line: int | None
+    taker_verb: str | None
+    taker_where: tuple[tuple[str, str | None], ...]
+    taker_match: Match | None
+    holder_seen: bool
+
+
+def _wanted(step: LockStep) -> str:
+    if step.table is None:
+        return f"{step.mode} on {step.object}"
+    return f"{step.table} {show_key(step.where)}" if step.where else step.table
+
+
+def lock_taker_reason(step: LockStep) -> str:
+    """A lock taker's reason: ``updated acct id = 1; process 7412 then waited for it``."""
+    taken = step.taker_verb or "locked"
+    if step.taker_match is Match.KEY and step.taker_where:
+        what = f"{taken} {step.table} {show_key(step.taker_where)}" if step.table else taken
+    elif step.table:
+        what = f"{taken} rows of {step.table}" if not taken.startswith("LOCK TABLE") else taken
+    else:
+        what = taken
+    return f"{what}; process {step.pid} then waited for it ({step.mode} on {step.object})"
+
+
+def lock_wait_note(wait: LockWait) -> str:
+    """The note of a ``log_lock_waits`` line: who waited for what, how long."""
+    return f"process {wait.pid} {wait.event} after {wait.milliseconds:.3f} ms"
+
+
+def deadlock_explanation(victim: int, line: int, steps: Sequence[LockStep], lost: Sequence[int] = ()) -> str:
+    """``7412 updated acct id = 1 at line 310 then wanted id = 2; 7416 ...: the transactions lock
+    the same rows in opposite order.``"""
+    pids = ", ".join(str(s.pid) for s in steps)
+    parts = [f"Deadlock at line {line}: processes {pids} each waited for a lock another of them held."]
+    for step in steps:
+        waited = f"at line {step.waiting_line}" if step.waiting_line else "(its statement is not in the log)"
+        if step.taker_line is not None:
+            took = lock_taker_reason(step).split(";", 1)[0]
+            parts.append(f"Process {step.blocked_by} {took} at line {step.taker_line}; process {step.pid} then "
+                         f"wanted {_wanted(step)} {waited} and waited for {step.blocked_by}.")
+        elif step.holder_seen:
+            parts.append(f"Process {step.pid} wanted {_wanted(step)} {waited}, held by process {step.blocked_by}; "
+                         f"none of {step.blocked_by}'s logged statements took that lock (a statement the log does not "
+                         f"show, such as SELECT … FOR UPDATE under log_statement = 'mod', a function, a trigger "
+                         f"or a foreign-key check may have).")
+        else:
+            parts.append(f"Process {step.pid} wanted {_wanted(step)} {waited}, held by process {step.blocked_by}, "
+                         f"whose earlier statements are not in the log.")
+    rows = [s for s in steps if s.taker_match is Match.KEY and s.table is not None]
+    if len(rows) == len(steps) and len({s.table for s in rows}) == 1:
+        parts.append("The transactions lock the same rows in opposite order.")
+    elif rows and len(rows) == len(steps):
+        parts.append("The transactions lock the same rows in a different order.")
+    parts.append(f"PostgreSQL rolled back process {victim}'s transaction to break the cycle; the others went on.")
+    if lost:
+        parts.append(f"logdiag had dropped earlier records of process {', '.join(str(p) for p in lost)} (its cap on "
+                     "open sessions or statements, the idle timeout, or the look-back of a streamed log): a lock "
+                     "taker may be among them.")
+    return " ".join(parts)
+
+
+def deadlock_hints(steps: Sequence[LockStep], *, statements_seen: bool, lock_waits_seen: bool,
+                   seen_all: bool, lost: bool = False) -> tuple[str, ...]:
+    """What to do about a deadlock, and which settings would show its lock takers."""
+    out = [
+        ("Take the locks in one order in every transaction: sort the keys before updating several rows, "
+        "or lock them first with SELECT … FOR UPDATE … ORDER BY the key."),
+        "Keep transactions short: a lock is held until COMMIT or ROLLBACK.",
+        "Retry the whole transaction on SQLSTATE 40P01: the victim's transaction was rolled back.",
+    ]
+    if not statements_seen or (not seen_all and not lost):
+        out.append("Set log_statement = 'all' (or 'mod', which does not log SELECT … FOR UPDATE) so that "
+                   "the log shows the earlier statements that took the locks.")
+    elif any(s.taker_line is None for s in steps):
+        out.append("A lock no logged statement took was taken inside a function or trigger, by a foreign-key "
+                   "check (FOR KEY SHARE on the parent row), or by a statement log_statement = 'mod' does not "
+                   "log (SELECT … FOR UPDATE, SELECT pg_advisory_lock(…)): 'all' shows the latter.")
+    if lost:
+        out.append("Earlier records of the cycle's sessions were dropped: raise --max-sessions, --max-statements "
+                   "or --idle-timeout, or, for a streamed log, --lookback-mb (or read the file itself rather "
+                   "than a pipe).")
+    if not lock_waits_seen:
+        out.append("Set log_lock_waits = on to log each wait longer than deadlock_timeout, with the process "
+                   "holding the lock.")
+    return tuple(out)

@@ -19,7 +19,7 @@ def digest_line(incident: Incident, group: Group | None = None, many_files: bool
     """``2026-05-01 10:00:00+00 23503 orders_customer_id_fkey ×200 · key customer_id=42 ·
     culprit line 25: INSERT INTO orders VALUES (11, 42) …`` (control characters escaped)."""
     when = incident.at.isoformat(sep=" ", timespec="seconds") if incident.at else "time unknown"
-    parts = [f"{when} {incident.sqlstate or '?'} {incident.constraint or '(unnamed)'}"
+    parts = [f"{when} {incident.sqlstate or '?'} {incident.subject}"
              + (f" ×{group.count}" if group is not None and group.count > 1 else "")]
     if incident.key:
         parts.append("key " + ", ".join(f"{c}={'NULL' if v is None else v}" for c, v in incident.key.items()))

@@ -28,7 +28,8 @@ def incident_markdown(number: int, incident: Incident) -> str:
     key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items()) or "not in the log"
     code = f"{incident.sqlstate} {incident.condition}" if incident.sqlstate else "SQLSTATE unknown (no %e)"
     lines = [
-        f"## {number}. {code} at {incident.timing}: {_inline(incident.constraint or '(unnamed)')}",
+        (f"## {number}. {code} at {incident.timing}: "
+        f"{_inline(incident.subject)}"),
         "",
         f"- **When**: {incident.at.isoformat() if incident.at else 'unknown'}",
         f"- **Table**: {_inline(incident.table or '?')}"
@@ -43,8 +44,14 @@ def incident_markdown(number: int, incident: Incident) -> str:
         _fence(incident.raised_by_statement or "-- no statement: the implicit commit"),
         "",
     ]
+    for step in incident.deadlock or ():
+        lines += [(f"- **Cycle**: process {step.pid} waited for {_inline(step.mode)} on {_inline(step.object)}, "
+                  f"held by {step.blocked_by}")]
+    if incident.deadlock:
+        lines.append("")
     for culprit in incident.culprits:
-        lines += [f"**Culprit** (line {culprit.source.line}, {culprit.confidence}): {_inline(culprit.reason)}", ""]
+        other = f", pid {culprit.session.pid} ({_inline(culprit.session.application or '?')})" if culprit.session else ""
+        lines += [f"**Culprit** (line {culprit.source.line}{other}, {culprit.confidence}): {_inline(culprit.reason)}", ""]
         lines += [_fence(culprit.statement), ""]
         if culprit.parameters:
             lines += ["Parameters: " + _inline(", ".join(f"{k} = {v!r}" for k, v in culprit.parameters.items())), ""]
@@ -103,7 +110,7 @@ def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str], ea
             members.append((count, incident))
     for group in run.groups.largest_first() if kept else ():
         (first, representative), *others = kept[group.id]
-        out.write(f"## Group {group.id}: {plural(group.count, 'incident')} of {_inline(group.constraint or '(unnamed)')}\n\n")
+        out.write(f"## Group {group.id}: {plural(group.count, 'incident')} of {_inline(group.representative.subject)}\n\n")
         if group.shape:
             out.write(f"Culprit shape: `{_inline(group.shape)}`\n\n")
         out.write(incident_markdown(first, representative).replace("\n## ", "\n### ", 1).replace("## ", "### ", 1) + "\n")

@@ -63,13 +63,19 @@ def incident_panel(number: int, incident: Incident, many_files: bool = False) ->
     s = incident.session
     what = incident.condition or "SQLSTATE unknown (no %e in log_line_prefix)"
     grid.add_row("what", plain(f"{what} at {incident.timing}", "bold red"))
-    constraint = plain(incident.constraint or "(unnamed)", "bold")
-    constraint.append_text(plain(f" ({incident.constraint_kind.replace('_', ' ')})"))
-    if incident.table:
-        constraint.append_text(plain(f" on {incident.table}"))
-    if incident.referenced_table:
-        constraint.append_text(plain(f" → {incident.referenced_table}"))
-    grid.add_row("constraint", constraint)
+    if incident.deadlock is not None:
+        for index, step in enumerate(incident.deadlock):
+            line = plain(f"process {step.pid} waited for {step.mode} on {step.object}, held by {step.blocked_by}")
+            grid.add_row("deadlock" if index == 0 else "", line)
+    else:
+        constraint = plain(incident.constraint or "(unnamed)", "bold")
+        if incident.constraint_kind is not None:
+            constraint.append_text(plain(f" ({incident.constraint_kind.replace('_', ' ')})"))
+        if incident.table:
+            constraint.append_text(plain(f" on {incident.table}"))
+        if incident.referenced_table:
+            constraint.append_text(plain(f" → {incident.referenced_table}"))
+        grid.add_row("constraint", constraint)
     who = " · ".join(
         x for x in (
             s.application and f"app {s.application}",
@@ -91,7 +97,9 @@ def incident_panel(number: int, incident: Incident, many_files: bool = False) ->
     grid.add_row("raised by", raised)
     values = list(incident.key.values())
     for index, culprit in enumerate(incident.culprits):
-        head = plain(f"{where(culprit.source, many_files)} · {culprit.confidence} · {culprit.reason}", "cyan")
+        other = culprit.session
+        session = f" · pid {other.pid}" + (f" ({other.application})" if other.application else "") if other else ""
+        head = plain(f"{where(culprit.source, many_files)}{session} · {culprit.confidence} · {culprit.reason}", "cyan")
         body: list[RenderableType] = [head, sql(culprit.statement, values)]
         if culprit.parameters:
             body.append(plain("parameters: " + ", ".join(f"{k} = {v!r}" for k, v in culprit.parameters.items()), "dim"))
@@ -149,7 +157,7 @@ def finding_panel(number: int, finding: Finding, many_files: bool = False) -> Pa
 def member_line(number: int, incident: Incident, group: IncidentGroup, many_files: bool = False) -> Text:
     """An incident of a group already shown, in one line: ``#57 orders_customer_id_fkey ×23 ·
     key customer_id=4242 · billing-job · line 8812``."""
-    parts = [f"#{number} {incident.constraint or '(unnamed)'} ×{group.count}"]
+    parts = [f"#{number} {incident.subject} ×{group.count}"]
     if incident.key:
         parts.append("key " + _key(incident.key))
     if incident.session.application:
@@ -170,7 +178,7 @@ def group_heading(group: IncidentGroup) -> Text:
         span = f" · {first}" + (f" to {last}" if last != first else "")
     apps = ", ".join(f"{a} ({n})" for a, n in group.applications.most_common(3))
     return plain(
-        f"Group {group.id}: {plural(group.count, 'incident')} of {group.constraint or '(unnamed)'}{span}"
+        f"Group {group.id}: {plural(group.count, 'incident')} of {group.representative.subject}{span}"
         + (f" · {apps}" if apps else ""),
         "bold",
     )
@@ -186,7 +194,7 @@ def summary_table(groups: Groups) -> Table:
                             f"{plural(sum(g.count for g in groups.largest_first()), 'incident')}", "bold"))
     for group in groups.largest_first():
         apps = ", ".join(f"{a} ({n})" for a, n in group.applications.most_common(3))
-        line = plain(f"{group.constraint or '(unnamed)'}", "bold")
+        line = plain(group.representative.subject, "bold")
         if apps:
             line.append_text(plain(f" · {apps}"))
         body: list[RenderableType] = [line]
