@@ -10,6 +10,7 @@ from typing import Any
 
 from logdiag.diagnosis.diagnose import diagnose
 from logdiag.diagnosis.filters import ReportFilter
+from logdiag.diagnosis.groups import Groups
 from logdiag.diagnosis.incidents import Finding, Incident, OtherError, Role
 from logdiag.diagnosis.pitfalls import (
     aborted_after,
@@ -41,6 +42,9 @@ class Run:
             those ``only`` lets through.
         only: what to report (issue 29): the tracker and the diagnosis see every record all the
             same, so a culprit before ``--since`` is found for a COMMIT after it.
+        groups: the incidents yielded so far, grouped (same constraint, same culprit shape).
+        settings_advice: what to change in the log settings to make the diagnoses certain, each
+            with the indexes of the incidents it concerns (said once per run, not per incident).
         incident_count: the incidents reported; ``filtered_incidents``: those ``only`` left out.
         seconds: wall time spent.
     """
@@ -51,6 +55,8 @@ class Run:
     other_errors: list[OtherError] = field(default_factory=list)
     all_findings: list[Finding] = field(default_factory=list)
     only: ReportFilter = field(default_factory=ReportFilter)
+    groups: Groups = field(default_factory=Groups)
+    settings_advice: dict[str, list[int]] = field(default_factory=dict)
     incident_count: int = 0
     filtered_incidents: int = 0
     seconds: float = 0.0
@@ -91,7 +97,10 @@ class Run:
                         if not self.only.matches_incident(result):
                             self.filtered_incidents += 1
                             continue
+                        for advice in result.settings_advice:
+                            self.settings_advice.setdefault(advice, []).append(self.incident_count)
                         self.incident_count += 1
+                        self.groups.add(result)
                         yield result
                     elif self.only.matches_error(result, failure.session):
                         self.other_errors.append(result)

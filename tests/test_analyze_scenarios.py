@@ -63,7 +63,11 @@ def played(pg_servers, tmp_path_factory):
             for fmt in formats:
                 prefix = settings["log_line_prefix"] if fmt == "stderr" else None
                 run = analyze([str(paths[fmt])], log_line_prefix=prefix)
-                incidents = [i.to_dict() for i in run.incidents()]
+                # each with the settings advice of the run that concerns it (said once per run)
+                incidents = [{**i.to_dict(), "settings_advice": list(i.settings_advice)} for i in run.incidents()]
+                for index, incident in enumerate(incidents):
+                    assert {a for a, among in run.settings_advice.items() if index in among} == set(incident["settings_advice"])
+                    assert not set(incident["settings_advice"]) & set(incident["hints"])
                 assert run.inputs[0].skipped_total == 0
                 results[server, variant][fmt] = (incidents, [e.to_dict() for e in run.other_errors], paths[fmt])
         return results[server, variant]
@@ -148,7 +152,7 @@ def test_scenario(played, server, variant, fmt, name):
     # Which statement of a query of several failed is told by the command tag, which only
     # csvlog and jsonlog carry here (no variant has %i).
     several = expected.raised_by is not None and len(_statements_sent(expected.raised_by)) > 1
-    asks_for_tag = any("%i" in hint for hint in incident["hints"])
+    asks_for_tag = any("%i" in advice for advice in incident["settings_advice"])
     assert asks_for_tag == (several and fmt == "stderr")
     culprits = incident["culprits"]
     assert all("9001, 42" not in c["statement"] for c in culprits), "a decoy session's statement"
@@ -156,12 +160,12 @@ def test_scenario(played, server, variant, fmt, name):
     if expected.culprit is None:
         assert culprits == [] and scenario.hint is not None
         assert any(scenario.hint in hint for hint in hints), hints
-        assert not any("log_statement = 'none'" in hint for hint in hints)
+        assert not any("log_statement = 'none'" in hint for hint in hints + incident["settings_advice"])
         return
     if not _logged(scenario, variant, expected.culprit):
         assert not any(c["statement"] == expected.culprit for c in culprits)
         if not culprits:  # the log shows statements: the hint names what was missing, not the setting
-            assert not any("log_statement = 'none'" in hint for hint in hints)
+            assert not any("log_statement = 'none'" in hint for hint in hints + incident["settings_advice"])
             assert any("inside a function" in hint for hint in hints), hints
         return
     assert culprits, f"no culprit for {name}: {incident['explanation']}"

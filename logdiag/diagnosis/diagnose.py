@@ -21,6 +21,7 @@ from logdiag.diagnosis.explain import (
     hints,
     ignored_set_note,
     related_note,
+    settings_advice,
 )
 from logdiag.diagnosis.incidents import (
     Confidence,
@@ -627,6 +628,7 @@ class _Diagnosis:
             related=findings.related,
             explanation=explanation(findings),
             hints=hints(findings),
+            settings_advice=settings_advice(findings),
             missing=findings.missing,
         )
 

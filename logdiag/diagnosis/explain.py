@@ -13,6 +13,7 @@ from logdiag.diagnosis.messages import ConstraintKind, Violation, is_match_full_
 from logdiag.diagnosis.sessions import ChecksWindow, Failure
 from logdiag.diagnosis.sql import Write, WriteKind
 from logdiag.diagnosis.statements import LoggedStatement
+from logdiag.wording import plural
 
 
 class Opening(Enum):
@@ -304,8 +305,14 @@ def related_note(
 
 
 def hints(found: Findings) -> tuple[str, ...]:
-    """What to do about the data and the transaction, then what to change in the settings."""
-    return (*_hints(found), *_setting_hints(found))
+    """What to do about the data and the transaction, and what this incident's reading lacked."""
+    return (*_hints(found), *_reading_hints(found))
+
+
+def settings_advice(found: Findings) -> tuple[str, ...]:
+    """What to change in the server's log settings to make such a diagnosis certain: said once
+    per run by the reports, not in every incident (issue 29)."""
+    return tuple(_setting_hints(found))
 
 
 def _hints(found: Findings) -> Iterator[str]:
@@ -359,8 +366,8 @@ def _hints(found: Findings) -> Iterator[str]:
         yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
 
 
-def _setting_hints(found: Findings) -> Iterator[str]:
-    """What to change in the log's settings (and logdiag's options) to see more next time."""
+def _reading_hints(found: Findings) -> Iterator[str]:
+    """What this incident's reading lacked: statements dropped, history lost, a value not compared."""
     f = found.failure
     if f.dropped:
         yield (
@@ -373,11 +380,8 @@ def _setting_hints(found: Findings) -> Iterator[str]:
             "a streamed log, --lookback-mb (or read the file itself rather than a pipe)."
         )
     if f.keyless:
-        yield (
-            "The log tells no session, so no statement can be tied to this error: add %p, or better %c, "
-            "to log_line_prefix (or use csvlog/jsonlog)."
-        )
-    elif Missing.STATEMENTS in found.missing and found.uncompared:
+        return
+    if Missing.STATEMENTS in found.missing and found.uncompared:
         # Hints name only what was missing (issue 26): here a value, not a setting.
         line, statement = found.uncompared[0]
         yield (
@@ -390,7 +394,17 @@ def _setting_hints(found: Findings) -> Iterator[str]:
             "it was written inside a function, trigger or rule, or by a statement the setting does not log "
             "(log_statement = 'mod' leaves out SELECT f(...); 'all' logs it)."
         )
-    elif Missing.STATEMENTS in found.missing:
+
+
+def _setting_hints(found: Findings) -> Iterator[str]:
+    """What to change in the log's settings to see more next time."""
+    f = found.failure
+    if f.keyless:
+        yield (
+            "The log tells no session, so no statement can be tied to an error: add %p, or better %c, "
+            "to log_line_prefix (or use csvlog/jsonlog)."
+        )
+    elif Missing.STATEMENTS in found.missing and not found.uncompared and not f.statements_seen:
         yield (
             "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
             "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."
@@ -466,7 +480,7 @@ def window_alone_explanation(window: ChecksWindow, tables: Sequence[str], writte
     )
     if written:
         wrote = (
-            f"{_plural(written, 'statement')} of the session wrote"
+            f"{plural(written, 'statement')} of the session wrote"
             + (f" into {', '.join(tables)}" if tables else "")
             + " in that window, and PostgreSQL checked none of their rows: a child row without its parent, or a parent deleted "
             "under its children, may be in the table now, and no error will say so until a constraint is added or "
@@ -512,11 +526,6 @@ def checks_disabled_hints(window: ChecksWindow) -> tuple[str, ...]:
             "back (NOT VALID, then VALIDATE CONSTRAINT) so that PostgreSQL checks every row."
         ),
     )
-
-
-def _plural(count: int, word: str) -> str:
-    """``1 time``, ``2 times``."""
-    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def orphans_query(orphans: Orphans) -> str:

@@ -180,6 +180,9 @@ class Incident:
     explanation: str
     hints: tuple[str, ...]
     missing: tuple[Missing, ...] = field(default=())
+    #: what to change in the log settings to make such a diagnosis certain: reported once per
+    #: run (``settings_advice``), not in the incident's ``hints`` (issue 29)
+    settings_advice: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """The incident as the JSON contract names it."""

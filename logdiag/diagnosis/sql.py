@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from logdiag.diagnosis.statements import may_hold_several
@@ -725,6 +725,28 @@ def fingerprint(text: str) -> str | None:
         return str(pg_fingerprint(text))
     except (ParseError, ValueError):
         return None
+
+
+#: Characters of a statement's shape kept (the statement normalised).
+SHAPE_CHARS = 300
+
+
+@lru_cache(maxsize=4096)
+def statement_shape(text: str) -> tuple[str | None, str]:
+    """(pglast's fingerprint, the statement with its constants as ``$n``) of a statement; the
+    fingerprint is None when it does not parse (then the text stands for its shape).
+
+    >>> statement_shape("INSERT INTO t VALUES (42, 'x');")[1]
+    'INSERT INTO t VALUES ($1, $2);'
+    >>> statement_shape("INSERT INTO t VALUES (1, 'y')")[0] == statement_shape("insert into t values ($1, $2)")[0]
+    True
+    """
+    from pglast import parser
+
+    try:
+        return str(parser.fingerprint(text)), parser.normalize(text)[:SHAPE_CHARS]
+    except (parser.ParseError, ValueError):
+        return None, text[:SHAPE_CHARS]
 
 
 def same_value(written: Cell, printed: str | None, type_name: str | None = None) -> bool:

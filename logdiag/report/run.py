@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence, Sized
 from typing import Any, Protocol
 
+from logdiag.diagnosis.groups import Groups
 from logdiag.diagnosis.incidents import Finding, OtherError
 from logdiag.source.stats import InputStats, SkippedFile
+from logdiag.wording import plural
 
 
 class TrackerCounts(Protocol):
@@ -60,6 +62,12 @@ class RunView(Protocol):
         ...
 
     @property
+    def groups(self) -> Groups: ...
+
+    @property
+    def settings_advice(self) -> dict[str, list[int]]: ...
+
+    @property
     def tracker(self) -> Tracker: ...
 
     def stats(self) -> dict[str, Any]:
@@ -84,5 +92,5 @@ def nothing_found(run: RunView) -> tuple[str, bool]:
     files = sum(f.unread for f in run.skipped_files)
     if not lines and not files:
         return "No constraint violation in this log.", True
-    missing = [f"{n} {what}{'s' * (n != 1)}" for n, what in ((lines, "line"), (files, "file")) if n]
+    missing = [plural(n, what) for n, what in ((lines, "line"), (files, "file")) if n]
     return f"No constraint violation in what could be read; {' and '.join(missing)} could not be read.", False

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from logdiag.report.safe import json_text, plain, printable
+from logdiag.wording import plural
 
 
 class SummaryView(Protocol):
@@ -55,7 +56,7 @@ def _cell(value: Any) -> str:
 
 
 def write_summary_text(summary: SummaryView, console: Console) -> None:
-    console.print(plain(f"{summary.total} incidents", "bold"))
+    console.print(plain(plural(summary.total, "incident"), "bold"))
     for name, rows in [*summary.groups.items(), ("culprit_shapes", summary.shapes)]:
         if not rows:
             continue
@@ -75,7 +76,7 @@ def write_summary_json(summary: SummaryView, out: IO[str]) -> None:
 
 
 def write_summary_markdown(summary: SummaryView, out: IO[str]) -> None:
-    out.write(f"# logdiag summary\n\n{summary.total} incidents.\n")
+    out.write(f"# logdiag summary\n\n{plural(summary.total, 'incident')}.\n")
     for name, rows in [*summary.groups.items(), ("culprit_shapes", summary.shapes)]:
         if not rows:
             continue
