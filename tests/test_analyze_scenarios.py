@@ -448,7 +448,8 @@ def test_checks_disabled_is_a_finding_without_an_error(played, variant, fmt, nam
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
 def test_jsonl_has_the_incidents_then_the_findings(played, fmt):
     """``analyze --format jsonl``: the incident objects as the JSON report has them, then one line
-    per finding, its object with ``"type": "finding"``, in the report's order."""
+    per finding, its object with ``"type": "finding"``, in the report's order, then one per
+    settings advice (``"type": "settings_advice"``)."""
     import subprocess
     import sys
 
@@ -462,10 +463,12 @@ def test_jsonl_has_the_incidents_then_the_findings(played, fmt):
     objects = [json.loads(line) for line in lines]
     incidents = [o for o in objects if "type" not in o]
     findings = [o for o in objects if o.get("type") == "finding"]
-    assert len(incidents) + len(findings) == len(objects)
-    assert objects == [*incidents, *findings]
+    advice = [o for o in objects if o.get("type") == "settings_advice"]
+    assert len(incidents) + len(findings) + len(advice) == len(objects)
+    assert objects == [*incidents, *findings, *advice]
     assert incidents == report["incidents"]
     assert [{k: v for k, v in f.items() if k != "type"} for f in findings] == report["findings"]
+    assert [{k: v for k, v in a.items() if k != "type"} for a in advice] == report["settings_advice"]
     assert {"not_deferrable", "set_constraints_outside_transaction", "checks_disabled"} <= {f["kind"] for f in findings}
 
 

@@ -242,3 +242,13 @@ def test_live_groups_and_the_summary_on_eof_and_ctrl_c(played):
     assert last in seen
     assert live.returncode == 130
     assert b"Summary: 3 groups" in seen + rest
+
+
+def test_markdown_is_grouped_too(played):
+    logs, keys = played
+    out = _logdiag("analyze", "--format", "markdown", str(logs["csvlog"])).stdout
+    assert f"## Group 1: {len(keys[INSERT_SHAPE])} incidents of {FK}" in out.replace("\\_", "_")
+    assert out.count("### ") == 3  # each group's first incident in full
+    assert f"- … and {len(keys[INSERT_SHAPE]) - 6} more" in out
+    each = _logdiag("analyze", "--format", "markdown", "--each", str(logs["csvlog"])).stdout
+    assert each.count("\n## ") == sum(len(k) for k in keys.values())

@@ -20,6 +20,8 @@ from logdiag.diagnosis.sql import statement_shape
 
 #: Distinct example keys a group keeps.
 EXAMPLE_KEYS = 3
+
+
 @dataclass
 class Group:
     """Incidents of one constraint whose culprits have one shape.

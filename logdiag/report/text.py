@@ -117,7 +117,7 @@ def finding_panel(number: int, finding: Finding, many_files: bool = False) -> Pa
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(ratio=1, overflow="fold")
-    grid.add_row("what", plain(finding.kind.value.replace("_", " "), "bold yellow"))
+    grid.add_row("what", plain(finding.kind.value, "bold yellow"))
     about = plain(finding.constraint or "(no constraint named)", "bold")
     if finding.table:
         about.append_text(plain(f" on {finding.table}"))
