@@ -354,10 +354,7 @@ def _render(
 def _filtered(run: Run) -> None:
     """One line on stderr when the filters left incidents out (issue 29)."""
     if run.filtered_incidents:
-        n = run.filtered_incidents
-        _stderr().print(
-            f"logdiag: {n} incident{'s' * (n != 1)} left out by the filters", markup=False,
-        )
+        _stderr().print(f"logdiag: {plural(run.filtered_incidents, 'incident')} left out by the filters", markup=False)
 
 
 def _stopped(run: Run) -> str:
