@@ -10,12 +10,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
 from logdiag import usage
+from logdiag.diagnosis.filters import FilterError, ReportFilter
 from logdiag.diagnosis.incidents import Incident
 from logdiag.diagnosis.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
 from logdiag.errors import LogdiagError
@@ -153,6 +154,47 @@ MaxLineOpt = Annotated[
 ]
 
 
+_FILTERS = "Filters (what is reported; everything is still tracked)"
+SinceOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option(
+        "--since", metavar="TIME", rich_help_panel=_FILTERS, show_default=False,
+        help="Report what happened at or after TIME: 2026-11-21 07:00 (the log's own zone), "
+        "2026-11-21T07:00Z or +02:00 (an instant), or 2h, 30m, 45s, 1d (ago).",
+    ),
+]
+UntilOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--until", metavar="TIME", rich_help_panel=_FILTERS, show_default=False,
+        help="Report what happened before TIME (as --since).",
+    ),
+]
+
+
+def _names(option: str, what: str) -> Any:
+    return typer.Option(option, metavar="NAME", rich_help_panel=_FILTERS, show_default=False, help=what)
+
+
+ConstraintOpt = Annotated[Optional[list[str]], _names("--constraint", "Only this constraint (repeatable).")]  # noqa: UP045
+TableOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    _names("--table", "Only incidents on this table or referencing it; findings on it (repeatable)."),
+]
+DatabaseOpt = Annotated[Optional[list[str]], _names("--database", "Only this database (repeatable).")]  # noqa: UP045
+ApplicationOpt = Annotated[
+    Optional[list[str]], _names("--application", "Only this application_name (repeatable).")  # noqa: UP045
+]
+UserOpt = Annotated[Optional[list[str]], _names("--user", "Only this database user (repeatable).")]  # noqa: UP045
+SqlstateOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--sqlstate", metavar="CODE", rich_help_panel=_FILTERS, show_default=False,
+        help="Only this SQLSTATE (23503) or class (23) (repeatable).",
+    ),
+]
+
+
 @app.command(short_help="Find constraint violations and the statements behind them.")
 def analyze(
     paths: PathsArg,
@@ -218,6 +260,14 @@ def analyze(
         ),
     ] = None,
     quiet: QuietOpt = False,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    constraint: ConstraintOpt = None,
+    table: TableOpt = None,
+    database: DatabaseOpt = None,
+    application: ApplicationOpt = None,
+    user: UserOpt = None,
+    sqlstate: SqlstateOpt = None,
 ) -> None:
     """Find every constraint violation, above all those at COMMIT, and the statement behind it.
 
@@ -226,9 +276,17 @@ def analyze(
       logdiag analyze /var/log/postgresql/postgresql-15-main.csv
       logdiag analyze --follow /var/log/postgresql
       tail -F postgresql.csv | logdiag analyze - --format jsonl
+      logdiag analyze postgresql.csv --since 2h --sqlstate 23 --application etl
     """
     from logdiag import pipeline
 
+    try:
+        only = ReportFilter.parse(
+            since=since, until=until, constraint=constraint or (), table=table or (), database=database or (),
+            application=application or (), user=user or (), sqlstate=sqlstate or (),
+        )
+    except FilterError as exc:
+        raise typer.BadParameter(exc.message, param_hint=f"'{exc.option}'") from None
     found = 0
     with _handled():
         run = pipeline.analyze(
@@ -238,7 +296,7 @@ def analyze(
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
             on_file=None if quiet else _following, lc_messages=lc_messages, max_line_bytes=max_line_bytes,
-            on_notice=_following_notice if not quiet else _loss_only,
+            on_notice=_following_notice if not quiet else _loss_only, only=only,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
@@ -255,6 +313,7 @@ def analyze(
         sys.stdout.flush()
         if not quiet:
             _summarize(run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+            _filtered(run)
         unread_files = _skipped_files_warning(run.reader.skipped_files)
         incomplete = _input_warnings(run.inputs, on_bad_line) or unread_files
     if fail_on_incident and found:
@@ -290,6 +349,12 @@ def _render(
     from logdiag.report.text import write_text
 
     return write_text(run, incidents, _StdoutConsole(), each=each, live=live, many_files=many_files)
+
+
+def _filtered(run: Run) -> None:
+    """One line on stderr when the filters left incidents out (issue 29)."""
+    if run.filtered_incidents:
+        _stderr().print(f"logdiag: {plural(run.filtered_incidents, 'incident')} left out by the filters", markup=False)
 
 
 def _stopped(run: Run) -> str:

@@ -99,11 +99,11 @@ class TestUsageErrors:
 
     @pytest.mark.parametrize(("args", "expected"), [
         (["analyze", "--format", "jsn", "x.csv"],
-         "--format: 'jsn' is not one of text, json, jsonl, markdown (did you mean json?)"),
+         "--format: 'jsn' is not one of text, json, jsonl, markdown, digest (did you mean json?)"),
         (["analyze", "-fmarkdwn", "x.csv"],
-         "--format: 'markdwn' is not one of text, json, jsonl, markdown (did you mean markdown?)"),
+         "--format: 'markdwn' is not one of text, json, jsonl, markdown, digest (did you mean markdown?)"),
         (["summary", "--format=jsn", "dir"], "--format: 'jsn' is not one of text, json, markdown (did you mean json?)"),
-        (["analyze", "--format", "xml", "x.csv"], "--format: 'xml' is not one of text, json, jsonl, markdown"),
+        (["analyze", "--format", "xml", "x.csv"], "--format: 'xml' is not one of text, json, jsonl, markdown, digest"),
         (["records", "--input-format", "csv", "x.csv"],
          ("--input-format: 'csv' is not one of csvlog, jsonlog, stderr, syslog, logplex, cloudsql, cnpg "
           "(did you mean csvlog?)")),
@@ -260,7 +260,8 @@ class TestPlurals:
 
         from logdiag.report.text import write_text
 
-        run = SimpleNamespace(inputs=[], skipped_files=[], findings=[], other_errors=[SimpleNamespace(sqlstate="40P01")])
+        run = SimpleNamespace(inputs=[], skipped_files=[], findings=[], filtered_incidents=0,
+                              other_errors=[SimpleNamespace(sqlstate="40P01")])
         out = StringIO()
         write_text(run, [], Console(file=out, width=80))  # type: ignore[arg-type]
         assert out.getvalue().splitlines()[-1] == "1 other error: 40P01 × 1"

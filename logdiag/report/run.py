@@ -57,6 +57,11 @@ class RunView(Protocol):
     def incident_count(self) -> int: ...
 
     @property
+    def filtered_incidents(self) -> int:
+        """The incidents the run's filters left out (issue 29)."""
+        ...
+
+    @property
     def groups(self) -> Groups: ...
 
     @property
@@ -72,12 +77,17 @@ class RunView(Protocol):
 
 def nothing_found(run: RunView) -> tuple[str, bool]:
     """What a report says when it has no incident, and whether that is an all-clear: it is not
-    when lines or whole files could not be read.
+    when lines or whole files could not be read, nor when the filters left incidents out.
 
     >>> from types import SimpleNamespace as Run
-    >>> nothing_found(Run(inputs=[], skipped_files=[SkippedFile("b.csv", "cannot open b.csv", unread=True)]))
+    >>> nothing_found(Run(inputs=[], skipped_files=[SkippedFile("b.csv", "cannot open b.csv", unread=True)],
+    ...                   filtered_incidents=0))
     ('No constraint violation in what could be read; 1 file could not be read.', False)
+    >>> nothing_found(Run(inputs=[], skipped_files=[], filtered_incidents=2))
+    ('No constraint violation matches the filters (2 left out).', False)
     """
+    if run.filtered_incidents:
+        return f"No constraint violation matches the filters ({run.filtered_incidents} left out).", False
     lines = sum(s.unread for s in run.inputs)
     files = sum(f.unread for f in run.skipped_files)
     if not lines and not files:
