@@ -7,12 +7,14 @@ executed), never from logdiag's output.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from logdiag.diagnosis.incidents import Finding, Incident, OtherError
 from logdiag.pipeline import analyze
-from tests.conftest import DEFAULT_SERVER, SERVERS, copy_logs
+from tests.conftest import DEFAULT_SERVER, SERVERS
 from tests.scenarios import RICH_PREFIX, SCENARIOS, Scenario
 
 VARIANTS = {
@@ -38,41 +40,57 @@ CASES = [
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
-@pytest.fixture(scope="module")
-def played(pg_servers, tmp_path_factory):
-    """(server, variant) -> format -> (incidents as JSON objects, other errors, log file path).
+@dataclass
+class Analysed:
+    """One analysis of a played log, as the library gives it: read once, for every test of it."""
 
-    One cluster per server and variant; "all-rich" is the session's scenario run on that server
-    (conftest's ``scenario_logs``: the same settings), which other modules read too."""
-    from tests.scenarios import play
+    incidents: list[Incident]
+    other_errors: list[OtherError]
+    findings: list[Finding]
 
-    results: dict[tuple[str, str], dict[str, tuple[list[dict], list[dict], Path]]] = {}
 
-    def get(variant: str, server: str = DEFAULT_SERVER) -> dict[str, tuple[list[dict], list[dict], Path]]:
-        if (server, variant) not in results:
+class Played:
+    """``played(variant, server)``: format -> (incidents as JSON objects, other errors, log file
+    path); ``played.run(variant, fmt, server)``: that analysis's objects (:class:`Analysed`).
+
+    The scenarios are played once per server and variant (``pg_servers.scenario_logs``, whose runs
+    other modules read too: "all-rich" is conftest's ``scenario_logs``). Each log is analysed
+    once, with the variant's prefix for stderr."""
+
+    def __init__(self, pg_servers) -> None:
+        self._servers = pg_servers
+        self._results: dict[tuple[str, str], dict[str, tuple[list[dict], list[dict], Path]]] = {}
+        self._runs: dict[tuple[str, str, str], Analysed] = {}
+
+    def __call__(self, variant: str, server: str = DEFAULT_SERVER) -> dict[str, tuple[list[dict], list[dict], Path]]:
+        if (server, variant) not in self._results:
             settings, formats = VARIANTS[variant]
-            if variant == "all-rich":
-                paths = pg_servers.scenario_logs(server)
-            else:
-                out = tmp_path_factory.mktemp(f"pg{server}-{variant}")
-                with pg_servers.factory(server)(**settings) as cluster:
-                    play(cluster)
-                    cluster.stop()
-                    paths = copy_logs(cluster, out)
-            results[server, variant] = {}
+            paths = self._servers.scenario_logs(server, **settings)
+            self._results[server, variant] = {}
             for fmt in formats:
                 prefix = settings["log_line_prefix"] if fmt == "stderr" else None
                 run = analyze([str(paths[fmt])], log_line_prefix=prefix)
+                objects = list(run.incidents())
                 # each with the settings advice of the run that concerns it (said once per run)
-                incidents = [{**i.to_dict(), "settings_advice": list(i.settings_advice)} for i in run.incidents()]
-                for index, incident in enumerate(incidents):
-                    assert {a for a, among in run.settings_advice.items() if index in among} == set(incident["settings_advice"])
-                    assert not set(incident["settings_advice"]) & set(incident["hints"])
+                for index, incident in enumerate(objects):
+                    assert {a for a, among in run.settings_advice.items() if index in among} == set(incident.settings_advice)
+                    assert not set(incident.settings_advice) & set(incident.hints)
                 assert run.inputs[0].skipped_total == 0
-                results[server, variant][fmt] = (incidents, [e.to_dict() for e in run.other_errors], paths[fmt])
-        return results[server, variant]
+                self._runs[server, variant, fmt] = Analysed(objects, run.other_errors, run.findings)
+                incidents = [{**i.to_dict(), "settings_advice": list(i.settings_advice)} for i in objects]
+                self._results[server, variant][fmt] = (incidents, [e.to_dict() for e in run.other_errors], paths[fmt])
+        return self._results[server, variant]
 
-    return get
+    def run(self, variant: str, fmt: str, server: str = DEFAULT_SERVER) -> Analysed:
+        """The analysis of that log: ``analyze([log], log_line_prefix=<the variant's, for stderr>)``
+        with its incidents read to the end."""
+        self(variant, server)
+        return self._runs[server, variant, fmt]
+
+
+@pytest.fixture(scope="module")
+def played(pg_servers) -> Played:
+    return Played(pg_servers)
 
 
 _MOD_LOGS = ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "CREATE", "ALTER")
@@ -256,9 +274,7 @@ def test_text_and_markdown_show_the_errors_own_words(played, variant):
     from logdiag.report.text import incident_panel
 
     fmt = "csvlog" if variant == "all-rich" else "stderr"
-    _, _, path = played(variant)[fmt]
-    prefix = None if fmt == "csvlog" else VARIANTS[variant][0]["log_line_prefix"]
-    incidents = list(analyze([str(path)], log_line_prefix=prefix).incidents())
+    incidents = played.run(variant, fmt).incidents
     kinds = {i.constraint_kind.value for i in incidents if i.constraint_kind is not None}  # None: a deadlock
     assert {"trigger", "foreign_key", "unique", "exclusion"} <= kinds
     for number, incident in enumerate(incidents, 1):
@@ -283,9 +299,7 @@ def test_not_deferrable_is_a_finding_with_its_aborted_statements(played, variant
     from tests.scenarios import NOTDEF_AFTER, NOTDEF_SET
 
     _, _, path = played(variant)[fmt]
-    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
-    run = analyze([str(path)], log_line_prefix=prefix)
-    list(run.incidents())
+    run = played.run(variant, fmt)
     found = [f.to_dict() for f in run.findings if f.constraint == "notdef_child_parent_id_fkey"]
     assert len(found) == 1
     finding = found[0]
@@ -318,9 +332,8 @@ def test_set_constraints_outside_a_block_is_a_finding_linked_to_its_incident(pla
     from tests.scenarios import OUTSIDE_SET
 
     _, _, path = played(variant)[fmt]
-    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
-    run = analyze([str(path)], log_line_prefix=prefix)
-    incidents = [i.to_dict() for i in run.incidents() if i.constraint == "outside_child_parent_id_fkey"]
+    run = played.run(variant, fmt)
+    incidents = [i.to_dict() for i in run.incidents if i.constraint == "outside_child_parent_id_fkey"]
     found = [f.to_dict() for f in run.findings if f.kind == "set_constraints_outside_transaction"]
     assert len(incidents) == 1
     if variant == "mod":
@@ -378,9 +391,8 @@ def test_checks_disabled_is_a_finding_linked_to_its_incident(played, variant, fm
     scenario = BY_NAME[name]
     assert scenario.expected is not None and scenario.checks_off_by is not None
     _, _, path = played(variant)[fmt]
-    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
-    run = analyze([str(path)], log_line_prefix=prefix)
-    incidents = [i.to_dict() for i in run.incidents() if i.constraint == scenario.expected.constraint]
+    run = played.run(variant, fmt)
+    incidents = [i.to_dict() for i in run.incidents if i.constraint == scenario.expected.constraint]
     found = [f.to_dict() for f in run.findings if f.kind == "checks_disabled" and f.constraint == scenario.expected.constraint]
     assert len(incidents) == 1
     incident = incidents[0]
@@ -488,9 +500,7 @@ def test_text_and_markdown_show_each_finding(played):
     from logdiag.report.markdown import finding_markdown
     from logdiag.report.text import finding_panel
 
-    _, _, path = played("all-rich")["csvlog"]
-    run = analyze([str(path)])
-    list(run.incidents())
+    run = played.run("all-rich", "csvlog")
     assert {"not_deferrable", "set_constraints_outside_transaction", "checks_disabled"} <= {f.kind for f in run.findings}
     for number, finding in enumerate(run.findings, 1):
         out = StringIO()
