@@ -44,7 +44,7 @@ from logdiag.diagnosis.messages import (
     parse_violation,
     trigger_violation,
 )
-from logdiag.diagnosis.sessions import ChecksWindow, Entry, Failure
+from logdiag.diagnosis.sessions import ChecksWindow, Entry, Failure, Session
 from logdiag.diagnosis.sql import (
     UNKNOWN,
     Cell,
@@ -96,8 +96,17 @@ def diagnose(failure: Failure) -> Incident | OtherError:
     if violation is None:
         inferred = None if record.sqlstate is not None else inferred_sqlstate(record.message)
         return OtherError(record.sqlstate or inferred, record.message, record.source, record.timestamp,
-                          sqlstate_inferred=inferred is not None)
+                          sqlstate_inferred=inferred is not None,
+                          session=_session_info(failure.session),
+                          vxid=record.vxid, xid=record.xid, detail=record.detail, hint=record.hint,
+                          context=record.context, statement=record.statement)
     return _Diagnosis(failure, violation).incident()
+
+
+def _session_info(session: Session) -> SessionInfo:
+    """Who the session is, as an incident or other error carries it."""
+    return SessionInfo(session.session_id, session.pid, session.user, session.database, session.application,
+                       session.client)
 
 
 _TRIGGER_EVENTS = {WriteKind.INSERT: "insert", WriteKind.UPDATE: "update", WriteKind.DELETE: "delete"}
@@ -604,7 +613,6 @@ class _Diagnosis:
                 (e.statement.record.source.line, e.statement.text) for e, _ in self.unmatched
             ) if not culprits else (),
         )
-        session = failure.session
         return Incident(
             sqlstate=v.sqlstate,
             condition=v.condition,
@@ -617,8 +625,7 @@ class _Diagnosis:
             key=findings.key,
             message=record.message or "",
             detail=record.detail,
-            session=SessionInfo(session.session_id, session.pid, session.user, session.database,
-                                session.application, session.client),
+            session=_session_info(failure.session),
             vxid=record.vxid,
             xid=record.xid,
             raised_by_statement=record.statement,
