@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from logdiag.diagnosis.statements import may_hold_several
@@ -712,6 +712,13 @@ def statements_in(text: str) -> tuple[str, ...] | None:
     return parts if len(parts) > 1 else None
 
 
+#: Statements remembered by :func:`fingerprint` and :func:`shape`: an export or a summary asks
+#: for the same culprit statement again and again (a job repeating one bad write), and parsing is
+#: slow (issue 29 §5: once per distinct statement).
+_SHAPES_CACHED = 4096
+
+
+@lru_cache(maxsize=_SHAPES_CACHED)
 def fingerprint(text: str) -> str | None:
     """pglast's fingerprint of a statement: the same for statements that differ only in constants.
 
@@ -723,6 +730,22 @@ def fingerprint(text: str) -> str | None:
 
     try:
         return str(pg_fingerprint(text))
+    except (ParseError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=_SHAPES_CACHED)
+def shape(text: str) -> str | None:
+    """A statement with its constants and parameters normalised (``$1``, ``$2`` …), by pglast:
+    what statements of one fingerprint look like; None if pglast cannot parse it.
+
+    >>> shape("INSERT INTO t VALUES (42, 'x')")
+    'INSERT INTO t VALUES ($1, $2)'
+    """
+    from pglast.parser import ParseError, normalize
+
+    try:
+        return str(normalize(text))
     except (ParseError, ValueError):
         return None
 

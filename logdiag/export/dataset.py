@@ -24,6 +24,25 @@ TABLES = ("records", "incidents", "errors", "findings")
 NO_DATE = "__HIVE_DEFAULT_PARTITION__"  # the hive convention for a NULL partition value
 DAY_FORMAT = "%Y-%m-%d"  # of a partition's date=, in UTC
 
+#: The version of the tables' columns (docs/parquet.md, "Version notes"), stored in every part
+#: file's key-value metadata under :data:`SCHEMA_KEY`, with the table's name under :data:`TABLE_KEY`.
+SCHEMA_VERSION = 2
+SCHEMA_KEY = "logdiag.schema_version"
+TABLE_KEY = "logdiag.table"
+#: Version 2 renamed the columns named after SQL keywords, which no engine took unquoted
+#: (DuckDB rejects ``SELECT constraint FROM ...``; PostgreSQL reads ``SELECT user`` as
+#: ``current_user``): version 1's name -> version 2's (issue 29 §5).
+RENAMED_IN_2 = {"at": "logged_at", "constraint": "constraint_name", "table": "table_name", "user": "user_name"}
+
+
+def file_metadata(table: str) -> dict[str, str]:
+    """The key-value metadata of a part file of ``table``.
+
+    >>> file_metadata("incidents")["logdiag.schema_version"]
+    '2'
+    """
+    return {SCHEMA_KEY: str(SCHEMA_VERSION), TABLE_KEY: table}
+
 
 def table_directory(root: Path, table: str) -> Path:
     """The dataset directory of a table (one of :data:`TABLES`)."""
