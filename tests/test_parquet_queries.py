@@ -23,6 +23,7 @@ from pglast.keywords import RESERVED_KEYWORDS
 from logdiag.export.parquet import export
 from logdiag.export.summary import summarize
 from tests.conftest import REPO
+from tests.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.postgres
 
@@ -179,6 +180,28 @@ class TestSummary:
         ]
         assert [(k["key_text"], k["incidents"]) for k in detail[UNIQUE]["keys"]] == [("email=a@example.com", 2)]
         assert [s["shape"] for s in detail[UNIQUE]["shapes"]] == ["INSERT INTO accounts VALUES ($1, $2)"]
+
+    @pytest.mark.parametrize("columns", [80, 60])
+    def test_nothing_cut_at_80_columns(self, fleet, columns):
+        """At the width of a pipe (and narrower) every name, key and shape is whole on one line,
+        and no line is wider."""
+        shown = _summary_cli(fleet, columns=columns)
+        lines = shown.splitlines()
+        assert max(len(line) for line in lines) <= columns
+        for name in (FK, UNIQUE, "orders_child", "accounts", "billing", "signup", "east", "west",
+                     "parent_id=42", "email=a@example.com", "INSERT INTO orders_child VALUES ($1, $2)",
+                     "division by zero", "22012"):
+            assert any(name in line for line in lines), name
+        assert "5 incidents, 1 other error" in shown
+
+    def test_scenario_names_whole_at_80_columns(self, scenario_logs, tmp_path):
+        """The scenarios' constraint names, long ones included, are never folded at 80 columns."""
+        export([str(scenario_logs["csvlog"])], tmp_path / "out")
+        lines = _summary_cli(tmp_path / "out", columns=80).splitlines()
+        names = {s.expected.constraint for s in SCENARIOS if s.expected and s.expected.constraint}
+        assert len(names) > 40
+        missing = [n for n in names if not any(n in line for line in lines)]
+        assert missing == []
 
     def test_a_dataset_of_schema_version_1_reads(self, fleet, tmp_path):
         """An export directory that an older logdiag wrote into (columns ``at``, ``constraint``,
