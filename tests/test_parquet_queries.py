@@ -119,6 +119,29 @@ class TestCleanColumns:
                 assert metadata[b"logdiag.table"] == table.encode()
 
 
+class TestOlderDatasets:
+    """An export into a directory an older logdiag wrote into says so."""
+
+    def test_an_export_next_to_version_1_parts_says_so(self, scenario_logs, tmp_path):
+        """The state of an export of version 1 (no schema version recorded): one note naming both
+        versions' columns; a directory of version 2 only: none."""
+        import json
+
+        out = tmp_path / "out"
+        notes: list[str] = []
+        export([str(scenario_logs["csvlog"])], out, notify=notes.append)
+        assert notes == []
+        state_file = out / "_logdiag_export.json"
+        state = json.loads(state_file.read_text())
+        for record in state["exports"].values():
+            del record["schema_version"]
+        state_file.write_text(json.dumps(state))
+        export([str(scenario_logs["jsonlog"])], out, notify=notes.append)
+        assert len(notes) == 1
+        assert "schema version 1 (columns at, constraint, table, user)" in notes[0]
+        assert "version 2 (logged_at, constraint_name, table_name, user_name)" in notes[0]
+
+
 class TestOtherErrors:
     """errors.parquet carries what incidents carry: the session, the DETAIL, HINT, CONTEXT and STATEMENT."""
 

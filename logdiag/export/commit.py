@@ -189,6 +189,7 @@ class Staging:
         state["pending"] = {"export": self.export_id, "parts": relative}
         state["exports"][self.export_id] = {
             "committed": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parts": relative, "rows": rows,
+            "schema_version": dataset.SCHEMA_VERSION,
         }
         save_state(self.root, state)  # the commit
         finish(self.root, state)

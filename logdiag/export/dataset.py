@@ -11,8 +11,10 @@ writes its part files under temporary names until it commits them (:mod:`logdiag
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 STATE_FILE = "_logdiag_export.json"
 LOCK_FILE = "_logdiag_export.lock"
@@ -33,6 +35,22 @@ TABLE_KEY = "logdiag.table"
 #: (DuckDB rejects ``SELECT constraint FROM ...``; PostgreSQL reads ``SELECT user`` as
 #: ``current_user``): version 1's name -> version 2's (issue 29 §5).
 RENAMED_IN_2 = {"at": "logged_at", "constraint": "constraint_name", "table": "table_name", "user": "user_name"}
+
+
+def older_schema(state: Mapping[str, Any]) -> bool:
+    """Whether an export directory's state records part files of a schema version before
+    :data:`SCHEMA_VERSION` (exports that recorded none were version 1, as are the files of a
+    state that predates the record of exports).
+
+    >>> older_schema({"files": {}, "exports": {"a": {"schema_version": 2}}})
+    False
+    >>> older_schema({"files": {}, "exports": {"a": {}}})
+    True
+    """
+    exports = state.get("exports") or {}
+    if state.get("files") and not exports:
+        return True
+    return any(e.get("schema_version", 1) < SCHEMA_VERSION for e in exports.values())
 
 
 def file_metadata(table: str) -> dict[str, str]:

@@ -415,6 +415,11 @@ def export(
         state = load_state(root)
         for note in recover(root, state):
             notify(note)
+        if dataset.older_schema(state):  # issue 29 §5: the columns named after SQL keywords were renamed
+            old = ", ".join(dataset.RENAMED_IN_2)
+            notify(f"{root} holds part files of Parquet schema version 1 (columns {old}); this export writes "
+                   f"version {dataset.SCHEMA_VERSION} ({', '.join(dataset.RENAMED_IN_2.values())}) next to them: "
+                   "logdiag summary reads both; for other readers see the version notes of docs/parquet.md")
         export_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
         plan = _plan(paths, state, host, export_id)
         result = ExportResult(root, [item.name for item in plan.read], plan.skipped)
