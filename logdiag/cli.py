@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import signal
@@ -9,11 +10,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
+from logdiag import usage
+from logdiag.diagnosis.filters import FilterError, ReportFilter
 from logdiag.diagnosis.incidents import Incident
 from logdiag.diagnosis.sessions import IDLE_TIMEOUT, MAX_SESSIONS, MAX_STATEMENTS, SessionTracker
 from logdiag.errors import LogdiagError
@@ -28,13 +31,16 @@ from logdiag.report.status import StatusLine
 from logdiag.source.live import QUIET_PERIOD, FollowNotice
 from logdiag.source.stats import MAX_EXAMPLES, MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
 from logdiag.version import __version__
+from logdiag.wording import plural
 
 app = typer.Typer(
     name="logdiag",
     help="Find which statement broke a PostgreSQL transaction, from the server's log.",
+    epilog="\b\nExample:\n  logdiag analyze /var/log/postgresql/postgresql-15-main.csv\n  logdiag analyze --help",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -46,6 +52,7 @@ class AnalyzeFormat(str, Enum):
     JSON = "json"
     JSONL = "jsonl"
     MARKDOWN = "markdown"
+    DIGEST = "digest"
 
 
 class RecordsFormat(str, Enum):
@@ -92,7 +99,7 @@ PathsArg = Annotated[
     list[str],
     typer.Argument(
         help="Log files, globs, log directories, or - for standard input (.gz .bz2 .xz .zst too).",
-        show_default=False,
+        show_default=False, metavar="PATH",
     ),
 ]
 PrefixOpt = Annotated[
@@ -147,17 +154,63 @@ MaxLineOpt = Annotated[
 ]
 
 
-@app.command()
+_FILTERS = "Filters (what is reported; everything is still tracked)"
+SinceOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option(
+        "--since", metavar="TIME", rich_help_panel=_FILTERS, show_default=False,
+        help="Report what happened at or after TIME: 2026-11-21 07:00 (the log's own zone), "
+        "2026-11-21T07:00Z or +02:00 (an instant), or 2h, 30m, 45s, 1d (ago).",
+    ),
+]
+UntilOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--until", metavar="TIME", rich_help_panel=_FILTERS, show_default=False,
+        help="Report what happened before TIME (as --since).",
+    ),
+]
+
+
+def _names(option: str, what: str) -> Any:
+    return typer.Option(option, metavar="NAME", rich_help_panel=_FILTERS, show_default=False, help=what)
+
+
+ConstraintOpt = Annotated[Optional[list[str]], _names("--constraint", "Only this constraint (repeatable).")]  # noqa: UP045
+TableOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    _names("--table", "Only incidents on this table or referencing it; findings on it (repeatable)."),
+]
+DatabaseOpt = Annotated[Optional[list[str]], _names("--database", "Only this database (repeatable).")]  # noqa: UP045
+ApplicationOpt = Annotated[
+    Optional[list[str]], _names("--application", "Only this application_name (repeatable).")  # noqa: UP045
+]
+UserOpt = Annotated[Optional[list[str]], _names("--user", "Only this database user (repeatable).")]  # noqa: UP045
+SqlstateOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--sqlstate", metavar="CODE", rich_help_panel=_FILTERS, show_default=False,
+        help="Only this SQLSTATE (23503) or class (23) (repeatable).",
+    ),
+]
+
+
+@app.command(short_help="Find constraint violations and the statements behind them.")
 def analyze(
     paths: PathsArg,
     output_format: Annotated[
         AnalyzeFormat,
         typer.Option(
             "--format", "-f",
-            help="text: a report for people; json: the whole report; jsonl: one incident per line, then one finding per line; markdown.",
+            help="text: a report for people, repeated incidents grouped; json: the whole report; jsonl: one "
+            "incident per line, then one finding per line; markdown; digest: one line per group.",
             case_sensitive=False,
         ),
     ] = AnalyzeFormat.TEXT,
+    each: Annotated[
+        bool,
+        typer.Option("--each", help="Show every incident in full (text, markdown) or in a line (digest), not grouped."),
+    ] = False,
     log_line_prefix: PrefixOpt = None,
     input_format: InputFormatOpt = None,
     lc_messages: LcMessagesOpt = None,
@@ -207,15 +260,33 @@ def analyze(
         ),
     ] = None,
     quiet: QuietOpt = False,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    constraint: ConstraintOpt = None,
+    table: TableOpt = None,
+    database: DatabaseOpt = None,
+    application: ApplicationOpt = None,
+    user: UserOpt = None,
+    sqlstate: SqlstateOpt = None,
 ) -> None:
     """Find every constraint violation, above all those at COMMIT, and the statement behind it.
 
-    Example: logdiag analyze /var/log/postgresql/postgresql-15-main.csv
-
-    Live: tail -F postgresql.csv | logdiag analyze - --format jsonl, or logdiag analyze --follow /var/log/postgresql
+    \b
+    Example:
+      logdiag analyze /var/log/postgresql/postgresql-15-main.csv
+      logdiag analyze --follow /var/log/postgresql
+      tail -F postgresql.csv | logdiag analyze - --format jsonl
+      logdiag analyze postgresql.csv --since 2h --sqlstate 23 --application etl
     """
     from logdiag import pipeline
 
+    try:
+        only = ReportFilter.parse(
+            since=since, until=until, constraint=constraint or (), table=table or (), database=database or (),
+            application=application or (), user=user or (), sqlstate=sqlstate or (),
+        )
+    except FilterError as exc:
+        raise typer.BadParameter(exc.message, param_hint=f"'{exc.option}'") from None
     found = 0
     with _handled():
         run = pipeline.analyze(
@@ -225,14 +296,15 @@ def analyze(
             quiet=quiet_period if follow_log or list(paths) == ["-"] else None, fast=fast_path,
             lookback_bytes=lookback_mb << 20 if lookback_mb else None,
             on_file=None if quiet else _following, lc_messages=lc_messages, max_line_bytes=max_line_bytes,
-            on_notice=_following_notice if not quiet else _loss_only,
+            on_notice=_following_notice if not quiet else _loss_only, only=only,
         )
         live = follow_log or list(paths) == ["-"]
         status = StatusLine(run) if live and not quiet and StatusLine.wanted() else None
         incidents = status.around(run.incidents()) if status else run.incidents()
         try:
             with status or nullcontext():
-                found = _render(output_format, run, incidents)
+                found = _render(output_format, run, incidents, each=each, live=live,
+                                many_files=follow_log or len(paths) > 1 or any(_many(p) for p in paths))
         except KeyboardInterrupt:
             _stopping()
             if not quiet:
@@ -241,6 +313,7 @@ def analyze(
         sys.stdout.flush()
         if not quiet:
             _summarize(run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
+            _filtered(run)
         unread_files = _skipped_files_warning(run.reader.skipped_files)
         incomplete = _input_warnings(run.inputs, on_bad_line) or unread_files
     if fail_on_incident and found:
@@ -249,7 +322,14 @@ def analyze(
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
 
-def _render(output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident]) -> int:
+def _many(path: str) -> bool:
+    """Whether a path may stand for several files: a directory or a glob."""
+    return os.path.isdir(path) or glob.has_magic(path)
+
+
+def _render(
+    output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident], each: bool, live: bool, many_files: bool,
+) -> int:
     if output_format is AnalyzeFormat.JSON:
         from logdiag.report.json import write_json
 
@@ -261,17 +341,27 @@ def _render(output_format: AnalyzeFormat, run: Run, incidents: Iterator[Incident
     if output_format is AnalyzeFormat.MARKDOWN:
         from logdiag.report.markdown import write_markdown
 
-        return write_markdown(run, incidents, sys.stdout)
+        return write_markdown(run, incidents, sys.stdout, each=each)
+    if output_format is AnalyzeFormat.DIGEST:
+        from logdiag.report.digest import write_digest
+
+        return write_digest(run, incidents, sys.stdout, each=each, many_files=many_files)
     from logdiag.report.text import write_text
 
-    return write_text(run, incidents, _StdoutConsole())
+    return write_text(run, incidents, _StdoutConsole(), each=each, live=live, many_files=many_files)
+
+
+def _filtered(run: Run) -> None:
+    """One line on stderr when the filters left incidents out (issue 29)."""
+    if run.filtered_incidents:
+        _stderr().print(f"logdiag: {plural(run.filtered_incidents, 'incident')} left out by the filters", markup=False)
 
 
 def _stopped(run: Run) -> str:
     stats = run.tracker.stats
     return printable(
-        f"logdiag: stopped after {stats.records} records: {run.incident_count} incidents, "
-        f"{len(run.tracker.sessions)} sessions open, "
+        f"logdiag: stopped after {plural(stats.records, 'record')}: {plural(run.incident_count, 'incident')}, "
+        f"{plural(len(run.tracker.sessions), 'session')} open, "
         f"{stats.evicted_sessions + stats.idle_sessions} evicted"
     )
 
@@ -284,7 +374,7 @@ class SummaryFormat(str, Enum):
     MARKDOWN = "markdown"
 
 
-@app.command()
+@app.command(short_help="Write incidents, records and other errors as Parquet.")
 def export(
     paths: PathsArg,
     output: Annotated[
@@ -312,7 +402,9 @@ def export(
 ) -> None:
     """Write incidents, records and other errors as Parquet (zstd), incrementally.
 
-    Example: logdiag export /var/log/postgresql/ -o exports/ --host db1 --partition-by day
+    \b
+    Example:
+      logdiag export /var/log/postgresql -o exports --host db1 --partition-by day
     """
     from logdiag.export.parquet import export as run_export
 
@@ -328,16 +420,19 @@ def export(
                 _summarize(result.run.inputs, show_examples=on_bad_line is OnBadLine.WARN)
             for skipped in result.files_skipped:
                 console.print(printable(f"{skipped}: unchanged since the last export, skipped"), markup=False)
-            rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
-            console.print(printable(f"exported {rows} to {result.output} ({len(result.parts)} files)"), markup=False)
+            rows = ", ".join(plural(n, table.removesuffix("s"), table) for table, n in result.rows.items())
+            files = plural(len(result.parts), "file")
+            console.print(printable(f"exported {rows} to {result.output} ({files})"), markup=False)
         incomplete = (result.run is not None and _input_warnings(result.run.inputs, on_bad_line)) or unread_files
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
 
 
-@app.command()
+@app.command(short_help="Summarise exported incidents: constraints, hosts, shapes.")
 def summary(
-    path: Annotated[str, typer.Argument(help="An export directory, or a Parquet file or dataset of incidents.")],
+    path: Annotated[
+        str, typer.Argument(help="An export directory, or a Parquet file or dataset of incidents.", metavar="DIR")
+    ],
     output_format: Annotated[
         SummaryFormat, typer.Option("--format", "-f", help="text, json or markdown.", case_sensitive=False)
     ] = SummaryFormat.TEXT,
@@ -345,7 +440,9 @@ def summary(
 ) -> None:
     """Summarise an export: incidents by constraint (keys, shapes), table, client, host, hour; other errors.
 
-    Example: logdiag summary exports/
+    \b
+    Example:
+      logdiag summary exports/
     """
     from logdiag.export.summary import summarize
     from logdiag.report.summary import write_summary_json, write_summary_markdown, write_summary_text
@@ -362,7 +459,7 @@ def summary(
             write_summary_text(result, _StdoutConsole())
 
 
-@app.command()
+@app.command(short_help="Print the records logdiag understood in a log.")
 def records(
     paths: PathsArg,
     output_format: Annotated[
@@ -378,7 +475,9 @@ def records(
 ) -> None:
     """Print the records logdiag understood in a log: what did it make of my log?
 
-    Example: logdiag records sample_logs/postgresql.csv --format table
+    \b
+    Example:
+      logdiag records sample_logs/postgresql.csv --format table
     """
     with _handled():
         reader = LogReader(
@@ -476,15 +575,16 @@ def _input_warnings(inputs: Sequence[InputStats], on_bad_line: OnBadLine | None)
         example = next((e for e in stats.examples if not e.foreign), None)
         shown = f"; e.g. line {example.line}: {example.text[:100]!r}" if example else ""
         console.print(printable(
-            f"logdiag: warning: {stats.file}: {stats.unread} of {stats.lines} lines could not be read "
+            f"logdiag: warning: {stats.file}: {stats.unread} of {plural(stats.lines, 'line')} could not be read "
             f"({reasons}){shown}. The report covers only the lines read. {_what_to_do(stats, on_bad_line)}".rstrip()
         ), markup=False)
     return incomplete
 
 
 def _reasons(stats: InputStats) -> str:
-    """The skipped lines' counts by reason, most first: ``43 line does not match …; 5 …``."""
-    return "; ".join(f"{n} {reason}" for reason, n in stats.reasons())
+    """The skipped lines' counts by reason, most first: ``line does not match …: 43 lines; NUL bytes: 1 line``
+    (a reason describes one line, and reads wrong after a count: "83840 line does not match")."""
+    return "; ".join(f"{reason}: {plural(n, 'line')}" for reason, n in stats.reasons())
 
 
 def _what_to_do(stats: InputStats, on_bad_line: OnBadLine | None) -> str:
@@ -505,7 +605,7 @@ def _summarize(inputs: list[InputStats], show_examples: bool) -> None:
             what += f", log_line_prefix {stats.log_line_prefix!r}" + (" (inferred)" if stats.prefix_inferred else "")
         if stats.lc_messages not in (None, "en"):
             what += f", lc_messages {stats.lc_messages}"
-        line = f"{stats.file}: {what}: {stats.records} records from {stats.lines} lines"
+        line = f"{stats.file}: {what}: {plural(stats.records, 'record')} from {plural(stats.lines, 'line')}"
         if stats.skipped_total:
             line += f", {stats.skipped_total} skipped ({_reasons(stats)})"
         if stats.blank:
@@ -583,8 +683,9 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point; ``argv`` (default ``sys.argv[1:]``) lets tests run the command
+    as a person does, usage errors included."""
     signal.signal(signal.SIGTERM, _terminate)
     Console.on_broken_pipe = _exit_on_closed_pipe  # type: ignore[method-assign]
-    app()
+    sys.exit(usage.run(app, argv))

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from logdiag.diagnosis.diagnose import diagnose
+from logdiag.diagnosis.filters import ReportFilter
+from logdiag.diagnosis.groups import Groups
 from logdiag.diagnosis.incidents import Finding, Incident, OtherError, Role
 from logdiag.diagnosis.pitfalls import (
     aborted_after,
@@ -33,9 +35,17 @@ class Run:
     Attributes:
         record_sink: called with every record read (the Parquet export keeps them).
         inputs: per-input counts (format, prefix, records, skipped lines).
-        other_errors: ERRORs that are not constraint violations (less those :meth:`take_other_errors` took).
-        findings: the SET CONSTRAINTS pitfalls; complete once :meth:`incidents` is used up (the
-            errors a finding's error aborted are added to it as they come).
+        other_errors: ERRORs that are not constraint violations (less those :meth:`take_other_errors` took),
+            those ``only`` lets through.
+        all_findings: the SET CONSTRAINTS pitfalls; complete once :meth:`incidents` is used up (the
+            errors a finding's error aborted are added to it as they come). :attr:`findings`:
+            those ``only`` lets through.
+        only: what to report (issue 29): the tracker and the diagnosis see every record all the
+            same, so a culprit before ``--since`` is found for a COMMIT after it.
+        groups: the incidents yielded so far, grouped (same constraint, same culprit shape).
+        settings_advice: what to change in the log settings to make the diagnoses certain, each
+            with the indexes of the incidents it concerns (said once per run, not per incident).
+        incident_count: the incidents reported; ``filtered_incidents``: those ``only`` left out.
         seconds: wall time spent.
     """
 
@@ -43,8 +53,12 @@ class Run:
     tracker: SessionTracker = field(default_factory=SessionTracker)
     record_sink: Callable[[LogRecord], None] | None = None
     other_errors: list[OtherError] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    all_findings: list[Finding] = field(default_factory=list)
+    only: ReportFilter = field(default_factory=ReportFilter)
+    groups: Groups = field(default_factory=Groups)
+    settings_advice: dict[str, list[int]] = field(default_factory=dict)
     incident_count: int = 0
+    filtered_incidents: int = 0
     seconds: float = 0.0
     _aborted_by: dict[object, int] = field(default_factory=dict, repr=False)  # session key -> finding
     _windows: dict[Source, int] = field(default_factory=dict, repr=False)  # a window's start -> its finding
@@ -52,6 +66,11 @@ class Run:
     @property
     def inputs(self) -> list[InputStats]:
         return self.reader.inputs
+
+    @property
+    def findings(self) -> list[Finding]:
+        """The findings to report: :attr:`all_findings` that ``only`` lets through."""
+        return [f for f in self.all_findings if self.only.matches_finding(f)]
 
     @property
     def skipped_files(self) -> list[SkippedFile]:
@@ -72,12 +91,18 @@ class Run:
                     result = diagnose(failure)
                     if isinstance(result, Incident):
                         if failure.ignored_set is not None and (found := outside_transaction(failure, result)):
-                            self.findings.append(found)
+                            self.all_findings.append(found)
                         if failure.checks_windows and (found := checks_disabled(failure, result)):
                             self._window_found(found)
+                        if not self.only.matches_incident(result):
+                            self.filtered_incidents += 1
+                            continue
+                        for advice in result.settings_advice:
+                            self.settings_advice.setdefault(advice, []).append(self.incident_count)
                         self.incident_count += 1
+                        self.groups.add(result)
                         yield result
-                    else:
+                    elif self.only.matches_error(result, failure.session):
                         self.other_errors.append(result)
                 if self.tracker.closed_windows:
                     self._windows_closed()
@@ -92,14 +117,14 @@ class Run:
         key = failure.session.key
         found = pitfall(failure)
         if found is not None:
-            self.findings.append(found)
-            self._aborted_by[key] = len(self.findings) - 1
+            self.all_findings.append(found)
+            self._aborted_by[key] = len(self.all_findings) - 1
             return True
         consequence = aborted_after(failure)
         index = self._aborted_by.get(key) if consequence is not None else None
         if consequence is not None and index is not None:
-            finding = self.findings[index]
-            self.findings[index] = replace(finding, related=(*finding.related, consequence))
+            finding = self.all_findings[index]
+            self.all_findings[index] = replace(finding, related=(*finding.related, consequence))
             return True
         self._aborted_by.pop(key, None)
         return False
@@ -108,12 +133,12 @@ class Run:
         """One checks_disabled finding per window: a later incident it led to is one more ``caused``."""
         index = self._windows.get(found.source)
         if index is None:
-            self._windows[found.source] = len(self.findings)
-            self.findings.append(found)
+            self._windows[found.source] = len(self.all_findings)
+            self.all_findings.append(found)
             return
-        known = self.findings[index]
+        known = self.all_findings[index]
         caused = tuple(r for r in found.related if r.role is Role.CAUSED)
-        self.findings[index] = replace(known, related=(*known.related, *caused))
+        self.all_findings[index] = replace(known, related=(*known.related, *caused))
 
     def _windows_closed(self) -> None:
         """Report the windows of switched-off checks whose sessions are over and that no error
@@ -121,8 +146,8 @@ class Run:
         for closed in self.tracker.take_closed_windows():
             start = closed.window.start.record.source
             if start not in self._windows and (found := window_alone(closed)) is not None:
-                self._windows[start] = len(self.findings)
-                self.findings.append(found)
+                self._windows[start] = len(self.all_findings)
+                self.all_findings.append(found)
 
     def take_other_errors(self) -> list[OtherError]:
         """Hand over the other errors found since the last call and forget them, so that a caller
@@ -138,6 +163,7 @@ class Run:
             "sessions": t.sessions,
             "transactions": t.transactions,
             "incidents": self.incident_count,
+            "filtered_incidents": self.filtered_incidents,
             "skipped": sum(s.skipped_total for s in self.inputs),
             "evicted_sessions": t.evicted_sessions,
             "idle_sessions": t.idle_sessions,
@@ -164,6 +190,7 @@ def analyze(
     lc_messages: str | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
     on_notice: Notify | None = None,
+    only: ReportFilter | None = None,
 ) -> Run:
     """Set up an analysis of the logs at ``paths``; iterate ``.incidents()`` to run it.
 
@@ -177,6 +204,8 @@ def analyze(
     (see :class:`LogReader`); standard input is always read live, so incidents come out as soon as
     they are complete. ``partial_groups``, ``lc_messages`` (the server's language, default
     told from each input) and ``max_line_bytes`` (longer lines are cut there): see :class:`LogReader`.
+    ``only`` chooses what is reported (:class:`~logdiag.diagnosis.filters.ReportFilter`), never what
+    is tracked: every record still reaches the tracker and every error the diagnosis.
 
     >>> run = analyze(["sample_logs/postgresql.csv"])
     >>> [(i.constraint, i.key, i.culprits[0].source.line) for i in run.incidents()]
@@ -192,4 +221,4 @@ def analyze(
         on_file=on_file, partial_groups=partial_groups, lc_messages=lc_messages, max_line_bytes=max_line_bytes,
         on_notice=on_notice,
     )
-    return Run(reader, tracker)
+    return Run(reader, tracker, only=only or ReportFilter())

@@ -53,7 +53,7 @@ class Servers:
         self._scratch = scratch
         self._out = out
         self._templates: dict[str, tuple[Path, Path] | ServerUnavailable] = {}
-        self._scenario_logs: dict[str, dict[str, Path]] = {}
+        self._scenario_logs: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Path]] = {}
 
     def template(self, version: str) -> tuple[Path, Path]:
         """(bindir, template data directory) of that server; a server that cannot be set up fails
@@ -81,18 +81,21 @@ class Servers:
 
         return factory
 
-    def scenario_logs(self, version: str) -> dict[str, Path]:
-        """The scenarios of tests/scenarios.py played once on that server with a rich prefix and
-        every statement logged: its three files, copied out."""
+    def scenario_logs(self, version: str, **settings: str) -> dict[str, Path]:
+        """The scenarios of tests/scenarios.py played once on that server with these settings (by
+        default a rich prefix and every statement logged): its three files, copied out. Modules
+        that ask for the same server and settings read the same run."""
         from tests.scenarios import RICH_PREFIX, play
 
-        if version not in self._scenario_logs:
+        settings = settings or {"log_line_prefix": RICH_PREFIX, "log_statement": "all"}
+        key = (version, tuple(sorted(settings.items())))
+        if key not in self._scenario_logs:
             out = self._out.mktemp(f"scenario-logs-pg{version}")
-            with self.factory(version)(log_line_prefix=RICH_PREFIX, log_statement="all") as cluster:
+            with self.factory(version)(**settings) as cluster:
                 play(cluster)
                 cluster.stop()
-                self._scenario_logs[version] = copy_logs(cluster, out)
-        return self._scenario_logs[version]
+                self._scenario_logs[key] = copy_logs(cluster, out)
+        return self._scenario_logs[key]
 
 
 @pytest.fixture(scope="session")

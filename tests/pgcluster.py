@@ -240,7 +240,7 @@ class PgCluster:
             _run(_as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "stop"]))
             # pg_ctl returns when the postmaster is gone; its logger may still be writing the last lines.
             deadline = time.monotonic() + 30
-            while logger is not None and Path(f"/proc/{logger}").exists() and time.monotonic() < deadline:
+            while logger is not None and _alive(logger) and time.monotonic() < deadline:
                 time.sleep(0.01)
 
     def _logger_pid(self) -> int | None:
@@ -276,6 +276,17 @@ class PgCluster:
         if check and (result.returncode != 0 or "ERROR" in result.stderr):
             raise AssertionError(f"psql failed: {result.stderr}")
         return result
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` has not exited yet. An exited process whose parent is gone stays a
+    zombie until init reaps it (a second or more on some machines), its files closed and all it
+    wrote written: it counts as exited."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def _is_literal(value: str) -> bool:

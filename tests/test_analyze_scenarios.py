@@ -7,12 +7,14 @@ executed), never from logdiag's output.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from logdiag.diagnosis.incidents import Finding, Incident, OtherError
 from logdiag.pipeline import analyze
-from tests.conftest import DEFAULT_SERVER, SERVERS, copy_logs
+from tests.conftest import DEFAULT_SERVER, SERVERS
 from tests.scenarios import RICH_PREFIX, SCENARIOS, Scenario
 
 VARIANTS = {
@@ -38,37 +40,57 @@ CASES = [
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
-@pytest.fixture(scope="module")
-def played(pg_servers, tmp_path_factory):
-    """(server, variant) -> format -> (incidents as JSON objects, other errors, log file path).
+@dataclass
+class Analysed:
+    """One analysis of a played log, as the library gives it: read once, for every test of it."""
 
-    One cluster per server and variant; "all-rich" is the session's scenario run on that server
-    (conftest's ``scenario_logs``: the same settings), which other modules read too."""
-    from tests.scenarios import play
+    incidents: list[Incident]
+    other_errors: list[OtherError]
+    findings: list[Finding]
 
-    results: dict[tuple[str, str], dict[str, tuple[list[dict], list[dict], Path]]] = {}
 
-    def get(variant: str, server: str = DEFAULT_SERVER) -> dict[str, tuple[list[dict], list[dict], Path]]:
-        if (server, variant) not in results:
+class Played:
+    """``played(variant, server)``: format -> (incidents as JSON objects, other errors, log file
+    path); ``played.run(variant, fmt, server)``: that analysis's objects (:class:`Analysed`).
+
+    The scenarios are played once per server and variant (``pg_servers.scenario_logs``, whose runs
+    other modules read too: "all-rich" is conftest's ``scenario_logs``). Each log is analysed
+    once, with the variant's prefix for stderr."""
+
+    def __init__(self, pg_servers) -> None:
+        self._servers = pg_servers
+        self._results: dict[tuple[str, str], dict[str, tuple[list[dict], list[dict], Path]]] = {}
+        self._runs: dict[tuple[str, str, str], Analysed] = {}
+
+    def __call__(self, variant: str, server: str = DEFAULT_SERVER) -> dict[str, tuple[list[dict], list[dict], Path]]:
+        if (server, variant) not in self._results:
             settings, formats = VARIANTS[variant]
-            if variant == "all-rich":
-                paths = pg_servers.scenario_logs(server)
-            else:
-                out = tmp_path_factory.mktemp(f"pg{server}-{variant}")
-                with pg_servers.factory(server)(**settings) as cluster:
-                    play(cluster)
-                    cluster.stop()
-                    paths = copy_logs(cluster, out)
-            results[server, variant] = {}
+            paths = self._servers.scenario_logs(server, **settings)
+            self._results[server, variant] = {}
             for fmt in formats:
                 prefix = settings["log_line_prefix"] if fmt == "stderr" else None
                 run = analyze([str(paths[fmt])], log_line_prefix=prefix)
-                incidents = [i.to_dict() for i in run.incidents()]
+                objects = list(run.incidents())
+                # each with the settings advice of the run that concerns it (said once per run)
+                for index, incident in enumerate(objects):
+                    assert {a for a, among in run.settings_advice.items() if index in among} == set(incident.settings_advice)
+                    assert not set(incident.settings_advice) & set(incident.hints)
                 assert run.inputs[0].skipped_total == 0
-                results[server, variant][fmt] = (incidents, [e.to_dict() for e in run.other_errors], paths[fmt])
-        return results[server, variant]
+                self._runs[server, variant, fmt] = Analysed(objects, run.other_errors, run.findings)
+                incidents = [{**i.to_dict(), "settings_advice": list(i.settings_advice)} for i in objects]
+                self._results[server, variant][fmt] = (incidents, [e.to_dict() for e in run.other_errors], paths[fmt])
+        return self._results[server, variant]
 
-    return get
+    def run(self, variant: str, fmt: str, server: str = DEFAULT_SERVER) -> Analysed:
+        """The analysis of that log: ``analyze([log], log_line_prefix=<the variant's, for stderr>)``
+        with its incidents read to the end."""
+        self(variant, server)
+        return self._runs[server, variant, fmt]
+
+
+@pytest.fixture(scope="module")
+def played(pg_servers) -> Played:
+    return Played(pg_servers)
 
 
 _MOD_LOGS = ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "CREATE", "ALTER")
@@ -148,7 +170,7 @@ def test_scenario(played, server, variant, fmt, name):
     # Which statement of a query of several failed is told by the command tag, which only
     # csvlog and jsonlog carry here (no variant has %i).
     several = expected.raised_by is not None and len(_statements_sent(expected.raised_by)) > 1
-    asks_for_tag = any("%i" in hint for hint in incident["hints"])
+    asks_for_tag = any("%i" in advice for advice in incident["settings_advice"])
     assert asks_for_tag == (several and fmt == "stderr")
     culprits = incident["culprits"]
     assert all("9001, 42" not in c["statement"] for c in culprits), "a decoy session's statement"
@@ -156,12 +178,12 @@ def test_scenario(played, server, variant, fmt, name):
     if expected.culprit is None:
         assert culprits == [] and scenario.hint is not None
         assert any(scenario.hint in hint for hint in hints), hints
-        assert not any("log_statement = 'none'" in hint for hint in hints)
+        assert not any("log_statement = 'none'" in hint for hint in hints + incident["settings_advice"])
         return
     if not _logged(scenario, variant, expected.culprit):
         assert not any(c["statement"] == expected.culprit for c in culprits)
         if not culprits:  # the log shows statements: the hint names what was missing, not the setting
-            assert not any("log_statement = 'none'" in hint for hint in hints)
+            assert not any("log_statement = 'none'" in hint for hint in hints + incident["settings_advice"])
             assert any("inside a function" in hint for hint in hints), hints
         return
     assert culprits, f"no culprit for {name}: {incident['explanation']}"
@@ -252,17 +274,16 @@ def test_text_and_markdown_show_the_errors_own_words(played, variant):
     from logdiag.report.text import incident_panel
 
     fmt = "csvlog" if variant == "all-rich" else "stderr"
-    _, _, path = played(variant)[fmt]
-    prefix = None if fmt == "csvlog" else VARIANTS[variant][0]["log_line_prefix"]
-    incidents = list(analyze([str(path)], log_line_prefix=prefix).incidents())
-    kinds = {i.constraint_kind.value for i in incidents}
+    incidents = played.run(variant, fmt).incidents
+    kinds = {i.constraint_kind.value for i in incidents if i.constraint_kind is not None}  # None: a deadlock
     assert {"trigger", "foreign_key", "unique", "exclusion"} <= kinds
     for number, incident in enumerate(incidents, 1):
         out = StringIO()
         Console(file=out, width=400, color_system=None).print(incident_panel(number, incident))
         shown = out.getvalue()
         assert incident.message in shown
-        assert incident.detail is None or incident.detail in shown
+        # a deadlock's DETAIL has a line per process of its cycle: each is shown (issue 28)
+        assert incident.detail is None or all(line in shown for line in incident.detail.splitlines())
         section = incident_markdown(number, incident)
         assert "**Error**" in section and (incident.detail is None or "**Detail**" in section)
     triggers = [i for i in incidents if i.constraint == "trig_balance"]
@@ -278,9 +299,7 @@ def test_not_deferrable_is_a_finding_with_its_aborted_statements(played, variant
     from tests.scenarios import NOTDEF_AFTER, NOTDEF_SET
 
     _, _, path = played(variant)[fmt]
-    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
-    run = analyze([str(path)], log_line_prefix=prefix)
-    list(run.incidents())
+    run = played.run(variant, fmt)
     found = [f.to_dict() for f in run.findings if f.constraint == "notdef_child_parent_id_fkey"]
     assert len(found) == 1
     finding = found[0]
@@ -313,9 +332,8 @@ def test_set_constraints_outside_a_block_is_a_finding_linked_to_its_incident(pla
     from tests.scenarios import OUTSIDE_SET
 
     _, _, path = played(variant)[fmt]
-    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
-    run = analyze([str(path)], log_line_prefix=prefix)
-    incidents = [i.to_dict() for i in run.incidents() if i.constraint == "outside_child_parent_id_fkey"]
+    run = played.run(variant, fmt)
+    incidents = [i.to_dict() for i in run.incidents if i.constraint == "outside_child_parent_id_fkey"]
     found = [f.to_dict() for f in run.findings if f.kind == "set_constraints_outside_transaction"]
     assert len(incidents) == 1
     if variant == "mod":
@@ -338,8 +356,12 @@ def test_set_constraints_outside_a_block_is_a_finding_linked_to_its_incident(pla
 def test_inferred_sqlstates_are_the_servers(played):
     """Without %e, other errors with PostgreSQL's fixed messages get the SQLSTATE the same server
     wrote for the same records in its csvlog, marked inferred; the others stay unknown. Among
-    them a deadlock (40P01) and serialization failures (40001) of both kinds."""
+    them serialization failures (40001) of both kinds; a deadlock (40P01) is an incident (issue 28),
+    with the SQLSTATE its message implies."""
     csv_errors, stderr_errors = played("mod")["csvlog"][1], played("mod")["stderr"][1]
+    deadlocks = [[i["sqlstate"] for i in played("mod")[fmt][0] if i["condition"] == "deadlock_detected"]
+                 for fmt in ("csvlog", "stderr")]
+    assert deadlocks == [["40P01"], ["40P01"]]
     assert [e["message"] for e in stderr_errors] == [e["message"] for e in csv_errors]
     inferred = set()
     for ours, servers in zip(stderr_errors, csv_errors, strict=True):
@@ -349,7 +371,7 @@ def test_inferred_sqlstates_are_the_servers(played):
             inferred.add(ours["sqlstate"])
         else:
             assert ours["sqlstate"] is None
-    assert {"42601", "42P01", "22012", "22P02", "25P02", "40P01", "40001"} <= inferred
+    assert {"42601", "42P01", "22012", "22P02", "25P02", "40001"} <= inferred
     serialization = [e["message"] for e in stderr_errors if e["sqlstate"] == "40001"]
     assert len(serialization) == 2 and len(set(serialization)) == 2  # a concurrent update, and write skew
 
@@ -369,9 +391,8 @@ def test_checks_disabled_is_a_finding_linked_to_its_incident(played, variant, fm
     scenario = BY_NAME[name]
     assert scenario.expected is not None and scenario.checks_off_by is not None
     _, _, path = played(variant)[fmt]
-    prefix = VARIANTS[variant][0]["log_line_prefix"] if fmt == "stderr" else None
-    run = analyze([str(path)], log_line_prefix=prefix)
-    incidents = [i.to_dict() for i in run.incidents() if i.constraint == scenario.expected.constraint]
+    run = played.run(variant, fmt)
+    incidents = [i.to_dict() for i in run.incidents if i.constraint == scenario.expected.constraint]
     found = [f.to_dict() for f in run.findings if f.kind == "checks_disabled" and f.constraint == scenario.expected.constraint]
     assert len(incidents) == 1
     incident = incidents[0]
@@ -444,7 +465,8 @@ def test_checks_disabled_is_a_finding_without_an_error(played, variant, fmt, nam
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])
 def test_jsonl_has_the_incidents_then_the_findings(played, fmt):
     """``analyze --format jsonl``: the incident objects as the JSON report has them, then one line
-    per finding, its object with ``"type": "finding"``, in the report's order."""
+    per finding, its object with ``"type": "finding"``, in the report's order, then one per
+    settings advice (``"type": "settings_advice"``)."""
     import subprocess
     import sys
 
@@ -458,10 +480,12 @@ def test_jsonl_has_the_incidents_then_the_findings(played, fmt):
     objects = [json.loads(line) for line in lines]
     incidents = [o for o in objects if "type" not in o]
     findings = [o for o in objects if o.get("type") == "finding"]
-    assert len(incidents) + len(findings) == len(objects)
-    assert objects == [*incidents, *findings]
+    advice = [o for o in objects if o.get("type") == "settings_advice"]
+    assert len(incidents) + len(findings) + len(advice) == len(objects)
+    assert objects == [*incidents, *findings, *advice]
     assert incidents == report["incidents"]
     assert [{k: v for k, v in f.items() if k != "type"} for f in findings] == report["findings"]
+    assert [{k: v for k, v in a.items() if k != "type"} for a in advice] == report["settings_advice"]
     assert {"not_deferrable", "set_constraints_outside_transaction", "checks_disabled"} <= {f["kind"] for f in findings}
 
 
@@ -476,9 +500,7 @@ def test_text_and_markdown_show_each_finding(played):
     from logdiag.report.markdown import finding_markdown
     from logdiag.report.text import finding_panel
 
-    _, _, path = played("all-rich")["csvlog"]
-    run = analyze([str(path)])
-    list(run.incidents())
+    run = played.run("all-rich", "csvlog")
     assert {"not_deferrable", "set_constraints_outside_transaction", "checks_disabled"} <= {f.kind for f in run.findings}
     for number, finding in enumerate(run.findings, 1):
         out = StringIO()

@@ -225,18 +225,20 @@ def test_fast_path_is_used_only_by_the_reader_and_the_export() -> None:
 LAYERS: dict[str, frozenset[str]] = {
     "errors": frozenset(), "exitcodes": frozenset(), "records": frozenset(), "version": frozenset(),
     "lang": frozenset(),  # the server's languages: a leaf, read by the formats and the diagnosis
+    "wording": frozenset(),  # plurals and did-you-mean: a leaf, read by the diagnosis, reports and CLI
     "source": frozenset({"errors"}),
     "formats": frozenset({"errors", "lang", "records", "source"}),
-    "diagnosis": frozenset({"errors", "lang", "records"}),
+    "diagnosis": frozenset({"errors", "lang", "records", "wording"}),
     "fastpath": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis"}),
     "reader": frozenset({"errors", "lang", "records", "source", "formats", "fastpath"}),
     "pipeline": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "reader"}),
-    "report": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "version"}),
+    "report": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "version", "wording"}),
     "export": frozenset({"errors", "lang", "records", "source", "formats", "diagnosis", "fastpath", "reader", "pipeline"}),
     "cli": frozenset({
         "errors", "exitcodes", "lang", "records", "version", "source", "formats", "diagnosis", "reader",
-        "pipeline", "report", "export",
+        "pipeline", "report", "export", "usage", "wording",
     }),
+    "usage": frozenset({"exitcodes", "report", "wording"}),  # the CLI's usage errors, in one line
     "__main__": frozenset({"cli"}),
     "logdiag": frozenset({"errors", "lang", "records", "version", "source", "formats", "diagnosis", "reader", "pipeline"}),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_logs"
 CONTRACT_KEYS = [
     "sqlstate", "condition", "timing", "at", "constraint", "constraint_kind", "table", "referenced_table", "key",
-    "message", "detail", "session", "transaction", "raised_by", "culprits", "related", "explanation", "hints",
+    "message", "detail", "session", "transaction", "raised_by", "culprits", "related", "explanation", "hints", "group",
 ]
 
 
@@ -36,8 +37,12 @@ class TestSampleLogs:
         result = _run("analyze", "--format", "json", str(SAMPLE / name))
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
-        assert list(report) == ["logdiag", "inputs", "skipped_files", "incidents", "findings", "other_errors", "stats"]
+        assert list(report) == [
+            "logdiag", "inputs", "skipped_files", "incidents", "groups", "findings", "settings_advice", "other_errors",
+            "stats",
+        ]
         assert report["findings"] == []  # the sample has no SET CONSTRAINTS pitfall
+        assert [(g["id"], g["count"], g["incidents"]) for g in report["groups"]] == [(1, 1, [0])]
         (incident,) = report["incidents"]
         assert list(incident) == CONTRACT_KEYS
         assert incident["key"] == {"customer_id": "42"}
@@ -45,6 +50,22 @@ class TestSampleLogs:
         assert incident["culprits"][0]["statement"] == (
             "INSERT INTO orders (id, customer_id, total_cents) VALUES (1002, 42, 4999);"
         )
+
+    @pytest.mark.parametrize("name", ["postgresql.csv", "postgresql.json", "postgresql.log"])
+    def test_the_storm_is_two_groups(self, name):
+        """sample_logs/storm: 40 + 20 INSERTs of missing customers and 3 UPDATEs (see
+        scripts/make_sample_logs.py --storm) are two groups of one constraint; the text report
+        shows each group's first incident in full and fits 80 columns."""
+        result = _run("analyze", "--format", "json", str(SAMPLE / "storm" / name))
+        report = json.loads(result.stdout)
+        groups = [(g["constraint"], g["count"], g["shape"].split(" (")[0].split(" SET")[0]) for g in report["groups"]]
+        assert groups == [("orders_customer_id_fkey", 60, "INSERT INTO orders"), ("orders_customer_id_fkey", 3, "UPDATE orders")]
+        if name != "postgresql.log":  # Debian's prefix has no %a
+            assert report["groups"][0]["applications"] == {"billing-job": 40, "shop-api": 20}
+            assert report["groups"][1]["applications"] == {"shop-api": 3}
+        text = _run("analyze", str(SAMPLE / "storm" / name), env={**os.environ, "COLUMNS": "80"}).stdout
+        assert text.count("╭─ #") == 2 and "… and 54 more" in text
+        assert max(len(line) for line in text.splitlines()) <= 80
 
     def test_a_compressed_log_cut_short_is_an_input_error_in_the_report(self, tmp_path):
         """A .gz cut short: the JSON report says so in its input's ``error`` (a tool reading it

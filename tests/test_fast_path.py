@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import os
 import re
 import shutil
 
@@ -12,6 +14,7 @@ import pytest
 from logdiag.diagnosis.sessions import SessionTracker
 from logdiag.pipeline import Run
 from logdiag.reader import LogReader
+from tests.conftest import DEFAULT_SERVER
 from tests.scenarios import RICH_PREFIX
 
 pytestmark = pytest.mark.postgres
@@ -27,6 +30,21 @@ def _run(path, fast: bool, prefix: str | None = None):
     return incidents, errors, (stats.records, stats.skipped_total, stats.lines), stats.fast_path, stats.error
 
 
+_SLOW: dict[tuple[str, str | None, int, int], tuple] = {}
+
+
+def _slow(path, prefix: str | None = None):
+    """``_run(path, fast=False, prefix=prefix)`` of a plain file, worked out once per file: the
+    answer every fast-path variant here is compared with. Reading record by record depends on
+    nothing the tests patch (block, batch and read sizes, the look-back), so it is the same each
+    time; a copy, so that no test changes what the next one compares with."""
+    stat = os.stat(path)
+    key = (str(path), prefix, stat.st_size, stat.st_mtime_ns)
+    if key not in _SLOW:
+        _SLOW[key] = _run(path, fast=False, prefix=prefix)
+    return copy.deepcopy(_SLOW[key])
+
+
 def _other_error(error) -> dict:
     """An other error's JSON and what the export writes of it besides: its session, DETAIL, HINT,
     CONTEXT and STATEMENT (issue 29 §5)."""
@@ -39,7 +57,7 @@ def _other_error(error) -> dict:
 def test_fast_and_streaming_paths_agree(scenario_logs, fmt):
     """Same incidents (every field), same other errors, same counts, on the 31 scenarios."""
     prefix = RICH_PREFIX if fmt == "stderr" else None
-    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    slow = _slow(scenario_logs[fmt], prefix=prefix)
     fast = _run(scenario_logs[fmt], fast=True, prefix=prefix)
     assert fast[3] and not slow[3]
     assert len(slow[0]) > 25 and len(slow[1]) >= 3
@@ -55,7 +73,7 @@ def test_block_boundaries_change_nothing(scenario_logs, fmt, block_bytes, monkey
     from logdiag.fastpath import scan
 
     prefix = RICH_PREFIX if fmt == "stderr" else None
-    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    slow = _slow(scenario_logs[fmt], prefix=prefix)
     monkeypatch.setattr(scan, "CHUNK_BYTES", block_bytes)
     longest = max(len(line) for line in scenario_logs[fmt].read_bytes().splitlines())
     assert longest > 300  # lines longer than the smaller block
@@ -71,7 +89,7 @@ def test_sessions_beyond_one_pattern_change_nothing(scenario_logs, fmt, monkeypa
     from logdiag.fastpath import scan
 
     prefix = RICH_PREFIX if fmt == "stderr" else None
-    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    slow = _slow(scenario_logs[fmt], prefix=prefix)
     monkeypatch.setattr(scan, "SESSIONS_PER_PATTERN", 2)
     fast = _run(scenario_logs[fmt], fast=True, prefix=prefix)
     assert fast[3] and len(slow[0]) > 25
@@ -79,19 +97,14 @@ def test_sessions_beyond_one_pattern_change_nothing(scenario_logs, fmt, monkeypa
 
 
 @pytest.mark.parametrize("prefix", ["%m [%p] ", "%m [%p] %l "])
-def test_pid_keyed_stderr(pg_cluster, prefix, tmp_path, monkeypatch):
+def test_pid_keyed_stderr(pg_servers, prefix, tmp_path, monkeypatch):
     """With the default prefix (no %c, no %v), sessions are kept by pid: still the same answers,
     from the file and from compressed files whose window is too short (with %l the window tells
     lost history by session line numbers, without it by the pids of the lines it drops; a .gz
-    without %l is read twice)."""
-    from tests.scenarios import play
-
-    with pg_cluster(log_line_prefix=prefix, log_statement="all") as cluster:
-        play(cluster)
-        cluster.stop()
-        log = tmp_path / "postgresql.log"
-        shutil.copyfile(cluster.log_file("stderr"), log)
-    slow, fast = _run(log, fast=False, prefix=prefix), _run(log, fast=True, prefix=prefix)
+    without %l is read twice). The scenarios' run with that prefix is the session's (with
+    "%m [%p] " test_analyze_scenarios reads it too)."""
+    log = pg_servers.scenario_logs(DEFAULT_SERVER, log_line_prefix=prefix, log_statement="all")["stderr"]
+    slow, fast = _slow(log, prefix=prefix), _run(log, fast=True, prefix=prefix)
     assert fast[3] and len(slow[0]) > 25
     assert fast[:3] == slow[:3]
     for lookback, source in itertools.product((1, 8192), ("gzip", "xz")):
@@ -125,7 +138,7 @@ def test_compressed_input_goes_through_the_fast_path(scenario_logs, tmp_path):
 
     packed = tmp_path / "postgresql.csv.gz"
     packed.write_bytes(gzip.compress(scenario_logs["csvlog"].read_bytes()))
-    slow, fast = _run(scenario_logs["csvlog"], fast=False), _run(packed, fast=True)
+    slow, fast = _slow(scenario_logs["csvlog"]), _run(packed, fast=True)
     assert fast[3]
     assert fast[2] == slow[2]
     rename = str(scenario_logs["csvlog"])
@@ -146,7 +159,7 @@ def test_small_inputs_are_read_as_they_are(scenario_logs, tmp_path):
             reader = LogReader([str(path)], fast=True, fast_min_bytes=minimum)
             records = sum(1 for _ in reader)
             assert reader.inputs[0].fast_path is pre_filtered, (path.name, minimum)
-            assert reader.inputs[0].records == _run(plain, fast=False)[2][0]
+            assert reader.inputs[0].records == _slow(plain)[2][0]
             assert records > 0
 
 
@@ -197,7 +210,7 @@ def test_a_block_that_ends_inside_a_character(scenario_logs, fmt, monkeypatch):
     from logdiag.fastpath import scan
 
     prefix = RICH_PREFIX if fmt == "stderr" else None
-    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    slow = _slow(scenario_logs[fmt], prefix=prefix)
     data = scenario_logs[fmt].read_bytes()
     monkeypatch.setattr(scan, "CHUNK_BYTES", data.index("é".encode()) + 1)
     fast = _run(scenario_logs[fmt], fast=True, prefix=prefix)
@@ -252,27 +265,23 @@ _LOOKALIKES = (
 )
 
 
-@pytest.mark.parametrize("block_bytes", [300, 4096, None])
-def test_record_starts_are_those_of_the_quote_count(pg_cluster, tmp_path, block_bytes):
-    """csvlog lines that end like a record are not counted for quotes: on a log whose statements
-    look like csvlog lines (and whose multi-line fields open with ',5,0' and the like), the
-    classifier finds exactly the record starts that counting every quote finds, and the
-    multi-line culprit of a commit-time failure is reported whole."""
-    import polars as pl
+_CULPRIT = f"INSERT INTO child VALUES (42, '{_LOOKALIKES}')"
+
+
+@pytest.fixture(scope="module")
+def lookalike_log(pg_cluster, tmp_path_factory):
+    """A csvlog whose statements look like csvlog lines, and whose multi-line fields open with
+    ',5,0' and the like, with a commit-time failure of a multi-line culprit (:data:`_CULPRIT`):
+    written once, read by each block size."""
     import psycopg
 
-    from logdiag.fastpath import scan
-    from logdiag.formats.csvlog import CSVLOG
-    from logdiag.source.stats import InputStats
-
-    culprit = f"INSERT INTO child VALUES (42, '{_LOOKALIKES}')"
     with pg_cluster(log_statement="all") as cluster:
         with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
             conn.execute("CREATE TABLE parent (id int PRIMARY KEY)")
             conn.execute("CREATE TABLE child (parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED, note text)")
             conn.execute(f"SELECT '{_LOOKALIKES}' AS lookalike")
             conn.execute("BEGIN")
-            conn.execute(culprit)
+            conn.execute(_CULPRIT)
             with pytest.raises(psycopg.errors.ForeignKeyViolation):
                 conn.execute("COMMIT")
             # Syntax errors: the statement is the ERROR's query field, which opens its line's last
@@ -284,9 +293,24 @@ def test_record_starts_are_those_of_the_quote_count(pg_cluster, tmp_path, block_
             with pytest.raises(psycopg.errors.RaiseException):
                 conn.execute("DO $$ BEGIN RAISE EXCEPTION 'ends with a comma,' USING DETAIL = E',5,0\\nmore'; END $$")
         cluster.stop()
-        log = tmp_path / "postgresql.csv"
+        log = tmp_path_factory.mktemp("lookalikes") / "postgresql.csv"
         shutil.copyfile(cluster.log_file("csvlog"), log)
+    return log
 
+
+@pytest.mark.parametrize("block_bytes", [300, 4096, None])
+def test_record_starts_are_those_of_the_quote_count(lookalike_log, block_bytes):
+    """csvlog lines that end like a record are not counted for quotes: on a log whose statements
+    look like csvlog lines (and whose multi-line fields open with ',5,0' and the like), the
+    classifier finds exactly the record starts that counting every quote finds, and the
+    multi-line culprit of a commit-time failure is reported whole."""
+    import polars as pl
+
+    from logdiag.fastpath import scan
+    from logdiag.formats.csvlog import CSVLOG
+    from logdiag.source.stats import InputStats
+
+    log = lookalike_log
     data = log.read_bytes()
     counted, inside = [], False
     for number, line in enumerate(data.split(b"\n")[:-1], start=1):
@@ -302,19 +326,27 @@ def test_record_starts_are_those_of_the_quote_count(pg_cluster, tmp_path, block_
         found += frame.filter(pl.col("line") == pl.col("start"))["line"].to_list()
     assert found == counted
 
-    slow, fast = _run(log, fast=False), _run(log, fast=True)
+    slow, fast = _slow(log), _run(log, fast=True)
     assert fast[:3] == slow[:3]
     [incident] = fast[0]
-    assert incident["culprits"][0]["statement"] == culprit
+    assert incident["culprits"][0]["statement"] == _CULPRIT
+
+
+_PACKED: dict[tuple[str, int, int, str], bytes] = {}
 
 
 def _packed(log, tmp_path, kind: str = "gzip"):
+    """``log`` compressed into ``tmp_path``; each log compressed once (xz takes about a second)."""
     import gzip
     import lzma
 
     compressor, suffix = {"gzip": (gzip, ".gz"), "xz": (lzma, ".xz")}[kind]
+    stat = log.stat()
+    key = (str(log), stat.st_size, stat.st_mtime_ns, kind)
+    if key not in _PACKED:
+        _PACKED[key] = compressor.compress(log.read_bytes())
     packed = tmp_path / (log.name + suffix)
-    packed.write_bytes(compressor.compress(log.read_bytes()))
+    packed.write_bytes(_PACKED[key])
     return packed
 
 
@@ -336,7 +368,7 @@ def test_streams_go_through_the_lookback(scenario_logs, fmt, tmp_path, monkeypat
     monkeypatch.setattr(compression, "INFLATED_PIECE_BYTES", 4096)
     prefix = RICH_PREFIX if fmt == "stderr" else None
     packed = _packed(scenario_logs[fmt], tmp_path)
-    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    slow = _slow(scenario_logs[fmt], prefix=prefix)
     fast = _run(packed, fast=True, prefix=prefix)
     assert fast[3]
     assert fast[2] == slow[2]
@@ -388,7 +420,7 @@ def _check_short_lookback(log, fmt, source, lookback, prefix, tmp_path, monkeypa
     monkeypatch.setattr(compression, "CHUNK_SIZE", 32)
     monkeypatch.setattr(compression, "INFLATED_PIECE_BYTES", 256)
     monkeypatch.setattr(live, "CHUNK", 32)
-    slow = _run(log, fast=False, prefix=prefix)
+    slow = _slow(log, prefix=prefix)
     if source != "stdin":
         name = str(_packed(log, tmp_path, source))
     else:
@@ -459,7 +491,7 @@ def test_standard_input_in_small_batches(scenario_logs, fmt, kept_sessions, monk
     reader = LogReader(["-"], fast=True, quiet=1.0, log_line_prefix=prefix, on_forgotten=tracker.forget)
     analysis = Run(reader, tracker)
     piped = _renamed([i.to_dict() for i in analysis.incidents()], "-", scenario_logs[fmt])
-    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    slow = _slow(scenario_logs[fmt], prefix=prefix)
     assert reader.inputs[0].fast_path
     assert (reader.inputs[0].records, reader.inputs[0].lines) == (slow[2][0], slow[2][2])
     assert piped == slow[0]
@@ -494,7 +526,7 @@ def test_a_trickle_is_held_in_few_frames(scenario_logs, fmt, monkeypatch):
     tracker = SessionTracker()
     reader = LogReader(["-"], fast=True, quiet=1.0, log_line_prefix=prefix, on_forgotten=tracker.forget)
     piped = _renamed([i.to_dict() for i in Run(reader, tracker).incidents()], "-", scenario_logs[fmt])
-    assert piped == _run(scenario_logs[fmt], fast=False, prefix=prefix)[0]
+    assert piped == _slow(scenario_logs[fmt], prefix=prefix)[0]
     # A frame's size counts each line's number and key too: twice the log's bytes is ample.
     bound = 2 * len(scenario_logs[fmt].read_bytes()) // (8 * 1024) + 1
     assert len(batches) > 2 * bound  # a frame per batch would go past it
@@ -549,7 +581,7 @@ def test_a_truncated_gzip_through_the_lookback(scenario_logs, fmt, tmp_path, mon
     packed = gzip.compress(scenario_logs[fmt].read_bytes())
     cut = tmp_path / (scenario_logs[fmt].name + ".gz")
     cut.write_bytes(packed[: len(packed) * 2 // 3])
-    slow = _run(scenario_logs[fmt], fast=False, prefix=prefix)
+    slow = _slow(scenario_logs[fmt], prefix=prefix)
     tracker = SessionTracker()
     reader = LogReader([str(cut)], fast=True, fast_min_bytes=0, log_line_prefix=prefix, on_forgotten=tracker.forget)
     incidents = [i.to_dict() for i in Run(reader, tracker).incidents()]

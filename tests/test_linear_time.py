@@ -386,3 +386,32 @@ def test_the_reported_message_from_a_real_server(pg_cluster):
                 assert messages == [message], fmt
         finally:
             signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_deadlock_detail_is_read_in_linear_time():
+    """A deadlock's DETAIL quotes queries a client wrote (issue 28): its cycle's words and its
+    ``Process N: `` heads repeated to 100 KB, on one line and on many, are read within the budget;
+    so is a lock-wait line of the same words."""
+    from logdiag.diagnosis.locks import parse_deadlock, parse_lock_wait
+
+    edge = "Process 1 waits for ShareLock on transaction 9; blocked by process 2."
+    unit = " on ; blocked by process Process 1: Process 2: tuple (0,1) of relation "
+    filler = unit * (SIZE // len(unit))
+    details = (
+        f"Process 1 waits for {filler}; blocked by process 2.",
+        f"{edge}\nProcess 2 waits for ShareLock on {filler}; blocked by process 1.\nProcess 1: {filler}",
+        f"{edge}\n" + "\n".join(["Process 1: x", "Process 2: "] * (SIZE // 24)),
+    )
+    waits = (f"process 1 still waiting for {filler} after 1.000 ms", f"process 1 acquired ShareLock on {filler}")
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(BUDGET)
+    try:
+        for detail in details:
+            parse_deadlock(detail)
+        for message in waits:
+            parse_lock_wait(message)
+    except _OverBudget:
+        pytest.fail(f"more than {BUDGET} s on an adversarial deadlock DETAIL")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

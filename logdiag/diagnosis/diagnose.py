@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from logdiag.diagnosis.catalog import Catalog, Declaration
+from logdiag.diagnosis.deadlock import diagnose_deadlock, is_deadlock
 from logdiag.diagnosis.explain import (
     Findings,
     Opening,
@@ -21,6 +22,7 @@ from logdiag.diagnosis.explain import (
     hints,
     ignored_set_note,
     related_note,
+    settings_advice,
 )
 from logdiag.diagnosis.incidents import (
     Confidence,
@@ -88,13 +90,16 @@ class _Candidate:
 
 
 def diagnose(failure: Failure) -> Incident | OtherError:
-    """Explain one failure; errors that are not constraint violations come back as OtherError."""
+    """Explain one failure; errors that are not constraint violations (nor deadlocks, issue 28)
+    come back as OtherError."""
     record = failure.record
     violation = parse_violation(record.message, record.detail, record.sqlstate)
     if violation is None and record.sqlstate is None and _trigger_at_commit(failure):
         violation = trigger_violation(record.message, record.detail, None)
     if violation is None:
         inferred = None if record.sqlstate is not None else inferred_sqlstate(record.message)
+        if failure.deadlock is not None and is_deadlock(record.sqlstate, inferred):
+            return diagnose_deadlock(failure, failure.deadlock)
         return OtherError(record.sqlstate or inferred, record.message, record.source, record.timestamp,
                           sqlstate_inferred=inferred is not None,
                           session=_session_info(failure.session),
@@ -634,6 +639,7 @@ class _Diagnosis:
             related=findings.related,
             explanation=explanation(findings),
             hints=hints(findings),
+            settings_advice=settings_advice(findings),
             missing=findings.missing,
         )
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from enum import Enum
 
 from logdiag.diagnosis.incidents import Culprit, Match, Missing, Related, Role, Timing
+from logdiag.diagnosis.locks import LockWait
 from logdiag.diagnosis.messages import ConstraintKind, Violation, is_match_full_detail
 from logdiag.diagnosis.sessions import ChecksWindow, Failure
 from logdiag.diagnosis.sql import Write, WriteKind
 from logdiag.diagnosis.statements import LoggedStatement
+from logdiag.wording import plural
 
 
 class Opening(Enum):
@@ -304,8 +306,14 @@ def related_note(
 
 
 def hints(found: Findings) -> tuple[str, ...]:
-    """What to do about the data and the transaction, then what to change in the settings."""
-    return (*_hints(found), *_setting_hints(found))
+    """What to do about the data and the transaction, and what this incident's reading lacked."""
+    return (*_hints(found), *_reading_hints(found))
+
+
+def settings_advice(found: Findings) -> tuple[str, ...]:
+    """What to change in the server's log settings to make such a diagnosis certain: said once
+    per run by the reports, not in every incident (issue 29)."""
+    return tuple(_setting_hints(found))
 
 
 def _hints(found: Findings) -> Iterator[str]:
@@ -359,8 +367,8 @@ def _hints(found: Findings) -> Iterator[str]:
         yield "The parent row was undone by ROLLBACK TO SAVEPOINT: keep it outside the savepoint that is rolled back."
 
 
-def _setting_hints(found: Findings) -> Iterator[str]:
-    """What to change in the log's settings (and logdiag's options) to see more next time."""
+def _reading_hints(found: Findings) -> Iterator[str]:
+    """What this incident's reading lacked: statements dropped, history lost, a value not compared."""
     f = found.failure
     if f.dropped:
         yield (
@@ -373,11 +381,8 @@ def _setting_hints(found: Findings) -> Iterator[str]:
             "a streamed log, --lookback-mb (or read the file itself rather than a pipe)."
         )
     if f.keyless:
-        yield (
-            "The log tells no session, so no statement can be tied to this error: add %p, or better %c, "
-            "to log_line_prefix (or use csvlog/jsonlog)."
-        )
-    elif Missing.STATEMENTS in found.missing and found.uncompared:
+        return
+    if Missing.STATEMENTS in found.missing and found.uncompared:
         # Hints name only what was missing (issue 26): here a value, not a setting.
         line, statement = found.uncompared[0]
         yield (
@@ -390,7 +395,17 @@ def _setting_hints(found: Findings) -> Iterator[str]:
             "it was written inside a function, trigger or rule, or by a statement the setting does not log "
             "(log_statement = 'mod' leaves out SELECT f(...); 'all' logs it)."
         )
-    elif Missing.STATEMENTS in found.missing:
+
+
+def _setting_hints(found: Findings) -> Iterator[str]:
+    """What to change in the log's settings to see more next time."""
+    f = found.failure
+    if f.keyless:
+        yield (
+            "The log tells no session, so no statement can be tied to an error: add %p, or better %c, "
+            "to log_line_prefix (or use csvlog/jsonlog)."
+        )
+    elif Missing.STATEMENTS in found.missing and not found.uncompared and not f.statements_seen:
         yield (
             "No statement in this log wrote the key: with log_statement = 'none' set it to 'mod'; 'mod' "
             "does not log SELECT, so a function that writes (SELECT f(...)) needs log_statement = 'all'."
@@ -466,7 +481,7 @@ def window_alone_explanation(window: ChecksWindow, tables: Sequence[str], writte
     )
     if written:
         wrote = (
-            f"{_plural(written, 'statement')} of the session wrote"
+            f"{plural(written, 'statement')} of the session wrote"
             + (f" into {', '.join(tables)}" if tables else "")
             + " in that window, and PostgreSQL checked none of their rows: a child row without its parent, or a parent deleted "
             "under its children, may be in the table now, and no error will say so until a constraint is added or "
@@ -512,11 +527,6 @@ def checks_disabled_hints(window: ChecksWindow) -> tuple[str, ...]:
             "back (NOT VALID, then VALIDATE CONSTRAINT) so that PostgreSQL checks every row."
         ),
     )
-
-
-def _plural(count: int, word: str) -> str:
-    """``1 time``, ``2 times``."""
-    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def orphans_query(orphans: Orphans) -> str:
@@ -631,3 +641,114 @@ def show_key(pairs: Iterable[tuple[str, str | None]]) -> str:
     'a = 1, b = NULL'
     """
     return ", ".join(f"{column} = {'NULL' if value is None else value}" for column, value in pairs)
+
+
+# --- deadlocks (issue 28) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockStep:
+    """What :mod:`logdiag.diagnosis.deadlock` found for one process of a deadlock's cycle.
+
+    Attributes:
+        pid, blocked_by, mode, object: the cycle's line (``object`` as the server words it).
+        table, where: the row (or table) the process's waiting statement wanted, when its text says.
+        waiting_line: the line that logged the waiting statement, when the log shows it.
+        taker_line, taker_verb, taker_where, taker_match: the statement of ``blocked_by``'s
+            transaction that took the lock, when found.
+        holder_seen: the log shows statements of ``blocked_by``'s transaction.
+    """
+
+    pid: int
+    blocked_by: int
+    mode: str
+    object: str
+    table: str | None
+    where: tuple[tuple[str, str | None], ...]
+    waiting_line: int | None
+    taker_line: int | None
+    taker_verb: str | None
+    taker_where: tuple[tuple[str, str | None], ...]
+    taker_match: Match | None
+    holder_seen: bool
+
+
+def _wanted(step: LockStep) -> str:
+    if step.table is None:
+        return f"{step.mode} on {step.object}"
+    return f"{step.table} {show_key(step.where)}" if step.where else step.table
+
+
+def lock_taker_reason(step: LockStep) -> str:
+    """A lock taker's reason: ``updated acct id = 1; process 7412 then waited for it``."""
+    taken = step.taker_verb or "locked"
+    if step.taker_match is Match.KEY and step.taker_where:
+        what = f"{taken} {step.table} {show_key(step.taker_where)}" if step.table else taken
+    elif step.table:
+        what = f"{taken} rows of {step.table}" if not taken.startswith("LOCK TABLE") else taken
+    else:
+        what = taken
+    return f"{what}; process {step.pid} then waited for it ({step.mode} on {step.object})"
+
+
+def lock_wait_note(wait: LockWait) -> str:
+    """The note of a ``log_lock_waits`` line: who waited for what, how long."""
+    return f"process {wait.pid} {wait.event} after {wait.milliseconds:.3f} ms"
+
+
+def deadlock_explanation(victim: int, line: int, steps: Sequence[LockStep], lost: Sequence[int] = ()) -> str:
+    """``7412 updated acct id = 1 at line 310 then wanted id = 2; 7416 ...: the transactions lock
+    the same rows in opposite order.``"""
+    pids = ", ".join(str(s.pid) for s in steps)
+    parts = [f"Deadlock at line {line}: processes {pids} each waited for a lock another of them held."]
+    for step in steps:
+        waited = f"at line {step.waiting_line}" if step.waiting_line else "(its statement is not in the log)"
+        if step.taker_line is not None:
+            took = lock_taker_reason(step).split(";", 1)[0]
+            parts.append(f"Process {step.blocked_by} {took} at line {step.taker_line}; process {step.pid} then "
+                         f"wanted {_wanted(step)} {waited} and waited for {step.blocked_by}.")
+        elif step.holder_seen:
+            parts.append(f"Process {step.pid} wanted {_wanted(step)} {waited}, held by process {step.blocked_by}; "
+                         f"none of {step.blocked_by}'s logged statements took that lock (a statement the log does not "
+                         f"show, such as SELECT … FOR UPDATE under log_statement = 'mod', a function, a trigger "
+                         f"or a foreign-key check may have).")
+        else:
+            parts.append(f"Process {step.pid} wanted {_wanted(step)} {waited}, held by process {step.blocked_by}, "
+                         f"whose earlier statements are not in the log.")
+    rows = [s for s in steps if s.taker_match is Match.KEY and s.table is not None]
+    if len(rows) == len(steps) and len({s.table for s in rows}) == 1:
+        parts.append("The transactions lock the same rows in opposite order.")
+    elif rows and len(rows) == len(steps):
+        parts.append("The transactions lock the same rows in a different order.")
+    parts.append(f"PostgreSQL rolled back process {victim}'s transaction to break the cycle; the others went on.")
+    if lost:
+        parts.append(f"logdiag had dropped earlier records of process {', '.join(str(p) for p in lost)} (its cap on "
+                     "open sessions or statements, the idle timeout, or the look-back of a streamed log): a lock "
+                     "taker may be among them.")
+    return " ".join(parts)
+
+
+def deadlock_hints(steps: Sequence[LockStep], *, statements_seen: bool, lock_waits_seen: bool,
+                   seen_all: bool, lost: bool = False) -> tuple[str, ...]:
+    """What to do about a deadlock, and which settings would show its lock takers."""
+    out = [
+        ("Take the locks in one order in every transaction: sort the keys before updating several rows, "
+        "or lock them first with SELECT … FOR UPDATE … ORDER BY the key."),
+        "Keep transactions short: a lock is held until COMMIT or ROLLBACK.",
+        "Retry the whole transaction on SQLSTATE 40P01: the victim's transaction was rolled back.",
+    ]
+    if not statements_seen or (not seen_all and not lost):
+        out.append("Set log_statement = 'all' (or 'mod', which does not log SELECT … FOR UPDATE) so that "
+                   "the log shows the earlier statements that took the locks.")
+    elif any(s.taker_line is None for s in steps):
+        out.append("A lock no logged statement took was taken inside a function or trigger, by a foreign-key "
+                   "check (FOR KEY SHARE on the parent row), or by a statement log_statement = 'mod' does not "
+                   "log (SELECT … FOR UPDATE, SELECT pg_advisory_lock(…)): 'all' shows the latter.")
+    if lost:
+        out.append("Earlier records of the cycle's sessions were dropped: raise --max-sessions, --max-statements "
+                   "or --idle-timeout, or, for a streamed log, --lookback-mb (or read the file itself rather "
+                   "than a pipe).")
+    if not lock_waits_seen:
+        out.append("Set log_lock_waits = on to log each wait longer than deadlock_timeout, with the process "
+                   "holding the lock.")
+    return tuple(out)

@@ -66,6 +66,9 @@ class Role(_Word):
     # A checks_disabled finding's: a write into the table inside the window, unchecked
     WRITTEN_UNCHECKED = "written_unchecked"
     WINDOW_END = "window_end"  # a checks_disabled finding's: the statement that switched them back on
+    # A deadlock's: a log_lock_waits line of a process of its cycle (still waiting, detected
+    # deadlock), with how long it had waited (issue 28)
+    LOCK_WAIT = "lock_wait"
 
 
 class Missing(_Word):
@@ -103,9 +106,11 @@ class Culprit:
     match: Match
     confidence: Confidence
     reason: str
+    #: the culprit's session, when it is not the incident's (a deadlock's lock taker, issue 28)
+    session: SessionInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "statement": self.statement,
             "source": _source(self.source),
             "at": _time(self.at),
@@ -114,6 +119,9 @@ class Culprit:
             "confidence": self.confidence.value,
             "reason": self.reason,
         }
+        if self.session is not None:
+            out["session"] = self.session.to_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +160,50 @@ class SessionInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class StatementRef:
+    """A statement the log shows, where it shows it (``source`` None: only the deadlock's
+    DETAIL quotes it, no statement line of the log)."""
+
+    statement: str
+    source: Source | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"statement": self.statement, "source": _source(self.source)}
+
+
+@dataclass(frozen=True, slots=True)
+class CycleStep:
+    """One process of a deadlock's cycle (issue 28).
+
+    Attributes:
+        pid: the process.
+        mode, object: the lock it waited for, as the server words them (``ShareLock``,
+            ``transaction 726``).
+        blocked_by: the process that held it.
+        waiting_statement: the statement that waited (from the DETAIL's ``Process N: query``,
+            at the line that logged it when the log shows that).
+        lock_taken_by: the earlier statement of ``blocked_by``'s transaction that took the lock,
+            when the log shows it; else None.
+    """
+
+    pid: int
+    mode: str
+    object: str
+    blocked_by: int
+    waiting_statement: StatementRef | None
+    lock_taken_by: StatementRef | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "waits_for": {"mode": self.mode, "object": self.object},
+            "blocked_by": self.blocked_by,
+            "waiting_statement": None if self.waiting_statement is None else self.waiting_statement.to_dict(),
+            "lock_taken_by": None if self.lock_taken_by is None else self.lock_taken_by.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     """One constraint violation, explained.
 
@@ -164,7 +216,7 @@ class Incident:
     timing: Timing
     at: datetime | None
     constraint: str | None
-    constraint_kind: ConstraintKind
+    constraint_kind: ConstraintKind | None  # None for a deadlock (issue 28)
     table: str | None
     referenced_table: str | None
     key: dict[str, str | None]
@@ -180,16 +232,26 @@ class Incident:
     explanation: str
     hints: tuple[str, ...]
     missing: tuple[Missing, ...] = field(default=())
+    #: what to change in the log settings to make such a diagnosis certain: reported once per
+    #: run (``settings_advice``), not in the incident's ``hints`` (issue 29)
+    settings_advice: tuple[str, ...] = field(default=())
+    #: a deadlock's cycle, each process with its waiting and lock-taking statements (issue 28)
+    deadlock: tuple[CycleStep, ...] | None = None
+
+    @property
+    def subject(self) -> str:
+        """What the incident broke, in a word for reports: its constraint, or ``deadlock``."""
+        return self.constraint or ("deadlock" if self.deadlock is not None else "(unnamed)")
 
     def to_dict(self) -> dict[str, Any]:
         """The incident as the JSON contract names it."""
-        return {
+        out = {
             "sqlstate": self.sqlstate,
             "condition": self.condition,
             "timing": self.timing.value,
             "at": _time(self.at),
             "constraint": self.constraint,
-            "constraint_kind": self.constraint_kind.value,
+            "constraint_kind": None if self.constraint_kind is None else self.constraint_kind.value,
             "table": self.table,
             "referenced_table": self.referenced_table,
             "key": self.key,
@@ -203,6 +265,9 @@ class Incident:
             "explanation": self.explanation,
             "hints": list(self.hints),
         }
+        if self.deadlock is not None:
+            out["deadlock"] = {"cycle": [step.to_dict() for step in self.deadlock]}
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from logdiag.diagnosis.catalog import DdlLog, DdlView
+from logdiag.diagnosis.locks import Deadlock, parse_deadlock, parse_lock_wait
 from logdiag.diagnosis.messages import is_set_constraints_outside_transaction
 from logdiag.diagnosis.statements import (
     CHECKS_DEFERRED,
@@ -48,6 +49,7 @@ _SWEEP_EVERY = 10_000  # records between idle sweeps
 _REMEMBERED_EVICTIONS = 100_000
 MAX_WINDOW_WRITES = 5_000  # writes kept per window of switched-off checks
 MAX_WINDOWS = 8  # windows of switched-off checks kept per session, latest
+MAX_LOCK_WAITS = 16  # log_lock_waits lines kept per transaction, latest
 
 
 @dataclass(slots=True)
@@ -81,6 +83,8 @@ class Transaction:
     rolled_back: bool = False
     max_statements: int = MAX_STATEMENTS
     max_bytes: int = MAX_BYTES
+    #: its log_lock_waits lines (``still waiting``, ``detected deadlock``), latest last (issue 28)
+    lock_waits: deque[LogRecord] = field(default_factory=lambda: deque(maxlen=MAX_LOCK_WAITS))
 
     def add(self, statement: LoggedStatement) -> int:
         """Append a statement; return how many old ones the caps made it drop."""
@@ -214,6 +218,31 @@ class _Window:
 
 
 @dataclass(frozen=True, slots=True)
+class Peer:
+    """Another process's session and open transaction, when an error names that process (the
+    other processes of a deadlock's cycle, issue 28).
+
+    Attributes:
+        pid: the process.
+        session: its session (a snapshot of its identity).
+        entries: its open transaction's statements so far, oldest first.
+        vxid, xid: that transaction's ids, when logged.
+        lock_waits: that transaction's ``log_lock_waits`` lines so far.
+        dropped: statements of it dropped by the memory cap.
+        history_lost: earlier records of the session were dropped.
+    """
+
+    pid: int
+    session: Session
+    entries: tuple[Entry, ...]
+    vxid: str | None
+    xid: int | None
+    lock_waits: tuple[LogRecord, ...] = ()
+    dropped: int = 0
+    history_lost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Failure:
     """An ERROR with what the log says of its session and transaction.
 
@@ -234,6 +263,12 @@ class Failure:
             before the error, oldest first.
         statements_seen: the log shows statements being run (``statement:``, ``duration:`` or
             ``execute`` records), so statement logging is not off.
+        deadlock: for a deadlock's ERROR, its DETAIL read (issue 28).
+        lock_waits: the transaction's ``log_lock_waits`` lines before the error.
+        peers: for a deadlock, the open transaction of each other process of its cycle that
+            the log shows, at the moment of the error.
+        lost_pids: for a deadlock, the other processes of its cycle whose sessions the tracker
+            had dropped (session cap, idle timeout or look-back) and so no peer stands for.
     """
 
     record: LogRecord
@@ -249,6 +284,10 @@ class Failure:
     ignored_set: IgnoredSet | None = None
     checks_windows: tuple[ChecksWindow, ...] = ()
     statements_seen: bool = False
+    deadlock: Deadlock | None = None
+    lock_waits: tuple[LogRecord, ...] = ()
+    peers: tuple[Peer, ...] = ()
+    lost_pids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +395,8 @@ class SessionTracker:
                 self._end_session(record)
             elif (bound := bind_of(record)) is not None:
                 session.last_bind = bound
+            elif parse_lock_wait(message) is not None:
+                session.transaction.lock_waits.append(record)
         elif record.severity in (Severity.FATAL, Severity.PANIC):
             self._end_session(record)
         elif record.severity is Severity.WARNING and is_set_constraints_outside_transaction(message, record.sqlstate):
@@ -528,6 +569,37 @@ class SessionTracker:
                     window.writes.append((current.entries[-1], current))
                     window.seen += 1
 
+    def _peers(self, deadlock: Deadlock, victim: Session) -> Iterator[Peer]:
+        """The open transaction of each other process of a deadlock's cycle: the session of that
+        pid seen last (a pid is reused by later sessions, never by two at once)."""
+        wanted = {pid for pid in deadlock.pids if pid != victim.pid}
+        found: dict[int, Session] = {}
+        for candidate in reversed(self.sessions.values()):
+            if candidate.pid in wanted and candidate.pid not in found and candidate is not victim:
+                found[candidate.pid] = candidate
+        for pid in deadlock.pids:
+            session = found.get(pid)
+            if session is None:
+                continue
+            current = session.transaction
+            yield Peer(
+                pid=pid,
+                session=Session(session.key, session.pid, session.session_id, session.user, session.database,
+                                session.application, session.client),
+                entries=tuple(Entry(e.statement, e.undone_by, e.failed) for e in current.entries),
+                vxid=current.vxid,
+                xid=current.xid,
+                lock_waits=tuple(current.lock_waits),
+                dropped=current.dropped,
+                history_lost=session.history_lost,
+            )
+
+    def _was_dropped(self, pid: int) -> bool:
+        """Whether a session of this process was dropped (session cap, idle timeout, look-back):
+        its key is its pid, or a session id that ends in it in hexadecimal."""
+        suffix = f".{pid:x}"
+        return any(key == ("pid", pid) or (isinstance(key, str) and key.endswith(suffix)) for key in self._evicted)
+
     def _failure(self, session: Session, record: LogRecord) -> Failure:
         current = session.transaction
         if record.vxid is not None and current.vxid not in (None, record.vxid):
@@ -550,7 +622,14 @@ class SessionTracker:
             history_lost=session.history_lost,
             ignored_set=session.ignored_set,
             checks_windows=tuple(window.snapshot() for window in session.windows),
+            lock_waits=tuple(current.lock_waits),
         )
+        deadlock = parse_deadlock(record.detail) if record.detail else None
+        if deadlock is not None:
+            peers = tuple(self._peers(deadlock, session))
+            found = {peer.pid for peer in peers}
+            lost = tuple(pid for pid in deadlock.pids if pid != session.pid and pid not in found and self._was_dropped(pid))
+            failure = replace(failure, deadlock=deadlock, peers=peers, lost_pids=lost)
         session.ignored_set = None
         control_checks = bool(entries) and entries[-1].statement.control is not None and (
             entries[-1].statement.control.kind in CHECKS_DEFERRED

@@ -584,6 +584,116 @@ class _Builder:
 _NAME_SUFFIX = {"foreign_key": "fkey", "unique": "key", "primary_key": "pkey", "exclusion": "excl", "check": "check"}
 
 
+class LockTaken(str, Enum):
+    """What kind of lock a statement takes that another transaction may wait for (issue 28)."""
+
+    ROW = "row"  # UPDATE, DELETE, SELECT ... FOR UPDATE/SHARE, the row an INSERT wrote
+    TABLE = "table"  # LOCK TABLE
+    ADVISORY = "advisory"  # pg_advisory_lock() and friends
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A lock a statement takes, as far as its text says.
+
+    Attributes:
+        kind: on rows, a table, or an advisory key.
+        table: the table (rows and tables), without schema.
+        verb: what took it, in words: ``updated``, ``deleted``, ``locked (FOR UPDATE)``,
+            ``inserted``, ``LOCK TABLE … IN ACCESS EXCLUSIVE MODE``, ``called pg_advisory_lock(7)``.
+        where: for rows, the ``column = value`` conditions that pick them (an INSERT's values).
+        arguments: for advisory locks, the call's arguments (UNKNOWN where computed).
+    """
+
+    kind: LockTaken
+    table: str | None
+    verb: str
+    where: Mapping[str, Cell] = field(default_factory=dict)
+    arguments: tuple[Cell, ...] = ()
+
+
+#: The functions that take an advisory lock (pg_try_* only when they return true, unknown here).
+_ADVISORY_FUNCTIONS = frozenset({
+    "pg_advisory_lock", "pg_advisory_xact_lock", "pg_advisory_lock_shared", "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_lock", "pg_try_advisory_xact_lock", "pg_try_advisory_lock_shared",
+    "pg_try_advisory_xact_lock_shared",
+})
+#: pglast's LockClauseStrength, in SQL.
+_STRENGTHS = {1: "FOR KEY SHARE", 2: "FOR SHARE", 3: "FOR NO KEY UPDATE", 4: "FOR UPDATE"}
+_LOCK_MODES = {
+    1: "ACCESS SHARE", 2: "ROW SHARE", 3: "ROW EXCLUSIVE", 4: "SHARE UPDATE EXCLUSIVE", 5: "SHARE",
+    6: "SHARE ROW EXCLUSIVE", 7: "EXCLUSIVE", 8: "ACCESS EXCLUSIVE",
+}
+
+
+def statement_locks(text: str, parameters: Mapping[str, Value] | None = None,
+                    table_columns: Mapping[str, Sequence[str]] | None = None) -> tuple[Lock, ...]:
+    """The locks a statement's text says it takes, in the order of the text (issue 28): what
+    another transaction may then wait for until this one ends.
+
+    >>> [(lk.kind.value, lk.table, lk.verb, dict(lk.where)) for lk in statement_locks(
+    ...     "SELECT * FROM acct WHERE id = $1 FOR UPDATE", {"$1": "2"})]
+    [('row', 'acct', 'locked (FOR UPDATE)', {'id': '2'})]
+    >>> [(lk.kind.value, lk.verb) for lk in statement_locks("LOCK TABLE a, b IN SHARE MODE")]
+    [('table', 'LOCK TABLE a IN SHARE MODE'), ('table', 'LOCK TABLE b IN SHARE MODE')]
+    """
+    from pglast import ast, parse_sql
+    from pglast.parser import ParseError
+    from pglast.visitors import Visitor
+
+    try:
+        tree = parse_sql(text)
+    except (ParseError, ValueError, RecursionError, MemoryError):
+        return ()
+    builder = _Builder(parameters or {}, table_columns or {})
+    locks: list[tuple[_Place, Lock]] = []
+
+    class Finder(Visitor):
+        def visit_UpdateStmt(self, ancestors: Ancestor, node: ast.UpdateStmt) -> None:
+            table, _ = _relation(node.relation)
+            locks.append((_place(ancestors), Lock(LockTaken.ROW, table, "updated", builder.conditions(node.whereClause))))
+
+        def visit_DeleteStmt(self, ancestors: Ancestor, node: ast.DeleteStmt) -> None:
+            table, _ = _relation(node.relation)
+            locks.append((_place(ancestors), Lock(LockTaken.ROW, table, "deleted", builder.conditions(node.whereClause))))
+
+        def visit_InsertStmt(self, ancestors: Ancestor, node: ast.InsertStmt) -> None:
+            write = builder.insert(node)
+            for row in write.rows or ((),):
+                where = dict(zip(write.columns or (), row, strict=False))
+                locks.append((_place(ancestors), Lock(LockTaken.ROW, write.table, "inserted", where)))
+
+        def visit_SelectStmt(self, ancestors: Ancestor, node: ast.SelectStmt) -> None:
+            if not node.lockingClause or not node.fromClause:
+                return
+            strength = _STRENGTHS.get(int(node.lockingClause[0].strength or 0), "FOR UPDATE")
+            tables = [item for item in node.fromClause if isinstance(item, ast.RangeVar)]
+            where = builder.conditions(node.whereClause) if len(tables) == 1 else {}
+            for item in tables:
+                locks.append((_place(ancestors), Lock(LockTaken.ROW, item.relname, f"locked ({strength})", where)))
+
+        def visit_LockStmt(self, ancestors: Ancestor, node: ast.LockStmt) -> None:
+            mode = _LOCK_MODES.get(int(node.mode or 8), "ACCESS EXCLUSIVE")
+            for relation in node.relations or ():
+                verb = f"LOCK TABLE {relation.relname} IN {mode} MODE"
+                locks.append((_place(ancestors), Lock(LockTaken.TABLE, relation.relname, verb)))
+
+        def visit_FuncCall(self, ancestors: Ancestor, node: ast.FuncCall) -> None:
+            name = _funcname(node).rsplit(".", 1)[-1]
+            if name in _ADVISORY_FUNCTIONS:
+                arguments = tuple(builder.value(a) for a in node.args or ())
+                shown = ", ".join(a if isinstance(a, str) else "…" for a in arguments)
+                locks.append((_place(ancestors), Lock(LockTaken.ADVISORY, None, f"called {name}({shown})",
+                                                      arguments=arguments)))
+
+    Finder()(tree)
+    locks.sort(key=lambda item: item[0])
+    return tuple(lock for _, lock in locks)
+
+
 def default_constraint_name(table: str, kind: str, columns: Sequence[str]) -> str:
     """The name PostgreSQL gives an unnamed constraint (before any numbering to avoid a clash).
 
@@ -712,13 +822,13 @@ def statements_in(text: str) -> tuple[str, ...] | None:
     return parts if len(parts) > 1 else None
 
 
-#: Statements remembered by :func:`fingerprint` and :func:`shape`: an export or a summary asks
-#: for the same culprit statement again and again (a job repeating one bad write), and parsing is
-#: slow (issue 29 §5: once per distinct statement).
-_SHAPES_CACHED = 4096
+#: Statements remembered by :func:`fingerprint`: an export asks for the same culprit statement
+#: again and again (a job repeating one bad write), and parsing is slow (issue 29 §5: once per
+#: distinct statement).
+_FINGERPRINTS_CACHED = 4096
 
 
-@lru_cache(maxsize=_SHAPES_CACHED)
+@lru_cache(maxsize=_FINGERPRINTS_CACHED)
 def fingerprint(text: str) -> str | None:
     """pglast's fingerprint of a statement: the same for statements that differ only in constants.
 
@@ -734,20 +844,38 @@ def fingerprint(text: str) -> str | None:
         return None
 
 
-@lru_cache(maxsize=_SHAPES_CACHED)
+#: Characters of a statement's shape kept (the statement normalised).
+SHAPE_CHARS = 300
+
+
+@lru_cache(maxsize=4096)
+def statement_shape(text: str) -> tuple[str | None, str]:
+    """(pglast's fingerprint, the statement with its constants as ``$n``) of a statement; the
+    fingerprint is None when it does not parse (then the text stands for its shape).
+
+    >>> statement_shape("INSERT INTO t VALUES (42, 'x');")[1]
+    'INSERT INTO t VALUES ($1, $2);'
+    >>> statement_shape("INSERT INTO t VALUES (1, 'y')")[0] == statement_shape("insert into t values ($1, $2)")[0]
+    True
+    """
+    from pglast import parser
+
+    try:
+        return str(parser.fingerprint(text)), parser.normalize(text)[:SHAPE_CHARS]
+    except (parser.ParseError, ValueError):
+        return None, text[:SHAPE_CHARS]
+
+
 def shape(text: str) -> str | None:
-    """A statement with its constants and parameters normalised (``$1``, ``$2`` …), by pglast:
-    what statements of one fingerprint look like; None if pglast cannot parse it.
+    """A statement with its constants and parameters normalised (``$1``, ``$2`` …), its first
+    :data:`SHAPE_CHARS` characters: what statements of one fingerprint look like (the Parquet
+    column ``culprit_shape``); None if pglast cannot parse it.
 
     >>> shape("INSERT INTO t VALUES (42, 'x')")
     'INSERT INTO t VALUES ($1, $2)'
     """
-    from pglast.parser import ParseError, normalize
-
-    try:
-        return str(normalize(text))
-    except (ParseError, ValueError):
-        return None
+    found, normalised = statement_shape(text)
+    return normalised if found is not None else None
 
 
 def same_value(written: Cell, printed: str | None, type_name: str | None = None) -> bool:

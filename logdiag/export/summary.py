@@ -213,8 +213,15 @@ def _table_files(location: Path, name: str) -> tuple[list[str], tuple[str, ...]]
     table = dataset.table_directory(location, name)
     if not (location / dataset.STATE_FILE).exists() and not table.is_dir():
         files = sorted(glob.glob(dataset.dataset_glob(location), recursive=True))
+        if not files and any(c in str(location) for c in "*?["):
+            raise InputError(f"no exported incidents at {location}: no Parquet file matches it")
+        if not files and not location.exists():
+            raise InputError(f"no such file or directory: {location} (name the directory logdiag export -o wrote)")
         if not files:
-            raise InputError(f"no exported incidents at {location}: no Parquet file there")
+            raise InputError(
+                f"no exported incidents at {location}: no Parquet file there "
+                f"(write them with: logdiag export LOG... -o {location})"
+            )
         return files, ()
     state = load_state(location) if (location / dataset.STATE_FILE).exists() else None
     pending, ignored = uncommitted(location, state)
@@ -237,14 +244,18 @@ def _check_part(file: str, path: str | os.PathLike[str]) -> None:
     file there is an error naming it, not a polars failure."""
     import polars as pl
 
+    # A file or dataset named by itself (x.parquet, records.parquet) is not one to move things out of:
+    # name what summary reads instead.
+    fix = (
+        "name the directory logdiag export -o wrote, or its incidents.parquet"
+        if Path(file) == Path(path) or Path(path).suffix == ".parquet" else f"move it out of {path}"
+    )
     try:
         columns = pl.read_parquet_schema(file)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{file} is not a Parquet file ({_first_line(exc)}): move it out of {path}") from None
+        raise InputError(f"{file} is not a Parquet file ({_first_line(exc)}): {fix}") from None
     if not ({"constraint_name", "constraint"} & set(columns)) or "incident_id" not in columns:
-        raise InputError(
-            f"{file} does not hold logdiag incidents (no 'constraint_name' column): move it out of {path}"
-        )
+        raise InputError(f"{file} does not hold logdiag incidents (no 'constraint_name' column): {fix}")
 
 
 def _first_line(exc: BaseException) -> str:

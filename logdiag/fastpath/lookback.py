@@ -19,13 +19,22 @@ every TICK, so a live incident is still reported within about a second.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from logdiag.fastpath.fields import session_key
 from logdiag.fastpath.limits import LOOKBACK_BYTES
-from logdiag.fastpath.scan import LineClassifier, marked
+from logdiag.fastpath.scan import (
+    LineClassifier,
+    cycle_follows,
+    cycle_pids,
+    joined,
+    marked,
+    pids_pattern,
+)
 from logdiag.formats.base import Prefilter, ReadTo
 from logdiag.source.framing import Block, Tick
 from logdiag.source.stats import InputStats
@@ -44,6 +53,8 @@ MAX_KEPT_SESSIONS = 1_000
 #: 0.3 ms each), and a quiet server's batches of a line or two would otherwise make tens of
 #: thousands of frames, and seconds of recall (issue 24).
 HELD_FRAME_BYTES = 256 * 1024
+#: A block that ends with a deadlock's ERROR waits for the next one (its cycle, issue 28) up to this size.
+MAX_DEFERRED_BYTES = 4 * 1024 * 1024
 
 #: Told ``session_id=`` (or ``pid=``, for stderr without %c) of a session whose held lines were dropped.
 Forgotten = Callable[..., None]
@@ -92,25 +103,40 @@ class LookbackFilter:
     def lines(self, blocks: Iterable[Block | Tick]) -> Iterator[tuple[int, str] | Tick]:
         """The kept lines as ``(line number, text)``, recalled history first; TICKs pass through,
         and each block ends with a :class:`~logdiag.formats.base.ReadTo` of its last line."""
+        deferred: Block | None = None  # a deadlock's ERROR whose cycle is in the next block (issue 28)
         for block in blocks:
             if isinstance(block, Tick):
+                if deferred is not None:
+                    yield from self._fed(deferred)
+                    deferred = None
                 yield block
                 continue
-            yield from self._feed(block)
-            self.stats.lines = self.classifier.carry.line
-            yield ReadTo(self.stats.lines)  # the lines held after the last kept one follow it (issue 24)
+            if deferred is not None:
+                block, deferred = joined(deferred, block), None
+            if block.size < MAX_DEFERRED_BYTES and cycle_follows(block, self.prefilter):
+                deferred = block
+                continue
+            yield from self._fed(block)
+        if deferred is not None:
+            yield from self._fed(deferred)
         if self.release:
             while self.held:
                 frame, _ = self.held.popleft()
                 yield from zip(frame["line"], frame["text"], strict=True)
             self.held_bytes = 0
 
+    def _fed(self, block: Block) -> Iterator[tuple[int, str] | Tick]:
+        yield from self._feed(block)
+        self.stats.lines = self.classifier.carry.line
+        yield ReadTo(self.stats.lines)  # the lines held after the last kept one follow it (issue 24)
+
     def _feed(self, block: Block) -> Iterator[tuple[int, str]]:
         found = marked(block, self.prefilter)
         failing = {key for _, key, violation in found if violation and key not in self.classifier.keys}
-        if failing:
-            yield from self._recall(failing)
-            self.classifier.keep_sessions(failing, at_most=MAX_KEPT_SESSIONS)
+        pids = cycle_pids(block, self.prefilter) - self.classifier.pids  # a deadlock's other processes (issue 28)
+        if failing or pids:
+            yield from self._recall(failing, pids)
+            self.classifier.keep_sessions(failing, at_most=MAX_KEPT_SESSIONS, pids=pids)
         others = sorted(offset for offset, _, violation in found if not violation)
         frame = self.classifier.classify(block, others, extra={"key": self.session_key})
         kept = frame.filter("keep")
@@ -148,10 +174,14 @@ class LookbackFilter:
             keys = frame.get_column("key").drop_nulls().unique()
             tell_forgotten(self.on_forgotten, keys, by_pid=self.classifier.session_letter == "p")
 
-    def _recall(self, keys: set[str]) -> Iterator[tuple[int, str]]:
-        """Hand on, oldest first, the held lines of sessions that have just failed."""
+    def _recall(self, keys: set[str], pids: AbstractSet[int] = frozenset()) -> Iterator[tuple[int, str]]:
+        """Hand on, oldest first, the held lines of sessions that have just failed, and of the
+        sessions of these processes (a deadlock's cycle)."""
         pl = self.pl
         wanted = pl.col("key").is_in(pl.Series(sorted(keys), dtype=pl.Utf8).implode())
+        of_pids = pids_pattern(pids, self.classifier.session_letter) if pids else None
+        if of_pids is not None:
+            wanted = wanted | pl.col("key").str.contains(of_pids)
         recalled = []
         for index, (frame, size) in enumerate(self.held):
             chosen = frame.filter(wanted)
@@ -162,7 +192,9 @@ class LookbackFilter:
             rest_size = int(rest.estimated_size())
             self.held[index] = (rest, rest_size)
             self.held_bytes += rest_size - size
-        if self.last_key in keys:
+        if self.last_key in keys or (
+            of_pids is not None and self.last_key is not None and re.match(of_pids, self.last_key)
+        ):
             self.classifier.carry.keep = True  # the record the next block continues is one of theirs
         for frame in recalled:
             yield from zip(frame["line"], frame["text"], strict=True)

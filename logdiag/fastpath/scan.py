@@ -26,7 +26,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from logdiag.diagnosis.messages import is_pitfall_sqlstate, is_violation_sqlstate, parse_violation
+from logdiag.diagnosis.messages import (
+    inferred_sqlstate,
+    is_pitfall_sqlstate,
+    is_violation_sqlstate,
+    parse_violation,
+)
 from logdiag.fastpath.bytesearch import Haystack
 from logdiag.fastpath.fields import line_session
 from logdiag.fastpath.readahead import in_thread
@@ -52,6 +57,8 @@ class Selection:
 
     sessions: set[str] = field(default_factory=set)  # keys (session id or pid) of failing sessions
     records: set[int] = field(default_factory=set)  # byte offsets of other errors, kept alone
+    #: the processes of deadlocks' cycles: their sessions are kept whole too (issue 28)
+    pids: set[int] = field(default_factory=set)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -101,6 +108,7 @@ def select(file_blocks: Iterable[Block], prefilter: Prefilter) -> Selection:
     """Pass 1: the sessions to keep whole, and the other errors' lines (byte offsets) to keep alone."""
     selection = Selection()
     for block in file_blocks:
+        selection.pids |= cycle_pids(block, prefilter)
         for offset, key, whole in marked(block, prefilter):
             if whole:
                 selection.sessions.add(key)
@@ -134,6 +142,53 @@ _SWITCHES_OFF = re.compile(
 )
 
 
+
+
+def cycle_follows(block: Block, prefilter: Prefilter) -> bool:
+    """Whether the block ends with a deadlock's ERROR whose cycle (its DETAIL lines: stderr) is
+    still to come: a stream holds the block back until it has them, so that the sessions of
+    the cycle are handed on before the ERROR, not between its lines (issue 28)."""
+    marker = prefilter.blocked_by
+    if marker is None:
+        return False
+    last = None
+    for error in prefilter.error_lines(lines_with(block, prefilter.marker)):
+        state = error.sqlstate or (inferred_sqlstate(error.message) if error.message else None)
+        if state == DEADLOCK_SQLSTATE:
+            last = error.position
+    if last is None:
+        return False
+    return not any(position >= last for position, _ in lines_with(block, marker))
+
+
+def joined(first: Block, second: Block) -> Block:
+    """Two blocks of a stream, one after the other, as one."""
+    before = first.head + first.data[first.start : first.end] + second.head
+    data = before + second.data[second.start :]
+    return Block(first.head_offset, data, len(before) + second.end - second.start)
+
+
+def cycle_pids(block: Block, prefilter: Prefilter) -> set[int]:
+    """The processes a deadlock's DETAIL in the block names as blocking (every process of a
+    cycle blocks another): the digits after each ``; blocked by process `` (issue 28).
+
+    A statement that holds those words only keeps one more session: never fewer."""
+    marker = prefilter.blocked_by
+    found: set[int] = set()
+    if marker is None:
+        return found
+    for _, line in lines_with(block, marker):
+        at = line.find(marker)
+        while at >= 0:
+            start = end = at + len(marker)
+            while end < len(line) and end - start < 10 and 0x30 <= line[end] <= 0x39:
+                end += 1
+            if end > start:
+                found.add(int(line[start:end]))
+            at = line.find(marker, end)
+    return found
+
+
 def errors_in(lines: Iterable[tuple[int, bytes]], prefilter: Prefilter) -> Iterator[tuple[int, str, bool]]:
     """(position, session key, whether it is a constraint violation) of the ERROR records among
     ``lines`` (which contain the format's marker); the position is passed through."""
@@ -145,6 +200,8 @@ def _is_violation(error: ErrorLine) -> bool:
     """A line whose message the format's test does not read is judged by its SQLSTATE alone."""
     if error.sqlstate is not None and is_pitfall_sqlstate(error.sqlstate):
         return True  # a finding (and the errors it aborted) needs its session's records whole
+    if error.sqlstate == DEADLOCK_SQLSTATE:
+        return True  # a deadlock's incident: its transaction's statements (issue 28)
     if error.message is None:
         return error.sqlstate is not None and is_violation_sqlstate(error.sqlstate)
     if error.sqlstate is None:
@@ -157,11 +214,33 @@ def _is_violation(error: ErrorLine) -> bool:
 #: Sessions named in one regular expression at most: 20,000 in one outgrow polars' regex size
 #: limit (10 MB compiled).
 SESSIONS_PER_PATTERN = 1000
+DEADLOCK_SQLSTATE = "40P01"
 
 
-def _alternation(keys: Sequence[str]) -> str:
-    """A regular expression that matches any of the keys (as they are written)."""
-    return "(?:" + "|".join(re.escape(k) for k in keys) + ")"
+def _alternation(keys: Sequence[str], pids: Sequence[str] = ()) -> str:
+    """A regular expression that matches any of the keys (as they are written), or any of the
+    ``pids`` patterns (:func:`pid_pattern`)."""
+    return "(?:" + "|".join([*(re.escape(k) for k in keys), *pids]) + ")"
+
+
+def pid_pattern(pid: int, letter: str) -> str:
+    """The session keys of a process: its pid (``%p``), or a session id that ends in its pid in
+    hexadecimal (``%c``, csvlog's and jsonlog's session_id: the session's start time and pid).
+
+    >>> pid_pattern(1299, "c"), pid_pattern(1299, "p")
+    ('[0-9a-f]{1,16}\\\\.513', '1299')
+    """
+    return rf"[0-9a-f]{{1,16}}\.{pid:x}" if letter == "c" else str(pid)
+
+
+def pids_pattern(pids: Iterable[int], letter: str) -> str:
+    """A regular expression that matches a session key of any of these processes, whole."""
+    return "^" + _alternation((), [pid_pattern(pid, letter) for pid in sorted(pids)]) + "$"
+
+
+def _pid_literal(pid: int, letter: str) -> str:
+    """A text every key of the process holds (the cheap test's literal)."""
+    return f".{pid:x}" if letter == "c" else str(pid)
 
 
 # --- pass 2: lines --------------------------------------------------------------------------
@@ -225,7 +304,7 @@ class SelectionFilter:
 
     def __init__(self, prefilter: Prefilter, selection: Selection, stats: InputStats) -> None:
         self.classifier = LineClassifier(prefilter, stats)
-        self.classifier.keep_sessions(selection.sessions)
+        self.classifier.keep_sessions(selection.sessions, pids=selection.pids)
         self.offsets = sorted(selection.records)
         self.stats = stats
 
@@ -266,6 +345,7 @@ class LineClassifier:
         self.compact = compact
         self.carry = _Carry()
         self.keys: dict[str, int] = {}  # kept sessions, oldest first, with the call that kept them
+        self.pids: set[int] = set()  # processes of deadlocks' cycles, their sessions kept (issue 28)
         self.generation = 0
         self.session_letter = prefilter.session_letter
         self.in_kept_session: SessionTest | None = None
@@ -278,9 +358,11 @@ class LineClassifier:
             self.attachment_candidate = prefilter.attachment[0]
             self.is_attachment = text.str.contains(prefilter.attachment[1])
 
-    def keep_sessions(self, keys: Iterable[str], at_most: int | None = None) -> None:
-        """Keep every record of these sessions (session ids, or pids for stderr without %c);
-        with ``at_most``, forget the sessions kept longest ago beyond that many."""
+    def keep_sessions(self, keys: Iterable[str], at_most: int | None = None, pids: Iterable[int] = ()) -> None:
+        """Keep every record of these sessions (session ids, or pids for stderr without %c), and
+        of every session of these ``pids`` (a deadlock's cycle); with ``at_most``, forget the
+        sessions kept longest ago beyond that many."""
+        self.pids.update(pids)
         self.generation += 1
         for key in keys:
             self.keys.pop(key, None)
@@ -292,7 +374,7 @@ class LineClassifier:
             if self.keys[oldest] >= self.generation - 1:
                 break
             del self.keys[oldest]
-        if self.keys:
+        if self.keys or self.pids:
             self.in_kept_session = self.session_test(self.keys)
 
     def session_test(self, keys: Iterable[str]) -> SessionTest:
@@ -304,15 +386,21 @@ class LineClassifier:
         expression per that many sessions, run on the candidates alone.
         """
         ordered = sorted(keys)
+        letter = self.session_letter
+        pids = [pid_pattern(pid, letter) for pid in sorted(self.pids)]
         text = self.pl.col("text")
-        if len(ordered) <= SESSIONS_PER_PATTERN:
-            candidate, exact = self.prefilter.session_test(_alternation(ordered))
+        if len(ordered) + len(pids) <= SESSIONS_PER_PATTERN:
+            candidate, exact = self.prefilter.session_test(_alternation(ordered, pids))
             return SessionTest(candidate, None if exact is None else text.str.contains(exact))
         tests = []
         for start in range(0, len(ordered), SESSIONS_PER_PATTERN):
             candidate, exact = self.prefilter.session_test(_alternation(ordered[start : start + SESSIONS_PER_PATTERN]))
             tests.append(text.str.contains(candidate if exact is None else exact))
-        return SessionTest(None, self.pl.any_horizontal(tests), tuple(ordered))
+        for start in range(0, len(pids), SESSIONS_PER_PATTERN):
+            candidate, exact = self.prefilter.session_test(_alternation((), pids[start : start + SESSIONS_PER_PATTERN]))
+            tests.append(text.str.contains(candidate if exact is None else exact))
+        literals = (*ordered, *(_pid_literal(pid, letter) for pid in sorted(self.pids)))
+        return SessionTest(None, self.pl.any_horizontal(tests), literals)
 
     def measure(self, block: Block, kept_offsets: Sequence[int] = (), extra: dict[str, pl.Expr] | None = None) -> Measured:
         """The block's lines and what the vectorised tests (and ``extra`` expressions, computed

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from logdiag.fastpath.fields import session_key, session_line_number
 from logdiag.fastpath.limits import WINDOW_BYTES
 from logdiag.fastpath.lookback import Forgotten, tell_forgotten
-from logdiag.fastpath.scan import LineClassifier, Measured, marked, stream_blocks
+from logdiag.fastpath.scan import LineClassifier, Measured, cycle_pids, marked, stream_blocks
 from logdiag.formats.base import Prefilter
 from logdiag.source.framing import Block
 from logdiag.source.stats import InputStats
@@ -129,8 +129,9 @@ class WindowFilter:
         """Keep the sessions that fail in the block; those that fail after a block has left."""
         classifier = self.classifier
         failing = {key for _, key, violation in errors if violation and key not in classifier.keys}
-        if failing:
-            classifier.keep_sessions(failing)
+        pids = cycle_pids(block, classifier.prefilter) - classifier.pids  # a deadlock's other processes (issue 28)
+        if failing or pids:
+            classifier.keep_sessions(failing, pids=pids)
         self.window.append((block, sorted(offset for offset, _, violation in errors if not violation)))
         self.bytes_in_window += block.size
         return failing if self.released else set()

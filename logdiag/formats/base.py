@@ -16,7 +16,7 @@ from enum import Enum
 from typing import ClassVar
 
 from logdiag.formats.prefix import LinePrefix
-from logdiag.lang import ENGLISH, Language
+from logdiag.lang import ENGLISH, Language, msgids
 from logdiag.records import LogRecord
 from logdiag.source.framing import Tick
 from logdiag.source.stats import InputStats
@@ -118,6 +118,9 @@ class Prefilter:
             lines that go with the message before them.
         keeps_first_boundary: the first BEGIN/COMMIT must be kept, which tells the tracker that
             the log shows transaction boundaries (stderr, which may lack ``%v``).
+        blocked_by: bytes that come before the blocking process's pid in each line of a
+            deadlock's cycle (``; blocked by process ``, in the server's language): the sessions
+            of every process of a cycle are kept, not only the victim's (issue 28).
     """
 
     marker: bytes
@@ -133,11 +136,26 @@ class Prefilter:
     record_end: str | None = None
     attachment: tuple[str, str] | None = None
     keeps_first_boundary: bool = False
+    blocked_by: bytes | None = None
 
     @property
     def numbers_every_line(self) -> bool:
         """Whether each record's first line carries its session's line number (``%l``)."""
         return self.line_number_field is not None or (self.prefix is not None and "l" in self.prefix.escapes)
+
+
+def blocked_by_marker(language: Language) -> bytes | None:
+    """The text before the blocking pid in a deadlock's cycle line (``Process %d waits for %s on
+    %s; blocked by process %d.``) as ``language`` prints it; None when a translation puts
+    something else last.
+
+    >>> blocked_by_marker(ENGLISH)
+    b'; blocked by process '
+    """
+    form = language.format(msgids.DEADLOCK_PROCESS)
+    if len(form.literals) >= 2 and form.positions and form.positions[-1] == 3 and form.literals[-2]:
+        return form.literals[-2].encode()
+    return None
 
 
 class Format(ABC):

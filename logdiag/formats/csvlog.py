@@ -16,7 +16,15 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from logdiag.formats.base import Continuation, ErrorLine, FieldsFormat, Lines, LogFormat, Prefilter
+from logdiag.formats.base import (
+    Continuation,
+    ErrorLine,
+    FieldsFormat,
+    Lines,
+    LogFormat,
+    Prefilter,
+    blocked_by_marker,
+)
 from logdiag.formats.mapping import CSVLOG_KEYS, record_from_mapping
 from logdiag.formats.prefix import LinePrefix
 from logdiag.formats.timestamps import parse_timestamp
@@ -248,6 +256,7 @@ class Csvlog(FieldsFormat):
             record_start=RECORD_START_PATTERN,
             continuation=Continuation.QUOTED, unmatched="not a csvlog record", session_test=_session_test,
             session_field=_SESSION_FIELD, line_number_field=_LINE_NUMBER_FIELD, record_end=_RECORD_END,
+            blocked_by=blocked_by_marker(language),
         )
 
 

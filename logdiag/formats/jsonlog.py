@@ -6,7 +6,15 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from logdiag.formats.base import Continuation, ErrorLine, FieldsFormat, Lines, LogFormat, Prefilter
+from logdiag.formats.base import (
+    Continuation,
+    ErrorLine,
+    FieldsFormat,
+    Lines,
+    LogFormat,
+    Prefilter,
+    blocked_by_marker,
+)
 from logdiag.formats.csvlog import record_from_columns
 from logdiag.formats.mapping import JSONLOG_KEYS, record_from_mapping, text_or_none
 from logdiag.formats.prefix import LinePrefix
@@ -144,6 +152,7 @@ class Jsonlog(FieldsFormat):
             marker=b'"error_severity":"ERROR"', error_lines=_error_lines, record_start='"error_severity":',
             continuation=Continuation.NONE, unmatched="not a jsonlog object", session_test=_session_test,
             session_field='"session_id":"([^"]*)"', line_number_field=r'"line_num":(\d+)',
+            blocked_by=blocked_by_marker(language),
         )
 
 

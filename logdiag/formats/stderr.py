@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from logdiag.formats.base import Continuation, ErrorLine, Format, Lines, LogFormat, Prefilter, ReadTo
+from logdiag.formats.base import (
+    Continuation,
+    ErrorLine,
+    Format,
+    Lines,
+    LogFormat,
+    Prefilter,
+    ReadTo,
+    blocked_by_marker,
+)
 from logdiag.formats.infer import find_prefix
 from logdiag.formats.prefix import ATTACHMENTS, MESSAGE_SEVERITIES, LinePrefix, PrefixFields, keyword_pattern
 from logdiag.formats.timestamps import fromisoformat
@@ -525,7 +534,7 @@ class Stderr(Format):
             continuation=Continuation.TAB_LINES, unmatched="line does not match the log_line_prefix",
             session_test=_session_test(prefix, letter), session_letter=letter, prefix=prefix,
             attachment=("(?:" + keyword_pattern(words, ATTACHMENTS) + "):", prefix.regex.pattern),
-            keeps_first_boundary=True,
+            keeps_first_boundary=True, blocked_by=blocked_by_marker(words),
         )
 
 

@@ -129,6 +129,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'Verklemmung (Deadlock) entdeckt',
         'Process %d waits for %s on %s; blocked by process %d.':
             'Prozess %d wartet auf %s-Sperre auf %s; blockiert von Prozess %d.',
+        'Process %d: %s':
+            'Prozess %d: %s',
+        'transaction %u':
+            'Transaktion %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            'Tupel (%u, %u) von Relation %u von Datenbank %u',
+        'relation %u of database %u':
+            'Relation %u der Datenbank %u',
+        'advisory lock [%u,%u,%u,%u]':
+            'Benutzersperre [%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            'Prozess %d wartet immer noch auf %s-Sperre auf %s nach %ld,%03d ms',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            'Prozess %d erlangte %s-Sperre auf %s nach %ld,%03d ms',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            'Prozess %d hat Verklemmung festgestellt beim Warten auf %s-Sperre auf %s nach %ld,%03d ms',
+        'while updating tuple (%u,%u) in relation "%s"':
+            'beim Aktualisieren von Tupel (%u,%u) in Relation »%s«',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'beim Löschen von Tupel (%u,%u) in Relation »%s«',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'beim Sperren von Tupel (%u,%u) in Relation »%s«',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'beim Sperren von aktualisierter Version (%u,%u) von Tupel in Relation »%s«',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            'beim Einfügen von Indextupel (%u,%u) in Relation »%s«',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            'beim Prüfen der Eindeutigkeit von Tupel (%u,%u) in Relation »%s«',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            'beim erneuten Prüfen des aktualisierten Tupels (%u,%u) in Relation »%s«',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            'beim Prüfen eines Exclusion-Constraints für Tupel (%u,%u) in Relation »%s«',
         'could not serialize access due to concurrent update':
             'konnte Zugriff nicht serialisieren wegen gleichzeitiger Aktualisierung',
         'could not serialize access due to concurrent delete':
@@ -265,6 +297,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'se ha detectado un deadlock',
         'Process %d waits for %s on %s; blocked by process %d.':
             'El proceso %d espera %s en %s; bloqueado por proceso %d.',
+        'Process %d: %s':
+            'Proceso %d: %s',
+        'transaction %u':
+            'transacción %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            'tupla (%u,%u) de la relación %u de la base de datos %u',
+        'relation %u of database %u':
+            'relación %u de la base de datos %u',
+        'advisory lock [%u,%u,%u,%u]':
+            'candado consultivo [%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            'el proceso %d aún espera %s en %s después de %ld.%03d ms',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            'el proceso %d adquirió %s en %s después de %ld.%03d ms',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            'el proceso %d detectó un deadlock mientras esperaba %s en %s después de %ld.%03d ms',
+        'while updating tuple (%u,%u) in relation "%s"':
+            'mientras se actualizaba la tupla (%u,%u) en la relación «%s»',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'mientras se borraba la tupla (%u,%u) en la relación «%s»',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'mientras se bloqueaba la tupla (%u,%u) de la relación «%s»',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'mientras se bloqueaba la versión actualizada (%u,%u) en la relación «%s»',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            'mientras se insertaba la tupla de índice (%u,%u) en la relación «%s»',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            'mientras se verificaba la unicidad de la tupla (%u,%u) en la relación «%s»',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            'mientras se verificaba la tupla actualizada (%u,%u) en la relación «%s»',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            'mientras se verificaba una restricción de exclusión en la tupla (%u,%u) en la relación «%s»',
         'could not serialize access due to concurrent update':
             'no se pudo serializar el acceso debido a un update concurrente',
         'could not serialize access due to concurrent delete':
@@ -401,6 +465,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'interblocage (deadlock) détecté',
         'Process %d waits for %s on %s; blocked by process %d.':
             'Le processus %d attend %s sur %s ; bloqué par le processus %d.',
+        'Process %d: %s':
+            'Processus %d : %s',
+        'transaction %u':
+            'transaction %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            'ligne (%u,%u) de la relation %u de la base de données %u',
+        'relation %u of database %u':
+            'relation %u de la base de données %u',
+        'advisory lock [%u,%u,%u,%u]':
+            'verrou informatif [%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            'le processus %d est toujours en attente de %s sur %s après %ld.%03d ms',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            'le processus %d a acquis %s sur %s après %ld.%03d ms',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            "le processus %d a détecté un verrou mortel alors qu'il était en attente de\n%s sur %s après %ld.%03d ms",
+        'while updating tuple (%u,%u) in relation "%s"':
+            'lors de la mise à jour de la ligne (%u,%u) dans la relation « %s »',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'lors de la suppression de la ligne (%u,%u) dans la relation « %s »',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'lors du verrouillage de la ligne (%u,%u) dans la relation « %s »',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'lors du verrou de la version mise à jour (%u, %u) de la ligne de la relation « %s »',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            "lors de l'insertion de l'enregistrement (%u, %u) de l'index dans la relation « %s »",
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            "lors de la vérification de l'unicité de l'enregistrement (%u,%u) dans la relation « %s »",
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            "lors de la re-vérification de l'enregistrement mis à jour (%u,%u) dans la relation « %s »",
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            "lors de la vérification de la contrainte d'exclusion sur l'enregistrement (%u,%u) dans la relation « %s »",
         'could not serialize access due to concurrent update':
             "n'a pas pu sérialiser un accès à cause d'une mise à jour en parallèle",
         'could not serialize access due to concurrent delete':
@@ -537,6 +633,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'rilevato deadlock',
         'Process %d waits for %s on %s; blocked by process %d.':
             'Il processo %d è in attesa di %s su %s; bloccato dal processo %d.',
+        'Process %d: %s':
+            'Processo %d: %s',
+        'transaction %u':
+            'la transazione %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            'la tupla (%u,%u) della relazione %u del database %u',
+        'relation %u of database %u':
+            'la relazione %u del database %u',
+        'advisory lock [%u,%u,%u,%u]':
+            "l'advisory lock [%u,%u,%u,%u]",
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            'il processo %d è ancora un attesa di %s su %s dopo %ld.%03d ms',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            'il processo %d ha acquisito %s su %s dopo %ld.%03d ms',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            'il processo %d ha individuato un deadlock mentre era in attesa di %s su %s dopo %ld.%03d ms',
+        'while updating tuple (%u,%u) in relation "%s"':
+            'durante la modifica della tupla (%u,%u) nella relazione "%s"',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'durante l\'eliminazione della tupla (%u,%u) nella relazione "%s"',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'durante il blocco della tupla (%u,%u) nella relazione "%s"',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'durante il blocco della versione modificata (%u,%u) della tupla nella relazione "%s"',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            'durante l\'inserimento della tupla di indice (%u,%u) nella relazione "%s"',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            'durante il controllo di univocità della tupla (%u,%u) nella relazione "%s"',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            'durante il ricontrollo della tupla modificata (%u,%u) nella relazione "%s"',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            'durante il controllo del vincolo di esclusione sulla tupla (%u,%u) nella relazione "%s"',
         'could not serialize access due to concurrent update':
             "serializzazione dell'accesso fallita a causa di modifiche concorrenti",
         'could not serialize access due to concurrent delete':
@@ -673,6 +801,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'デッドロックを検出しました',
         'Process %d waits for %s on %s; blocked by process %d.':
             'プロセス %d は %s を %s で待機していましたが、プロセス %d でブロックされました',
+        'Process %d: %s':
+            'プロセス %d: %s',
+        'transaction %u':
+            'トランザクション %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            'データベース%4$uのリレーション%3$uのタプル(%2$u,%1$u)',
+        'relation %u of database %u':
+            'データベース%2$uのリレーション%1$u',
+        'advisory lock [%u,%u,%u,%u]':
+            'アドバイザリ・ロック[%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            'プロセス%dは%sを%sで待機しています。%ld.%03dミリ秒後',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            'プロセス%1$dは%4$ld.%5$03d ms後に%3$s上の%2$sを獲得しました',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            'プロセス%1$dは、%3$s上の%2$sに対し%4$ld.%5$03d ms待機するデッドロックを検知しました',
+        'while updating tuple (%u,%u) in relation "%s"':
+            'リレーション"%3$s"のタプル(%1$u,%2$u)の更新中',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'リレーション"%3$s"のタプル(%1$u,%2$u)の削除中',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'リレーション"%3$s"のタプル(%1$u,%2$u)のロック中',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'リレーション"%3$s"のタプルの更新後バージョン(%1$u,%2$u)のロック中',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            'リレーション"%3$s"のインデックスタプル(%1$u,%2$u)の挿入中',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            'リレーション"%3$s"のタプル(%1$u,%2$u)の一意性の確認中',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            'リレーション"%3$s"の更新されたタプル(%1$u,%2$u)の再チェック中',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            'リレーション"%3$s"のタプル(%1$u,%2$u)に対する排除制約のチェック中',
         'could not serialize access due to concurrent update':
             '更新が同時に行われたためアクセスの直列化ができませんでした',
         'could not serialize access due to concurrent delete':
@@ -791,6 +951,22 @@ CATALOGS: dict[str, dict[str, str]] = {
             '%s მხოლოდ ტრანზაქციის ბლოკში შეიძლება იყოს გამოყენებული',
         'deadlock detected':
             'ნაპოვნია ურთიერთბლოკირება',
+        'Process %d: %s':
+            'პროცესი %d: %s',
+        'transaction %u':
+            'ტრანზაქცია %u',
+        'relation %u of database %u':
+            'ურთიერთობა %u ბაზისთვის %u',
+        'advisory lock [%u,%u,%u,%u]':
+            'რეკომენდებული ბლოკი [%u,%u,%u,%u]',
+        'while updating tuple (%u,%u) in relation "%s"':
+            'კორტეჟის (%u,%u) განახლებისას ურთიერთობაში "%s"',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'კორტეჟის (%u,%u) წაშლისას ურთიერთობაში "%s"',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'კორტეჟის (%u,%u) დაბლოკვისას ურთიერთობაში "%s"',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'კორტეჟის (%u,%u) განახლებული ვერსიის დაბლოკვისას ურთიერთობაში "%s"',
         'could not serialize access due to concurrent update':
             'ერთდროული განახლების გამო წვდომის სერიალიზაცია შეუძლებელია',
         'could not serialize access due to concurrent delete':
@@ -923,6 +1099,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'deadlock 발생했음',
         'Process %d waits for %s on %s; blocked by process %d.':
             '%d 프로세스가 %s 상태로 지연되고 있음(해당 작업: %s); %d 프로세스에 의해 블록킹되었음',
+        'Process %d: %s':
+            '프로세스 %d: %s',
+        'transaction %u':
+            '트랜잭션 %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            '튜플 (%u,%u), 릴레이션 %u, 데이터베이스 %u',
+        'relation %u of database %u':
+            '릴레이션 %u, 데이터베이스 %u',
+        'advisory lock [%u,%u,%u,%u]':
+            'advisory lock [%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            '%d PID 프로세스에서 여전히 %s(%s) 작업을 기다리고 있음(%ld.%03dms 후)',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            '%d PID 프로세스가 %s(%s) 작업을 위해 잠금 취득함(%ld.%03dms 후)',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            '%d PID 프로세스에서 %s(%s) 대기중 %ld.%03dms 후에 교착 상태를 감지함',
+        'while updating tuple (%u,%u) in relation "%s"':
+            '%u,%u 튜플(해당 릴레이션 "%s")을 갱신하는 중에 발생',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            '%u,%u 튜플(해당 릴레이션 "%s")을 삭제하는 중에 발생',
+        'while locking tuple (%u,%u) in relation "%s"':
+            '%u,%u 튜플을 "%s" 릴레이션에서 잠그는 중에 발생',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            '%u,%u 업데이트된 버전 튜플(해당 릴레이션 "%s")을 잠그는 중에 발생',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            '%u,%u 튜플 인덱스(해당 릴레이션 "%s")를 삽입하는 중에 발생',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            '%u,%u 튜플(해당 릴레이션: "%s")의 고유성을 검사하는 중에 발생',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            '%u,%u 갱신된 튜플(해당 릴레이션: "%s")을 재확인하는 중에 발생',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            '%u,%u 튜플(해당 릴레이션: "%s")의 제외 제약 조건을 검사하는 중에 발생',
         'could not serialize access due to concurrent update':
             '동시 업데이트 때문에 순차적 액세스가 불가능합니다',
         'could not serialize access due to concurrent delete':
@@ -1059,6 +1267,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'обнаружена взаимоблокировка',
         'Process %d waits for %s on %s; blocked by process %d.':
             'Процесс %d ожидает в режиме %s блокировку "%s"; заблокирован процессом %d.',
+        'Process %d: %s':
+            'Процесс %d: %s',
+        'transaction %u':
+            'транзакция %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            'кортеж (%u,%u) отношения %u базы данных %u',
+        'relation %u of database %u':
+            'отношение %u базы данных %u',
+        'advisory lock [%u,%u,%u,%u]':
+            'рекомендательная блокировка [%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            'процесс %d продолжает ожидать в режиме %s блокировку "%s" в течение %ld.%03d мс',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            'процесс %d получил в режиме %s блокировку "%s" через %ld.%03d мс',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            'процесс %d обнаружил взаимоблокировку, ожидая в режиме %s блокировку "%s" в течение %ld.%03d мс',
+        'while updating tuple (%u,%u) in relation "%s"':
+            'при изменении кортежа (%u,%u) в отношении "%s"',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'при удалении кортежа (%u,%u) в отношении "%s"',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'при блокировке кортежа (%u,%u) в отношении "%s"',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'при блокировке изменённой версии (%u,%u) кортежа в отношении "%s"',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            'при добавлении кортежа индекса (%u,%u) в отношении "%s"',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            'при проверке уникальности кортежа (%u,%u) в отношении "%s"',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            'при перепроверке изменённого кортежа (%u,%u) в отношении "%s"',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            'при проверке ограничения-исключения для кортежа (%u,%u) в отношении "%s"',
         'could not serialize access due to concurrent update':
             'не удалось сериализовать доступ из-за параллельного изменения',
         'could not serialize access due to concurrent delete':
@@ -1195,6 +1435,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'deadlock upptäckt',
         'Process %d waits for %s on %s; blocked by process %d.':
             'Process %d väntar på %s för %s; blockerad av process %d.',
+        'Process %d: %s':
+            'Process %d: %s',
+        'transaction %u':
+            'transaktion %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            'tuple (%u,%u) i relation %u i databas %u',
+        'relation %u of database %u':
+            'relation %u i databasen %u',
+        'advisory lock [%u,%u,%u,%u]':
+            'rådgivande lås [%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            'process %d väntar fortfarande på %s för %s efter %ld.%03d ms',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            'process %d fick %s på %s efter %ld.%03d ms',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            'process %d upptäckte deadlock medan den väntade på %s för %s efter %ld.%03d ms',
+        'while updating tuple (%u,%u) in relation "%s"':
+            'vid uppdatering av tupel (%u,%u) i relation "%s"',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'vid borttagning av tupel (%u,%u) i relation "%s"',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'vid låsning av tupel (%u,%u) i relation "%s"',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'vid låsning av uppdaterad version (%u,%u) av tupel i relation "%s"',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            'vid insättning av indextupel (%u,%u) i relation "%s"',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            'vid kontroll av unikhet av tupel (%u,%u) i relation "%s"',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            'vid återkontroll av uppdaterad tupel (%u,%u) i relation "%s"',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            'vid kontroll av uteslutningsvillkor av tupel (%u,%u) i relation "%s"',
         'could not serialize access due to concurrent update':
             'kunde inte serialisera åtkomst på grund av samtidig uppdatering',
         'could not serialize access due to concurrent delete':
@@ -1331,6 +1603,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             'виявлено взаємне блокування',
         'Process %d waits for %s on %s; blocked by process %d.':
             'Процес %d очікує в режимі %s блокування "%s"; заблокований процесом %d.',
+        'Process %d: %s':
+            'Процес %d: %s',
+        'transaction %u':
+            'транзакція %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            'кортеж (%u,%u) відношення %u бази даних %u',
+        'relation %u of database %u':
+            'відношення %u бази даних %u',
+        'advisory lock [%u,%u,%u,%u]':
+            'рекомендаційне блокування [%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            'процес %d все ще чекає в режимі %s блокування %s після %ld.%03d мс',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            'процес %d отримав в режимі %s блокування %s після %ld.%03d мс',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            'процес %d виявив взаємне блокування, чекаючи в режимі %s блокування %s після %ld.%03d мс',
+        'while updating tuple (%u,%u) in relation "%s"':
+            'при оновленні кортежу (%u,%u) в зв\'язку "%s"',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            'при видаленні кортежу (%u,%u) в зв\'язку "%s"',
+        'while locking tuple (%u,%u) in relation "%s"':
+            'при блокуванні кортежу (%u,%u) в зв\'язку "%s"',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            'при блокуванні оновленої версії (%u,%u) кортежу в зв\'язку "%s"',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            'при вставці кортежу індексу (%u,%u) в зв\'язку "%s"',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            'під час перевірки унікальності кортежа (%u,%u) у відношенні "%s"',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            'під час повторної перевірки оновленого кортежа (%u,%u) у відношенні "%s"',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            'під час перевірки обмеження-виключення для кортежа (%u,%u) у відношенні "%s"',
         'could not serialize access due to concurrent update':
             'не вдалося серіалізувати доступ через паралельне оновлення',
         'could not serialize access due to concurrent delete':
@@ -1467,6 +1771,38 @@ CATALOGS: dict[str, dict[str, str]] = {
             '检测到死锁',
         'Process %d waits for %s on %s; blocked by process %d.':
             '进程%1$d等待在%3$s上的%2$s; 由进程%4$d阻塞.',
+        'Process %d: %s':
+            '进程 %d: %s',
+        'transaction %u':
+            '事务 %u',
+        'tuple (%u,%u) of relation %u of database %u':
+            '数据库%4$u的关系%3$u中的元组(%1$u,%2$u)',
+        'relation %u of database %u':
+            '数据库%2$u的关系%1$u',
+        'advisory lock [%u,%u,%u,%u]':
+            '建议锁 [%u,%u,%u,%u]',
+        'process %d still waiting for %s on %s after %ld.%03d ms':
+            '进程%1$d在%4$ld.%5$03d ms仍然等待在%3$s上的%2$s',
+        'process %d acquired %s on %s after %ld.%03d ms':
+            '进程%1$d在%4$ld.%5$03d ms后获取在%3$s上的%2$s',
+        'process %d detected deadlock while waiting for %s on %s after %ld.%03d ms':
+            '进程%1$d在%4$ld.%5$03d ms等待在%3$s上的%2$s同时监测到死锁',
+        'while updating tuple (%u,%u) in relation "%s"':
+            '当更新关系"%3$s"的元组(%1$u, %2$u)时',
+        'while deleting tuple (%u,%u) in relation "%s"':
+            '当删除关系"%3$s"的元组(%1$u, %2$u)时',
+        'while locking tuple (%u,%u) in relation "%s"':
+            '当锁定关系"%3$s"的元组(%1$u, %2$u)时',
+        'while locking updated version (%u,%u) of tuple in relation "%s"':
+            '在锁定关系"%3$s"中的元组的更新版本 (%1$u,%2$u) 时',
+        'while inserting index tuple (%u,%u) in relation "%s"':
+            '在往关系"%3$s"中插入索引元组 (%1$u,%2$u) 时',
+        'while checking uniqueness of tuple (%u,%u) in relation "%s"':
+            '在检查关系"%3$s"中元组(%1$u, %2$u)的唯一性时',
+        'while rechecking updated tuple (%u,%u) in relation "%s"':
+            '重新检查关系 "%3$s"中已更新的元组(%1$u, %2$u)时',
+        'while checking exclusion constraint on tuple (%u,%u) in relation "%s"':
+            '在检查关系"%3$s"中的元组(%1$u, %2$u)的排它性依赖时',
         'could not serialize access due to concurrent update':
             '由于同步更新而无法串行访问',
         'could not serialize access due to concurrent delete':

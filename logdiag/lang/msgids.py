@@ -68,6 +68,24 @@ NOT_DEFERRABLE = 'constraint "%s" is not deferrable'
 ONLY_IN_TRANSACTION_BLOCKS = "%s can only be used in transaction blocks"
 DEADLOCK = "deadlock detected"
 DEADLOCK_PROCESS = "Process %d waits for %s on %s; blocked by process %d."
+DEADLOCK_QUERY = "Process %d: %s"  # deadlock.c: each process's query, after the cycle (issue 28)
+# lmgr.c DescribeLockTag: the lock objects a deadlock's DETAIL and the lock-wait lines name.
+LOCK_TRANSACTION = "transaction %u"
+LOCK_TUPLE = "tuple (%u,%u) of relation %u of database %u"
+LOCK_RELATION = "relation %u of database %u"
+LOCK_ADVISORY = "advisory lock [%u,%u,%u,%u]"
+# lmgr.c XactLockTableWaitErrorCb: the CONTEXT of a wait for a row's transaction, naming its table.
+LOCK_CONTEXTS = (
+    'while updating tuple (%u,%u) in relation "%s"', 'while deleting tuple (%u,%u) in relation "%s"',
+    'while locking tuple (%u,%u) in relation "%s"', 'while locking updated version (%u,%u) of tuple in relation "%s"',
+    'while inserting index tuple (%u,%u) in relation "%s"', 'while checking uniqueness of tuple (%u,%u) in relation "%s"',
+    'while rechecking updated tuple (%u,%u) in relation "%s"',
+    'while checking exclusion constraint on tuple (%u,%u) in relation "%s"',
+)
+# proc.c with log_lock_waits = on (issue 28).
+LOCK_STILL_WAITING = "process %d still waiting for %s on %s after %ld.%03d ms"
+LOCK_ACQUIRED = "process %d acquired %s on %s after %ld.%03d ms"
+LOCK_DEADLOCK_WAITING = "process %d detected deadlock while waiting for %s on %s after %ld.%03d ms"
 SERIALIZE_UPDATE = "could not serialize access due to concurrent update"
 SERIALIZE_DELETE = "could not serialize access due to concurrent delete"
 SERIALIZE_DEPENDENCIES = "could not serialize access due to read/write dependencies among transactions"
@@ -100,7 +118,10 @@ MSGIDS: tuple[str, ...] = (
     FK_CHILD, FK_CHILD_KEY, FK_CHILD_NO_KEY, FK_PARENT, FK_PARENT_RESTRICT, FK_PARENT_KEY, FK_PARENT_NO_KEY,
     FK_RESTRICT_KEY, FK_RESTRICT_NO_KEY, MATCH_FULL, UNIQUE, UNIQUE_KEY, EXCLUSION, EXCLUSION_KEY, EXCLUSION_NO_KEY,
     CHECK, FAILING_ROW, NOT_NULL, NOT_NULL_OLD,
-    NOT_DEFERRABLE, ONLY_IN_TRANSACTION_BLOCKS, DEADLOCK, DEADLOCK_PROCESS, SERIALIZE_UPDATE, SERIALIZE_DELETE,
+    NOT_DEFERRABLE, ONLY_IN_TRANSACTION_BLOCKS, DEADLOCK, DEADLOCK_PROCESS, DEADLOCK_QUERY,
+    LOCK_TRANSACTION, LOCK_TUPLE, LOCK_RELATION, LOCK_ADVISORY, LOCK_STILL_WAITING, LOCK_ACQUIRED, LOCK_DEADLOCK_WAITING,
+    *LOCK_CONTEXTS,
+    SERIALIZE_UPDATE, SERIALIZE_DELETE,
     SERIALIZE_DEPENDENCIES, SYNTAX_ERROR, AT_OR_NEAR, AT_END_OF_INPUT, UNDEFINED_RELATION, DIVISION_BY_ZERO,
     INVALID_INPUT_SYNTAX, IN_FAILED_TRANSACTION, AT_CHARACTER, *TELLING,
 )

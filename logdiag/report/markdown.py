@@ -9,6 +9,7 @@ from typing import IO
 from logdiag.diagnosis.incidents import Finding, FindingSeverity, Incident, Related
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import printable
+from logdiag.wording import plural
 
 
 def _fence(code: str) -> str:
@@ -27,7 +28,8 @@ def incident_markdown(number: int, incident: Incident) -> str:
     key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items()) or "not in the log"
     code = f"{incident.sqlstate} {incident.condition}" if incident.sqlstate else "SQLSTATE unknown (no %e)"
     lines = [
-        f"## {number}. {code} at {incident.timing}: {_inline(incident.constraint or '(unnamed)')}",
+        (f"## {number}. {code} at {incident.timing}: "
+        f"{_inline(incident.subject)}"),
         "",
         f"- **When**: {incident.at.isoformat() if incident.at else 'unknown'}",
         f"- **Table**: {_inline(incident.table or '?')}"
@@ -42,8 +44,14 @@ def incident_markdown(number: int, incident: Incident) -> str:
         _fence(incident.raised_by_statement or "-- no statement: the implicit commit"),
         "",
     ]
+    for step in incident.deadlock or ():
+        lines += [(f"- **Cycle**: process {step.pid} waited for {_inline(step.mode)} on {_inline(step.object)}, "
+                  f"held by {step.blocked_by}")]
+    if incident.deadlock:
+        lines.append("")
     for culprit in incident.culprits:
-        lines += [f"**Culprit** (line {culprit.source.line}, {culprit.confidence}): {_inline(culprit.reason)}", ""]
+        other = f", pid {culprit.session.pid} ({_inline(culprit.session.application or '?')})" if culprit.session else ""
+        lines += [f"**Culprit** (line {culprit.source.line}{other}, {culprit.confidence}): {_inline(culprit.reason)}", ""]
         lines += [_fence(culprit.statement), ""]
         if culprit.parameters:
             lines += ["Parameters: " + _inline(", ".join(f"{k} = {v!r}" for k, v in culprit.parameters.items())), ""]
@@ -82,18 +90,48 @@ def finding_markdown(number: int, finding: Finding) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str]) -> int:
+#: Other members of a group listed under its representative.
+MEMBER_LINES = 5
+
+
+def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str], each: bool = False) -> int:
+    """The report; repeated incidents grouped (largest group first, its first incident in full,
+    then a line per other member), every incident in full with ``each``."""
     count = 0
     out.write("# logdiag report\n\n")
+    kept: dict[int, list[tuple[int, Incident]]] = {}
     for incident in incidents:
         count += 1
-        out.write(incident_markdown(count, incident) + "\n")
+        if each:
+            out.write(incident_markdown(count, incident) + "\n")
+            continue
+        members = kept.setdefault(run.groups.of(count - 1).id, [])
+        if len(members) <= MEMBER_LINES:
+            members.append((count, incident))
+    for group in run.groups.largest_first() if kept else ():
+        (first, representative), *others = kept[group.id]
+        out.write(f"## Group {group.id}: {plural(group.count, 'incident')} of {_inline(group.representative.subject)}\n\n")
+        if group.shape:
+            out.write(f"Culprit shape: `{_inline(group.shape)}`\n\n")
+        out.write(incident_markdown(first, representative).replace("\n## ", "\n### ", 1).replace("## ", "### ", 1) + "\n")
+        for number, incident in others[:MEMBER_LINES]:
+            key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items())
+            out.write(f"- #{number} {incident.at.isoformat() if incident.at else ''} key {_inline(key)} · "
+                      f"{_inline(incident.session.application or '?')} · line {incident.raised_by_source.line}\n")
+        if group.count > 1 + MEMBER_LINES:
+            out.write(f"- … and {group.count - 1 - MEMBER_LINES} more\n")
+        out.write("\n")
     if not count:
         out.write(nothing_found(run)[0] + "\n\n")
+    if run.settings_advice:
+        out.write("## To make the diagnosis certain next time\n\n")
+        for advice, indexes in run.settings_advice.items():
+            out.write(f"- {_inline(advice)} ({plural(len(indexes), 'incident')})\n")
+        out.write("\n")
     if run.findings:
         out.write("## Findings\n\n")
         for number, finding in enumerate(run.findings, 1):
             out.write(finding_markdown(number, finding) + "\n")
-    files = ", ".join(f"{_inline(s.file)} ({s.format}, {s.records} records)" for s in run.inputs)
+    files = ", ".join(f"{_inline(s.file)} ({s.format}, {plural(s.records, 'record')})" for s in run.inputs)
     out.write(f"Read: {files}. Other errors: {len(run.other_errors)}.\n")
     return count

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
 from logdiag.report.run import RunView
+from logdiag.wording import plural
 
 T = TypeVar("T")
 _CLEAR = "\r\x1b[2K"
@@ -61,8 +62,9 @@ class StatusLine:
         rate = (records - before) / (now - then) if now > then else 0.0
         t = self.run.tracker.stats
         return (
-            f"logdiag: {records:,} records ({rate:,.0f}/s) · {len(self.run.tracker.sessions):,} open sessions"
-            f" · {self.run.incident_count} incidents · {t.evicted_sessions + t.idle_sessions} evicted"
+            f"logdiag: {plural(records, 'record', grouped=True)} ({rate:,.0f}/s)"
+            f" · {plural(len(self.run.tracker.sessions), 'open session', grouped=True)}"
+            f" · {plural(self.run.incident_count, 'incident')} · {t.evicted_sessions + t.idle_sessions} evicted"
         )
 
     def _run(self) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from logdiag.report.safe import json_text, plain, printable
+from logdiag.wording import plural
 
 
 class SummaryView(Protocol):
@@ -83,8 +84,9 @@ def write_summary_text(summary: SummaryView, console: Console) -> None:
     """Each section as a table if it fits the console's width whole, else one entry per group
     (its names on a line, wrapped only at spaces; its figures on the next): nothing is cut, at
     80 columns (a pipe) too (issue 29 §2, §5)."""
-    console.print(plain(f"{_count(summary.total, 'incident')}, {_count(summary.errors_total, 'other error')}", "bold"))
-    console.print()
+    console.print(plain(_head(summary), "bold"))
+    if summary.constraints or any(rows for _, rows in _sections(summary)):
+        console.print()
     for name, rows in _sections(summary):
         if name == "culprit_shapes":
             _per_constraint(summary.constraints, console)
@@ -108,7 +110,7 @@ def _entries(title: str, columns: list[str], rows: list[dict[str, Any]], console
     console.print(Text(title, style="italic"))
     for row in rows:
         _line(console, 2, " · ".join(_cell(row[c]) or "-" for c in columns if c not in FIGURES))
-        figures = [_count(row[c], c[:-1]) if c in ("incidents", "errors") else f"{c} {_cell(row[c])}"
+        figures = [plural(row[c], c[:-1]) if c in ("incidents", "errors") else f"{c} {_cell(row[c])}"
                    for c in columns if c in FIGURES]
         together = " · ".join(figures)
         for line in [together] if 6 + len(together) <= console.width else figures:  # a time is never split
@@ -128,15 +130,17 @@ def _per_constraint(constraints: list[dict[str, Any]], console: Console) -> None
         return
     console.print(Text("Per constraint: top keys and culprit shapes", style="italic"))
     for entry in constraints:
-        _line(console, 2, f"{entry['constraint_name'] or '-'}: {_count(entry['incidents'], 'incident')}")
+        _line(console, 2, f"{entry['constraint_name'] or '-'}: {plural(entry['incidents'], 'incident')}")
         for label, field in (("key", "key_text"), ("shape", "shape")):
             for item in entry[f"{label}s"]:
                 _line(console, 6, f"{label} ×{item['incidents']}  {item[field]}")
     console.print()
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def _head(summary: SummaryView) -> str:
+    """How many incidents, and other errors when the export has any."""
+    errors = f", {plural(summary.errors_total, 'other error')}" if summary.errors_total else ""
+    return plural(summary.total, "incident") + errors
 
 
 def write_summary_json(summary: SummaryView, out: IO[str]) -> None:
@@ -148,8 +152,7 @@ def _md(value: Any) -> str:
 
 
 def write_summary_markdown(summary: SummaryView, out: IO[str]) -> None:
-    out.write(f"# logdiag summary\n\n{_count(summary.total, 'incident')}, "
-              f"{_count(summary.errors_total, 'other error')}.\n")
+    out.write(f"# logdiag summary\n\n{_head(summary)}.\n")
     for name, rows in _sections(summary):
         if name == "culprit_shapes" and summary.constraints:
             out.write("\n## Per constraint: top keys and culprit shapes\n\n| constraint | incidents | keys | shapes |\n"
