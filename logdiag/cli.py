@@ -438,7 +438,7 @@ def summary(
     ] = SummaryFormat.TEXT,
     top: Annotated[int, typer.Option("--top", min=1, help="How many culprit statement shapes to show.")] = 10,
 ) -> None:
-    """Summarise exported incidents: by constraint, table, client, host and hour, and top culprit shapes.
+    """Summarise an export: incidents by constraint (keys, shapes), table, client, host, hour; other errors.
 
     \b
     Example:

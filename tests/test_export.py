@@ -23,7 +23,6 @@ from polars.testing import assert_frame_equal
 import logdiag.export.parquet
 import logdiag.fastpath.record_frames
 from logdiag.export.parquet import export, key_text
-from logdiag.export.summary import summarize
 
 pytestmark = pytest.mark.postgres
 
@@ -54,7 +53,7 @@ class TestExportMatchesAnalyze:
             for i in report["incidents"]
         ]
         assert len(expected) > 25
-        assert list(zip(rows["constraint"], rows["key_text"], rows["culprit_line"], strict=True)) == expected
+        assert list(zip(rows["constraint_name"], rows["key_text"], rows["culprit_line"], strict=True)) == expected
 
     def test_records_and_errors(self, scenario_logs, tmp_path):
         """records.parquet holds every record, typed; errors.parquet every other error."""
@@ -197,7 +196,7 @@ class TestRecordsReadByPolars:
         notices = records.filter(pl.col("severity") == "NOTICE", pl.col("message") == "look")
         assert notices["detail"].to_list() == ["on two\nlines"] * 2 and notices["hint"].to_list() == ["twice"] * 2
         if "%r" in prefix:
-            assert records.filter(pl.col("user") == "postgres")["client"].str.starts_with("127.0.0.1:").all()
+            assert records.filter(pl.col("user_name") == "postgres")["client"].str.starts_with("127.0.0.1:").all()
 
     def test_zones_with_and_without_daylight_saving(self, pg_cluster, tmp_path, read_record_by_record):
         """Timestamps in MSK (a zone with a history of offsets), CET (fixed) and -03 (numeric),
@@ -317,56 +316,6 @@ def _record_boundary(log: bytes, fmt: str) -> int:
         }
         if starts[fmt]:
             return offset
-
-
-def _fk_failures(cluster, table: str, keys: list[int], application: str) -> None:
-    for key in keys:
-        with psycopg.connect(cluster.conninfo, application_name=application, cursor_factory=psycopg.ClientCursor) as conn:
-            conn.execute(f"INSERT INTO {table}_child VALUES ({key}, {key})")
-            with pytest.raises(psycopg.errors.ForeignKeyViolation):
-                conn.commit()
-
-
-def _unique_failure(cluster, application: str) -> None:
-    with psycopg.connect(cluster.conninfo, application_name=application, cursor_factory=psycopg.ClientCursor) as conn:
-        conn.execute("INSERT INTO accounts VALUES (1, 'a@example.com')")
-        conn.execute("INSERT INTO accounts VALUES (2, 'a@example.com')")
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            conn.commit()
-
-
-SCHEMA = (
-    "CREATE TABLE orders_parent (id int PRIMARY KEY);"
-    "CREATE TABLE orders_child (id int, parent_id int REFERENCES orders_parent DEFERRABLE INITIALLY DEFERRED);"
-    "CREATE TABLE accounts (id int, email text UNIQUE DEFERRABLE INITIALLY DEFERRED);"
-)
-
-
-def test_summary_across_days_and_hosts(pg_cluster, tmp_path):
-    """Two servers on two days (their clocks set with libfaketime): summary gives the counts played."""
-    out = tmp_path / "exports"
-    plays = {
-        ("east", "2026-03-01 10:00:00"): lambda c: _fk_failures(c, "orders", [42, 43], "billing"),
-        ("west", "2026-03-02 16:00:00"): lambda c: (_fk_failures(c, "orders", [44], "billing"), _unique_failure(c, "signup")),
-    }
-    for (host, day), play in plays.items():
-        with pg_cluster(fake_time=day, log_line_prefix="%m [%p] ") as cluster:
-            cluster.psql(SCHEMA, check=True)
-            play(cluster)
-            cluster.stop()
-            export([str(cluster.log_file("csvlog"))], out, host=host, partition_by="day")
-    summary = summarize(out).to_dict()
-    assert summary["incidents"] == 4
-    assert {(r["constraint"], r["incidents"]) for r in summary["by_constraint"]} == {
-        ("orders_child_parent_id_fkey", 3), ("accounts_email_key", 1),
-    }
-    assert {(r["host"], r["incidents"]) for r in summary["by_host"]} == {("east", 2), ("west", 2)}
-    assert {(r["application"], r["incidents"]) for r in summary["by_client"]} == {("billing", 3), ("signup", 1)}
-    assert [(r["hour"][:13], r["incidents"]) for r in summary["by_hour"]] == [("2026-03-01T10", 2), ("2026-03-02T16", 2)]
-    shapes = {r["example"].split(" VALUES")[0]: r["incidents"] for r in summary["culprit_shapes"]}
-    assert shapes["INSERT INTO orders_child"] == 3  # the same shape with different keys
-    days = sorted(p.name for p in (out / "incidents.parquet").iterdir())
-    assert days == ["date=2026-03-01", "date=2026-03-02"]
 
 
 def test_summary_cli_formats(scenario_logs, tmp_path):

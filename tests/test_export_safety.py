@@ -398,7 +398,7 @@ class TestFindings:
         assert all("written_unchecked" in roles for roles in checks_off["related_roles"])
         assert every["finding_id"].n_unique() == every.height == 6
         findings = every.filter(pl.col("kind") != "checks_disabled")
-        assert findings.select("kind", "statement", "constraint", "severity", "sqlstate", "related_roles").rows() == [
+        assert findings.select("kind", "statement", "constraint_name", "severity", "sqlstate", "related_roles").rows() == [
             ("not_deferrable", NOTDEF_SET, "notdef_child_parent_id_fkey", "error", "42809",
              ["aborted_after", "aborted_after"]),
             ("set_constraints_outside_transaction", OUTSIDE_SET, None, "warning", "25P01", ["caused"]),
@@ -407,7 +407,7 @@ class TestFindings:
         assert "is not deferrable" in lines[findings["line"][0] - 1]
         assert "SET CONSTRAINTS can only be used in transaction blocks" in lines[findings["line"][1] - 1]
         assert findings["finding_id"].n_unique() == 2 and set(findings["host"]) == {"db1"}
-        assert findings.schema["at"] == pl.Datetime("us", "UTC") and findings["at"].null_count() == 0
+        assert findings.schema["logged_at"] == pl.Datetime("us", "UTC") and findings["logged_at"].null_count() == 0
 
     def test_findings_once_across_incremental_exports(self, scenario_logs, tmp_path):
         """A log exported in two halves (the second appended): each finding once."""
@@ -432,7 +432,7 @@ def test_summary_names_a_foreign_parquet_file(real_log, tmp_path):
     foreign = out / "incidents.parquet" / "notes.parquet"
     pl.DataFrame({"note": ["mine"]}).write_parquet(foreign)
     error = _one_error(_logdiag("summary", str(out)))
-    assert error == (f"logdiag: error: {foreign} does not hold logdiag incidents (no 'constraint' column): "
+    assert error == (f"logdiag: error: {foreign} does not hold logdiag incidents (no 'constraint_name' column): "
                      f"move it out of {out}")
     foreign.write_bytes(b"not parquet at all")
     assert _one_error(_logdiag("summary", str(out))).startswith(f"logdiag: error: {foreign} is not a Parquet file")

@@ -25,7 +25,7 @@ def _run(path, fast: bool, prefix: str | None = None):
     reader = LogReader([str(path)], fast=fast, fast_min_bytes=0, log_line_prefix=prefix, on_forgotten=tracker.forget)
     analysis = Run(reader, tracker)
     incidents = [i.to_dict() for i in analysis.incidents()]
-    errors = [e.to_dict() for e in analysis.other_errors] + [f.to_dict() for f in analysis.findings]
+    errors = [_other_error(e) for e in analysis.other_errors] + [f.to_dict() for f in analysis.findings]
     stats = analysis.inputs[0]
     return incidents, errors, (stats.records, stats.skipped_total, stats.lines), stats.fast_path, stats.error
 
@@ -43,6 +43,14 @@ def _slow(path, prefix: str | None = None):
     if key not in _SLOW:
         _SLOW[key] = _run(path, fast=False, prefix=prefix)
     return copy.deepcopy(_SLOW[key])
+
+
+def _other_error(error) -> dict:
+    """An other error's JSON and what the export writes of it besides: its session, DETAIL, HINT,
+    CONTEXT and STATEMENT (issue 29 §5)."""
+    session = error.session.to_dict() if error.session else None
+    return {**error.to_dict(), "session": session, "vxid": error.vxid, "xid": error.xid, "detail": error.detail,
+            "hint": error.hint, "context": error.context, "statement": error.statement}
 
 
 @pytest.mark.parametrize("fmt", ["csvlog", "jsonlog", "stderr"])

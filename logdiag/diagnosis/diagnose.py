@@ -46,7 +46,7 @@ from logdiag.diagnosis.messages import (
     parse_violation,
     trigger_violation,
 )
-from logdiag.diagnosis.sessions import ChecksWindow, Entry, Failure
+from logdiag.diagnosis.sessions import ChecksWindow, Entry, Failure, Session
 from logdiag.diagnosis.sql import (
     UNKNOWN,
     Cell,
@@ -101,8 +101,17 @@ def diagnose(failure: Failure) -> Incident | OtherError:
         if failure.deadlock is not None and is_deadlock(record.sqlstate, inferred):
             return diagnose_deadlock(failure, failure.deadlock)
         return OtherError(record.sqlstate or inferred, record.message, record.source, record.timestamp,
-                          sqlstate_inferred=inferred is not None)
+                          sqlstate_inferred=inferred is not None,
+                          session=_session_info(failure.session),
+                          vxid=record.vxid, xid=record.xid, detail=record.detail, hint=record.hint,
+                          context=record.context, statement=record.statement)
     return _Diagnosis(failure, violation).incident()
+
+
+def _session_info(session: Session) -> SessionInfo:
+    """Who the session is, as an incident or other error carries it."""
+    return SessionInfo(session.session_id, session.pid, session.user, session.database, session.application,
+                       session.client)
 
 
 _TRIGGER_EVENTS = {WriteKind.INSERT: "insert", WriteKind.UPDATE: "update", WriteKind.DELETE: "delete"}
@@ -609,7 +618,6 @@ class _Diagnosis:
                 (e.statement.record.source.line, e.statement.text) for e, _ in self.unmatched
             ) if not culprits else (),
         )
-        session = failure.session
         return Incident(
             sqlstate=v.sqlstate,
             condition=v.condition,
@@ -622,8 +630,7 @@ class _Diagnosis:
             key=findings.key,
             message=record.message or "",
             detail=record.detail,
-            session=SessionInfo(session.session_id, session.pid, session.user, session.database,
-                                session.application, session.client),
+            session=_session_info(failure.session),
             vxid=record.vxid,
             xid=record.xid,
             raised_by_statement=record.statement,

@@ -272,13 +272,27 @@ class Incident:
 
 @dataclass(frozen=True, slots=True)
 class OtherError:
-    """An ERROR that is not a constraint violation."""
+    """An ERROR that is not a constraint violation.
+
+    Attributes:
+        session: who ran into it, as for an incident (None only where no session was told).
+        vxid, xid: its transaction.
+        detail, hint, context, statement: the ERROR's DETAIL, HINT, CONTEXT and STATEMENT, for
+            ``errors.parquet`` (issue 29 §5); not in :meth:`to_dict`, the JSON contract.
+    """
 
     sqlstate: str | None
     message: str | None
     source: Source
     at: datetime | None = None
     sqlstate_inferred: bool = False  # from the message: the log carries no SQLSTATE (issue 26)
+    session: SessionInfo | None = None
+    vxid: str | None = None
+    xid: int | None = None
+    detail: str | None = None
+    hint: str | None = None
+    context: str | None = None
+    statement: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

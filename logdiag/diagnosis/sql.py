@@ -822,6 +822,13 @@ def statements_in(text: str) -> tuple[str, ...] | None:
     return parts if len(parts) > 1 else None
 
 
+#: Statements remembered by :func:`fingerprint`: an export asks for the same culprit statement
+#: again and again (a job repeating one bad write), and parsing is slow (issue 29 §5: once per
+#: distinct statement).
+_FINGERPRINTS_CACHED = 4096
+
+
+@lru_cache(maxsize=_FINGERPRINTS_CACHED)
 def fingerprint(text: str) -> str | None:
     """pglast's fingerprint of a statement: the same for statements that differ only in constants.
 
@@ -857,6 +864,18 @@ def statement_shape(text: str) -> tuple[str | None, str]:
         return str(parser.fingerprint(text)), parser.normalize(text)[:SHAPE_CHARS]
     except (parser.ParseError, ValueError):
         return None, text[:SHAPE_CHARS]
+
+
+def shape(text: str) -> str | None:
+    """A statement with its constants and parameters normalised (``$1``, ``$2`` …), its first
+    :data:`SHAPE_CHARS` characters: what statements of one fingerprint look like (the Parquet
+    column ``culprit_shape``); None if pglast cannot parse it.
+
+    >>> shape("INSERT INTO t VALUES (42, 'x')")
+    'INSERT INTO t VALUES ($1, $2)'
+    """
+    found, normalised = statement_shape(text)
+    return normalised if found is not None else None
 
 
 def same_value(written: Cell, printed: str | None, type_name: str | None = None) -> bool:

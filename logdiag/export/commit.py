@@ -152,14 +152,15 @@ class Staging:
     def folder(self) -> Path:
         return self.root / dataset.TMP_DIR / self.export_id
 
-    def write(self, frame: pl.DataFrame, final: Path) -> None:
-        """Write a part file under its temporary name, durably.
+    def write(self, frame: pl.DataFrame, final: Path, metadata: dict[str, str] | None = None) -> None:
+        """Write a part file under its temporary name, durably, with ``metadata`` in its footer's
+        key-value metadata.
 
         polars writes into memory (a part is at most a batch of rows) so that a full disk is an
         ``OSError`` naming the file, not a polars error halfway through one.
         """
         buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression="zstd")
+        frame.write_parquet(buffer, compression="zstd", metadata=metadata)
         temporary = temporary_path(self.root, self.export_id, final)
         with writing(self.root):
             temporary.parent.mkdir(parents=True, exist_ok=True)
@@ -188,6 +189,7 @@ class Staging:
         state["pending"] = {"export": self.export_id, "parts": relative}
         state["exports"][self.export_id] = {
             "committed": datetime.now(timezone.utc).isoformat(timespec="seconds"), "parts": relative, "rows": rows,
+            "schema_version": dataset.SCHEMA_VERSION,
         }
         save_state(self.root, state)  # the commit
         finish(self.root, state)

@@ -11,8 +11,10 @@ writes its part files under temporary names until it commits them (:mod:`logdiag
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 STATE_FILE = "_logdiag_export.json"
 LOCK_FILE = "_logdiag_export.lock"
@@ -23,6 +25,41 @@ TMP_SUFFIX = ".tmp"
 TABLES = ("records", "incidents", "errors", "findings")
 NO_DATE = "__HIVE_DEFAULT_PARTITION__"  # the hive convention for a NULL partition value
 DAY_FORMAT = "%Y-%m-%d"  # of a partition's date=, in UTC
+
+#: The version of the tables' columns (docs/parquet.md, "Version notes"), stored in every part
+#: file's key-value metadata under :data:`SCHEMA_KEY`, with the table's name under :data:`TABLE_KEY`.
+SCHEMA_VERSION = 2
+SCHEMA_KEY = "logdiag.schema_version"
+TABLE_KEY = "logdiag.table"
+#: Version 2 renamed the columns named after SQL keywords, which no engine took unquoted
+#: (DuckDB rejects ``SELECT constraint FROM ...``; PostgreSQL reads ``SELECT user`` as
+#: ``current_user``): version 1's name -> version 2's (issue 29 §5).
+RENAMED_IN_2 = {"at": "logged_at", "constraint": "constraint_name", "table": "table_name", "user": "user_name"}
+
+
+def older_schema(state: Mapping[str, Any]) -> bool:
+    """Whether an export directory's state records part files of a schema version before
+    :data:`SCHEMA_VERSION` (exports that recorded none were version 1, as are the files of a
+    state that predates the record of exports).
+
+    >>> older_schema({"files": {}, "exports": {"a": {"schema_version": 2}}})
+    False
+    >>> older_schema({"files": {}, "exports": {"a": {}}})
+    True
+    """
+    exports = state.get("exports") or {}
+    if state.get("files") and not exports:
+        return True
+    return any(e.get("schema_version", 1) < SCHEMA_VERSION for e in exports.values())
+
+
+def file_metadata(table: str) -> dict[str, str]:
+    """The key-value metadata of a part file of ``table``.
+
+    >>> file_metadata("incidents")["logdiag.schema_version"]
+    '2'
+    """
+    return {SCHEMA_KEY: str(SCHEMA_VERSION), TABLE_KEY: table}
 
 
 def table_directory(root: Path, table: str) -> Path:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from logdiag.diagnosis.incidents import Finding, Incident, OtherError
+from logdiag.diagnosis.incidents import Finding, Incident, OtherError, SessionInfo
 from logdiag.diagnosis.sessions import SessionTracker
 from logdiag.export import dataset
 from logdiag.export.commit import ExportError, Staging, exclusive, finish, load_state, recover, writing
@@ -38,7 +38,12 @@ BATCH_ROWS = 100_000
 
 
 def _schemas() -> dict[str, dict[str, Any]]:
-    """The tables' columns and types (documented in docs/parquet.md; never renamed silently)."""
+    """The tables' columns and types (documented in docs/parquet.md; never renamed silently).
+
+    No column is named after an SQL keyword that an engine rejects or reads otherwise unquoted
+    (issue 29 §5: ``constraint``, ``table``, ``user``, ``at`` were renamed in schema version 2,
+    :data:`logdiag.export.dataset.RENAMED_IN_2`).
+    """
     import polars as pl
 
     utc = pl.Datetime("us", "UTC")
@@ -47,28 +52,34 @@ def _schemas() -> dict[str, dict[str, Any]]:
     records = {
         "host": text,
         "timestamp": utc, "pid": integer, "session_id": text, "session_line": integer, "vxid": text,
-        "xid": integer, "user": text, "database": text, "application": text, "client": text,
+        "xid": integer, "user_name": text, "database": text, "application": text, "client": text,
         "backend_type": text, "severity": text, "sqlstate": text, "message": text, "detail": text,
         "hint": text, "context": text, "statement": text, "query": text, "command_tag": text,
         "query_id": integer, "file": text, "line": integer,
     }
     incidents = {
-        "incident_id": text, "host": text, "at": utc, "sqlstate": text, "condition": text, "timing": text,
-        "constraint": text, "constraint_kind": text, "table": text, "referenced_table": text,
+        "incident_id": text, "host": text, "logged_at": utc, "sqlstate": text, "condition": text, "timing": text,
+        "constraint_name": text, "constraint_kind": text, "table_name": text, "referenced_table": text,
         "key": pairs, "key_text": text, "message": text, "detail": text,
-        "session_id": text, "pid": integer, "user": text, "database": text, "application": text,
+        "session_id": text, "pid": integer, "user_name": text, "database": text, "application": text,
         "client": text, "vxid": text, "xid": integer,
         "raised_by_statement": text, "file": text, "line": integer,
-        "culprit_statement": text, "culprit_fingerprint": text, "culprit_file": text, "culprit_line": integer,
+        "culprit_statement": text, "culprit_fingerprint": text, "culprit_shape": text,
+        "culprit_file": text, "culprit_line": integer,
         "culprit_at": utc, "culprit_parameters": pairs, "culprit_match": text, "culprit_confidence": text,
         "culprit_reason": text, "culprit_count": integer, "related_count": integer,
         "related_roles": pl.List(pl.Utf8), "explanation": text, "hints": pl.List(pl.Utf8),
     }
-    errors = {"host": text, "at": utc, "sqlstate": text, "message": text, "file": text, "line": integer}
+    errors = {
+        "host": text, "logged_at": utc, "sqlstate": text, "sqlstate_inferred": pl.Boolean, "message": text,
+        "detail": text, "hint": text, "context": text, "statement": text,
+        "session_id": text, "pid": integer, "user_name": text, "database": text, "application": text,
+        "client": text, "vxid": text, "xid": integer, "file": text, "line": integer,
+    }
     findings = {
-        "finding_id": text, "host": text, "at": utc, "kind": text, "severity": text, "sqlstate": text,
-        "sqlstate_inferred": pl.Boolean, "constraint": text, "table": text,
-        "session_id": text, "pid": integer, "user": text, "database": text, "application": text,
+        "finding_id": text, "host": text, "logged_at": utc, "kind": text, "severity": text, "sqlstate": text,
+        "sqlstate_inferred": pl.Boolean, "constraint_name": text, "table_name": text,
+        "session_id": text, "pid": integer, "user_name": text, "database": text, "application": text,
         "client": text, "vxid": text, "xid": integer, "statement": text, "file": text, "line": integer,
         "explanation": text, "hints": pl.List(pl.Utf8), "related_count": integer,
         "related_roles": pl.List(pl.Utf8),
@@ -165,7 +176,7 @@ class _TableWriter:
             return
         path = folder / dataset.part_name(self.staging.export_id, self.parts)
         self.parts += 1
-        self.staging.write(frame, path)
+        self.staging.write(frame, path, dataset.file_metadata(self.name))
         self.result.parts.append(path)
 
     def close(self) -> None:
@@ -178,7 +189,7 @@ class _TableWriter:
             import polars as pl
 
             path = self._folder(dataset.NO_DATE) / dataset.part_name(self.staging.export_id, None)
-            self.staging.write(pl.DataFrame(schema=self.schema), path)
+            self.staging.write(pl.DataFrame(schema=self.schema), path, dataset.file_metadata(self.name))
             self.result.parts.append(path)
 
     def flush(self) -> None:
@@ -218,22 +229,23 @@ def row_id(host: str | None, source: Source, at: datetime | None, reading: str) 
 
 def incident_row(incident: Incident, host: str | None, reading: str = "") -> dict[str, Any]:
     """One incident, flattened into the columns of ``incidents.parquet``."""
-    from logdiag.diagnosis.sql import fingerprint
+    from logdiag.diagnosis.sql import fingerprint, shape
 
     s, top = incident.session, (incident.culprits[0] if incident.culprits else None)
     source = incident.raised_by_source
     return {
         "incident_id": row_id(host, source, incident.at, reading),
-        "host": host, "at": _utc(incident.at), "sqlstate": incident.sqlstate, "condition": incident.condition,
-        "timing": incident.timing, "constraint": incident.constraint, "constraint_kind": incident.constraint_kind,
-        "table": incident.table, "referenced_table": incident.referenced_table,
+        "host": host, "logged_at": _utc(incident.at), "sqlstate": incident.sqlstate,
+        "condition": incident.condition, "timing": incident.timing, "constraint_name": incident.constraint,
+        "constraint_kind": incident.constraint_kind, "table_name": incident.table,
+        "referenced_table": incident.referenced_table,
         "key": _pairs(incident.key), "key_text": key_text(incident.key),
         "message": incident.message, "detail": incident.detail,
-        "session_id": s.session_id, "pid": s.pid, "user": s.user, "database": s.database,
-        "application": s.application, "client": s.client, "vxid": incident.vxid, "xid": incident.xid,
+        **_session_columns(s), "vxid": incident.vxid, "xid": incident.xid,
         "raised_by_statement": incident.raised_by_statement, "file": source.file, "line": source.line,
         "culprit_statement": top.statement if top else None,
         "culprit_fingerprint": fingerprint(top.statement) if top else None,
+        "culprit_shape": shape(top.statement) if top else None,
         "culprit_file": top.source.file if top else None, "culprit_line": top.source.line if top else None,
         "culprit_at": _utc(top.at) if top else None, "culprit_parameters": _pairs(top.parameters) if top else None,
         "culprit_match": top.match if top else None, "culprit_confidence": top.confidence if top else None,
@@ -249,19 +261,32 @@ def finding_row(finding: Finding, host: str | None, reading: str = "") -> dict[s
     s = finding.session
     return {
         "finding_id": row_id(host, finding.source, finding.at, reading),
-        "host": host, "at": _utc(finding.at), "kind": finding.kind.value, "severity": finding.severity.value,
-        "sqlstate": finding.sqlstate, "sqlstate_inferred": finding.sqlstate_inferred,
-        "constraint": finding.constraint, "table": finding.table,
-        "session_id": s.session_id, "pid": s.pid, "user": s.user, "database": s.database,
-        "application": s.application, "client": s.client, "vxid": finding.vxid, "xid": finding.xid,
+        "host": host, "logged_at": _utc(finding.at), "kind": finding.kind.value,
+        "severity": finding.severity.value, "sqlstate": finding.sqlstate,
+        "sqlstate_inferred": finding.sqlstate_inferred, "constraint_name": finding.constraint,
+        "table_name": finding.table,
+        **_session_columns(s), "vxid": finding.vxid, "xid": finding.xid,
         "statement": finding.statement, "file": finding.source.file, "line": finding.source.line,
         "explanation": finding.explanation, "hints": list(finding.hints),
         "related_count": len(finding.related), "related_roles": [r.role.value for r in finding.related],
     }
 
 
+#: A record's fields whose column is named otherwise (not an SQL keyword, schema version 2).
+RECORD_COLUMNS = {"user": "user_name"}
+
+
+def _session_columns(session: SessionInfo | None) -> dict[str, Any]:
+    """The columns of who ran into it, the same in incidents, findings and other errors."""
+    s = session or SessionInfo(None, None, None, None, None, None)
+    return {"session_id": s.session_id, "pid": s.pid, "user_name": s.user, "database": s.database,
+            "application": s.application, "client": s.client}
+
+
 def record_row(record: LogRecord, host: str | None) -> dict[str, Any]:
-    row: dict[str, Any] = {name: getattr(record, name) for name in RECORD_FIELDS if name != "source"}
+    row: dict[str, Any] = {
+        RECORD_COLUMNS.get(name, name): getattr(record, name) for name in RECORD_FIELDS if name != "source"
+    }
     row["severity"] = record.severity.value
     row["timestamp"] = _utc(record.timestamp)
     row["file"], row["line"] = record.source.file, record.source.line
@@ -270,8 +295,14 @@ def record_row(record: LogRecord, host: str | None) -> dict[str, Any]:
 
 
 def error_row(error: OtherError, host: str | None) -> dict[str, Any]:
-    return {"host": host, "at": _utc(error.at), "sqlstate": error.sqlstate, "message": error.message,
-            "file": error.source.file, "line": error.source.line}
+    """One other error, with its session and its DETAIL, HINT, CONTEXT and STATEMENT (issue 29 §5)."""
+    return {
+        "host": host, "logged_at": _utc(error.at), "sqlstate": error.sqlstate,
+        "sqlstate_inferred": error.sqlstate_inferred, "message": error.message, "detail": error.detail,
+        "hint": error.hint, "context": error.context, "statement": error.statement,
+        **_session_columns(error.session), "vxid": error.vxid, "xid": error.xid,
+        "file": error.source.file, "line": error.source.line,
+    }
 
 
 # --- incremental state --------------------------------------------------------------------
@@ -384,6 +415,11 @@ def export(
         state = load_state(root)
         for note in recover(root, state):
             notify(note)
+        if dataset.older_schema(state):  # issue 29 §5: the columns named after SQL keywords were renamed
+            old = ", ".join(dataset.RENAMED_IN_2)
+            notify(f"{root} holds part files of Parquet schema version 1 (columns {old}); this export writes "
+                   f"version {dataset.SCHEMA_VERSION} ({', '.join(dataset.RENAMED_IN_2.values())}) next to them: "
+                   "logdiag summary reads both; for other readers see the version notes of docs/parquet.md")
         export_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]  # unique: parts are never overwritten
         plan = _plan(paths, state, host, export_id)
         result = ExportResult(root, [item.name for item in plan.read], plan.skipped)
@@ -491,7 +527,8 @@ def _export_records(stats: InputStats, table: _TableWriter, host: str | None, wa
             # A thread reads the next block while this one is written (polars releases the GIL).
             for frame in in_thread(frames, depth=1):
                 rows += frame.height
-                table.add_frame(frame.filter(pl.col("line") > watermark).with_columns(host=pl.lit(host, pl.Utf8)))
+                table.add_frame(frame.filter(pl.col("line") > watermark).rename(RECORD_COLUMNS)
+                                .with_columns(host=pl.lit(host, pl.Utf8)))
             if rows == stats.records:
                 return
         except NotExact:

@@ -290,6 +290,7 @@ class _Carry:
     start: int | None = None  # the line the record the block starts in started at
     keep: bool = False  # whether that record is kept
     boundary_kept: bool = False
+    alone: bool = False  # stderr: whether the last message record was an other error kept alone
 
 
 class SelectionFilter:
@@ -557,11 +558,22 @@ class LineClassifier:
             first = frame.filter(pl.col("is_start") & text.str.contains(_BOUNDARY))["line"].head(1)
             carry.boundary_kept = bool(len(first))
             special.append(first)
+        alone = pl.Series("line", measured.kept_lines, dtype=pl.Int64) + (carry.line + 1)
         if measured.kept_lines:
-            special.append(pl.Series("line", measured.kept_lines, dtype=pl.Int64) + (carry.line + 1))
+            special.append(alone)
         kept_start = pl.col("in_session") | pl.col("ddl")
         if special:
             kept_start = kept_start | pl.col("line").is_in(pl.concat(special).implode())
+        if self.prefilter.continuation is Continuation.TAB_LINES:
+            # An other error kept alone keeps its DETAIL, HINT, CONTEXT and STATEMENT, which stderr
+            # writes as lines of their own after it (issue 29 §5: errors.parquet carries them).
+            frame = frame.with_columns(
+                alone=pl.when("is_record").then(pl.col("line").is_in(alone.implode()))
+                .forward_fill().fill_null(carry.alone)
+            )
+            kept_start = kept_start | (pl.col("is_attachment") & pl.col("alone"))
+            if frame.height:
+                carry.alone = bool(frame["alone"][-1])
         # A record's continuation lines (quoted newlines, TAB lines) follow the decision of its start.
         frame = frame.lazy().with_columns(
             start=pl.when("is_start").then("line").forward_fill().fill_null(pl.lit(carry.start, pl.Int64)),
