@@ -184,7 +184,7 @@ class TestNotLogs:
         _strays(logs, rotated_logs.pid_file)
         first = _logdiag("export", str(logs), "-o", str(tmp_path / "out"))
         assert first.returncode == ExitStatus.OK, first.stderr
-        assert ", 1 incidents, " in first.stderr and "3 files are not PostgreSQL logs" in first.stderr
+        assert ", 1 incident, " in first.stderr and "3 files are not PostgreSQL logs" in first.stderr
         (logs / "notes.txt").write_text("Rotated again on Wednesday.\n")  # a stray changed, no log did
         again = _logdiag("export", str(logs), "-o", str(tmp_path / "out"))
         assert again.returncode == ExitStatus.OK, again.stderr
@@ -266,7 +266,7 @@ class TestArchives:
         archive.write_bytes(_tar(members, "zst"))
         result = _logdiag("export", str(archive), "-o", str(tmp_path / "out"))
         assert result.returncode == ExitStatus.OK, result.stderr
-        assert ", 1 incidents, " in result.stderr
+        assert ", 1 incident, " in result.stderr
         assert f"{archive}:log/{rotated_logs.files['jsonlog'][0].name}: jsonlog:" in result.stderr
 
     def test_members_in_time_order_cost_one_pass(self, rotated_logs, tmp_path, monkeypatch):
