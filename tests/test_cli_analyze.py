@@ -67,6 +67,27 @@ class TestSampleLogs:
         assert text.count("╭─ #") == 2 and "… and 54 more" in text
         assert max(len(line) for line in text.splitlines()) <= 80
 
+    def test_sigterm_ends_a_live_run_with_the_group_summary(self):
+        """Standard input left open, then SIGTERM (a service manager stopping it): the group
+        summary is printed, exit 143."""
+        import os
+        import signal
+        import time
+
+        data = (SAMPLE / "storm" / "postgresql.csv").read_bytes()
+        live = subprocess.Popen([sys.executable, "-m", "logdiag", "analyze", "-"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "100"})
+        assert live.stdin is not None and live.stdout is not None
+        live.stdin.write(data)
+        live.stdin.flush()
+        seen, deadline = b"", time.monotonic() + 120
+        while b"#63 " not in seen and time.monotonic() < deadline:  # the storm's last incident
+            seen += os.read(live.stdout.fileno(), 65536)
+        live.send_signal(signal.SIGTERM)
+        rest, _ = live.communicate(timeout=60)
+        assert live.returncode == ExitStatus.TERMINATED
+        assert b"Summary: 2 groups of 63 incidents" in seen + rest
+
     def test_a_compressed_log_cut_short_is_an_input_error_in_the_report(self, tmp_path):
         """A .gz cut short: the JSON report says so in its input's ``error`` (a tool reading it
         sees it, not only a person reading stderr) and the run is incomplete (exit 3); a whole
