@@ -6,8 +6,9 @@ A leaf that every stage may read (the diagnosis's explanations, the reports, the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from difflib import get_close_matches
+from pathlib import PurePath
 
 
 def plural(count: int, word: str, words: str | None = None, *, grouped: bool = False) -> str:
@@ -52,3 +53,17 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """
     found = closest(name, known)
     return f" (did you mean {found}?)" if found else ""
+
+
+def place(file: str, line: int, named: bool) -> str:
+    """``line 374``, or ``postgresql-Mon.log:374`` when the run reads more than one input.
+
+    >>> place("/var/log/postgresql-Mon.log", 374, True), place("x.log", 3, False)
+    ('postgresql-Mon.log:374', 'line 3')
+    """
+    return f"{PurePath(file).name}:{line}" if named else f"line {line}"
+
+
+def key_text(key: Mapping[str, str | None]) -> str:
+    """A key in one line: ``customer_id=42, region=NULL``."""
+    return ", ".join(f"{column}={'NULL' if value is None else value}" for column, value in key.items())

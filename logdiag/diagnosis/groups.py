@@ -20,6 +20,8 @@ from logdiag.diagnosis.sql import statement_shape
 
 #: Distinct example keys a group keeps.
 EXAMPLE_KEYS = 3
+#: The first incidents a group keeps for the reports: the one shown in full, then one line each.
+KEPT_INCIDENTS = 6
 
 
 @dataclass
@@ -28,16 +30,16 @@ class Group:
 
     Attributes:
         id: 1 for the first group the run met, 2 for the next...
-        representative: the group's first incident, shown in full.
         shape: the culprit statement (else the raising one) with its constants as ``$n``.
         incidents: the indexes of the group's incidents in the run, 0-based, in log order.
+        kept: the group's first incidents (:data:`KEPT_INCIDENTS`), the first standing for it.
         keys: the first few distinct keys.
     """
 
     id: int
-    representative: Incident
     shape: str | None
     incidents: list[int] = field(default_factory=list)
+    kept: list[Incident] = field(default_factory=list)
     first: datetime | None = None
     last: datetime | None = None
     keys: list[dict[str, str | None]] = field(default_factory=list)
@@ -52,11 +54,22 @@ class Group:
         return len(self.incidents)
 
     @property
+    def representative(self) -> Incident:
+        """The group's first incident, shown in full."""
+        return self.kept[0]
+
+    def first_incidents(self) -> list[tuple[int, Incident]]:
+        """The kept incidents with their numbers in the run (1-based), the representative first."""
+        return [(index + 1, incident) for index, incident in zip(self.incidents, self.kept, strict=False)]
+
+    @property
     def constraint(self) -> str | None:
         return self.representative.constraint
 
     def add(self, index: int, incident: Incident) -> None:
         self.incidents.append(index)
+        if len(self.kept) < KEPT_INCIDENTS:
+            self.kept.append(incident)
         if incident.at is not None:
             self.first = incident.at if self.first is None else min(self.first, incident.at)
             self.last = incident.at if self.last is None else max(self.last, incident.at)
@@ -110,7 +123,7 @@ class Groups:
         key = (incident.sqlstate, incident.constraint, incident.table, fingerprint if fingerprint else shape)
         group = self._by_key.get(key)
         if group is None:
-            group = self._by_key[key] = Group(len(self._by_key) + 1, incident, shape)
+            group = self._by_key[key] = Group(len(self._by_key) + 1, shape)
         group.add(len(self._of), incident)
         self._of.append(group)
         return group

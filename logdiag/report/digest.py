@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import PurePath
 from typing import IO
 
 from logdiag.diagnosis.groups import Group
 from logdiag.diagnosis.incidents import Incident
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import printable
+from logdiag.wording import key_text, place
 
 #: Words of the culprit statement a digest line shows.
 FIRST_WORDS = 8
@@ -22,12 +22,11 @@ def digest_line(incident: Incident, group: Group | None = None, many_files: bool
     parts = [f"{when} {incident.sqlstate or '?'} {incident.subject}"
              + (f" ×{group.count}" if group is not None and group.count > 1 else "")]
     if incident.key:
-        parts.append("key " + ", ".join(f"{c}={'NULL' if v is None else v}" for c, v in incident.key.items()))
+        parts.append("key " + key_text(incident.key))
     if incident.culprits:
         culprit = incident.culprits[0]
         words = culprit.statement.split()
-        place = f"{PurePath(culprit.source.file).name}:{culprit.source.line}" if many_files else f"line {culprit.source.line}"
-        parts.append(f"culprit {place}: " + " ".join(words[:FIRST_WORDS]) + (" …" if len(words) > FIRST_WORDS else ""))
+        parts.append(f"culprit {place(culprit.source.file, culprit.source.line, many_files)}: " + " ".join(words[:FIRST_WORDS]) + (" …" if len(words) > FIRST_WORDS else ""))
     else:
         parts.append("no culprit in the log")
     return printable(" · ".join(parts))

@@ -90,36 +90,27 @@ def finding_markdown(number: int, finding: Finding) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: Other members of a group listed under its representative.
-MEMBER_LINES = 5
-
-
 def write_markdown(run: RunView, incidents: Iterable[Incident], out: IO[str], each: bool = False) -> int:
     """The report; repeated incidents grouped (largest group first, its first incident in full,
     then a line per other member), every incident in full with ``each``."""
     count = 0
     out.write("# logdiag report\n\n")
-    kept: dict[int, list[tuple[int, Incident]]] = {}
     for incident in incidents:
         count += 1
         if each:
             out.write(incident_markdown(count, incident) + "\n")
-            continue
-        members = kept.setdefault(run.groups.of(count - 1).id, [])
-        if len(members) <= MEMBER_LINES:
-            members.append((count, incident))
-    for group in run.groups.largest_first() if kept else ():
-        (first, representative), *others = kept[group.id]
+    for group in run.groups.largest_first() if count and not each else ():
+        (first, representative), *others = group.first_incidents()
         out.write(f"## Group {group.id}: {plural(group.count, 'incident')} of {_inline(group.representative.subject)}\n\n")
         if group.shape:
             out.write(f"Culprit shape: `{_inline(group.shape)}`\n\n")
         out.write(incident_markdown(first, representative).replace("\n## ", "\n### ", 1).replace("## ", "### ", 1) + "\n")
-        for number, incident in others[:MEMBER_LINES]:
+        for number, incident in others:
             key = ", ".join(f"{c} = {'NULL' if v is None else v}" for c, v in incident.key.items())
             out.write(f"- #{number} {incident.at.isoformat() if incident.at else ''} key {_inline(key)} · "
                       f"{_inline(incident.session.application or '?')} · line {incident.raised_by_source.line}\n")
-        if group.count > 1 + MEMBER_LINES:
-            out.write(f"- … and {group.count - 1 - MEMBER_LINES} more\n")
+        if group.count > len(group.kept):
+            out.write(f"- … and {group.count - len(group.kept)} more\n")
         out.write("\n")
     if not count:
         out.write(nothing_found(run)[0] + "\n\n")

@@ -6,7 +6,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import PurePath
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -21,7 +20,7 @@ from logdiag.diagnosis.incidents import Finding, FindingSeverity, Incident
 from logdiag.records import Source
 from logdiag.report.run import RunView, nothing_found
 from logdiag.report.safe import plain, printable
-from logdiag.wording import plural
+from logdiag.wording import key_text, place, plural
 
 MAX_SQL_CHARS = 2000
 
@@ -40,8 +39,8 @@ def sql(statement: str, emphasise: Iterable[str | None] = ()) -> Text:
 
 
 def where(source: Source, many_files: bool) -> str:
-    """``line 374``, or ``postgresql-Mon.log:374`` when the run read more than one input."""
-    return f"{PurePath(source.file).name}:{source.line}" if many_files else f"line {source.line}"
+    """``line 374``, or ``postgresql-Mon.log:374`` when the run reads more than one input."""
+    return place(source.file, source.line, many_files)
 
 
 def _distance(source: Source, at: datetime | None, incident: Incident) -> str:
@@ -159,15 +158,11 @@ def member_line(number: int, incident: Incident, group: IncidentGroup, many_file
     key customer_id=4242 · billing-job · line 8812``."""
     parts = [f"#{number} {incident.subject} ×{group.count}"]
     if incident.key:
-        parts.append("key " + _key(incident.key))
+        parts.append("key " + key_text(incident.key))
     if incident.session.application:
         parts.append(incident.session.application)
     parts.append(where(incident.culprits[0].source if incident.culprits else incident.raised_by_source, many_files))
     return plain(" · ".join(parts), "dim")
-
-
-def _key(key: dict[str, str | None]) -> str:
-    return ", ".join(f"{c}={'NULL' if v is None else v}" for c, v in key.items())
 
 
 def group_heading(group: IncidentGroup) -> Text:
@@ -204,19 +199,14 @@ def summary_table(groups: Groups) -> Table:
     return table
 
 
-#: Other members of a group listed, one line each, under its representative.
-MEMBER_LINES = 5
-
-
 def write_text(run: RunView, incidents: Iterable[Incident], console: Console, *, each: bool = False,
                live: bool = False, many_files: bool = False) -> int:
     """The report, grouped: a file's groups largest first once it is read (the representative in
-    full, then a line per other member, up to :data:`MEMBER_LINES`); live input's first incident of
+    full, then a line per other kept member, :data:`~logdiag.diagnosis.groups.KEPT_INCIDENTS`); live input's first incident of
     a group in full as it comes and later ones in a line; ``each``: every incident in full. Then
     the group summary, also when Ctrl-C or SIGTERM stops a live run. Source lines say their file
     when ``many_files`` (the run reads, or may read, more than one) or more than one was read."""
     count = 0
-    kept: dict[int, list[tuple[int, Incident]]] = {}  # a file's groups: their first incidents, by group id
     try:
         for incident in incidents:
             count += 1
@@ -227,25 +217,22 @@ def write_text(run: RunView, incidents: Iterable[Incident], console: Console, *,
             elif live:
                 console.print(member_line(count, incident, group, many))
             else:
-                members = kept.setdefault(group.id, [])
-                if len(members) <= MEMBER_LINES:
-                    members.append((count, incident))
-                continue
+                continue  # a file's groups are shown once it is read
             console.file.flush()
     except KeyboardInterrupt:
         if count:
             console.print(summary_table(run.groups))
         raise
     many = many_files or len(run.inputs) > 1
-    for group in run.groups.largest_first() if kept else ():
-        (first, representative), *others = kept[group.id]
+    for group in run.groups.largest_first() if count and not each and not live else ():
+        (first, representative), *others = group.first_incidents()
         if group.count > 1:
             console.print(group_heading(group))
         console.print(incident_panel(first, representative, many))
-        for number, incident in others[:MEMBER_LINES]:
+        for number, incident in others:
             console.print(member_line(number, incident, group, many))
-        if group.count > 1 + MEMBER_LINES:
-            console.print(plain(f"… and {group.count - 1 - MEMBER_LINES} more", "dim"))
+        if group.count > len(group.kept):
+            console.print(plain(f"… and {group.count - len(group.kept)} more", "dim"))
     _ending(run, count, console, many)
     return count
 
