@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import signal
@@ -29,6 +28,7 @@ from logdiag.report.records import write_jsonl, write_table
 from logdiag.report.safe import printable
 from logdiag.report.status import StatusLine
 from logdiag.source.live import QUIET_PERIOD, FollowNotice
+from logdiag.source.paths import may_hold_several
 from logdiag.source.stats import MAX_EXAMPLES, MAX_LINE_BYTES, InputStats, OnBadLine, SkippedFile
 from logdiag.version import __version__
 from logdiag.wording import plural
@@ -304,7 +304,7 @@ def analyze(
         try:
             with status or nullcontext():
                 found = _render(output_format, run, incidents, each=each, live=live,
-                                many_files=follow_log or len(paths) > 1 or any(_many(p) for p in paths))
+                                many_files=follow_log or len(paths) > 1 or any(may_hold_several(p) for p in paths))
         except KeyboardInterrupt:
             _stopping()
             if not quiet:
@@ -320,11 +320,6 @@ def analyze(
         raise typer.Exit(ExitStatus.INCIDENTS)
     if incomplete:
         raise typer.Exit(ExitStatus.INCOMPLETE)
-
-
-def _many(path: str) -> bool:
-    """Whether a path may stand for several files: a directory or a glob."""
-    return os.path.isdir(path) or glob.has_magic(path)
 
 
 def _render(

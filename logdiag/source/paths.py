@@ -88,6 +88,12 @@ def expand_inputs(paths: Sequence[str | Input], streams: list[SkippedFile] | Non
     return expanded
 
 
+def may_hold_several(path: str) -> bool:
+    """Whether a path given to logdiag may stand for several inputs: a directory, a glob or an
+    archive (:func:`expand_inputs` reads each of their files)."""
+    return os.path.isdir(path) or glob.has_magic(path) or (os.path.isfile(path) and archives.kind_of(path) is not None)
+
+
 def is_stream(name: str) -> bool:
     """Whether an input can be read only once: standard input, a FIFO or a character device."""
     return name == STDIN or stream_kind(name) is not None
